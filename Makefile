@@ -1,0 +1,75 @@
+# patroni-lab. `make up` brings the lab up; `make test` runs the tests against it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# docker compose (v2) when present, else docker-compose (1.29).
+COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
+# A TTY for `docker exec` only when there is one (CI has none).
+EXEC_TTY := $(shell [ -t 0 ] && [ -t 1 ] && echo -it || echo -i)
+PATRONICTL := patronictl -c /etc/patroni/patroni.yml
+
+-include .env
+export
+
+.PHONY: help env build up wait list switchover failover down clean psql bench logs ps test unit fmt lint
+
+help: ## This list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+env: .env
+.env:
+	@cp .env.example .env && echo "made .env from .env.example"
+
+build: .env ## Build the images (makes the Debian base image here if none can be pulled)
+	@mkdir -p docker/local-ca && rm -f docker/local-ca/*.crt
+	@cp /usr/local/share/ca-certificates/*.crt docker/local-ca/ 2>/dev/null || true
+	@base=$$(scripts/base-image.sh) && echo "base image: $$base" && \
+	  BASE_IMAGE=$$base $(COMPOSE) build
+
+up: build ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds
+	$(COMPOSE) up -d
+	@scripts/wait-ready.sh $(COMPOSE)
+
+wait: ## Wait until a write through 127.0.0.1:5432 succeeds
+	@scripts/wait-ready.sh $(COMPOSE)
+
+list: ## patronictl list (through whichever node is running)
+	@node=$$(docker ps --format '{{.Names}}' | grep -m1 -E '^patroni[12]$$') || { echo "no patroni container is running: make up" >&2; exit 1; }; \
+	  docker exec $(EXEC_TTY) $$node $(PATRONICTL) list
+
+switchover: ## Planned switchover to the replica, forced (no prompt)
+	@node=$$(docker ps --format '{{.Names}}' | grep -m1 -E '^patroni[12]$$') || { echo "no patroni container is running: make up" >&2; exit 1; }; \
+	  docker exec $(EXEC_TTY) $$node $(PATRONICTL) switchover --force
+
+down: ## Stop and remove the containers (data is kept)
+	$(COMPOSE) down --remove-orphans
+
+clean: ## Remove containers and all data volumes
+	$(COMPOSE) down --volumes --remove-orphans
+
+ps: ## Containers and their health
+	$(COMPOSE) ps
+
+logs: ## Follow all services' logs
+	$(COMPOSE) logs -f --tail 100
+
+psql: ## psql through HAProxy (127.0.0.1:5432)
+	@PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh psql -h 127.0.0.1 -p 5432 -U $(POSTGRES_USER) postgres
+
+BENCH_ARGS ?= -T 60 -P 10 -C -c 4 --max-tries=10
+bench: ## The seed's pgbench through 5432 (BENCH_ARGS="-T 700 -P 10 -C --max-tries=10")
+	PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh pgbench -i -q -h 127.0.0.1 -p 5432 -U $(POSTGRES_USER) postgres
+	PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh pgbench $(BENCH_ARGS) -h 127.0.0.1 -p 5432 -U $(POSTGRES_USER) postgres
+
+test: ## All tests: unit tests and the lab tests (needs `make up`)
+	cargo test --workspace -- --test-threads=1
+
+unit: ## Unit tests only (no lab needed)
+	cargo test --workspace --lib --bins
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings

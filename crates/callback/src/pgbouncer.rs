@@ -1,0 +1,103 @@
+//! PgBouncer's admin console, reached over the PostgreSQL protocol: `RELOAD` and the like.
+
+use std::time::Duration;
+
+use tokio_postgres::{Config, NoTls, SimpleQueryMessage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot connect to the PgBouncer admin console at {addr}: {detail}")]
+    Connect { addr: String, detail: String },
+    #[error("PgBouncer admin console at {addr} did not answer within {secs}s")]
+    Timeout { addr: String, secs: u64 },
+    #[error("PgBouncer admin command '{command}' failed: {detail}")]
+    Command { command: String, detail: String },
+}
+
+impl AdminError {
+    /// True when PgBouncer is simply not there (not started yet, or stopped).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Connect { .. } | Self::Timeout { .. })
+    }
+}
+
+/// Where the admin console is and how to log in.
+#[derive(Debug, Clone)]
+pub struct AdminTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+}
+
+impl AdminTarget {
+    fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Runs one admin command and returns its rows as text cells.
+pub async fn admin_command(
+    target: &AdminTarget,
+    command: &str,
+    timeout: Duration,
+) -> Result<Vec<Vec<Option<String>>>, AdminError> {
+    let addr = target.addr();
+    let work = async {
+        let (client, connection) = Config::new()
+            .host(&target.host)
+            .port(target.port)
+            .user(&target.user)
+            .password(&target.password)
+            .dbname("pgbouncer")
+            .application_name("patroni-lab")
+            .connect_timeout(timeout)
+            .connect(NoTls)
+            .await
+            .map_err(|e| AdminError::Connect {
+                addr: addr.clone(),
+                detail: crate::pgbouncer::error_text(&e),
+            })?;
+        let driver = tokio::spawn(connection);
+        let result = client.simple_query(command).await;
+        drop(client);
+        let _ = driver.await;
+        let messages = result.map_err(|e| AdminError::Command {
+            command: command.to_string(),
+            detail: error_text(&e),
+        })?;
+        Ok(messages
+            .into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_string))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect())
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| AdminError::Timeout {
+            addr: addr.clone(),
+            secs: timeout.as_secs(),
+        })?
+}
+
+/// The server's message when there is one (`ERROR: ...`), otherwise the client-side cause.
+pub fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        }
+    }
+}

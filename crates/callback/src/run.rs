@@ -1,0 +1,325 @@
+//! One callback run: decide from the role, confirm the leader lock, rewrite, reload.
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::args::{Invocation, Role};
+use crate::ini::{self, IniError, Target};
+use crate::patroni::{self, PatroniError};
+use crate::pgbouncer::{self, AdminError, AdminTarget};
+
+/// Everything the callback needs to know, read from the environment by the binary.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The local Patroni REST API, e.g. `http://127.0.0.1:8008`.
+    pub api_url: String,
+    /// The shared `pgbouncer.ini`.
+    pub ini_path: PathBuf,
+    /// PgBouncer's admin console.
+    pub admin: AdminTarget,
+    /// How long to wait for the leader lock to show this node after a promotion.
+    pub leader_wait: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}='{value}' is not valid: {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl Config {
+    /// Reads the settings from variables (`lookup` is `std::env::var` in the binary).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let text = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_string());
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match lookup(name) {
+                None => Ok(default),
+                Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                    name,
+                    value: v,
+                    expected: "a whole number",
+                }),
+            }
+        };
+        let port = number("PGBOUNCER_PORT", 6432)?;
+        let port = u16::try_from(port).map_err(|_| ConfigError::Invalid {
+            name: "PGBOUNCER_PORT",
+            value: port.to_string(),
+            expected: "a TCP port (1-65535)",
+        })?;
+        Ok(Self {
+            api_url: text("PATRONI_LAB_API_URL", "http://127.0.0.1:8008"),
+            ini_path: PathBuf::from(text(
+                "PGBOUNCER_INI",
+                "/etc/pgbouncer/shared/pgbouncer.ini",
+            )),
+            admin: AdminTarget {
+                host: text("PGBOUNCER_HOST", "pgbouncer"),
+                port,
+                user: text("PGBOUNCER_ADMIN_USER", "postgres"),
+                password: lookup("PGBOUNCER_ADMIN_PASSWORD")
+                    .or_else(|| lookup("POSTGRES_PASSWORD"))
+                    .unwrap_or_else(|| "postgres".into()),
+            },
+            leader_wait: Duration::from_secs(number("CALLBACK_LEADER_WAIT", 10)?),
+        })
+    }
+}
+
+/// What PgBouncer said to `RELOAD`.
+#[derive(Debug)]
+pub enum Reload {
+    Done,
+    /// PgBouncer is not up; it reads the file when it starts.
+    NotRunning(String),
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The node is not primary: nothing to do.
+    NotPrimary(Role),
+    /// The node says primary but another member holds the lock: nothing written.
+    NotLeader { leader: String },
+    /// The file now names this node (it may have already).
+    Pointed {
+        from: Vec<Target>,
+        to: Target,
+        changed: bool,
+        reload: Reload,
+        /// Set when the lock moved away while the file was being written.
+        lost_lock_to: Option<String>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Patroni(#[from] PatroniError),
+    #[error(
+        "this node reports primary but the REST API shows no leader lock for {member} after {secs}s; pgbouncer.ini left as it was"
+    )]
+    NoLeader { member: String, secs: u64 },
+    #[error("the REST API at {0} does not say this member's name (GET /patroni)")]
+    NoName(String),
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Ini { path: String, source: IniError },
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+}
+
+fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::File {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+const HTTP_TIMEOUT: Duration = Duration::from_secs(2);
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// This node's member name, from `GET /patroni`.
+fn member_name(api_url: &str) -> Result<String, RunError> {
+    let (_, body) = patroni::get(api_url, "/patroni", HTTP_TIMEOUT)?;
+    let value: serde_json::Value =
+        serde_json::from_str(&body).map_err(|_| RunError::NoName(api_url.to_string()))?;
+    value["patroni"]["name"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| RunError::NoName(api_url.to_string()))
+}
+
+/// Waits until the DCS names a leader; returns `Ok(Some(me))` when it is this node.
+fn confirm_leader(cfg: &Config, me: &str) -> Result<Result<patroni::Member, String>, RunError> {
+    let deadline = Instant::now() + cfg.leader_wait;
+    loop {
+        let view = patroni::cluster(&cfg.api_url, HTTP_TIMEOUT);
+        match view.as_ref().ok().and_then(|v| v.leader()) {
+            Some(leader) if leader.name == me => return Ok(Ok(leader.clone())),
+            Some(leader) => return Ok(Err(leader.name.clone())),
+            None if Instant::now() >= deadline => {
+                view?;
+                return Err(RunError::NoLeader {
+                    member: me.to_string(),
+                    secs: cfg.leader_wait.as_secs(),
+                });
+            }
+            None => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// Holds an exclusive `flock` on a file beside the ini while it lives.
+struct FileLock {
+    _held: fs::File,
+}
+
+impl FileLock {
+    fn take(ini: &Path) -> Result<Self, RunError> {
+        let path = ini.with_extension("ini.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(file_error(&path))?;
+        // SAFETY: flock on a file descriptor we own; it is released when the file closes.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(file_error(&path)(std::io::Error::last_os_error()));
+        }
+        Ok(Self { _held: file })
+    }
+}
+
+/// Replaces `path` with `text` atomically: a temporary file in the same folder, fsync, rename.
+fn replace_atomically(path: &Path, text: &str) -> Result<(), RunError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut file = fs::File::create(&tmp)?;
+        file.set_permissions(fs::metadata(path)?.permissions())?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        file_error(path)(e)
+    })
+}
+
+/// Rewrites the ini under the lock; returns the previous targets and whether the text changed.
+fn point_file_at(path: &Path, target: &Target) -> Result<(Vec<Target>, bool), RunError> {
+    let _lock = FileLock::take(path)?;
+    let old = fs::read_to_string(path).map_err(file_error(path))?;
+    let new = ini::retarget(&old, target).map_err(|source| RunError::Ini {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let before = ini::targets(&old).into_iter().map(|(_, t)| t).collect();
+    if new == old {
+        return Ok((before, false));
+    }
+    replace_atomically(path, &new)?;
+    Ok((before, true))
+}
+
+fn reload(admin: &AdminTarget) -> Result<Reload, RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(file_error(Path::new("tokio runtime")))?;
+    match runtime.block_on(pgbouncer::admin_command(admin, "RELOAD", ADMIN_TIMEOUT)) {
+        Ok(_) => Ok(Reload::Done),
+        Err(e) if e.is_unreachable() => Ok(Reload::NotRunning(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs the callback for one invocation.
+pub fn handle(inv: &Invocation, cfg: &Config) -> Result<Outcome, RunError> {
+    if inv.role != Role::Primary {
+        return Ok(Outcome::NotPrimary(inv.role));
+    }
+    let me = member_name(&cfg.api_url)?;
+    let leader = match confirm_leader(cfg, &me)? {
+        Ok(leader) => leader,
+        Err(other) => return Ok(Outcome::NotLeader { leader: other }),
+    };
+    let target = Target {
+        host: if leader.host.is_empty() { me.clone() } else { leader.host.clone() },
+        port: if leader.port == 0 { 5432 } else { leader.port },
+    };
+    let (from, changed) = point_file_at(&cfg.ini_path, &target)?;
+    let reload = reload(&cfg.admin)?;
+    let lost_lock_to = match patroni::cluster(&cfg.api_url, HTTP_TIMEOUT) {
+        Ok(view) => view
+            .leader()
+            .filter(|l| l.name != me)
+            .map(|l| l.name.clone()),
+        Err(_) => None,
+    };
+    Ok(Outcome::Pointed {
+        from,
+        to: target,
+        changed,
+        reload,
+        lost_lock_to,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_fit_the_lab() {
+        let cfg = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(cfg.api_url, "http://127.0.0.1:8008");
+        assert_eq!(cfg.admin.host, "pgbouncer");
+        assert_eq!(cfg.admin.port, 6432);
+        assert_eq!(cfg.admin.password, "postgres");
+        assert_eq!(cfg.leader_wait, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn config_rejects_a_bad_port() {
+        let err = Config::from_lookup(|k| (k == "PGBOUNCER_PORT").then(|| "70000".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("PGBOUNCER_PORT='70000'"));
+    }
+
+    #[test]
+    fn file_is_rewritten_in_place_and_kept_when_unchanged() {
+        let dir = std::env::temp_dir().join(format!("plab-cb-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pgbouncer.ini");
+        fs::write(&path, "[databases]\n* = host=patroni1 port=5432\n").unwrap();
+        let to = Target {
+            host: "patroni2".into(),
+            port: 5432,
+        };
+        let (from, changed) = point_file_at(&path, &to).unwrap();
+        assert!(changed);
+        assert_eq!(from[0].host, "patroni1");
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "[databases]\n* = host=patroni2 port=5432\n"
+        );
+        let (_, changed) = point_file_at(&path, &to).unwrap();
+        assert!(!changed);
+        let leftovers: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+            .collect();
+        assert!(leftovers.is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn non_primary_roles_do_nothing() {
+        let cfg = Config::from_lookup(|k| {
+            (k == "PATRONI_LAB_API_URL").then(|| "http://127.0.0.1:1".into())
+        })
+        .unwrap();
+        for role in ["replica", "demoted", "standby_leader"] {
+            let inv = Invocation::parse(&["on_role_change", role, "c"]).unwrap();
+            assert!(matches!(handle(&inv, &cfg), Ok(Outcome::NotPrimary(_))));
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The probe: a workload that keeps measuring through switchover and failover.
