@@ -9,6 +9,7 @@ EXEC_TTY := $(shell [ -t 0 ] && [ -t 1 ] && echo -it || echo -i)
 PATRONICTL := patronictl -c /etc/patroni/patroni.yml
 
 -include .env
+COMPOSE_PROJECT_NAME ?= patroni-lab
 export
 
 .PHONY: help env build up wait list switchover failover down clean psql bench logs ps test unit fmt lint
