@@ -125,7 +125,13 @@ mod tests {
 
     #[test]
     fn parses_every_action_and_role() {
-        for action in ["on_start", "on_stop", "on_restart", "on_reload", "on_role_change"] {
+        for action in [
+            "on_start",
+            "on_stop",
+            "on_restart",
+            "on_reload",
+            "on_role_change",
+        ] {
             for role in ["primary", "replica", "standby_leader", "demoted"] {
                 let inv = Invocation::parse(&[action, role, "postgres-cluster"]).unwrap();
                 assert_eq!(inv.action.as_str(), action);

@@ -20,9 +20,13 @@ impl fmt::Display for Target {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IniError {
-    #[error("line {line}: cannot read the [databases] entry '{text}': expected name = key=value ...")]
+    #[error(
+        "line {line}: cannot read the [databases] entry '{text}': expected name = key=value ..."
+    )]
     BadEntry { line: usize, text: String },
-    #[error("host '{0}' cannot be written into pgbouncer.ini: it must be a plain host name or address")]
+    #[error(
+        "host '{0}' cannot be written into pgbouncer.ini: it must be a plain host name or address"
+    )]
     BadHost(String),
 }
 
@@ -120,7 +124,10 @@ fn retarget_connstr(connstr: &str, target: &Target) -> Option<String> {
         }
     }
     if !port_done {
-        let at = out.iter().position(|p| p.starts_with("host=")).map_or(0, |i| i + 1);
+        let at = out
+            .iter()
+            .position(|p| p.starts_with("host="))
+            .map_or(0, |i| i + 1);
         out.insert(at, format!("port={}", target.port));
     }
     if !host_done {
@@ -258,10 +265,7 @@ admin_users = postgres
     fn rewrites_host_and_port_and_keeps_everything_else() {
         let out = retarget(SAMPLE, &to("patroni2", 5433)).unwrap();
         let expected = SAMPLE
-            .replace(
-                "* = host=patroni1 port=5432",
-                "* = host=patroni2 port=5433",
-            )
+            .replace("* = host=patroni1 port=5432", "* = host=patroni2 port=5433")
             .replace(
                 "postgres = host=patroni1 port=5432 dbname",
                 "postgres = host=patroni2 port=5433 dbname",
@@ -282,7 +286,10 @@ admin_users = postgres
     fn adds_missing_host_and_port() {
         let text = "[databases]\nappdb = dbname=app\n";
         let out = retarget(text, &to("patroni2", 5432)).unwrap();
-        assert_eq!(out, "[databases]\nappdb = host=patroni2 port=5432 dbname=app\n");
+        assert_eq!(
+            out,
+            "[databases]\nappdb = host=patroni2 port=5432 dbname=app\n"
+        );
     }
 
     #[test]

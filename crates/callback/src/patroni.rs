@@ -79,8 +79,12 @@ pub fn get(base: &str, path: &str, timeout: Duration) -> Result<(u16, String), P
         .next()
         .ok_or_else(|| PatroniError::BadUrl(base.to_string()))?;
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(unreachable)?;
-    stream.set_read_timeout(Some(timeout)).map_err(unreachable)?;
-    stream.set_write_timeout(Some(timeout)).map_err(unreachable)?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(unreachable)?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(unreachable)?;
     let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {host_port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
     );
@@ -96,7 +100,13 @@ pub fn get(base: &str, path: &str, timeout: Duration) -> Result<(u16, String), P
 fn parse_reply(reply: &[u8]) -> Option<(u16, String)> {
     let text = String::from_utf8_lossy(reply);
     let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let status = head
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     Some((status, body.to_string()))
 }
 
@@ -139,15 +149,25 @@ mod tests {
 
     #[test]
     fn parses_status_and_body() {
-        let reply = b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"x\":1}";
+        let reply =
+            b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"x\":1}";
         assert_eq!(parse_reply(reply), Some((503, "{\"x\":1}".to_string())));
         assert_eq!(parse_reply(b"garbage"), None);
     }
 
     #[test]
     fn rejects_urls_it_cannot_use() {
-        assert!(matches!(authority("https://x:1"), Err(PatroniError::BadUrl(_))));
-        assert!(matches!(authority("http://x"), Err(PatroniError::BadUrl(_))));
-        assert_eq!(authority("http://127.0.0.1:8008/").unwrap(), "127.0.0.1:8008");
+        assert!(matches!(
+            authority("https://x:1"),
+            Err(PatroniError::BadUrl(_))
+        ));
+        assert!(matches!(
+            authority("http://x"),
+            Err(PatroniError::BadUrl(_))
+        ));
+        assert_eq!(
+            authority("http://127.0.0.1:8008/").unwrap(),
+            "127.0.0.1:8008"
+        );
     }
 }

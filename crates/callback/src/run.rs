@@ -56,10 +56,7 @@ impl Config {
         })?;
         Ok(Self {
             api_url: text("PATRONI_LAB_API_URL", "http://127.0.0.1:8008"),
-            ini_path: PathBuf::from(text(
-                "PGBOUNCER_INI",
-                "/etc/pgbouncer/shared/pgbouncer.ini",
-            )),
+            ini_path: PathBuf::from(text("PGBOUNCER_INI", "/etc/pgbouncer/shared/pgbouncer.ini")),
             admin: AdminTarget {
                 host: text("PGBOUNCER_HOST", "pgbouncer"),
                 port,
@@ -186,7 +183,10 @@ impl FileLock {
 /// Replaces `path` with `text` atomically: a temporary file in the same folder, fsync, rename.
 fn replace_atomically(path: &Path, text: &str) -> Result<(), RunError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = fs::File::create(&tmp)?;
@@ -241,7 +241,11 @@ pub fn handle(inv: &Invocation, cfg: &Config) -> Result<Outcome, RunError> {
         Err(other) => return Ok(Outcome::NotLeader { leader: other }),
     };
     let target = Target {
-        host: if leader.host.is_empty() { me.clone() } else { leader.host.clone() },
+        host: if leader.host.is_empty() {
+            me.clone()
+        } else {
+            leader.host.clone()
+        },
         port: if leader.port == 0 { 5432 } else { leader.port },
     };
     let (from, changed) = point_file_at(&cfg.ini_path, &target)?;
@@ -278,8 +282,8 @@ mod tests {
 
     #[test]
     fn config_rejects_a_bad_port() {
-        let err = Config::from_lookup(|k| (k == "PGBOUNCER_PORT").then(|| "70000".into()))
-            .unwrap_err();
+        let err =
+            Config::from_lookup(|k| (k == "PGBOUNCER_PORT").then(|| "70000".into())).unwrap_err();
         assert!(err.to_string().contains("PGBOUNCER_PORT='70000'"));
     }
 

@@ -1,0 +1,212 @@
+//! Tests against the running lab (`make up`): real etcd, Patroni, PostgreSQL, PgBouncer and
+//! HAProxy in containers. Each test waits for a whole cluster first, undoes its faults with a
+//! guard, and keeps the containers' logs in lab-logs/ when it fails.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// How long writes through 5432 may fail after a planned switchover.
+const SWITCHOVER_BOUND: Duration = Duration::from_secs(30);
+/// After `docker compose stop` of the leader: Patroni releases the lock on a clean shutdown,
+/// so this is far below ttl, but the stop itself may take a few seconds.
+const STOP_LEADER_BOUND: Duration = Duration::from_secs(45);
+
+#[test]
+fn writes_through_haproxy_and_pgbouncer_reach_the_leader() {
+    let lab = LabTest::begin("writes_through_haproxy_and_pgbouncer_reach_the_leader");
+    let leader = lab.leader.clone();
+    let leader_ip = container_ip(&leader);
+    for port in [5432, 6432] {
+        let w = write_through(port).unwrap_or_else(|e| panic!("write through {port}: {e}"));
+        assert!(!w.in_recovery, "write through {port} reached a replica");
+        assert_eq!(
+            w.server_addr, leader_ip,
+            "write through {port} not on the leader {leader}"
+        );
+    }
+    // The direct ports reach each node: the leader takes writes, the replica is in recovery.
+    let replica_port = if leader == "patroni1" { 15433 } else { 15432 };
+    let rows = sql(replica_port, "postgres", "select pg_is_in_recovery()::text").unwrap();
+    assert_eq!(rows[0][0].as_deref(), Some("true"));
+}
+
+#[test]
+fn pgbouncer_admin_console_answers() {
+    let lab = LabTest::begin("pgbouncer_admin_console_answers");
+    let leader = lab.leader.clone();
+    write_through(6432).unwrap();
+    let pools = sql(6432, "pgbouncer", "SHOW POOLS").expect("SHOW POOLS");
+    assert!(
+        pools.iter().any(|r| r[0].as_deref() == Some("postgres")),
+        "SHOW POOLS has no pool for database postgres: {pools:?}"
+    );
+    let databases = sql(6432, "pgbouncer", "SHOW DATABASES").expect("SHOW DATABASES");
+    let postgres = databases
+        .iter()
+        .find(|r| r[0].as_deref() == Some("postgres"))
+        .unwrap_or_else(|| panic!("SHOW DATABASES lacks postgres: {databases:?}"));
+    assert_eq!(
+        postgres[1].as_deref(),
+        Some(leader.as_str()),
+        "PgBouncer's host for postgres"
+    );
+    let stats = sql(6432, "pgbouncer", "SHOW STATS").expect("SHOW STATS");
+    assert!(!stats.is_empty());
+}
+
+#[test]
+fn make_switchover_moves_the_leader_and_pgbouncer_follows() {
+    let lab = LabTest::begin("make_switchover_moves_the_leader_and_pgbouncer_follows");
+    let (old, new) = (lab.leader.as_str(), other(&lab.leader));
+    let start = Instant::now();
+    run_ok("make", &["--no-print-directory", "switchover"]);
+    wait_leader_is(new, SWITCHOVER_BOUND);
+    wait_write_on(new, SWITCHOVER_BOUND.saturating_sub(start.elapsed()));
+    eprintln!(
+        "switchover {old} -> {new}: write through 5432 on {new} {:.1}s after `make switchover`",
+        start.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        pgbouncer_targets(),
+        vec![new.to_string()],
+        "pgbouncer.ini after the switchover"
+    );
+}
+
+#[test]
+fn stopping_the_leader_fails_over_and_the_old_leader_rejoins() {
+    let lab = LabTest::begin("stopping_the_leader_fails_over_and_the_old_leader_rejoins");
+    let (old, new) = (lab.leader.as_str(), other(&lab.leader));
+    let start = Instant::now();
+    let stopped = Stopped::stop(old);
+    wait_write_on(new, STOP_LEADER_BOUND);
+    eprintln!(
+        "stop {old}: write through 5432 on {new} {:.1}s after `compose stop` began",
+        start.elapsed().as_secs_f64()
+    );
+    assert_eq!(leader().unwrap(), new);
+    assert_eq!(
+        pgbouncer_targets(),
+        vec![new.to_string()],
+        "pgbouncer.ini after the failover"
+    );
+    stopped.start();
+    wait_for(
+        &format!("{old} to rejoin as a streaming replica"),
+        Duration::from_secs(120),
+        || {
+            let view = cluster()?;
+            let m = view
+                .members
+                .iter()
+                .find(|m| m.name == old)
+                .ok_or("not a member")?;
+            if m.role == "replica" && m.state == "streaming" {
+                Ok(())
+            } else {
+                Err(format!("{m:?}"))
+            }
+        },
+    );
+    assert_eq!(
+        leader().unwrap(),
+        new,
+        "the rejoining node must not take the lead back"
+    );
+}
+
+#[test]
+fn both_nodes_callbacks_at_once_leave_pgbouncer_on_the_leader() {
+    let lab = LabTest::begin("both_nodes_callbacks_at_once_leave_pgbouncer_on_the_leader");
+    let (leader, replica) = (lab.leader.clone(), other(&lab.leader));
+    // Start from a wrong file: it names the replica (PgBouncer has not reloaded it yet).
+    repoint_file_by_hand("pgbouncer", &leader, replica);
+    assert_eq!(pgbouncer_targets(), vec![replica.to_string()]);
+    // Both nodes claim primary at the same moment, as after a contested event, several times.
+    for round in 0..3 {
+        let runs: Vec<_> = [leader.clone(), replica.to_string()]
+            .into_iter()
+            .map(|node| std::thread::spawn(move || (run_callback(&node, "primary"), node)))
+            .collect();
+        for handle in runs {
+            let ((ok, stderr), node) = handle.join().unwrap();
+            assert!(ok, "round {round}: callback on {node} failed: {stderr}");
+            if node == replica {
+                assert!(
+                    stderr.contains(&format!("{leader} holds the leader lock")),
+                    "round {round}: {node} said: {stderr}"
+                );
+            }
+        }
+        assert_eq!(
+            pgbouncer_targets(),
+            vec![leader.clone()],
+            "round {round}: pgbouncer.ini"
+        );
+    }
+    let w = write_through(6432).unwrap();
+    assert_eq!(w.server_addr, container_ip(&leader));
+}
+
+#[test]
+fn callback_with_pgbouncer_down_still_writes_the_file() {
+    let lab = LabTest::begin("callback_with_pgbouncer_down_still_writes_the_file");
+    let (leader, replica) = (lab.leader.clone(), other(&lab.leader));
+    let stopped = Stopped::stop("pgbouncer");
+    repoint_file_by_hand(&leader, &leader, replica);
+    let (ok, stderr) = run_callback(&leader, "primary");
+    assert!(ok, "callback failed with PgBouncer down: {stderr}");
+    assert!(stderr.contains("PgBouncer not reachable"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one log line: {stderr}");
+    let ini = run_ok(
+        "docker",
+        &[
+            "exec",
+            &leader,
+            "cat",
+            "/etc/pgbouncer/shared/pgbouncer.ini",
+        ],
+    );
+    let hosts: Vec<_> = patroni_lab_callback::ini::targets(&ini)
+        .into_iter()
+        .map(|(_, t)| t.host)
+        .collect();
+    assert_eq!(hosts, vec![leader.clone()]);
+    stopped.start();
+    // PgBouncer read the file at start: writes through it reach the leader.
+    let (w, _) = wait_for("a write through 6432", Duration::from_secs(30), || {
+        write_through(6432)
+    });
+    assert_eq!(w.server_addr, container_ip(&leader));
+}
+
+#[test]
+fn ports_are_published_on_loopback_only() {
+    let _serial = serial();
+    require_lab();
+    let mut published = Vec::new();
+    for svc in SERVICES {
+        let json = run_ok(
+            "docker",
+            &["inspect", "-f", "{{json .HostConfig.PortBindings}}", svc],
+        );
+        let bindings: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+        for (_, list) in bindings.as_object().unwrap() {
+            for b in list.as_array().unwrap() {
+                let ip = b["HostIp"].as_str().unwrap_or("");
+                let port: u16 = b["HostPort"].as_str().unwrap().parse().unwrap();
+                assert_eq!(ip, "127.0.0.1", "{svc} publishes {port} on '{ip}'");
+                published.push(port);
+            }
+        }
+    }
+    published.sort();
+    assert_eq!(
+        published,
+        vec![2379, 5432, 6432, 7001, 8008, 8009, 15432, 15433],
+        "the seed's port table"
+    );
+}

@@ -1,0 +1,466 @@
+//! Helpers for the tests that run against the real lab (`make up`): SQL through the published
+//! ports, polls with deadlines, the Patroni REST API, and fault guards that always undo the
+//! fault and keep every container's log when a test fails.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use patroni_lab_callback::patroni::{self, ClusterView};
+
+pub const NODES: [&str; 2] = ["patroni1", "patroni2"];
+pub const SERVICES: [&str; 5] = ["etcd", "patroni1", "patroni2", "pgbouncer", "haproxy"];
+/// Host port of each node's REST API.
+pub fn api_port(node: &str) -> u16 {
+    if node == "patroni1" { 8008 } else { 8009 }
+}
+
+pub fn password() -> String {
+    std::env::var("POSTGRES_PASSWORD").unwrap_or_else(|_| "postgres".into())
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The tests share one cluster: one test at a time, whatever the harness's thread count.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn describe(cmd: &Command, out: &Output) -> String {
+    format!(
+        "command: {:?}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a command in the repository root; returns its output whatever the exit status.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(repo_root());
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+}
+
+/// Runs a command and panics with its command line, stdout and stderr if it fails.
+pub fn run_ok(program: &str, args: &[&str]) -> String {
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(repo_root());
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn compose_cmd() -> Vec<&'static str> {
+    let v2 = Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if v2 {
+        vec!["docker", "compose"]
+    } else {
+        vec!["docker-compose"]
+    }
+}
+
+/// `docker compose <args>` (or docker-compose), in the repository root.
+pub fn compose(args: &[&str]) -> String {
+    let base = compose_cmd();
+    let mut all: Vec<&str> = base[1..].to_vec();
+    all.extend_from_slice(args);
+    run_ok(base[0], &all)
+}
+
+/// Polls `f` every 250 ms until it returns Ok or `limit` passes; returns the value and the time
+/// it took, or panics naming what was awaited and the last error.
+pub fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    f: impl FnMut() -> Result<T, String>,
+) -> (T, Duration) {
+    try_wait_for(what, limit, f).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As [`wait_for`], but returns the failure instead of panicking (for use in `Drop`).
+pub fn try_wait_for<T>(
+    what: &str,
+    limit: Duration,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> Result<(T, Duration), String> {
+    let start = Instant::now();
+    loop {
+        match f() {
+            Ok(v) => return Ok((v, start.elapsed())),
+            Err(e) if start.elapsed() >= limit => {
+                return Err(format!("{what}: not within {limit:?}; last error: {e}"));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// What a write learned about the server that committed it.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub server_addr: String,
+    pub in_recovery: bool,
+}
+
+/// Runs simple-protocol SQL on 127.0.0.1:`port` (5 s connect time-out) and returns the rows.
+pub fn sql(port: u16, dbname: &str, query: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    runtime().block_on(async {
+        let (client, conn) = tokio_postgres::Config::new()
+            .host("127.0.0.1")
+            .port(port)
+            .user("postgres")
+            .password(password())
+            .dbname(dbname)
+            .connect_timeout(Duration::from_secs(5))
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| patroni_lab_callback::pgbouncer::error_text(&e))?;
+        let driver = tokio::spawn(conn);
+        let work = client.simple_query(query);
+        let result = tokio::time::timeout(Duration::from_secs(10), work)
+            .await
+            .map_err(|_| "query timed out after 10s".to_string())?
+            .map_err(|e| patroni_lab_callback::pgbouncer::error_text(&e));
+        drop(client);
+        let _ = driver.await;
+        Ok(result?
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect())
+    })
+}
+
+/// Appends a row through 127.0.0.1:`port` and reports which server committed it.
+pub fn write_through(port: u16) -> Result<Written, String> {
+    let rows = sql(
+        port,
+        "postgres",
+        "CREATE TABLE IF NOT EXISTS lab_test_writes(id bigserial primary key, at timestamptz default now(), port int); \
+         INSERT INTO lab_test_writes(port) VALUES (inet_server_port()) \
+         RETURNING host(inet_server_addr()), pg_is_in_recovery()::text",
+    )?;
+    let row = rows.first().ok_or("INSERT returned no row")?;
+    Ok(Written {
+        server_addr: row[0].clone().unwrap_or_default(),
+        in_recovery: row[1].as_deref() == Some("true"),
+    })
+}
+
+/// `GET /cluster` through whichever node's published REST API answers.
+pub fn cluster() -> Result<ClusterView, String> {
+    let mut errors = Vec::new();
+    for node in NODES {
+        match patroni::cluster(
+            &format!("http://127.0.0.1:{}", api_port(node)),
+            Duration::from_secs(2),
+        ) {
+            Ok(view) => return Ok(view),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    Err(errors.join("; "))
+}
+
+pub fn leader() -> Result<String, String> {
+    let view = cluster()?;
+    view.leader()
+        .filter(|l| l.state == "running")
+        .map(|l| l.name.clone())
+        .ok_or_else(|| format!("no running leader: {:?}", view.members))
+}
+
+pub fn other(node: &str) -> &'static str {
+    if node == "patroni1" {
+        "patroni2"
+    } else {
+        "patroni1"
+    }
+}
+
+/// The container's address on the lab network.
+pub fn container_ip(name: &str) -> String {
+    run_ok(
+        "docker",
+        &[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            name,
+        ],
+    )
+    .trim()
+    .to_string()
+}
+
+pub fn pgbouncer_ini() -> String {
+    run_ok(
+        "docker",
+        &[
+            "exec",
+            "pgbouncer",
+            "cat",
+            "/etc/pgbouncer/shared/pgbouncer.ini",
+        ],
+    )
+}
+
+/// The host names the shared pgbouncer.ini sends clients to.
+pub fn pgbouncer_targets() -> Vec<String> {
+    patroni_lab_callback::ini::targets(&pgbouncer_ini())
+        .into_iter()
+        .map(|(_, t)| t.host)
+        .collect()
+}
+
+/// Waits until the cluster is whole: a running leader, the other node streaming, and a write
+/// through HAProxy that lands on the leader. Every lab test starts here.
+pub fn healthy_cluster() -> String {
+    let limit = Duration::from_secs(120);
+    let (leader, _) = wait_for("a running leader and a streaming replica", limit, || {
+        let view = cluster()?;
+        let leader = view
+            .leader()
+            .filter(|l| l.state == "running")
+            .ok_or_else(|| format!("no running leader: {:?}", view.members))?;
+        let replica_ok = view
+            .members
+            .iter()
+            .any(|m| m.name != leader.name && m.state == "streaming");
+        if !replica_ok {
+            return Err(format!("replica not streaming: {:?}", view.members));
+        }
+        Ok(leader.name.clone())
+    });
+    wait_for("a write through 5432 on the leader", limit, || {
+        let w = write_through(5432)?;
+        if w.in_recovery {
+            return Err("write reached a replica".into());
+        }
+        Ok(())
+    });
+    leader
+}
+
+/// Fails fast, with the remedy, when the lab is not running at all.
+pub fn require_lab() {
+    let running = run_ok("docker", &["ps", "--format", "{{.Names}}"]);
+    let missing: Vec<_> = SERVICES
+        .iter()
+        .filter(|s| !running.lines().any(|l| l == **s))
+        .collect();
+    assert!(
+        missing.len() < SERVICES.len(),
+        "the lab is not running (no container of {SERVICES:?}): run `make up` first"
+    );
+}
+
+/// Keeps every container's log in lab-logs/<test>/ when the test fails (panics).
+pub struct LogsOnFailure {
+    test: &'static str,
+}
+
+impl LogsOnFailure {
+    pub fn new(test: &'static str) -> Self {
+        Self { test }
+    }
+}
+
+impl Drop for LogsOnFailure {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let dir = repo_root().join("lab-logs").join(self.test);
+        let _ = std::fs::create_dir_all(&dir);
+        for svc in SERVICES {
+            let out = run("docker", &["logs", "--timestamps", svc]);
+            let mut text = out.stdout;
+            text.extend_from_slice(&out.stderr);
+            let _ = std::fs::write(dir.join(format!("{svc}.log")), text);
+        }
+        eprintln!("container logs kept in {}", dir.display());
+    }
+}
+
+/// A container stopped by a test; dropping the guard starts it again and waits until it is
+/// healthy, so the next test finds a whole cluster even if this one failed.
+pub struct Stopped {
+    name: String,
+    restored: bool,
+}
+
+impl Stopped {
+    pub fn stop(name: &str) -> Self {
+        compose(&["stop", name]);
+        Self {
+            name: name.to_string(),
+            restored: false,
+        }
+    }
+
+    /// Starts the container again now and waits until it is healthy.
+    pub fn start(mut self) {
+        self.restore().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn restore(&mut self) -> Result<(), String> {
+        if self.restored {
+            return Ok(());
+        }
+        self.restored = true;
+        let base = compose_cmd();
+        let mut args: Vec<&str> = base[1..].to_vec();
+        args.extend_from_slice(&["start", &self.name]);
+        let out = run(base[0], &args);
+        if !out.status.success() {
+            return Err(format!(
+                "cannot start {} again: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let name = self.name.clone();
+        try_wait_for(
+            &format!("{name} healthy again"),
+            Duration::from_secs(120),
+            || {
+                let out = run(
+                    "docker",
+                    &[
+                        "inspect",
+                        "-f",
+                        "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+                        &name,
+                    ],
+                );
+                let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                if state == "running healthy" {
+                    Ok(())
+                } else {
+                    Err(state)
+                }
+            },
+        )
+        .map(|_| ())
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Err(e) = self.restore() {
+            eprintln!("fault guard: {e}");
+        }
+    }
+}
+
+/// Waits until a write through HAProxy (5432) is committed by `node`; returns the wait.
+pub fn wait_write_on(node: &str, limit: Duration) -> Duration {
+    let ip = container_ip(node);
+    let what = format!("a write through 5432 on {node}");
+    wait_for(&what, limit, || {
+        let w = write_through(5432)?;
+        if w.server_addr == ip {
+            Ok(())
+        } else {
+            Err(format!("write committed on {}", w.server_addr))
+        }
+    })
+    .1
+}
+
+/// Runs the callback inside `node` as Patroni would; returns its exit success and stderr.
+pub fn run_callback(node: &str, role: &str) -> (bool, String) {
+    let out = run(
+        "docker",
+        &[
+            "exec",
+            node,
+            "patroni-lab",
+            "callback",
+            "on_role_change",
+            role,
+            "postgres-cluster",
+        ],
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Rewrites the shared pgbouncer.ini behind the callback's back (from inside `container`).
+pub fn repoint_file_by_hand(container: &str, from: &str, to: &str) {
+    run_ok(
+        "docker",
+        &[
+            "exec",
+            container,
+            "sed",
+            "-i",
+            &format!("s/host={from}/host={to}/"),
+            "/etc/pgbouncer/shared/pgbouncer.ini",
+        ],
+    );
+}
+
+/// What every lab test holds while it runs: the shared-cluster lock and the log keeper.
+pub struct LabTest {
+    _logs: LogsOnFailure,
+    _serial: MutexGuard<'static, ()>,
+    /// The leader when the test began (after waiting for a whole cluster).
+    pub leader: String,
+}
+
+impl LabTest {
+    /// Takes the lock, checks the lab runs, and waits for a whole cluster.
+    pub fn begin(name: &'static str) -> Self {
+        let serial = serial();
+        require_lab();
+        let logs = LogsOnFailure::new(name);
+        let leader = healthy_cluster();
+        Self {
+            _logs: logs,
+            _serial: serial,
+            leader,
+        }
+    }
+}
+
+/// Waits until `node` is the running leader.
+pub fn wait_leader_is(node: &str, limit: Duration) {
+    wait_for(&format!("{node} to lead"), limit, || {
+        let l = leader()?;
+        if l == node {
+            Ok(())
+        } else {
+            Err(format!("leader is {l}"))
+        }
+    });
+}
