@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod callback;
+mod probe;
 
 #[derive(Parser)]
 #[command(name = "patroni-lab", version, about = "PostgreSQL HA lab tooling")]
@@ -27,11 +28,14 @@ enum Command {
         #[arg(num_args = 0.., allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Keep writing through an endpoint and report what clients saw: windows, errors, lost writes.
+    Probe(Box<probe::ProbeArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Callback { args } => callback::run(&args),
+        Command::Probe(args) => probe::run(*args),
     }
 }

@@ -1,1 +1,16 @@
 //! The probe: a workload that keeps measuring through switchover and failover.
+//!
+//! N clients write (and optionally read) through one endpoint, never give up, and record every
+//! attempt to a history file on disk; the analysis then reads that history back to report
+//! unavailability windows, stalls, the cut-over gap, errors by class, latency, and — checked
+//! against the primary at the end — acknowledged writes that were lost.
+
+pub mod analysis;
+pub mod classify;
+pub mod html;
+pub mod lost;
+pub mod record;
+pub mod report;
+pub mod session;
+pub mod settings;
+pub mod workload;

@@ -1,0 +1,761 @@
+//! Analysis of a history file: unavailability windows, stalls, cut-overs, split brain,
+//! errors by class, latency, and the per-second timeline. Reads the history as a stream, in
+//! two passes, so memory does not grow with the length of the run (bar the acknowledged-write
+//! ranges, kept compact for the lost-write check).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::classify::Outcome;
+use crate::record::{Attempt, Kind, ServerId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error("cannot read history {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("history {path}, line {line}: {detail}")]
+    BadLine {
+        path: String,
+        line: usize,
+        detail: String,
+    },
+}
+
+/// Streams the attempts of a history file.
+pub fn read_history(
+    path: &Path,
+) -> Result<impl Iterator<Item = Result<Attempt, AnalysisError>>, AnalysisError> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|source| AnalysisError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    Ok(BufReader::new(file)
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(move |(i, line)| {
+            let line = line.map_err(|source| AnalysisError::Io {
+                path: name.clone(),
+                source,
+            })?;
+            serde_json::from_str(&line).map_err(|e| AnalysisError::BadLine {
+                path: name.clone(),
+                line: i + 1,
+                detail: e.to_string(),
+            })
+        }))
+}
+
+/// Counts over the whole run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Totals {
+    pub attempts: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub in_doubt: u64,
+    pub writes_ok: u64,
+    pub reads_ok: u64,
+    pub connects: u64,
+    /// Writes refused with 25006 (they reached a read-only server).
+    pub read_only_refusals: u64,
+}
+
+/// First failure to the first success after it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Window {
+    /// `None` for the merged, all-clients windows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<u32>,
+    pub start_us: u64,
+    pub end_us: u64,
+    pub duration_ms: f64,
+    /// Failed and in-doubt attempts inside the window.
+    pub errors: u64,
+    pub classes: BTreeMap<String, u64>,
+    /// Clients that had a window overlapping this one (merged windows only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients: Option<u32>,
+    /// The run ended before a success closed the window.
+    pub open_at_end: bool,
+}
+
+/// No acknowledgement from any client for longer than the threshold.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Stall {
+    pub start_us: u64,
+    pub end_us: u64,
+    pub duration_ms: f64,
+    /// Attempts that failed or ended in doubt during the stall (0: clients just waited).
+    pub errors: u64,
+}
+
+/// The writes one server committed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServerSpan {
+    pub server: ServerId,
+    pub writes: u64,
+    pub first_commit_us: u64,
+    pub last_commit_us: u64,
+    #[serde(skip)]
+    last_start_us: u64,
+}
+
+/// The move of writes from one server to the next.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Cutover {
+    pub from: ServerId,
+    pub to: ServerId,
+    pub last_old_commit_us: u64,
+    pub first_new_commit_us: u64,
+    /// Last commit on the old primary to the first on the new one (0 when they overlap).
+    pub gap_ms: f64,
+}
+
+/// Two servers that both committed writes at overlapping times.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SplitBrain {
+    pub earlier: ServerId,
+    pub later: ServerId,
+    /// Writes the earlier server committed that began after the later one had acknowledged one.
+    pub writes_after_takeover: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        Self {
+            count: h.len(),
+            p50_ms: ms(0.5),
+            p90_ms: ms(0.9),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: h.max() as f64 / 1000.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Latency {
+    /// Successful attempts over the whole run.
+    pub overall: Percentiles,
+    /// Successful attempts that overlapped an unavailability window.
+    pub in_windows: Percentiles,
+}
+
+/// One second of the run (by the time attempts ended).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Second {
+    pub second: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub in_doubt: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    #[serde(skip)]
+    buckets: Vec<u32>,
+}
+
+/// Acknowledged write sequence numbers, per client, as sorted inclusive ranges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acked {
+    pub ranges: BTreeMap<u32, Vec<(u64, u64)>>,
+}
+
+impl Acked {
+    pub fn insert(&mut self, client: u32, seq: u64) {
+        let ranges = self.ranges.entry(client).or_default();
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == seq => *end = seq,
+            Some((_, end)) if *end >= seq => {
+                // Out of order (never from the probe, but keep the set right).
+                let mut all: Vec<u64> = ranges.iter().flat_map(|(a, b)| *a..=*b).collect();
+                all.push(seq);
+                all.sort_unstable();
+                all.dedup();
+                *ranges = Vec::new();
+                for s in all {
+                    match ranges.last_mut() {
+                        Some((_, e)) if *e + 1 == s => *e = s,
+                        _ => ranges.push((s, s)),
+                    }
+                }
+            }
+            _ => ranges.push((seq, seq)),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.ranges
+            .values()
+            .flat_map(|r| r.iter().map(|(a, b)| b - a + 1))
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+}
+
+/// Everything the analysis found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Analysis {
+    pub totals: Totals,
+    pub errors_by_class: BTreeMap<String, u64>,
+    pub windows: Vec<Window>,
+    pub client_windows: Vec<Window>,
+    pub longest_window_ms: f64,
+    pub stalls: Vec<Stall>,
+    pub servers: Vec<ServerSpan>,
+    pub cutovers: Vec<Cutover>,
+    pub split_brain: Vec<SplitBrain>,
+    pub latency: Latency,
+    pub timeline: Vec<Second>,
+    #[serde(skip)]
+    pub acked: Acked,
+    /// (client, seq) of writes whose outcome is unknown.
+    #[serde(skip)]
+    pub in_doubt: Vec<(u32, u64)>,
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Quarter-powers of two of microseconds: 100 buckets reach past an hour.
+const BUCKETS: usize = 100;
+
+fn bucket_of(us: u64) -> usize {
+    let us = us.max(1) as f64;
+    ((us.log2() * 4.0) as usize).min(BUCKETS - 1)
+}
+
+fn bucket_upper_ms(b: usize) -> f64 {
+    2f64.powf((b as f64 + 1.0) / 4.0) / 1000.0
+}
+
+impl Second {
+    fn add_latency(&mut self, us: u64) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; BUCKETS];
+        }
+        self.buckets[bucket_of(us)] += 1;
+        let m = ms(us);
+        self.max_ms = Some(self.max_ms.map_or(m, |x| x.max(m)));
+    }
+
+    fn finish(&mut self) {
+        let total: u64 = self.buckets.iter().map(|c| u64::from(*c)).sum();
+        if total == 0 {
+            return;
+        }
+        let at = |q: f64| {
+            let want = ((total as f64) * q).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (b, c) in self.buckets.iter().enumerate() {
+                seen += u64::from(*c);
+                if seen >= want {
+                    return bucket_upper_ms(b);
+                }
+            }
+            bucket_upper_ms(BUCKETS - 1)
+        };
+        let max = self.max_ms.unwrap_or(0.0);
+        self.p50_ms = Some(at(0.5).min(max));
+        self.p99_ms = Some(at(0.99).min(max));
+        self.buckets = Vec::new();
+    }
+}
+
+/// Merges per-client windows into all-clients windows (the union of their spans).
+fn merge(client_windows: &[Window]) -> Vec<Window> {
+    let mut sorted: Vec<&Window> = client_windows.iter().collect();
+    sorted.sort_by_key(|w| w.start_us);
+    let mut merged: Vec<(Window, std::collections::BTreeSet<u32>)> = Vec::new();
+    for w in sorted {
+        match merged.last_mut() {
+            Some((m, clients)) if w.start_us <= m.end_us => {
+                m.end_us = m.end_us.max(w.end_us);
+                m.errors += w.errors;
+                m.open_at_end |= w.open_at_end;
+                for (k, v) in &w.classes {
+                    *m.classes.entry(k.clone()).or_default() += v;
+                }
+                clients.extend(w.client);
+            }
+            _ => {
+                let mut m = w.clone();
+                m.client = None;
+                merged.push((m, w.client.into_iter().collect()));
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(mut m, clients)| {
+            m.duration_ms = ms(m.end_us - m.start_us);
+            m.clients = Some(clients.len() as u32);
+            m
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct OpenWindow {
+    start_us: u64,
+    errors: u64,
+    classes: BTreeMap<String, u64>,
+}
+
+/// Analyses a history file. `stall_threshold_us`: a gap between acknowledgements longer than
+/// this is a stall.
+pub fn analyze(path: &Path, stall_threshold_us: u64) -> Result<Analysis, AnalysisError> {
+    let mut a = Analysis::default();
+    let mut open: HashMap<u32, OpenWindow> = HashMap::new();
+    let mut last_end: HashMap<u32, u64> = HashMap::new();
+    let mut overall = histogram();
+    let mut spans: BTreeMap<ServerId, ServerSpan> = BTreeMap::new();
+    let mut last_ack: Option<u64> = None;
+    let mut stalls: Vec<Stall> = Vec::new();
+
+    // Pass 1: counts, per-client windows, stalls, servers, acknowledged writes, timeline.
+    for attempt in read_history(path)? {
+        let at = attempt?;
+        let t = &mut a.totals;
+        t.attempts += 1;
+        t.connects += u64::from(at.connected);
+        last_end.insert(at.client, at.end_us);
+        let second = (at.end_us / 1_000_000) as usize;
+        if a.timeline.len() <= second {
+            a.timeline.resize_with(second + 1, Second::default);
+        }
+        let sec = &mut a.timeline[second];
+        match at.outcome {
+            Outcome::Ok => {
+                t.ok += 1;
+                sec.ok += 1;
+                sec.add_latency(at.latency_us());
+                let _ = overall.record(at.latency_us().max(1));
+                if let Some(w) = open.remove(&at.client) {
+                    a.client_windows.push(Window {
+                        client: Some(at.client),
+                        start_us: w.start_us,
+                        end_us: at.end_us,
+                        duration_ms: ms(at.end_us - w.start_us),
+                        errors: w.errors,
+                        classes: w.classes,
+                        clients: None,
+                        open_at_end: false,
+                    });
+                }
+                if let Some(prev) = last_ack {
+                    if at.end_us > prev + stall_threshold_us {
+                        stalls.push(Stall {
+                            start_us: prev,
+                            end_us: at.end_us,
+                            duration_ms: ms(at.end_us - prev),
+                            errors: 0,
+                        });
+                    }
+                }
+                last_ack = Some(last_ack.map_or(at.end_us, |p| p.max(at.end_us)));
+                match at.kind {
+                    Kind::Read => t.reads_ok += 1,
+                    Kind::Write => {
+                        t.writes_ok += 1;
+                        a.acked.insert(at.client, at.seq);
+                        if let Some(server) = &at.server {
+                            let span = spans.entry(server.clone()).or_insert_with(|| ServerSpan {
+                                server: server.clone(),
+                                writes: 0,
+                                first_commit_us: at.end_us,
+                                last_commit_us: at.end_us,
+                                last_start_us: at.start_us,
+                            });
+                            span.writes += 1;
+                            span.first_commit_us = span.first_commit_us.min(at.end_us);
+                            span.last_commit_us = span.last_commit_us.max(at.end_us);
+                            span.last_start_us = span.last_start_us.max(at.start_us);
+                        }
+                    }
+                }
+            }
+            Outcome::Failed | Outcome::InDoubt => {
+                if at.outcome == Outcome::Failed {
+                    t.failed += 1;
+                    sec.failed += 1;
+                } else {
+                    t.in_doubt += 1;
+                    sec.in_doubt += 1;
+                    if at.kind == Kind::Write {
+                        a.in_doubt.push((at.client, at.seq));
+                    }
+                }
+                let label = at
+                    .error
+                    .as_ref()
+                    .map(|e| e.class.label())
+                    .unwrap_or_else(|| "unknown".into());
+                if label == "25006_read_only" && at.kind == Kind::Write {
+                    t.read_only_refusals += 1;
+                }
+                *a.errors_by_class.entry(label.clone()).or_default() += 1;
+                let w = open.entry(at.client).or_insert_with(|| OpenWindow {
+                    start_us: at.start_us,
+                    ..OpenWindow::default()
+                });
+                w.errors += 1;
+                *w.classes.entry(label).or_default() += 1;
+            }
+        }
+    }
+    for (client, w) in open {
+        let end = last_end.get(&client).copied().unwrap_or(w.start_us);
+        a.client_windows.push(Window {
+            client: Some(client),
+            start_us: w.start_us,
+            end_us: end,
+            duration_ms: ms(end - w.start_us),
+            errors: w.errors,
+            classes: w.classes,
+            clients: None,
+            open_at_end: true,
+        });
+    }
+    a.client_windows.sort_by_key(|w| (w.start_us, w.client));
+    a.windows = merge(&a.client_windows);
+    a.longest_window_ms = a.windows.iter().map(|w| w.duration_ms).fold(0.0, f64::max);
+    for s in &mut a.timeline {
+        s.second = 0;
+        s.finish();
+    }
+    for (i, s) in a.timeline.iter_mut().enumerate() {
+        s.second = i as u64;
+    }
+
+    // Servers in the order they first committed; consecutive ones are cut-overs.
+    let mut servers: Vec<ServerSpan> = spans.into_values().collect();
+    servers.sort_by_key(|s| s.first_commit_us);
+    let mut brains: Vec<(usize, usize, u64)> = Vec::new();
+    for (i, pair) in servers.windows(2).enumerate() {
+        let (old, new) = (&pair[0], &pair[1]);
+        a.cutovers.push(Cutover {
+            from: old.server.clone(),
+            to: new.server.clone(),
+            last_old_commit_us: old.last_commit_us,
+            first_new_commit_us: new.first_commit_us,
+            gap_ms: ms(new.first_commit_us.saturating_sub(old.last_commit_us)),
+        });
+        if old.last_start_us > new.first_commit_us {
+            brains.push((i, i + 1, new.first_commit_us));
+        }
+    }
+
+    // Pass 2: what needs the windows and the takeovers: latency inside windows, errors inside
+    // stalls, and the writes an old primary took after the new one had taken over.
+    let mut in_windows = histogram();
+    let mut brain_counts = vec![0u64; brains.len()];
+    if !a.windows.is_empty() || !stalls.is_empty() || !brains.is_empty() {
+        for attempt in read_history(path)? {
+            let at = attempt?;
+            if at.outcome == Outcome::Ok {
+                let overlaps = a
+                    .windows
+                    .iter()
+                    .any(|w| at.start_us <= w.end_us && at.end_us >= w.start_us);
+                if overlaps {
+                    let _ = in_windows.record(at.latency_us().max(1));
+                }
+                if at.kind == Kind::Write {
+                    for (k, (old, _, takeover)) in brains.iter().enumerate() {
+                        if at.server.as_ref() == Some(&servers[*old].server)
+                            && at.start_us > *takeover
+                        {
+                            brain_counts[k] += 1;
+                        }
+                    }
+                }
+            } else if let Some(s) = stalls
+                .iter_mut()
+                .find(|s| at.end_us > s.start_us && at.end_us <= s.end_us)
+            {
+                s.errors += 1;
+            }
+        }
+    }
+    a.split_brain = brains
+        .iter()
+        .zip(brain_counts)
+        .map(|((old, new, _), n)| SplitBrain {
+            earlier: servers[*old].server.clone(),
+            later: servers[*new].server.clone(),
+            writes_after_takeover: n,
+        })
+        .collect();
+    a.stalls = stalls;
+    a.servers = servers;
+    a.latency = Latency {
+        overall: Percentiles::of(&overall),
+        in_windows: Percentiles::of(&in_windows),
+    };
+    Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::{ErrorClass, Failure};
+    use std::io::Write;
+
+    fn ok(client: u32, seq: u64, start_ms: u64, end_ms: u64, server: &str, tl: u32) -> Attempt {
+        Attempt {
+            client,
+            seq,
+            kind: Kind::Write,
+            start_us: start_ms * 1000,
+            end_us: end_ms * 1000,
+            outcome: Outcome::Ok,
+            connected: true,
+            server: Some(ServerId {
+                addr: server.into(),
+                timeline: Some(tl),
+            }),
+            in_recovery: Some(false),
+            error: None,
+        }
+    }
+
+    fn failed(
+        client: u32,
+        seq: u64,
+        start_ms: u64,
+        end_ms: u64,
+        class: ErrorClass,
+        outcome: Outcome,
+    ) -> Attempt {
+        Attempt {
+            client,
+            seq,
+            kind: Kind::Write,
+            start_us: start_ms * 1000,
+            end_us: end_ms * 1000,
+            outcome,
+            connected: true,
+            server: None,
+            in_recovery: None,
+            error: Some(Failure {
+                class,
+                sqlstate: None,
+                severity: None,
+                message: String::new(),
+            }),
+        }
+    }
+
+    fn analyze_attempts(attempts: &[Attempt], stall_ms: u64) -> Analysis {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("plab-analysis-{}-{n}.jsonl", std::process::id()));
+        let mut f = File::create(&path).unwrap();
+        for at in attempts {
+            writeln!(f, "{}", serde_json::to_string(at).unwrap()).unwrap();
+        }
+        drop(f);
+        let a = analyze(&path, stall_ms * 1000).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        a
+    }
+
+    /// Two clients: a switchover from A (tl1) to B (tl2) around 1.0 s to 1.5 s.
+    fn switchover() -> Vec<Attempt> {
+        vec![
+            ok(0, 1, 0, 10, "A", 1),
+            ok(1, 1, 5, 15, "A", 1),
+            ok(0, 2, 500, 510, "A", 1),
+            failed(
+                1,
+                2,
+                1000,
+                1010,
+                ErrorClass::AdminShutdown,
+                Outcome::InDoubt,
+            ),
+            failed(
+                0,
+                3,
+                1000,
+                1020,
+                ErrorClass::ConnectionLost,
+                Outcome::InDoubt,
+            ),
+            failed(
+                1,
+                3,
+                1100,
+                1110,
+                ErrorClass::ConnectRefused,
+                Outcome::Failed,
+            ),
+            failed(0, 4, 1200, 1210, ErrorClass::ReadOnly, Outcome::Failed),
+            ok(1, 4, 1400, 1450, "B", 2),
+            ok(0, 5, 1500, 1520, "B", 2),
+            ok(0, 6, 1600, 1610, "B", 2),
+        ]
+    }
+
+    #[test]
+    fn windows_run_from_first_failure_to_next_success() {
+        let a = analyze_attempts(&switchover(), 5000);
+        assert_eq!(a.client_windows.len(), 2);
+        let c0 = a
+            .client_windows
+            .iter()
+            .find(|w| w.client == Some(0))
+            .unwrap();
+        assert_eq!(
+            (c0.start_us, c0.end_us, c0.errors),
+            (1_000_000, 1_520_000, 2)
+        );
+        let c1 = a
+            .client_windows
+            .iter()
+            .find(|w| w.client == Some(1))
+            .unwrap();
+        assert_eq!((c1.start_us, c1.end_us), (1_000_000, 1_450_000));
+        assert_eq!(a.windows.len(), 1);
+        let w = &a.windows[0];
+        assert_eq!(
+            (w.start_us, w.end_us, w.clients),
+            (1_000_000, 1_520_000, Some(2))
+        );
+        assert_eq!(w.errors, 4);
+        assert_eq!(a.longest_window_ms, 520.0);
+    }
+
+    #[test]
+    fn counts_classes_and_outcomes() {
+        let a = analyze_attempts(&switchover(), 5000);
+        assert_eq!(a.totals.attempts, 10);
+        assert_eq!(a.totals.ok, 6);
+        assert_eq!(a.totals.failed, 2);
+        assert_eq!(a.totals.in_doubt, 2);
+        assert_eq!(a.totals.read_only_refusals, 1);
+        assert_eq!(a.errors_by_class["57P01_admin_shutdown"], 1);
+        assert_eq!(a.errors_by_class["connect_refused"], 1);
+        assert_eq!(a.in_doubt, vec![(1, 2), (0, 3)]);
+        assert_eq!(a.acked.len(), 6);
+        assert_eq!(a.acked.ranges[&0], vec![(1, 2), (5, 6)]);
+    }
+
+    #[test]
+    fn cutover_gap_is_last_old_commit_to_first_new_commit() {
+        let a = analyze_attempts(&switchover(), 5000);
+        assert_eq!(a.cutovers.len(), 1);
+        let c = &a.cutovers[0];
+        assert_eq!(c.from.addr, "A");
+        assert_eq!(c.to.addr, "B");
+        assert_eq!(c.gap_ms, 940.0);
+        assert!(a.split_brain.is_empty());
+    }
+
+    #[test]
+    fn stall_is_a_gap_between_acknowledgements() {
+        let a = analyze_attempts(&switchover(), 500);
+        assert_eq!(a.stalls.len(), 1, "{:?}", a.stalls);
+        let s = &a.stalls[0];
+        assert_eq!((s.start_us, s.end_us), (510_000, 1_450_000));
+        assert_eq!(s.errors, 4);
+        // A gap with no errors is a stall too (clients were queued, not refused).
+        let quiet = vec![ok(0, 1, 0, 10, "A", 1), ok(0, 2, 10, 2_000, "A", 1)];
+        let a = analyze_attempts(&quiet, 1000);
+        assert_eq!(a.stalls.len(), 1);
+        assert_eq!(a.stalls[0].errors, 0);
+        assert!(a.windows.is_empty());
+    }
+
+    #[test]
+    fn split_brain_is_flagged() {
+        let attempts = vec![
+            ok(0, 1, 0, 10, "A", 1),
+            ok(1, 1, 100, 110, "B", 2),
+            // A commits a write that began after B had acknowledged one.
+            ok(0, 2, 200, 210, "A", 1),
+            ok(0, 3, 300, 310, "A", 1),
+            ok(1, 2, 400, 410, "B", 2),
+        ];
+        let a = analyze_attempts(&attempts, 5000);
+        assert_eq!(a.split_brain.len(), 1);
+        assert_eq!(a.split_brain[0].earlier.addr, "A");
+        assert_eq!(a.split_brain[0].writes_after_takeover, 2);
+    }
+
+    #[test]
+    fn window_open_at_the_end_is_reported_open() {
+        let attempts = vec![
+            ok(0, 1, 0, 10, "A", 1),
+            failed(0, 2, 100, 110, ErrorClass::ConnectRefused, Outcome::Failed),
+            failed(0, 3, 200, 210, ErrorClass::ConnectRefused, Outcome::Failed),
+        ];
+        let a = analyze_attempts(&attempts, 5000);
+        assert_eq!(a.windows.len(), 1);
+        assert!(a.windows[0].open_at_end);
+        assert_eq!(a.windows[0].end_us, 210_000);
+    }
+
+    #[test]
+    fn timeline_has_a_row_per_second() {
+        let a = analyze_attempts(&switchover(), 5000);
+        assert_eq!(a.timeline.len(), 2);
+        assert_eq!(a.timeline[0].ok, 3);
+        assert_eq!(a.timeline[1].failed + a.timeline[1].in_doubt, 4);
+        assert!(a.timeline[1].p99_ms.unwrap() >= 10.0);
+    }
+
+    #[test]
+    fn acked_ranges_stay_compact_and_right() {
+        let mut acked = Acked::default();
+        for s in [1, 2, 3, 5, 6, 9] {
+            acked.insert(7, s);
+        }
+        assert_eq!(acked.ranges[&7], vec![(1, 3), (5, 6), (9, 9)]);
+        acked.insert(7, 4);
+        assert_eq!(acked.ranges[&7], vec![(1, 6), (9, 9)]);
+        assert_eq!(acked.len(), 7);
+    }
+
+    #[test]
+    fn bad_history_line_names_the_line() {
+        let path = std::env::temp_dir().join(format!("plab-bad-{}.jsonl", std::process::id()));
+        std::fs::write(&path, "{\"client\":1}\n").unwrap();
+        let err = analyze(&path, 1000).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+}

@@ -1,0 +1,201 @@
+//! The self-contained HTML report: a summary, an SVG chart of throughput, errors and latency
+//! per second with the unavailability windows shaded, and the tables behind them.
+
+use std::fmt::Write as _;
+
+use crate::report::{Report, summary};
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const W: f64 = 1000.0;
+const LEFT: f64 = 60.0;
+const RIGHT: f64 = 20.0;
+const PANEL_H: f64 = 170.0;
+const GAP: f64 = 40.0;
+const TOP: f64 = 30.0;
+
+/// The chart: throughput/errors per second above, p99 and max latency (log scale) below.
+pub fn chart(r: &Report) -> String {
+    let a = &r.analysis;
+    let seconds = (a.timeline.len().max(1)) as f64;
+    let plot_w = W - LEFT - RIGHT;
+    let x = |sec: f64| LEFT + sec / seconds * plot_w;
+    let top2 = TOP + PANEL_H + GAP;
+    let height = top2 + PANEL_H + 40.0;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" width="{W}" height="{height}" font-family="sans-serif" font-size="11">"#
+    );
+    // Windows, shaded over both panels.
+    for w in &a.windows {
+        let (x0, x1) = (x(w.start_us as f64 / 1e6), x(w.end_us as f64 / 1e6));
+        let _ = write!(
+            svg,
+            r##"<rect x="{x0:.1}" y="{TOP}" width="{:.1}" height="{:.1}" fill="#f4c7c3" opacity="0.6"><title>window {:.0} ms, {} errors</title></rect>"##,
+            (x1 - x0).max(1.0),
+            top2 + PANEL_H - TOP,
+            w.duration_ms,
+            w.errors
+        );
+    }
+    // Panel 1: attempts per second, stacked ok / failed / in doubt.
+    let peak = a
+        .timeline
+        .iter()
+        .map(|s| s.ok + s.failed + s.in_doubt)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let bar_w = (plot_w / seconds).max(1.0);
+    let y1 = |v: f64| TOP + PANEL_H - v / peak * PANEL_H;
+    for s in &a.timeline {
+        let x0 = x(s.second as f64);
+        let mut base = 0.0;
+        for (count, color, what) in [
+            (s.ok, "#3c8d40", "ok"),
+            (s.failed, "#d9342b", "failed"),
+            (s.in_doubt, "#f0a020", "in doubt"),
+        ] {
+            if count == 0 {
+                continue;
+            }
+            let c = count as f64;
+            let _ = write!(
+                svg,
+                r#"<rect x="{x0:.1}" y="{:.1}" width="{bar_w:.1}" height="{:.1}" fill="{color}"><title>{}s: {count} {what}</title></rect>"#,
+                y1(base + c),
+                y1(base) - y1(base + c),
+                s.second
+            );
+            base += c;
+        }
+    }
+    let _ = write!(
+        svg,
+        r##"<text x="{LEFT}" y="{}" font-weight="bold">attempts per second (green ok, red failed, orange in doubt; shaded: unavailability windows)</text><text x="{}" y="{}" text-anchor="end">{peak:.0}</text><text x="{}" y="{}" text-anchor="end">0</text><line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="#444"/>"##,
+        TOP - 10.0,
+        LEFT - 5.0,
+        TOP + 10.0,
+        LEFT - 5.0,
+        TOP + PANEL_H,
+        TOP + PANEL_H,
+        W - RIGHT,
+        TOP + PANEL_H
+    );
+    // Panel 2: latency, log scale from 0.1 ms to the largest max.
+    let hi = a
+        .timeline
+        .iter()
+        .filter_map(|s| s.max_ms)
+        .fold(1.0f64, f64::max)
+        .max(1.0);
+    let (lo_l, hi_l) = (0.1f64.log10(), hi.log10() + 0.1);
+    let y2 = |ms: f64| top2 + PANEL_H - (ms.max(0.1).log10() - lo_l) / (hi_l - lo_l) * PANEL_H;
+    for (pick, color, name) in [(0usize, "#1f5fbf", "p99"), (1usize, "#999999", "max")] {
+        let points: Vec<String> = a
+            .timeline
+            .iter()
+            .filter_map(|s| {
+                let v = if pick == 0 { s.p99_ms } else { s.max_ms }?;
+                Some(format!("{:.1},{:.1}", x(s.second as f64 + 0.5), y2(v)))
+            })
+            .collect();
+        if !points.is_empty() {
+            let _ = write!(
+                svg,
+                r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.5"><title>{name} latency</title></polyline>"#,
+                points.join(" ")
+            );
+        }
+    }
+    for tick in [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0] {
+        if tick > hi * 1.3 {
+            break;
+        }
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="{:.1}" text-anchor="end">{tick} ms</text><line x1="{LEFT}" y1="{:.1}" x2="{}" y2="{:.1}" stroke="#ddd"/>"##,
+            LEFT - 5.0,
+            y2(tick) + 4.0,
+            y2(tick),
+            W - RIGHT,
+            y2(tick)
+        );
+    }
+    let _ = write!(
+        svg,
+        r##"<text x="{LEFT}" y="{}" font-weight="bold">latency of successful attempts per second (blue p99, grey max; log scale)</text><line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="#444"/>"##,
+        top2 - 10.0,
+        top2 + PANEL_H,
+        W - RIGHT,
+        top2 + PANEL_H
+    );
+    // Time axis.
+    let step = [
+        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+    ]
+    .into_iter()
+    .find(|s| seconds / s <= 12.0)
+    .unwrap_or(3600.0);
+    let mut t = 0.0;
+    while t <= seconds {
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{t:.0}s</text>"#,
+            x(t),
+            top2 + PANEL_H + 15.0
+        );
+        t += step;
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The whole page.
+pub fn page(r: &Report) -> String {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>patroni-lab probe {id}</title>\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}\
+         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#eee}}</style></head><body>\
+         <h1>patroni-lab probe</h1><p>run <code>{id}</code>, started {start}, {dur:.1} s against <code>{ep}</code>, server {ver}</p>",
+        id = escape(&r.run_id),
+        start = escape(&r.started_at),
+        dur = r.duration_ms / 1000.0,
+        ep = escape(&r.settings.endpoint),
+        ver = escape(&r.server_version),
+    );
+    html.push_str(&chart(r));
+    let _ = write!(html, "<h2>Summary</h2><pre>{}</pre>", escape(&summary(r)));
+    if !r.analysis.client_windows.is_empty() {
+        html.push_str("<h2>Windows per client</h2><table><tr><th>client</th><th>from (s)</th><th>to (s)</th><th>ms</th><th>errors</th><th>classes</th></tr>");
+        for w in &r.analysis.client_windows {
+            let classes: Vec<String> = w.classes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.0}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+                w.client.unwrap_or(0),
+                w.start_us as f64 / 1e6,
+                w.end_us as f64 / 1e6,
+                w.duration_ms,
+                w.errors,
+                escape(&classes.join(", "))
+            );
+        }
+        html.push_str("</table>");
+    }
+    let settings = serde_json::to_string_pretty(&r.settings).unwrap_or_default();
+    let _ = writeln!(
+        html,
+        "<h2>Settings</h2><pre>{}</pre></body></html>",
+        escape(&settings)
+    );
+    html
+}

@@ -1,0 +1,58 @@
+//! One attempt as the probe records it: one JSON object per line in the history file.
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::{Failure, Outcome};
+
+/// A write appends a row; a read selects one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Write,
+    Read,
+}
+
+/// The server that answered: its address as PostgreSQL sees it and its timeline. A new
+/// primary after a failover has a new timeline even at the same address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServerId {
+    pub addr: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timeline: Option<u32>,
+}
+
+impl std::fmt::Display for ServerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.timeline {
+            Some(tl) => write!(f, "{} tl{}", self.addr, tl),
+            None => f.write_str(&self.addr),
+        }
+    }
+}
+
+/// One attempt. Times are microseconds since the run began (monotonic clock); the wall clock
+/// of any instant is the report's `started_unix_us` plus that offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub client: u32,
+    /// Per-client sequence number; for a write, the `seq` of the row it appends.
+    pub seq: u64,
+    pub kind: Kind,
+    pub start_us: u64,
+    pub end_us: u64,
+    pub outcome: Outcome,
+    /// Whether this attempt opened a new connection (always, in connection-per-transaction mode).
+    pub connected: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub server: Option<ServerId>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub in_recovery: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<Failure>,
+}
+
+impl Attempt {
+    pub fn latency_us(&self) -> u64 {
+        self.end_us.saturating_sub(self.start_us)
+    }
+}

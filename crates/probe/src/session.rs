@@ -1,0 +1,62 @@
+//! A whole probe run: the workload, the analysis of its history, the lost-write check, and
+//! the report.
+
+use tokio::sync::watch;
+
+use crate::analysis::{self, AnalysisError};
+use crate::lost;
+use crate::report::{self, Limits, Report};
+use crate::settings::Settings;
+use crate::workload::{self, ProbeError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Analysis(#[from] AnalysisError),
+}
+
+/// Runs the workload until the duration passes or `stop` turns true, then analyses it.
+pub async fn run(
+    settings: &Settings,
+    limits: &Limits,
+    stop: watch::Receiver<bool>,
+) -> Result<Report, SessionError> {
+    let config = workload::connect_config(settings)?;
+    let out = workload::run(settings, stop).await?;
+    let analysed = analysis::analyze(
+        &out.history_path,
+        settings.stall_threshold.as_micros() as u64,
+    );
+    if out.history_is_temporary {
+        let _ = std::fs::remove_file(&out.history_path);
+    }
+    let analysis = analysed?;
+    let lost_writes = lost::check(
+        &config,
+        settings.connect_timeout,
+        settings.verify_timeout,
+        &settings.table,
+        &out.run_id,
+        &analysis.acked,
+        &analysis.in_doubt,
+    )
+    .await;
+    let exceeded = limits.exceeded(&analysis, &lost_writes);
+    Ok(Report {
+        schema: report::SCHEMA,
+        schema_version: report::SCHEMA_VERSION,
+        probe_version: env!("CARGO_PKG_VERSION").to_string(),
+        run_id: out.run_id,
+        started_at: report::rfc3339(out.started_unix_us),
+        started_unix_us: out.started_unix_us,
+        duration_ms: out.elapsed.as_secs_f64() * 1000.0,
+        settings: settings.clone(),
+        server_version: out.server_version,
+        analysis,
+        lost_writes,
+        limits: limits.clone(),
+        exceeded,
+    })
+}

@@ -1,0 +1,524 @@
+//! The workload: N clients that write (and read) through one endpoint until told to stop,
+//! never giving up, and stream every attempt to the history file and the live line.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
+
+use crate::classify::{self, Failure, Outcome, Phase};
+use crate::record::{Attempt, Kind, ServerId};
+use crate::settings::{Mode, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot read the connection string: {0}")]
+    BadConninfo(String),
+    #[error(
+        "cannot reach {endpoint}: {detail}. Is the lab up (make up)? Are host, port, user and password right?"
+    )]
+    Unreachable { endpoint: String, detail: String },
+    #[error("cannot prepare the probe table on {endpoint}: {detail}")]
+    Setup { endpoint: String, detail: String },
+    #[error("history file {path}: {source}")]
+    History {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// What a finished run leaves for the analysis.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub run_id: String,
+    pub started_unix_us: u64,
+    pub elapsed: Duration,
+    pub history_path: PathBuf,
+    /// Whether the history file is a temporary one the caller should remove.
+    pub history_is_temporary: bool,
+    pub server_version: String,
+}
+
+/// Parses the connection string (URL or key=value) into a config with the probe's time-outs.
+pub fn connect_config(settings: &Settings) -> Result<Config, ProbeError> {
+    let mut config =
+        Config::from_str(&settings.conninfo).map_err(|e| ProbeError::BadConninfo(e.to_string()))?;
+    config.connect_timeout(settings.connect_timeout);
+    if let (None, Some(pw)) = (config.get_password(), &settings.password) {
+        config.password(pw);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("patroni-lab-probe");
+    }
+    Ok(config)
+}
+
+/// host:port/dbname user=..., never the password.
+pub fn describe_endpoint(config: &Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{host}:{port}/{} user={}",
+        config.get_dbname().unwrap_or("postgres"),
+        config.get_user().unwrap_or("postgres")
+    )
+}
+
+/// Connects once with the whole connect time-out; the connection runs on its own task.
+pub async fn connect(config: &Config, limit: Duration) -> Result<Client, Failure> {
+    match tokio::time::timeout(limit, config.connect(NoTls)).await {
+        Ok(Ok((client, connection))) => {
+            tokio::spawn(connection);
+            Ok(client)
+        }
+        Ok(Err(e)) => Err(classify::classify(&e, Phase::Connect)),
+        Err(_) => Err(classify::timed_out(Phase::Connect, limit)),
+    }
+}
+
+/// Runs simple-protocol SQL (works through PgBouncer in any pool mode) and returns text rows.
+pub async fn query_rows(
+    client: &Client,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
+    Ok(client
+        .simple_query(sql)
+        .await?
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The columns every transaction returns: who served it.
+const SERVER_COLUMNS: &str = "host(inet_server_addr()), inet_server_port(), pg_is_in_recovery(), \
+     CASE WHEN pg_is_in_recovery() THEN NULL \
+     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
+
+fn write_sql(table: &str, run_id: &str, client: u32, seq: u64) -> String {
+    format!(
+        "INSERT INTO {table} (run_id, client_id, seq, client_time) \
+         VALUES ('{run_id}', {client}, {seq}, to_timestamp({})) RETURNING {SERVER_COLUMNS}",
+        unix_us() as f64 / 1e6
+    )
+}
+
+fn read_sql(table: &str, run_id: &str, client: u32) -> String {
+    format!(
+        "SELECT {SERVER_COLUMNS}, (SELECT max(seq) FROM {table} WHERE run_id = '{run_id}' AND client_id = {client})"
+    )
+}
+
+/// Reads the server columns of the first row.
+fn served_by(rows: &[Vec<Option<String>>]) -> (Option<ServerId>, Option<bool>) {
+    let Some(row) = rows.first() else {
+        return (None, None);
+    };
+    let cell = |i: usize| row.get(i).cloned().flatten();
+    let addr = match (cell(0), cell(1)) {
+        (Some(a), Some(p)) => format!("{a}:{p}"),
+        (Some(a), None) => a,
+        _ => "local".into(),
+    };
+    let timeline = cell(3).and_then(|t| t.parse().ok());
+    let in_recovery = cell(2).map(|v| v == "t" || v == "true");
+    (Some(ServerId { addr, timeline }), in_recovery)
+}
+
+/// A tiny deterministic generator for the read/write mix (no dependency needed).
+struct Mix(u64);
+
+impl Mix {
+    fn next_unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct Shared {
+    settings: Settings,
+    config: Config,
+    run_id: String,
+    start: Instant,
+    /// Time between two transactions of one client, when a rate is set.
+    interval: Option<Duration>,
+}
+
+impl Shared {
+    fn since_start(&self, t: Instant) -> u64 {
+        t.duration_since(self.start).as_micros() as u64
+    }
+}
+
+/// Sleeps until `until` unless the run stops first; returns false when it stopped.
+async fn sleep_or_stop(until: tokio::time::Instant, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep_until(until) => true,
+        _ = stop.changed() => false,
+    }
+}
+
+async fn client_loop(
+    id: u32,
+    shared: Arc<Shared>,
+    records: mpsc::Sender<Attempt>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let s = &shared.settings;
+    let mut conn: Option<Client> = None;
+    let mut seq = 0u64;
+    let mut failures_in_a_row = 0u32;
+    let mut mix = Mix(0x9E37_79B9_7F4A_7C15 ^ ((u64::from(id) + 1) * 0x1000_0001));
+    let mut next_at = tokio::time::Instant::now();
+    loop {
+        if let Some(interval) = shared.interval {
+            next_at = (next_at + interval).max(tokio::time::Instant::now());
+            if !sleep_or_stop(next_at, &mut stop).await {
+                break;
+            }
+        }
+        if failures_in_a_row > 0 {
+            let backoff = Duration::from_millis(10 << failures_in_a_row.min(8)).min(s.backoff_max);
+            if !sleep_or_stop(tokio::time::Instant::now() + backoff, &mut stop).await {
+                break;
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+        seq += 1;
+        let kind = if s.read_ratio > 0.0 && mix.next_unit() < s.read_ratio {
+            Kind::Read
+        } else {
+            Kind::Write
+        };
+        let started = Instant::now();
+        let mut attempt = Attempt {
+            client: id,
+            seq,
+            kind,
+            start_us: shared.since_start(started),
+            end_us: 0,
+            outcome: Outcome::Ok,
+            connected: false,
+            server: None,
+            in_recovery: None,
+            error: None,
+        };
+        if conn.is_none() || s.mode == Mode::PerTransaction {
+            attempt.connected = true;
+            match connect(&shared.config, s.connect_timeout).await {
+                Ok(client) => conn = Some(client),
+                Err(failure) => {
+                    conn = None;
+                    attempt.outcome = Outcome::Failed;
+                    attempt.error = Some(failure);
+                }
+            }
+        }
+        if let Some(client) = conn.as_ref().filter(|_| attempt.error.is_none()) {
+            let sql = match kind {
+                Kind::Write => write_sql(&s.table, &shared.run_id, id, seq),
+                Kind::Read => read_sql(&s.table, &shared.run_id, id),
+            };
+            let result = tokio::time::timeout(s.statement_timeout, query_rows(client, &sql)).await;
+            let failure = match result {
+                Ok(Ok(rows)) => {
+                    let (server, in_recovery) = served_by(&rows);
+                    attempt.server = server;
+                    attempt.in_recovery = in_recovery;
+                    None
+                }
+                Ok(Err(e)) => Some(classify::classify(&e, Phase::Statement)),
+                Err(_) => Some(classify::timed_out(Phase::Statement, s.statement_timeout)),
+            };
+            if let Some(failure) = failure {
+                attempt.outcome = match kind {
+                    Kind::Write => classify::write_outcome(&failure, Phase::Statement),
+                    Kind::Read => Outcome::Failed,
+                };
+                // An ERROR leaves the session usable; anything else ends it.
+                if failure.severity.as_deref() != Some("ERROR") || client.is_closed() {
+                    conn = None;
+                }
+                attempt.error = Some(failure);
+            }
+        }
+        if s.mode == Mode::PerTransaction {
+            conn = None;
+        }
+        attempt.end_us = shared.since_start(Instant::now());
+        failures_in_a_row = if attempt.outcome == Outcome::Ok {
+            0
+        } else {
+            failures_in_a_row + 1
+        };
+        if records.send(attempt).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Counters for the live line, reset every second.
+#[derive(Default)]
+struct Live {
+    ok: u64,
+    failed: u64,
+    in_doubt: u64,
+    classes: std::collections::BTreeMap<String, u64>,
+    latencies_us: Vec<u64>,
+    server: Option<ServerId>,
+}
+
+impl Live {
+    fn add(&mut self, a: &Attempt) {
+        match a.outcome {
+            Outcome::Ok => {
+                self.ok += 1;
+                self.latencies_us.push(a.latency_us());
+                if a.kind == Kind::Write {
+                    self.server = a.server.clone();
+                }
+            }
+            Outcome::Failed => self.failed += 1,
+            Outcome::InDoubt => self.in_doubt += 1,
+        }
+        if let Some(e) = &a.error {
+            *self.classes.entry(e.class.label()).or_default() += 1;
+        }
+    }
+
+    fn line(&mut self, second: u64) -> String {
+        self.latencies_us.sort_unstable();
+        let p99 = self
+            .latencies_us
+            .get(
+                (self.latencies_us.len() * 99)
+                    .div_ceil(100)
+                    .saturating_sub(1),
+            )
+            .map(|us| format!("{:.1} ms", *us as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into());
+        let classes: Vec<String> = self
+            .classes
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let errors = if classes.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", classes.join(", "))
+        };
+        let server = self
+            .server
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "-".into());
+        let line = format!(
+            "{second:>5}s  ok {:>5}  failed {:>4}  in doubt {:>3}{errors}  p99 {p99}  server {server}",
+            self.ok, self.failed, self.in_doubt
+        );
+        let server = self.server.take();
+        *self = Live {
+            server,
+            ..Live::default()
+        };
+        line
+    }
+}
+
+/// Receives every attempt: writes it to the history file and feeds the live line.
+async fn collect(
+    mut records: mpsc::Receiver<Attempt>,
+    mut out: BufWriter<File>,
+    live: bool,
+    start: Instant,
+) -> std::io::Result<()> {
+    let mut counters = Live::default();
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::from_std(start) + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let mut second = 0u64;
+    loop {
+        tokio::select! {
+            record = records.recv() => {
+                let Some(attempt) = record else { break };
+                serde_json::to_writer(&mut out, &attempt)?;
+                out.write_all(b"\n")?;
+                counters.add(&attempt);
+            }
+            _ = tick.tick() => {
+                second += 1;
+                let line = counters.line(second);
+                if live {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+    out.flush()?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()
+}
+
+/// Makes the probe table if it is missing, and returns the server's version.
+async fn prepare(config: &Config, settings: &Settings) -> Result<String, ProbeError> {
+    let endpoint = describe_endpoint(config);
+    let client = connect(config, settings.connect_timeout)
+        .await
+        .map_err(|f| ProbeError::Unreachable {
+            endpoint: endpoint.clone(),
+            detail: f.message,
+        })?;
+    let setup = format!(
+        "CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, client_id int NOT NULL, seq bigint NOT NULL, \
+         client_time timestamptz, server_time timestamptz DEFAULT now(), PRIMARY KEY (run_id, client_id, seq)); \
+         SELECT version()",
+        settings.table
+    );
+    let rows = query_rows(&client, &setup)
+        .await
+        .map_err(|e| ProbeError::Setup {
+            endpoint,
+            detail: classify::classify(&e, Phase::Statement).message,
+        })?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .unwrap_or_default())
+}
+
+/// Runs the workload until the duration passes or `stop` turns true (Ctrl-C).
+pub async fn run(
+    settings: &Settings,
+    mut stop: watch::Receiver<bool>,
+) -> Result<RunOutput, ProbeError> {
+    let config = connect_config(settings)?;
+    let server_version = prepare(&config, settings).await?;
+    let started_unix_us = unix_us();
+    let run_id = format!("r{}-{}", started_unix_us / 1000, std::process::id());
+    let (history_path, history_is_temporary) = match &settings.history_path {
+        Some(p) => (p.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("patroni-lab-probe-{run_id}.jsonl")),
+            true,
+        ),
+    };
+    let file = File::create(&history_path).map_err(|source| ProbeError::History {
+        path: history_path.display().to_string(),
+        source,
+    })?;
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        settings: settings.clone(),
+        config,
+        run_id: run_id.clone(),
+        start,
+        interval: settings
+            .rate
+            .map(|r| Duration::from_secs_f64(f64::from(settings.clients) / r)),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (tx, rx) = mpsc::channel(10_000);
+    let collector = tokio::spawn(collect(rx, BufWriter::new(file), settings.live, start));
+    let clients: Vec<_> = (0..settings.clients)
+        .map(|id| tokio::spawn(client_loop(id, shared.clone(), tx.clone(), stop_rx.clone())))
+        .collect();
+    drop(tx);
+    let deadline = settings
+        .duration
+        .map(|d| tokio::time::Instant::from_std(start) + d);
+    tokio::select! {
+        _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {}
+        _ = async { while !*stop.borrow() { if stop.changed().await.is_err() { std::future::pending::<()>().await } } } => {}
+    }
+    let _ = stop_tx.send(true);
+    for c in clients {
+        let _ = c.await;
+    }
+    let written = collector
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    written.map_err(|source| ProbeError::History {
+        path: history_path.display().to_string(),
+        source,
+    })?;
+    Ok(RunOutput {
+        run_id,
+        started_unix_us,
+        elapsed: start.elapsed(),
+        history_path,
+        history_is_temporary,
+        server_version,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_columns_are_read() {
+        let rows = vec![vec![
+            Some("172.19.0.3".into()),
+            Some("5432".into()),
+            Some("f".into()),
+            Some("2".into()),
+        ]];
+        let (server, rec) = served_by(&rows);
+        assert_eq!(
+            server,
+            Some(ServerId {
+                addr: "172.19.0.3:5432".into(),
+                timeline: Some(2)
+            })
+        );
+        assert_eq!(rec, Some(false));
+    }
+
+    #[test]
+    fn endpoint_description_hides_the_password() {
+        let mut s = Settings::lab_defaults("postgres://postgres:secret@127.0.0.1:5432/postgres");
+        s.connect_timeout = Duration::from_secs(1);
+        let text = describe_endpoint(&connect_config(&s).unwrap());
+        assert_eq!(text, "127.0.0.1:5432/postgres user=postgres");
+        assert!(!text.contains("secret"));
+    }
+
+    #[test]
+    fn mix_is_spread_over_the_unit_interval() {
+        let mut m = Mix(42);
+        let draws: Vec<f64> = (0..10_000).map(|_| m.next_unit()).collect();
+        assert!(draws.iter().all(|x| (0.0..1.0).contains(x)));
+        let below = draws.iter().filter(|x| **x < 0.3).count();
+        assert!((2_500..3_500).contains(&below), "{below}");
+    }
+}
