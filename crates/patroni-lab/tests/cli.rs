@@ -52,3 +52,44 @@ fn primary_without_a_reachable_api_fails_cleanly() {
         "{stderr}"
     );
 }
+
+fn probe(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .arg("probe")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn probe_against_nothing_is_one_clear_line() {
+    let (code, stderr) = probe(&[
+        "--url",
+        "postgres://postgres:x@127.0.0.1:1/postgres",
+        "-T",
+        "1s",
+        "-q",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot reach 127.0.0.1:1/postgres"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("make up"), "{stderr}");
+    assert!(!stderr.contains("x@"), "no password in messages: {stderr}");
+}
+
+#[test]
+fn probe_bad_settings_name_the_flag() {
+    let (code, stderr) = probe(&["--clients", "0"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--clients must be at least 1"), "{stderr}");
+    let (code, stderr) = probe(&["-T", "5 days"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown unit"), "{stderr}");
+}

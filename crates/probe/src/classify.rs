@@ -216,12 +216,20 @@ pub fn timed_out(phase: Phase, limit: std::time::Duration) -> Failure {
 }
 
 /// The outcome of a failed write. Failed (certainly not committed) when the statement was
-/// never sent, or the server answered it with an ERROR, which rolls the transaction back. In
-/// doubt when it was sent and the answer was a FATAL (the session died: the commit may or may
-/// not have happened first), a lost connection, or nothing in time.
+/// never sent, when the server answered it with an ERROR (the transaction rolled back), or when
+/// the pooler says it never got a server connection for it (login failing, query_wait_timeout,
+/// 57P03). In doubt when it was sent and the session died (a FATAL such as 57P01, "server conn
+/// crashed?", a lost connection) or nothing came back in time: the commit may have happened.
 pub fn write_outcome(failure: &Failure, phase: Phase) -> Outcome {
+    let never_reached_a_server = matches!(
+        failure.class,
+        ErrorClass::PoolerLoginFailing
+            | ErrorClass::PoolerQueryWaitTimeout
+            | ErrorClass::CannotConnectNow
+    );
     match phase {
         Phase::Connect => Outcome::Failed,
+        _ if never_reached_a_server => Outcome::Failed,
         Phase::Statement if failure.severity.as_deref() == Some("ERROR") => Outcome::Failed,
         Phase::Statement => Outcome::InDoubt,
     }
@@ -341,6 +349,13 @@ mod tests {
             message: String::new(),
         };
         assert_eq!(write_outcome(&fatal, Phase::Statement), Outcome::InDoubt);
+        let queued = Failure {
+            class: ErrorClass::PoolerLoginFailing,
+            sqlstate: Some("08P01".into()),
+            severity: Some("FATAL".into()),
+            message: String::new(),
+        };
+        assert_eq!(write_outcome(&queued, Phase::Statement), Outcome::Failed);
         let connect = timed_out(Phase::Connect, std::time::Duration::from_secs(1));
         assert_eq!(write_outcome(&connect, Phase::Connect), Outcome::Failed);
     }

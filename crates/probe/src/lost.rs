@@ -127,7 +127,8 @@ async fn read_rows(
 ) -> Result<(String, BTreeMap<u32, Vec<u64>>), String> {
     let client = connect(config, connect_timeout)
         .await
-        .map_err(|f| f.message)?;
+        .map_err(|f| f.message)?
+        .client;
     let text = |e: tokio_postgres::Error| e.to_string();
     let who = query_rows(
         &client,

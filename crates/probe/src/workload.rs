@@ -76,13 +76,37 @@ pub fn describe_endpoint(config: &Config) -> String {
     )
 }
 
-/// Connects once with the whole connect time-out; the connection runs on its own task.
-pub async fn connect(config: &Config, limit: Duration) -> Result<Client, Failure> {
-    match tokio::time::timeout(limit, config.connect(NoTls)).await {
-        Ok(Ok((client, connection))) => {
-            tokio::spawn(connection);
-            Ok(client)
+/// An open connection and, once it has ended, why: the server's last word (say a FATAL
+/// 57P01 sent while the session sat idle) is only seen by the task that drives it.
+pub struct Session {
+    pub client: Client,
+    ended: tokio::task::JoinHandle<Option<tokio_postgres::Error>>,
+}
+
+impl Session {
+    /// The classified cause of a failed statement: the server's error when the connection
+    /// task received one, else the client-side error.
+    pub async fn cause(self, e: &tokio_postgres::Error) -> Failure {
+        if e.as_db_error().is_none() && e.is_closed() {
+            drop(self.client);
+            let waited = tokio::time::timeout(Duration::from_millis(100), self.ended).await;
+            if let Ok(Ok(Some(ended))) = waited {
+                if ended.as_db_error().is_some() {
+                    return classify::classify(&ended, Phase::Statement);
+                }
+            }
         }
+        classify::classify(e, Phase::Statement)
+    }
+}
+
+/// Connects once with the whole connect time-out; the connection runs on its own task.
+pub async fn connect(config: &Config, limit: Duration) -> Result<Session, Failure> {
+    match tokio::time::timeout(limit, config.connect(NoTls)).await {
+        Ok(Ok((client, connection))) => Ok(Session {
+            client,
+            ended: tokio::spawn(async move { connection.await.err() }),
+        }),
         Ok(Err(e)) => Err(classify::classify(&e, Phase::Connect)),
         Err(_) => Err(classify::timed_out(Phase::Connect, limit)),
     }
@@ -193,7 +217,7 @@ async fn client_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let s = &shared.settings;
-    let mut conn: Option<Client> = None;
+    let mut conn: Option<Session> = None;
     let mut seq = 0u64;
     let mut failures_in_a_row = 0u32;
     let mut mix = Mix(0x9E37_79B9_7F4A_7C15 ^ ((u64::from(id) + 1) * 0x1000_0001));
@@ -236,7 +260,7 @@ async fn client_loop(
         if conn.is_none() || s.mode == Mode::PerTransaction {
             attempt.connected = true;
             match connect(&shared.config, s.connect_timeout).await {
-                Ok(client) => conn = Some(client),
+                Ok(session) => conn = Some(session),
                 Err(failure) => {
                     conn = None;
                     attempt.outcome = Outcome::Failed;
@@ -244,20 +268,34 @@ async fn client_loop(
                 }
             }
         }
-        if let Some(client) = conn.as_ref().filter(|_| attempt.error.is_none()) {
+        if let Some(session) = conn.take().filter(|_| attempt.error.is_none()) {
             let sql = match kind {
                 Kind::Write => write_sql(&s.table, &shared.run_id, id, seq),
                 Kind::Read => read_sql(&s.table, &shared.run_id, id),
             };
-            let result = tokio::time::timeout(s.statement_timeout, query_rows(client, &sql)).await;
+            let result =
+                tokio::time::timeout(s.statement_timeout, query_rows(&session.client, &sql)).await;
             let failure = match result {
                 Ok(Ok(rows)) => {
                     let (server, in_recovery) = served_by(&rows);
                     attempt.server = server;
                     attempt.in_recovery = in_recovery;
+                    conn = Some(session);
                     None
                 }
-                Ok(Err(e)) => Some(classify::classify(&e, Phase::Statement)),
+                Ok(Err(e)) => {
+                    let usable = e.as_db_error().is_some_and(|db| db.severity() == "ERROR")
+                        && !session.client.is_closed();
+                    if usable {
+                        // An ERROR leaves the session usable (a 25006, say).
+                        let failure = classify::classify(&e, Phase::Statement);
+                        conn = Some(session);
+                        Some(failure)
+                    } else {
+                        Some(session.cause(&e).await)
+                    }
+                }
+                // The statement may still run: the session is given up.
                 Err(_) => Some(classify::timed_out(Phase::Statement, s.statement_timeout)),
             };
             if let Some(failure) = failure {
@@ -265,10 +303,6 @@ async fn client_loop(
                     Kind::Write => classify::write_outcome(&failure, Phase::Statement),
                     Kind::Read => Outcome::Failed,
                 };
-                // An ERROR leaves the session usable; anything else ends it.
-                if failure.severity.as_deref() != Some("ERROR") || client.is_closed() {
-                    conn = None;
-                }
                 attempt.error = Some(failure);
             }
         }
@@ -389,31 +423,39 @@ async fn collect(
     out.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
-/// Makes the probe table if it is missing, and returns the server's version.
+/// The probe's table: one row per write, keyed by run, client and sequence number.
+pub fn table_ddl(table: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (run_id text NOT NULL, client_id int NOT NULL, \
+         seq bigint NOT NULL, client_time timestamptz, server_time timestamptz DEFAULT now(), \
+         PRIMARY KEY (run_id, client_id, seq))"
+    )
+}
+
+/// Makes the probe table if it is missing (on a primary; a replica has it by replication, or
+/// its writes fail, which is what the run then reports), and returns the server's version.
 async fn prepare(config: &Config, settings: &Settings) -> Result<String, ProbeError> {
     let endpoint = describe_endpoint(config);
-    let client = connect(config, settings.connect_timeout)
+    let session = connect(config, settings.connect_timeout)
         .await
         .map_err(|f| ProbeError::Unreachable {
             endpoint: endpoint.clone(),
             detail: f.message,
         })?;
-    let setup = format!(
-        "CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, client_id int NOT NULL, seq bigint NOT NULL, \
-         client_time timestamptz, server_time timestamptz DEFAULT now(), PRIMARY KEY (run_id, client_id, seq)); \
-         SELECT version()",
-        settings.table
-    );
-    let rows = query_rows(&client, &setup)
+    let setup_error = |e: tokio_postgres::Error| ProbeError::Setup {
+        endpoint: endpoint.clone(),
+        detail: classify::classify(&e, Phase::Statement).message,
+    };
+    let rows = query_rows(&session.client, "SELECT version(), pg_is_in_recovery()")
         .await
-        .map_err(|e| ProbeError::Setup {
-            endpoint,
-            detail: classify::classify(&e, Phase::Statement).message,
-        })?;
-    Ok(rows
-        .first()
-        .and_then(|r| r.first().cloned().flatten())
-        .unwrap_or_default())
+        .map_err(setup_error)?;
+    let cell = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
+    if cell(1).as_deref() != Some("t") {
+        query_rows(&session.client, &table_ddl(&settings.table))
+            .await
+            .map_err(setup_error)?;
+    }
+    Ok(cell(0).unwrap_or_default())
 }
 
 /// Runs the workload until the duration passes or `stop` turns true (Ctrl-C).
