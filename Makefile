@@ -12,10 +12,10 @@ PATRONICTL := patronictl -c /etc/patroni/patroni.yml
 COMPOSE_PROJECT_NAME ?= patroni-lab
 export
 
-.PHONY: help env build up wait list switchover failover down clean psql bench logs ps test unit fmt lint
+.PHONY: help env build up wait list switchover down clean psql bench probe logs ps test unit fmt lint
 
 help: ## This list
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z -]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
 
 env: .env
 .env:
@@ -61,6 +61,12 @@ BENCH_ARGS ?= -T 60 -P 10 -C -c 4 --max-tries=10
 bench: ## The seed's pgbench through 5432 (BENCH_ARGS="-T 700 -P 10 -C --max-tries=10")
 	PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh pgbench -i -q -h 127.0.0.1 -p 5432 -U $(POSTGRES_USER) postgres
 	PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh pgbench $(BENCH_ARGS) -h 127.0.0.1 -p 5432 -U $(POSTGRES_USER) postgres
+
+probe: ## The probe against 127.0.0.1:5432, from the image (ARGS="-T 2m --mode persistent --html r.html")
+	@scripts/probe.sh $(ARGS)
+
+scenario-switchover scenario-stop-leader scenario-kill-leader: ## Probe through a fault and report (RUNS=5 for medians)
+	@scripts/scenario.sh $(@:scenario-%=%) $(RUNS)
 
 test: ## All tests: unit tests and the lab tests (needs `make up`)
 	cargo test --workspace -- --test-threads=1
