@@ -62,7 +62,7 @@ bench: ## The seed's pgbench through 5432 (BENCH_ARGS="-T 700 -P 10 -C --max-tri
 	PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh pgbench -i -q -h 127.0.0.1 -p 5432 -U $(POSTGRES_USER) postgres
 	PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh pgbench $(BENCH_ARGS) -h 127.0.0.1 -p 5432 -U $(POSTGRES_USER) postgres
 
-probe: ## The probe against 127.0.0.1:5432, from the image (ARGS="-T 2m --mode persistent --html r.html")
+probe: ## The probe against HAProxy, from a container on the lab network (ARGS="-T 2m --mode persistent --html r.html")
 	@scripts/probe.sh $(ARGS)
 
 scenario-switchover scenario-stop-leader scenario-kill-leader: ## Probe through a fault and report (RUNS=5 for medians)
