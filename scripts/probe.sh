@@ -5,7 +5,7 @@
 # paths (--json report.json) land in ./probe-out/.
 set -euo pipefail
 mkdir -p probe-out
-network=${COMPOSE_PROJECT_NAME:-patroni-lab}_default
+network=${COMPOSE_PROJECT_NAME:-patroni-lab}_lab
 if ! docker network inspect "$network" >/dev/null 2>&1; then
     echo "probe: the lab's network $network does not exist: run make up first" >&2
     exit 1

@@ -184,6 +184,47 @@ fn callback_with_pgbouncer_down_still_writes_the_file() {
 }
 
 #[test]
+fn haproxy_refuses_clients_while_no_node_is_primary() {
+    let lab = LabTest::begin("haproxy_refuses_clients_while_no_node_is_primary");
+    let replica = other(&lab.leader).to_string();
+    // Stop the replica first so that the leader's stop leaves no one to take over.
+    let second = Stopped::stop(&replica);
+    let first = Stopped::stop(&lab.leader);
+    let (backend, _) = wait_for(
+        "HAProxy to mark the writer backend down",
+        Duration::from_secs(10),
+        || {
+            let csv = run_ok("curl", &["-fsS", "http://127.0.0.1:7001/;csv"]);
+            let line = csv
+                .lines()
+                .find(|l| l.starts_with("postgres_primary,BACKEND,"))
+                .ok_or("no postgres_primary backend in the stats")?
+                .to_string();
+            if line.contains(",DOWN,") {
+                Ok(line)
+            } else {
+                Err(line)
+            }
+        },
+    );
+    let started = Instant::now();
+    let refused = write_through(5432).expect_err("a write through 5432 with no primary");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "refused at once, not after a time-out: {refused}"
+    );
+    // PgBouncer itself still takes the client (it has nowhere to send it): HAProxy is what refuses.
+    assert!(
+        sql(6432, "pgbouncer", "SHOW VERSION").is_ok(),
+        "PgBouncer is up: {backend}"
+    );
+    first.start();
+    second.start();
+    // Either node may lead now; the cluster must be whole and writable again.
+    healthy_cluster();
+}
+
+#[test]
 fn ports_are_published_on_loopback_only() {
     let _serial = serial();
     require_lab();
