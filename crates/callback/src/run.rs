@@ -115,6 +115,8 @@ pub enum RunError {
     Ini { path: String, source: IniError },
     #[error(transparent)]
     Admin(#[from] AdminError),
+    #[error("cannot start the async runtime for the admin console: {0}")]
+    Runtime(std::io::Error),
 }
 
 fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -222,7 +224,7 @@ fn reload(admin: &AdminTarget) -> Result<Reload, RunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(file_error(Path::new("tokio runtime")))?;
+        .map_err(RunError::Runtime)?;
     match runtime.block_on(pgbouncer::admin_command(admin, "RELOAD", ADMIN_TIMEOUT)) {
         Ok(_) => Ok(Reload::Done),
         Err(e) if e.is_unreachable() => Ok(Reload::NotRunning(e.to_string())),

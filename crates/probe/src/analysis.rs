@@ -560,13 +560,7 @@ mod tests {
         outcome: Outcome,
     ) -> Attempt {
         Attempt {
-            client,
-            seq,
-            kind: Kind::Write,
-            start_us: start_ms * 1000,
-            end_us: end_ms * 1000,
             outcome,
-            connected: true,
             server: None,
             in_recovery: None,
             error: Some(Failure {
@@ -575,6 +569,7 @@ mod tests {
                 severity: None,
                 message: String::new(),
             }),
+            ..ok(client, seq, start_ms, end_ms, "", 0)
         }
     }
 
