@@ -225,6 +225,38 @@ fn haproxy_refuses_clients_while_no_node_is_primary() {
 }
 
 #[test]
+fn make_up_wait_times_out_with_the_failing_service_log() {
+    let _lab = LabTest::begin("make_up_wait_times_out_with_the_failing_service_log");
+    let stopped = Stopped::stop("haproxy");
+    let mut args = vec!["scripts/wait-ready.sh"];
+    args.extend(compose_cmd());
+    let out = std::process::Command::new("bash")
+        .args(&args)
+        .env("LAB_UP_TIMEOUT", "3")
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "it must fail while HAProxy is down: {stderr}"
+    );
+    assert!(
+        stderr.contains("lab did not accept a write through 127.0.0.1:5432 within 3s"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("---- haproxy: exited"),
+        "the failing service is named: {stderr}"
+    );
+    assert!(
+        !stderr.contains("---- patroni1:"),
+        "healthy services are not dumped: {stderr}"
+    );
+    stopped.start();
+}
+
+#[test]
 fn ports_are_published_on_loopback_only() {
     let _serial = serial();
     require_lab();
