@@ -3,9 +3,11 @@
 
 use std::process::Command;
 
-fn callback(args: &[&str]) -> (i32, String) {
+/// Runs `patroni-lab <subcommand> <args>`; returns the exit code and stderr. The callback's
+/// REST API points at a closed port, so nothing here can reach a real cluster.
+fn patroni_lab(subcommand: &str, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
-        .arg("callback")
+        .arg(subcommand)
         .args(args)
         .env("PATRONI_LAB_API_URL", "http://127.0.0.1:1")
         .output()
@@ -14,6 +16,10 @@ fn callback(args: &[&str]) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+fn callback(args: &[&str]) -> (i32, String) {
+    patroni_lab("callback", args)
 }
 
 #[test]
@@ -54,15 +60,7 @@ fn primary_without_a_reachable_api_fails_cleanly() {
 }
 
 fn probe(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
-        .arg("probe")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    patroni_lab("probe", args)
 }
 
 #[test]

@@ -331,30 +331,24 @@ mod tests {
         );
     }
 
+    fn server_failure(class: ErrorClass, sqlstate: &str, severity: &str) -> Failure {
+        Failure {
+            class,
+            sqlstate: Some(sqlstate.into()),
+            severity: Some(severity.into()),
+            message: String::new(),
+        }
+    }
+
     #[test]
     fn a_sent_write_without_answer_is_in_doubt() {
         let lost = timed_out(Phase::Statement, std::time::Duration::from_secs(1));
         assert_eq!(write_outcome(&lost, Phase::Statement), Outcome::InDoubt);
-        let refused = Failure {
-            class: ErrorClass::ReadOnly,
-            sqlstate: Some("25006".into()),
-            severity: Some("ERROR".into()),
-            message: String::new(),
-        };
+        let refused = server_failure(ErrorClass::ReadOnly, "25006", "ERROR");
         assert_eq!(write_outcome(&refused, Phase::Statement), Outcome::Failed);
-        let fatal = Failure {
-            class: ErrorClass::AdminShutdown,
-            sqlstate: Some("57P01".into()),
-            severity: Some("FATAL".into()),
-            message: String::new(),
-        };
+        let fatal = server_failure(ErrorClass::AdminShutdown, "57P01", "FATAL");
         assert_eq!(write_outcome(&fatal, Phase::Statement), Outcome::InDoubt);
-        let queued = Failure {
-            class: ErrorClass::PoolerLoginFailing,
-            sqlstate: Some("08P01".into()),
-            severity: Some("FATAL".into()),
-            message: String::new(),
-        };
+        let queued = server_failure(ErrorClass::PoolerLoginFailing, "08P01", "FATAL");
         assert_eq!(write_outcome(&queued, Phase::Statement), Outcome::Failed);
         let connect = timed_out(Phase::Connect, std::time::Duration::from_secs(1));
         assert_eq!(write_outcome(&connect, Phase::Connect), Outcome::Failed);

@@ -32,10 +32,9 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn describe(cmd: &Command, out: &Output) -> String {
+fn describe(program: &str, args: &[&str], out: &Output) -> String {
     format!(
-        "command: {:?}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
-        cmd,
+        "command: {program} {args:?}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
@@ -52,12 +51,8 @@ pub fn run(program: &str, args: &[&str]) -> Output {
 
 /// Runs a command and panics with its command line, stdout and stderr if it fails.
 pub fn run_ok(program: &str, args: &[&str]) -> String {
-    let mut cmd = Command::new(program);
-    cmd.args(args).current_dir(repo_root());
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    let out = run(program, args);
+    assert!(out.status.success(), "{}", describe(program, args, &out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -74,12 +69,19 @@ pub fn compose_cmd() -> Vec<&'static str> {
     }
 }
 
-/// `docker compose <args>` (or docker-compose), in the repository root.
-pub fn compose(args: &[&str]) -> String {
+/// `docker compose <args>` (or docker-compose) in the repository root, whatever its status.
+pub fn compose_output(args: &[&str]) -> Output {
     let base = compose_cmd();
     let mut all: Vec<&str> = base[1..].to_vec();
     all.extend_from_slice(args);
-    run_ok(base[0], &all)
+    run(base[0], &all)
+}
+
+/// `docker compose <args>`; panics with its output if it fails.
+pub fn compose(args: &[&str]) -> String {
+    let out = compose_output(args);
+    assert!(out.status.success(), "{}", describe("compose", args, &out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Polls `f` every 250 ms until it returns Ok or `limit` passes; returns the value and the time
@@ -335,10 +337,7 @@ impl Stopped {
             return Ok(());
         }
         self.restored = true;
-        let base = compose_cmd();
-        let mut args: Vec<&str> = base[1..].to_vec();
-        args.extend_from_slice(&["start", &self.name]);
-        let out = run(base[0], &args);
+        let out = compose_output(&["start", &self.name]);
         if !out.status.success() {
             return Err(format!(
                 "cannot start {} again: {}",
