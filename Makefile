@@ -71,8 +71,8 @@ scenario-switchover scenario-stop-leader scenario-kill-leader: ## Probe through 
 test: ## All tests: unit tests and the lab tests (needs `make up`)
 	cargo test --workspace -- --test-threads=1
 
-unit: ## Unit tests only (no lab needed)
-	cargo test --workspace --lib --bins
+unit: ## Every test that needs no lab (unit tests and the CLI's)
+	cargo test --workspace --lib --bins --test cli
 
 fmt:
 	cargo fmt --all

@@ -7,7 +7,12 @@ use tokio_postgres::{Config, NoTls, SimpleQueryMessage};
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("cannot connect to the PgBouncer admin console at {addr}: {detail}")]
-    Connect { addr: String, detail: String },
+    Connect {
+        addr: String,
+        detail: String,
+        /// Nothing listens there or the name does not resolve: PgBouncer is not running.
+        not_running: bool,
+    },
     #[error("PgBouncer admin console at {addr} did not answer within {secs}s")]
     Timeout { addr: String, secs: u64 },
     #[error("PgBouncer admin command '{command}' failed: {detail}")]
@@ -15,9 +20,17 @@ pub enum AdminError {
 }
 
 impl AdminError {
-    /// True when PgBouncer is simply not there (not started yet, or stopped).
-    pub fn is_unreachable(&self) -> bool {
-        matches!(self, Self::Connect { .. } | Self::Timeout { .. })
+    /// True when PgBouncer is simply not there (not started yet, or stopped): the connection
+    /// was refused or its name is unknown. A PgBouncer that refused *us* (authentication, the
+    /// protocol, no answer in time) is running and was not told: that is an error.
+    pub fn is_not_running(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect {
+                not_running: true,
+                ..
+            }
+        )
     }
 }
 
@@ -56,7 +69,8 @@ pub async fn admin_command(
             .await
             .map_err(|e| AdminError::Connect {
                 addr: addr.clone(),
-                detail: crate::pgbouncer::error_text(&e),
+                detail: error_text(&e),
+                not_running: is_not_running(&e),
             })?;
         let driver = tokio::spawn(connection);
         let result = client.simple_query(command).await;
@@ -84,6 +98,23 @@ pub async fn admin_command(
             addr: addr.clone(),
             secs: timeout.as_secs(),
         })?
+}
+
+/// Whether a connect error means nothing is there: refused, or a name that does not resolve
+/// (Docker's DNS forgets a stopped container's name).
+fn is_not_running(e: &tokio_postgres::Error) -> bool {
+    if e.as_db_error().is_some() {
+        return false;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused
+                || io.to_string().contains("failed to lookup address");
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The server's message when there is one (`ERROR: ...`), otherwise the client-side cause.

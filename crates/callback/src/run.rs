@@ -85,14 +85,17 @@ pub enum Outcome {
     NotPrimary(Role),
     /// The node says primary but another member holds the lock: nothing written.
     NotLeader { leader: String },
-    /// The file now names this node (it may have already).
+    /// The file names the leader (it may have already), and PgBouncer was told.
     Pointed {
         from: Vec<Target>,
         to: Target,
+        /// The member holding the leader lock after the reload: the one `to` names.
+        leader: String,
         changed: bool,
         reload: Reload,
-        /// Set when the lock moved away while the file was being written.
-        lost_lock_to: Option<String>,
+        /// Set when the lock moved while this run held the file lock, and the run followed it
+        /// (the file names the new leader, not this node).
+        followed_from: Option<String>,
     },
 }
 
@@ -115,6 +118,14 @@ pub enum RunError {
     Ini { path: String, source: IniError },
     #[error(transparent)]
     Admin(#[from] AdminError),
+    #[error(
+        "{path} does not exist: nothing to point at the leader (is the shared volume mounted?)"
+    )]
+    MissingIni { path: String },
+    #[error(
+        "the leader lock kept moving ({moves}) while pgbouncer.ini was being pointed at it; the file names {last}, which may not lead now"
+    )]
+    LeaderKeptMoving { moves: String, last: String },
     #[error("cannot start the async runtime for the admin console: {0}")]
     Runtime(std::io::Error),
 }
@@ -131,7 +142,14 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// This node's member name, from `GET /patroni`.
 fn member_name(api_url: &str) -> Result<String, RunError> {
-    let (_, body) = patroni::get(api_url, "/patroni", HTTP_TIMEOUT)?;
+    let (status, body) = patroni::get(api_url, "/patroni", HTTP_TIMEOUT)?;
+    if status != 200 {
+        return Err(PatroniError::Status {
+            url: format!("{}/patroni", api_url.trim_end_matches('/')),
+            status,
+        }
+        .into());
+    }
     let value: serde_json::Value =
         serde_json::from_str(&body).map_err(|_| RunError::NoName(api_url.to_string()))?;
     value["patroni"]["name"]
@@ -205,8 +223,8 @@ fn replace_atomically(path: &Path, text: &str) -> Result<(), RunError> {
 }
 
 /// Rewrites the ini under the lock; returns the previous targets and whether the text changed.
+/// The caller holds the file lock.
 fn point_file_at(path: &Path, target: &Target) -> Result<(Vec<Target>, bool), RunError> {
-    let _lock = FileLock::take(path)?;
     let old = fs::read_to_string(path).map_err(file_error(path))?;
     let new = ini::retarget(&old, target).map_err(|source| RunError::Ini {
         path: path.display().to_string(),
@@ -227,44 +245,92 @@ fn reload(admin: &AdminTarget) -> Result<Reload, RunError> {
         .map_err(RunError::Runtime)?;
     match runtime.block_on(pgbouncer::admin_command(admin, "RELOAD", ADMIN_TIMEOUT)) {
         Ok(_) => Ok(Reload::Done),
-        Err(e) if e.is_unreachable() => Ok(Reload::NotRunning(e.to_string())),
+        Err(e) if e.is_not_running() => Ok(Reload::NotRunning(e.to_string())),
         Err(e) => Err(e.into()),
     }
 }
 
+/// How many times the leader may move under one run before it gives up and says so.
+const MAX_FOLLOWS: usize = 3;
+
+fn target_of(leader: &patroni::Member) -> Target {
+    Target {
+        host: if leader.host.is_empty() {
+            leader.name.clone()
+        } else {
+            leader.host.clone()
+        },
+        port: if leader.port == 0 { 5432 } else { leader.port },
+    }
+}
+
+/// The member holding the leader lock now, waiting up to `leader_wait` while the lock is free.
+fn current_leader(cfg: &Config) -> Result<patroni::Member, RunError> {
+    let deadline = Instant::now() + cfg.leader_wait;
+    loop {
+        let view = patroni::cluster(&cfg.api_url, HTTP_TIMEOUT)?;
+        if let Some(leader) = view.leader() {
+            return Ok(leader.clone());
+        }
+        if Instant::now() >= deadline {
+            return Err(RunError::NoLeader {
+                member: "any member".into(),
+                secs: cfg.leader_wait.as_secs(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// Runs the callback for one invocation.
+///
+/// Once this node is confirmed leader, everything happens under the file lock: read the leader,
+/// point the file at it, RELOAD, and read the leader again. If the lock moved meanwhile, the
+/// run follows it (rewrites for the real leader and reloads again), so the last callback to
+/// release the file lock leaves PgBouncer on the member that led when it last looked, never
+/// silently on a node that lost the lock. Callbacks of other nodes wait on the same lock.
 pub fn handle(inv: &Invocation, cfg: &Config) -> Result<Outcome, RunError> {
     if inv.role != Role::Primary {
         return Ok(Outcome::NotPrimary(inv.role));
     }
     let me = member_name(&cfg.api_url)?;
-    let leader = match confirm_leader(cfg, &me)? {
-        Ok(leader) => leader,
-        Err(other) => return Ok(Outcome::NotLeader { leader: other }),
-    };
-    let target = Target {
-        host: if leader.host.is_empty() {
-            me.clone()
-        } else {
-            leader.host.clone()
-        },
-        port: if leader.port == 0 { 5432 } else { leader.port },
-    };
-    let (from, changed) = point_file_at(&cfg.ini_path, &target)?;
-    let reload = reload(&cfg.admin)?;
-    let lost_lock_to = match patroni::cluster(&cfg.api_url, HTTP_TIMEOUT) {
-        Ok(view) => view
-            .leader()
-            .filter(|l| l.name != me)
-            .map(|l| l.name.clone()),
-        Err(_) => None,
-    };
-    Ok(Outcome::Pointed {
-        from,
-        to: target,
-        changed,
-        reload,
-        lost_lock_to,
+    if let Err(other) = confirm_leader(cfg, &me)? {
+        return Ok(Outcome::NotLeader { leader: other });
+    }
+    let path = &cfg.ini_path;
+    if !path.exists() {
+        return Err(RunError::MissingIni {
+            path: path.display().to_string(),
+        });
+    }
+    let _lock = FileLock::take(path)?;
+    let mut leader = current_leader(cfg)?;
+    let mut seen = vec![leader.name.clone()];
+    let mut first_from: Option<Vec<Target>> = None;
+    let mut changed_any = false;
+    for _ in 0..=MAX_FOLLOWS {
+        let target = target_of(&leader);
+        let (from, changed) = point_file_at(path, &target)?;
+        first_from.get_or_insert(from);
+        changed_any |= changed;
+        let reload = reload(&cfg.admin)?;
+        let now = current_leader(cfg)?;
+        if now.name == leader.name {
+            return Ok(Outcome::Pointed {
+                from: first_from.unwrap_or_default(),
+                to: target,
+                followed_from: (leader.name != me).then(|| me.clone()),
+                leader: leader.name,
+                changed: changed_any,
+                reload,
+            });
+        }
+        seen.push(now.name.clone());
+        leader = now;
+    }
+    Err(RunError::LeaderKeptMoving {
+        moves: seen.join(" -> "),
+        last: target_of(&leader).to_string(),
     })
 }
 
@@ -327,5 +393,165 @@ mod tests {
             let inv = Invocation::parse(&["on_role_change", role, "c"]).unwrap();
             assert!(matches!(handle(&inv, &cfg), Ok(Outcome::NotPrimary(_))));
         }
+    }
+
+    /// A stand-in for one node's Patroni REST API, only to force interleavings the real
+    /// cluster cannot be made to show on demand: `GET /patroni` names `me`, and each
+    /// `GET /cluster` names the next leader of `script` (the last one repeats), or
+    /// `shared_leader` once the script is used up.
+    struct RestStub {
+        url: String,
+        leader: std::sync::Arc<std::sync::Mutex<String>>,
+    }
+
+    impl RestStub {
+        fn start(me: &str, script: &[&str]) -> Self {
+            use std::io::{BufRead, BufReader};
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let leader = std::sync::Arc::new(std::sync::Mutex::new(
+                script.last().copied().unwrap_or(me).to_string(),
+            ));
+            let shared = leader.clone();
+            let me = me.to_string();
+            let mut script: std::collections::VecDeque<String> =
+                script.iter().map(|s| s.to_string()).collect();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { return };
+                    let mut line = String::new();
+                    let _ = BufReader::new(&stream).read_line(&mut line);
+                    let body = if line.contains("/patroni") {
+                        format!(r#"{{"patroni": {{"name": "{me}"}}}}"#)
+                    } else {
+                        let leader = match script.pop_front() {
+                            Some(next) => {
+                                *shared.lock().unwrap() = next.clone();
+                                next
+                            }
+                            None => shared.lock().unwrap().clone(),
+                        };
+                        format!(
+                            r#"{{"members": [{{"name": "{leader}", "role": "leader", "host": "{leader}", "port": 5432}}]}}"#
+                        )
+                    };
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{body}"
+                    );
+                }
+            });
+            Self { url, leader }
+        }
+    }
+
+    fn temp_ini(name: &str, host: &str) -> (PathBuf, Config) {
+        let dir = std::env::temp_dir().join(format!("plab-cb-{name}-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pgbouncer.ini");
+        fs::write(&path, format!("[databases]\n* = host={host} port=5432\n")).unwrap();
+        let mut cfg = Config::from_lookup(|k| match k {
+            // Nothing listens on port 1: PgBouncer "not running".
+            "PGBOUNCER_HOST" => Some("127.0.0.1".into()),
+            "PGBOUNCER_PORT" => Some("1".into()),
+            _ => None,
+        })
+        .unwrap();
+        cfg.ini_path = path.clone();
+        cfg.leader_wait = Duration::from_secs(2);
+        (path, cfg)
+    }
+
+    fn hosts(path: &Path) -> Vec<String> {
+        ini::targets(&fs::read_to_string(path).unwrap())
+            .into_iter()
+            .map(|(_, t)| t.host)
+            .collect()
+    }
+
+    #[test]
+    fn lock_moving_after_the_write_is_followed_not_left_behind() {
+        // Confirmed leader, leader under the file lock, then the lock moves after the write.
+        let stub = RestStub::start("patroni1", &["patroni1", "patroni1", "patroni2"]);
+        let (path, mut cfg) = temp_ini("follow", "patroni1");
+        cfg.api_url = stub.url.clone();
+        let inv = Invocation::parse(&["on_role_change", "primary", "c"]).unwrap();
+        let outcome = handle(&inv, &cfg).unwrap();
+        assert_eq!(hosts(&path), vec!["patroni2"]);
+        match outcome {
+            Outcome::Pointed {
+                leader,
+                followed_from,
+                reload,
+                ..
+            } => {
+                assert_eq!(leader, "patroni2");
+                assert_eq!(followed_from.as_deref(), Some("patroni1"));
+                assert!(matches!(reload, Reload::NotRunning(_)));
+            }
+            other => panic!("{other:?}"),
+        }
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn waiting_callback_rereads_the_leader_under_the_file_lock() {
+        // patroni1's callback confirmed its lock, then waits for the file lock held by
+        // patroni2's callback; meanwhile patroni2 took the lead and pointed the file at itself.
+        let stub = RestStub::start("patroni1", &["patroni1"]);
+        let (path, mut cfg) = temp_ini("contend", "patroni1");
+        cfg.api_url = stub.url.clone();
+        let held = FileLock::take(&path).unwrap();
+        let runner = {
+            let cfg = cfg.clone();
+            std::thread::spawn(move || {
+                let inv = Invocation::parse(&["on_role_change", "primary", "c"]).unwrap();
+                handle(&inv, &cfg)
+            })
+        };
+        // Let the waiting callback get past its leader check and block on the file lock.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!runner.is_finished(), "it must wait for the file lock");
+        *stub.leader.lock().unwrap() = "patroni2".into();
+        point_file_at(
+            &path,
+            &Target {
+                host: "patroni2".into(),
+                port: 5432,
+            },
+        )
+        .unwrap();
+        drop(held);
+        let outcome = runner.join().unwrap().unwrap();
+        assert_eq!(hosts(&path), vec!["patroni2"], "{outcome:?}");
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_lock_that_keeps_moving_is_an_error_naming_the_moves() {
+        let script = [
+            "patroni1", "patroni1", "patroni2", "patroni1", "patroni2", "patroni1", "patroni2",
+        ];
+        let stub = RestStub::start("patroni1", &script);
+        let (path, mut cfg) = temp_ini("moving", "patroni1");
+        cfg.api_url = stub.url.clone();
+        let inv = Invocation::parse(&["on_role_change", "primary", "c"]).unwrap();
+        let err = handle(&inv, &cfg).unwrap_err().to_string();
+        assert!(err.contains("kept moving"), "{err}");
+        assert!(err.contains("patroni1 -> patroni2 -> patroni1"), "{err}");
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_missing_ini_is_an_error_and_no_lock_file_is_made() {
+        let stub = RestStub::start("patroni1", &["patroni1"]);
+        let (path, mut cfg) = temp_ini("missing", "patroni1");
+        cfg.api_url = stub.url.clone();
+        fs::remove_file(&path).unwrap();
+        let inv = Invocation::parse(&["on_role_change", "primary", "c"]).unwrap();
+        let err = handle(&inv, &cfg).unwrap_err();
+        assert!(matches!(err, RunError::MissingIni { .. }), "{err}");
+        assert!(!path.with_extension("ini.lock").exists());
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

@@ -17,9 +17,10 @@ fn describe(outcome: &Outcome, admin: &AdminTarget) -> String {
         Outcome::Pointed {
             from,
             to,
+            leader,
             changed,
             reload,
-            lost_lock_to,
+            followed_from,
         } => {
             let was: Vec<String> = from.iter().map(ToString::to_string).collect();
             let mut line = if *changed {
@@ -35,9 +36,9 @@ fn describe(outcome: &Outcome, admin: &AdminTarget) -> String {
                     "; PgBouncer not reachable ({why}), it reads the file when it starts"
                 )),
             }
-            if let Some(other) = lost_lock_to {
+            if let Some(me) = followed_from {
                 line.push_str(&format!(
-                    "; WARNING: the leader lock moved to {other} meanwhile, its callback rewrites the file"
+                    "; the leader lock moved from {me} to {leader} meanwhile: followed it"
                 ));
             }
             line

@@ -24,34 +24,38 @@ pub struct ProbeArgs {
     /// Connection string (URL or key=value). Without a password in it: PGPASSWORD, else "postgres".
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     url: String,
-    /// Concurrent clients.
-    #[arg(short, long, default_value_t = 4)]
-    clients: u32,
+    /// Concurrent clients (1 to 10000).
+    #[arg(short, long, default_value_t = 4, allow_negative_numbers = true)]
+    clients: i64,
     #[arg(long, value_enum, default_value = "per-tx")]
     mode: ModeArg,
     /// Target transactions per second over all clients (default: flat out).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     rate: Option<f64>,
     /// Share of transactions that are reads, 0 to 1.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     read_ratio: f64,
     /// How long to run (500ms, 30s, 5m); 0 runs until Ctrl-C.
-    #[arg(short = 'T', long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(short = 'T', long, default_value = "60s", value_parser = parse_duration, allow_hyphen_values = true)]
     duration: Duration,
     /// Whole connect time-out: TCP + startup + authentication.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_duration, allow_hyphen_values = true)]
     connect_timeout: Duration,
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_duration, allow_hyphen_values = true)]
     statement_timeout: Duration,
     /// Longest pause between retries after failures (it doubles from 20 ms).
-    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "200ms", value_parser = parse_duration, allow_hyphen_values = true)]
     backoff_max: Duration,
     /// A gap between acknowledgements longer than this is a stall.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
     stall: Duration,
-    /// How long the final lost-write check waits for a primary.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    /// How long the final lost-write check may take, settling the run's unfinished statements
+    /// and waiting for the newest primary included.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, allow_hyphen_values = true)]
     verify_timeout: Duration,
+    /// Skip the lost-write check (the exit code then does not say it was not checked).
+    #[arg(long)]
+    no_lost_check: bool,
     /// Table for the probe's rows (made if missing).
     #[arg(long, default_value = "probe_writes")]
     table: String,
@@ -78,16 +82,45 @@ pub struct ProbeArgs {
     max_lost: Option<u64>,
 }
 
-/// Exit code when the run completed but a limit was exceeded.
-const LIMITS_EXCEEDED: u8 = 3;
+/// The exit codes, by precedence when several apply (README, "Exit codes"): a run whose
+/// limits were exceeded exits 3 even when the lost-write check or a report failed afterwards;
+/// else a run whose lost-write check did not run (and was not skipped) exits 4; else a report
+/// that could not be written exits 1.
+mod exit {
+    /// Something went wrong that is not the input: the endpoint unreachable at the start, a
+    /// report that could not be written.
+    pub const ERROR: u8 = 1;
+    /// Bad input: a flag out of range, an unreadable connection string (clap uses 2 as well).
+    pub const BAD_INPUT: u8 = 2;
+    /// The run completed but a limit was exceeded.
+    pub const LIMITS_EXCEEDED: u8 = 3;
+    /// The run completed but its lost writes could not be checked.
+    pub const NOT_CHECKED: u8 = 4;
+    /// Stopped by a second signal before the report was made.
+    pub const ABORTED: u8 = 130;
+}
 
-fn settings(args: &ProbeArgs) -> Result<Settings> {
-    let parsed: tokio_postgres::Config = args.url.parse().context("cannot read --url")?;
+/// Input that is wrong: one line, exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadInput(String);
+
+fn settings(args: &ProbeArgs) -> Result<Settings, BadInput> {
+    let parsed: tokio_postgres::Config = args
+        .url
+        .parse()
+        .map_err(|e| BadInput(format!("--url cannot be read: {e}")))?;
     let mut s = Settings::lab_defaults(&args.url);
     s.endpoint = patroni_lab_probe::workload::describe_endpoint(&parsed);
     // When the connection string has no password: PGPASSWORD as libpq would, else the lab's.
     s.password = Some(std::env::var("PGPASSWORD").unwrap_or_else(|_| "postgres".into()));
-    s.clients = args.clients;
+    let (_, _, clients_range) = patroni_lab_probe::settings::CLIENTS;
+    s.clients = u32::try_from(args.clients).map_err(|_| {
+        BadInput(format!(
+            "--clients {} is out of range: allowed {clients_range}",
+            args.clients
+        ))
+    })?;
     s.mode = match args.mode {
         ModeArg::PerTx => Mode::PerTransaction,
         ModeArg::Persistent => Mode::Persistent,
@@ -100,51 +133,149 @@ fn settings(args: &ProbeArgs) -> Result<Settings> {
     s.backoff_max = args.backoff_max;
     s.stall_threshold = args.stall;
     s.verify_timeout = args.verify_timeout;
+    s.lost_check = !args.no_lost_check;
     s.live = !args.quiet;
+    if let Some(path) = &args.history {
+        // Opened here so a bad path fails before anything connects; the run truncates it.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                BadInput(format!(
+                    "cannot write the history to {}: {e}",
+                    path.display()
+                ))
+            })?;
+    }
     s.history_path = args.history.clone();
     s.table = args.table.clone();
-    s.check()?;
+    s.check().map_err(|e| BadInput(e.to_string()))?;
     Ok(s)
+}
+
+/// A report file, opened (created) before the run so a bad path fails at once; removed again
+/// when the run fails before there is a report to write.
+struct ReportFile {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl ReportFile {
+    fn open(path: &Option<PathBuf>, what: &str) -> Result<Option<Self>, BadInput> {
+        let Some(path) = path else { return Ok(None) };
+        let file = std::fs::File::create(path).map_err(|e| {
+            BadInput(format!(
+                "cannot write the {what} report to {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(Some(Self {
+            path: path.clone(),
+            file: Some(file),
+        }))
+    }
+
+    fn write(mut self, text: &str, what: &str) -> Result<()> {
+        use std::io::Write;
+        let mut file = self.file.take().expect("written once");
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("cannot write the {what} report to {}", self.path.display()))
+    }
+}
+
+impl Drop for ReportFile {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// SIGINT or SIGTERM (`docker stop`, `timeout`, a CI runner) stops the run early and still
+/// reports; a second signal aborts at once. The handlers are installed explicitly, so this
+/// holds as PID 1 in a container too, where no signal has a default action.
+fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    tokio::spawn(async move {
+        for n in 0.. {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            if n == 0 {
+                eprintln!(
+                    "{name}: stopping clients, then the analysis and the lost-write check (a second signal aborts)"
+                );
+                let _ = stop.send(true);
+            } else {
+                eprintln!("{name} again: aborted, no report");
+                std::process::exit(i32::from(exit::ABORTED));
+            }
+        }
+    });
+    Ok(())
 }
 
 async fn execute(args: ProbeArgs) -> Result<ExitCode> {
     let settings = settings(&args)?;
+    let json = ReportFile::open(&args.json, "JSON")?;
+    let html_file = ReportFile::open(&args.html, "HTML")?;
     let limits = Limits {
         max_window_ms: args.max_window.map(|d| d.as_secs_f64() * 1000.0),
         max_failed: args.max_failed,
         max_lost: args.max_lost,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: stopping clients, then the analysis and the lost-write check");
-            let _ = stop_tx.send(true);
-        }
-    });
+    stop_on_signals(stop_tx)?;
     if settings.live {
         eprintln!(
-            "probe: {} clients, {:?}, against {} (Ctrl-C stops and still reports)",
+            "probe: {} clients, {:?}, against {} (Ctrl-C or SIGTERM stops and still reports)",
             settings.clients, settings.mode, settings.endpoint
         );
     }
     let report = session::run(&settings, &limits, stop_rx).await?;
     print!("{}", summary(&report));
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
-        println!("JSON report: {}", path.display());
-    }
-    if let Some(path) = &args.html {
-        std::fs::write(path, html::page(&report))
-            .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
-        println!("HTML report: {}", path.display());
-    }
-    Ok(if report.exceeded.is_empty() {
-        ExitCode::SUCCESS
+    let verdict = if !report.exceeded.is_empty() {
+        exit::LIMITS_EXCEEDED
+    } else if settings.lost_check && !report.lost_writes.checked {
+        exit::NOT_CHECKED
     } else {
-        ExitCode::from(LIMITS_EXCEEDED)
-    })
+        0
+    };
+    let mut write_failed = false;
+    if let Some(file) = json {
+        let text = serde_json::to_string_pretty(&report)? + "\n";
+        match file.write(&text, "JSON") {
+            Ok(()) => println!("JSON report: {}", file_name(&args.json)),
+            Err(e) => {
+                eprintln!("patroni-lab probe: error: {e:#}");
+                write_failed = true;
+            }
+        }
+    }
+    if let Some(file) = html_file {
+        match file.write(&html::page(&report), "HTML") {
+            Ok(()) => println!("HTML report: {}", file_name(&args.html)),
+            Err(e) => {
+                eprintln!("patroni-lab probe: error: {e:#}");
+                write_failed = true;
+            }
+        }
+    }
+    Ok(ExitCode::from(match verdict {
+        0 if write_failed => exit::ERROR,
+        code => code,
+    }))
+}
+
+fn file_name(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 pub fn run(args: ProbeArgs) -> ExitCode {
@@ -152,14 +283,18 @@ pub fn run(args: ProbeArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("patroni-lab probe: error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(exit::ERROR);
         }
     };
     match runtime.block_on(execute(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("patroni-lab probe: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(if e.is::<BadInput>() {
+                exit::BAD_INPUT
+            } else {
+                exit::ERROR
+            })
         }
     }
 }

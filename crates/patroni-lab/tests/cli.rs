@@ -82,12 +82,84 @@ fn probe_against_nothing_is_one_clear_line() {
     assert!(!stderr.contains("x@"), "no password in messages: {stderr}");
 }
 
+/// Bad input: exit 2 and one line naming the flag and what is allowed, before connecting to
+/// anything (the URL points at a closed port, so a connect would say "cannot reach").
 #[test]
-fn probe_bad_settings_name_the_flag() {
-    let (code, stderr) = probe(&["--clients", "0"]);
-    assert_eq!(code, 1);
-    assert!(stderr.contains("--clients must be at least 1"), "{stderr}");
-    let (code, stderr) = probe(&["-T", "5 days"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("unknown unit"), "{stderr}");
+fn probe_bad_input_is_one_line_exit_2_before_connecting() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--clients", "0"],
+            "--clients 0 is out of range: allowed 1 to 10000",
+        ),
+        (&["--clients", "-1"], "--clients -1 is out of range"),
+        (&["--rate", "1e-19"], "--rate"),
+        (&["--rate", "-3"], "--rate -3 is out of range"),
+        (
+            &["--read-ratio", "2"],
+            "--read-ratio 2 is out of range: allowed 0 to 1",
+        ),
+        (
+            &["--verify-timeout", "0"],
+            "--verify-timeout 0ms is out of range",
+        ),
+        (&["--backoff-max", "0"], "--backoff-max 0ms is out of range"),
+        (
+            &["--json", "/nonexistent-dir/r.json"],
+            "cannot write the JSON report to /nonexistent-dir/r.json",
+        ),
+        (
+            &["--html", "/nonexistent-dir/r.html"],
+            "cannot write the HTML report",
+        ),
+        (
+            &["--history", "/nonexistent-dir/h.jsonl"],
+            "cannot write the history to /nonexistent-dir",
+        ),
+        (
+            &["--url", "postgres://x:y@z:notaport/db"],
+            "--url cannot be read",
+        ),
+    ];
+    for (args, wanted) in cases {
+        let mut all = vec!["-q"];
+        if !args.contains(&"--url") {
+            all.extend(["--url", "postgres://postgres:x@127.0.0.1:1/postgres"]);
+        }
+        all.extend_from_slice(args);
+        let (code, stderr) = probe(&all);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("cannot reach"),
+            "{args:?} connected first: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// Values clap refuses (durations it cannot read): exit 2, the flag named, never a panic.
+#[test]
+fn probe_unreadable_durations_exit_2_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["-T", "5 days"], "unknown unit"),
+        (&["-T", "-5s"], "negative"),
+        (&["-T", "99999999999999999999s"], "too long"),
+        (&["-T", "9999999999999999h"], "too long"),
+        (&["-T", "0.0000000001"], "rounds to zero"),
+        (&["--stall", "-1s"], "--stall"),
+    ];
+    for (args, wanted) in cases {
+        let (code, stderr) = probe(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn probe_history_error_does_not_repeat_its_cause() {
+    let (_, stderr) = probe(&["--history", "/proc/no-such-dir/h.jsonl", "-q"]);
+    let cause = "No such file or directory";
+    assert_eq!(stderr.matches(cause).count(), 1, "{stderr}");
 }

@@ -54,7 +54,40 @@ fn pgbouncer_admin_console_answers() {
         "PgBouncer's host for postgres"
     );
     let stats = sql(6432, "pgbouncer", "SHOW STATS").expect("SHOW STATS");
-    assert!(!stats.is_empty());
+    let postgres = stats
+        .iter()
+        .find(|r| r[0].as_deref() == Some("postgres"))
+        .unwrap_or_else(|| panic!("SHOW STATS lacks postgres: {stats:?}"));
+    let transactions: u64 = postgres[1].as_deref().unwrap_or("0").parse().unwrap();
+    assert!(
+        transactions >= 1,
+        "the write above was counted: {postgres:?}"
+    );
+}
+
+/// PgBouncer's host for database `postgres`, as it runs now (not as the file says).
+fn pgbouncer_serves_from() -> String {
+    let databases = sql(6432, "pgbouncer", "SHOW DATABASES").expect("SHOW DATABASES");
+    databases
+        .iter()
+        .find(|r| r[0].as_deref() == Some("postgres"))
+        .and_then(|r| r[1].clone())
+        .unwrap_or_else(|| panic!("SHOW DATABASES lacks postgres: {databases:?}"))
+}
+
+#[test]
+fn callback_reloads_a_running_pgbouncer_onto_the_leader() {
+    let lab = LabTest::begin("callback_reloads_a_running_pgbouncer_onto_the_leader");
+    let (leader, replica) = (lab.leader.clone(), other(&lab.leader));
+    // PgBouncer really serving from the replica: the file repointed by hand and reloaded.
+    let _restore = RepointedByHand::to(&leader, replica);
+    assert_eq!(pgbouncer_serves_from(), replica);
+    let (ok, stderr) = run_callback(&leader, "primary");
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("RELOAD sent"), "{stderr}");
+    // No manual reload: only the callback's RELOAD can have changed what PgBouncer serves.
+    assert_eq!(pgbouncer_serves_from(), leader);
+    assert_eq!(pgbouncer_targets(), vec![leader.clone()]);
 }
 
 #[test]

@@ -8,10 +8,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::classify::Outcome;
+use crate::percentile::{Latencies, Percentiles};
 use crate::record::{Attempt, Kind, ServerId};
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +96,9 @@ pub struct Stall {
     pub duration_ms: f64,
     /// Attempts that failed or ended in doubt during the stall (0: clients just waited).
     pub errors: u64,
+    /// The run ended before an acknowledgement closed the stall: `end_us` is the end of the
+    /// run and `duration_ms` the length so far.
+    pub open_at_end: bool,
 }
 
 /// The writes one server committed.
@@ -130,33 +133,6 @@ pub struct SplitBrain {
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Percentiles {
-    pub count: u64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
-}
-
-impl Percentiles {
-    fn of(h: &Histogram<u64>) -> Self {
-        if h.is_empty() {
-            return Self::default();
-        }
-        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-        Self {
-            count: h.len(),
-            p50_ms: ms(0.5),
-            p90_ms: ms(0.9),
-            p99_ms: ms(0.99),
-            p999_ms: ms(0.999),
-            max_ms: h.max() as f64 / 1000.0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Latency {
     /// Successful attempts over the whole run.
     pub overall: Percentiles,
@@ -174,8 +150,6 @@ pub struct Second {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub max_ms: Option<f64>,
-    #[serde(skip)]
-    buckets: Vec<u32>,
 }
 
 /// Acknowledged write sequence numbers, per client, as sorted inclusive ranges.
@@ -244,52 +218,49 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+/// How long after a second has passed its latencies are still taken: the history is written
+/// in the order attempts end, give or take the scheduling of the clients' tasks, so a few
+/// seconds suffice. Seconds older than this are summarised and their histogram reused.
+const OPEN_SECONDS: usize = 30;
+
+/// The per-second latency histograms still open (at most `OPEN_SECONDS` of them).
+#[derive(Default)]
+struct SecondLatencies {
+    open: BTreeMap<usize, Latencies>,
+    spare: Vec<Latencies>,
 }
 
-/// Quarter-powers of two of microseconds: 100 buckets reach past an hour.
-const BUCKETS: usize = 100;
-
-fn bucket_of(us: u64) -> usize {
-    let us = us.max(1) as f64;
-    ((us.log2() * 4.0) as usize).min(BUCKETS - 1)
-}
-
-fn bucket_upper_ms(b: usize) -> f64 {
-    2f64.powf((b as f64 + 1.0) / 4.0) / 1000.0
-}
-
-impl Second {
-    fn add_latency(&mut self, us: u64) {
-        if self.buckets.is_empty() {
-            self.buckets = vec![0; BUCKETS];
+impl SecondLatencies {
+    fn record(&mut self, timeline: &mut [Second], second: usize, us: u64) {
+        let spare = &mut self.spare;
+        self.open
+            .entry(second)
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .record(us);
+        while let Some((&oldest, _)) = self.open.first_key_value() {
+            if oldest + OPEN_SECONDS >= second {
+                break;
+            }
+            self.close(timeline, oldest);
         }
-        self.buckets[bucket_of(us)] += 1;
-        let m = ms(us);
-        self.max_ms = Some(self.max_ms.map_or(m, |x| x.max(m)));
     }
 
-    fn finish(&mut self) {
-        let total: u64 = self.buckets.iter().map(|c| u64::from(*c)).sum();
-        if total == 0 {
-            return;
+    fn close(&mut self, timeline: &mut [Second], second: usize) {
+        if let Some(mut h) = self.open.remove(&second) {
+            let s = &mut timeline[second];
+            // A late attempt for a second already closed adds to it (max only), never replaces.
+            s.p50_ms = s.p50_ms.or(h.quantile_ms(0.5));
+            s.p99_ms = s.p99_ms.or(h.quantile_ms(0.99));
+            h.reset();
+            self.spare.push(h);
         }
-        let at = |q: f64| {
-            let want = ((total as f64) * q).ceil().max(1.0) as u64;
-            let mut seen = 0;
-            for (b, c) in self.buckets.iter().enumerate() {
-                seen += u64::from(*c);
-                if seen >= want {
-                    return bucket_upper_ms(b);
-                }
-            }
-            bucket_upper_ms(BUCKETS - 1)
-        };
-        let max = self.max_ms.unwrap_or(0.0);
-        self.p50_ms = Some(at(0.5).min(max));
-        self.p99_ms = Some(at(0.99).min(max));
-        self.buckets = Vec::new();
+    }
+
+    fn close_all(&mut self, timeline: &mut [Second]) {
+        let seconds: Vec<usize> = self.open.keys().copied().collect();
+        for second in seconds {
+            self.close(timeline, second);
+        }
     }
 }
 
@@ -334,12 +305,18 @@ struct OpenWindow {
 }
 
 /// Analyses a history file. `stall_threshold_us`: a gap between acknowledgements longer than
-/// this is a stall.
-pub fn analyze(path: &Path, stall_threshold_us: u64) -> Result<Analysis, AnalysisError> {
+/// this is a stall. `run_end_us`: when the run ended (on the history's clock), so that a window
+/// or stall still open then is reported with its length so far.
+pub fn analyze(
+    path: &Path,
+    stall_threshold_us: u64,
+    run_end_us: u64,
+) -> Result<Analysis, AnalysisError> {
     let mut a = Analysis::default();
     let mut open: HashMap<u32, OpenWindow> = HashMap::new();
     let mut last_end: HashMap<u32, u64> = HashMap::new();
-    let mut overall = histogram();
+    let mut overall = Latencies::default();
+    let mut per_second = SecondLatencies::default();
     let mut spans: BTreeMap<ServerId, ServerSpan> = BTreeMap::new();
     let mut last_ack: Option<u64> = None;
     let mut stalls: Vec<Stall> = Vec::new();
@@ -360,8 +337,10 @@ pub fn analyze(path: &Path, stall_threshold_us: u64) -> Result<Analysis, Analysi
             Outcome::Ok => {
                 t.ok += 1;
                 sec.ok += 1;
-                sec.add_latency(at.latency_us());
-                let _ = overall.record(at.latency_us().max(1));
+                let m = ms(at.latency_us());
+                sec.max_ms = Some(sec.max_ms.map_or(m, |x| x.max(m)));
+                per_second.record(&mut a.timeline, second, at.latency_us());
+                overall.record(at.latency_us());
                 if let Some(w) = open.remove(&at.client) {
                     a.client_windows.push(Window {
                         client: Some(at.client),
@@ -381,6 +360,7 @@ pub fn analyze(path: &Path, stall_threshold_us: u64) -> Result<Analysis, Analysi
                             end_us: at.end_us,
                             duration_ms: ms(at.end_us - prev),
                             errors: 0,
+                            open_at_end: false,
                         });
                     }
                 }
@@ -435,8 +415,9 @@ pub fn analyze(path: &Path, stall_threshold_us: u64) -> Result<Analysis, Analysi
             }
         }
     }
+    let run_end_us = last_end.values().copied().fold(run_end_us, u64::max);
     for (client, w) in open {
-        let end = last_end.get(&client).copied().unwrap_or(w.start_us);
+        let end = run_end_us;
         a.client_windows.push(Window {
             client: Some(client),
             start_us: w.start_us,
@@ -448,13 +429,21 @@ pub fn analyze(path: &Path, stall_threshold_us: u64) -> Result<Analysis, Analysi
             open_at_end: true,
         });
     }
+    // No acknowledgement since the last one (or since the start) until the run ended.
+    let quiet_since = last_ack.unwrap_or(0);
+    if run_end_us > quiet_since + stall_threshold_us {
+        stalls.push(Stall {
+            start_us: quiet_since,
+            end_us: run_end_us,
+            duration_ms: ms(run_end_us - quiet_since),
+            errors: 0,
+            open_at_end: true,
+        });
+    }
     a.client_windows.sort_by_key(|w| (w.start_us, w.client));
     a.windows = merge(&a.client_windows);
     a.longest_window_ms = a.windows.iter().map(|w| w.duration_ms).fold(0.0, f64::max);
-    for s in &mut a.timeline {
-        s.second = 0;
-        s.finish();
-    }
+    per_second.close_all(&mut a.timeline);
     for (i, s) in a.timeline.iter_mut().enumerate() {
         s.second = i as u64;
     }
@@ -479,7 +468,7 @@ pub fn analyze(path: &Path, stall_threshold_us: u64) -> Result<Analysis, Analysi
 
     // Pass 2: what needs the windows and the takeovers: latency inside windows, errors inside
     // stalls, and the writes an old primary took after the new one had taken over.
-    let mut in_windows = histogram();
+    let mut in_windows = Latencies::default();
     let mut brain_counts = vec![0u64; brains.len()];
     if !a.windows.is_empty() || !stalls.is_empty() || !brains.is_empty() {
         for attempt in read_history(path)? {
@@ -490,7 +479,7 @@ pub fn analyze(path: &Path, stall_threshold_us: u64) -> Result<Analysis, Analysi
                     .iter()
                     .any(|w| at.start_us <= w.end_us && at.end_us >= w.start_us);
                 if overlaps {
-                    let _ = in_windows.record(at.latency_us().max(1));
+                    in_windows.record(at.latency_us());
                 }
                 if at.kind == Kind::Write {
                     for (k, (old, _, takeover)) in brains.iter().enumerate() {
@@ -521,8 +510,8 @@ pub fn analyze(path: &Path, stall_threshold_us: u64) -> Result<Analysis, Analysi
     a.stalls = stalls;
     a.servers = servers;
     a.latency = Latency {
-        overall: Percentiles::of(&overall),
-        in_windows: Percentiles::of(&in_windows),
+        overall: overall.percentiles(),
+        in_windows: in_windows.percentiles(),
     };
     Ok(a)
 }
@@ -574,6 +563,11 @@ mod tests {
     }
 
     fn analyze_attempts(attempts: &[Attempt], stall_ms: u64) -> Analysis {
+        let end_ms = attempts.iter().map(|a| a.end_us / 1000).max().unwrap_or(0);
+        analyze_until(attempts, stall_ms, end_ms)
+    }
+
+    fn analyze_until(attempts: &[Attempt], stall_ms: u64, run_end_ms: u64) -> Analysis {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path =
@@ -583,7 +577,7 @@ mod tests {
             writeln!(f, "{}", serde_json::to_string(at).unwrap()).unwrap();
         }
         drop(f);
-        let a = analyze(&path, stall_ms * 1000).unwrap();
+        let a = analyze(&path, stall_ms * 1000, run_end_ms * 1000).unwrap();
         std::fs::remove_file(&path).unwrap();
         a
     }
@@ -722,6 +716,56 @@ mod tests {
         assert_eq!(a.windows.len(), 1);
         assert!(a.windows[0].open_at_end);
         assert_eq!(a.windows[0].end_us, 210_000);
+        // Measured to the end of the run, not to the last attempt: its length so far.
+        let a = analyze_until(&attempts, 5000, 3_000);
+        assert!(a.windows[0].open_at_end);
+        assert_eq!(a.windows[0].end_us, 3_000_000);
+        assert_eq!(a.windows[0].duration_ms, 2_900.0);
+        assert_eq!(a.longest_window_ms, 2_900.0);
+    }
+
+    #[test]
+    fn stall_open_at_the_end_is_reported_open() {
+        // Clients queued (no errors) from 0.5 s until the run ended at 4 s.
+        let attempts = vec![ok(0, 1, 0, 10, "A", 1), ok(0, 2, 400, 500, "A", 1)];
+        let a = analyze_until(&attempts, 1000, 4_000);
+        assert_eq!(a.stalls.len(), 1, "{:?}", a.stalls);
+        let s = &a.stalls[0];
+        assert!(s.open_at_end);
+        assert_eq!((s.start_us, s.end_us), (500_000, 4_000_000));
+        assert_eq!(s.duration_ms, 3_500.0);
+        // Nothing acknowledged at all: stalled from the start.
+        let a = analyze_until(&[], 1000, 2_000);
+        assert_eq!(a.stalls.len(), 1);
+        assert_eq!((a.stalls[0].start_us, a.stalls[0].open_at_end), (0, true));
+        // Ending within the threshold of the last acknowledgement is no stall.
+        let a = analyze_until(&attempts, 1000, 1_400);
+        assert!(a.stalls.is_empty());
+    }
+
+    #[test]
+    fn per_second_percentiles_are_hdr_exact() {
+        // 100 writes in second 0 with latencies 1..=100 ms: p50 50 ms, p99 99 ms.
+        let attempts: Vec<Attempt> = (1..=100).map(|i| ok(0, i, 900 - i, 900, "A", 1)).collect();
+        let a = analyze_attempts(&attempts, 5000);
+        let s = &a.timeline[0];
+        assert_eq!(s.ok, 100);
+        assert!((s.p50_ms.unwrap() - 50.0).abs() < 0.1, "{s:?}");
+        assert!((s.p99_ms.unwrap() - 99.0).abs() < 0.1, "{s:?}");
+        assert_eq!(s.max_ms, Some(100.0));
+        assert_eq!(a.latency.overall.p99_ms, s.p99_ms.unwrap());
+    }
+
+    #[test]
+    fn seconds_far_apart_each_get_their_own_percentiles() {
+        let mut attempts = vec![ok(0, 1, 0, 10, "A", 1)];
+        attempts.push(ok(0, 2, 100_000, 100_500, "A", 1));
+        let a = analyze_attempts(&attempts, 500_000);
+        assert_eq!(a.timeline.len(), 101);
+        let near = |v: Option<f64>, want: f64| (v.unwrap() - want).abs() <= want / 1000.0;
+        assert!(near(a.timeline[0].p99_ms, 10.0), "{:?}", a.timeline[0]);
+        assert!(near(a.timeline[100].p99_ms, 500.0), "{:?}", a.timeline[100]);
+        assert_eq!(a.timeline[50].p99_ms, None);
     }
 
     #[test]
@@ -749,7 +793,7 @@ mod tests {
     fn bad_history_line_names_the_line() {
         let path = std::env::temp_dir().join(format!("plab-bad-{}.jsonl", std::process::id()));
         std::fs::write(&path, "{\"client\":1}\n").unwrap();
-        let err = analyze(&path, 1000).unwrap_err();
+        let err = analyze(&path, 1000, 0).unwrap_err();
         std::fs::remove_file(&path).unwrap();
         assert!(err.to_string().contains("line 1"), "{err}");
     }

@@ -25,6 +25,9 @@ pub enum Phase {
     Connect,
     /// The statement was sent.
     Statement,
+    /// The statement was never written to the connection: the session had already ended (the
+    /// server's FATAL, say a 57P01 to an idle session, arrived while nothing was pending).
+    Unsent,
 }
 
 /// The class of a failure. Serialized as a stable string (see [`ErrorClass::label`]).
@@ -141,7 +144,7 @@ fn io_class(kind: io::ErrorKind, phase: Phase) -> ErrorClass {
     match (kind, phase) {
         (io::ErrorKind::ConnectionRefused, _) => ErrorClass::ConnectRefused,
         (io::ErrorKind::TimedOut, Phase::Connect) => ErrorClass::ConnectTimeout,
-        (io::ErrorKind::TimedOut, Phase::Statement) => ErrorClass::StatementTimeout,
+        (io::ErrorKind::TimedOut, Phase::Statement | Phase::Unsent) => ErrorClass::StatementTimeout,
         (
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
@@ -150,7 +153,7 @@ fn io_class(kind: io::ErrorKind, phase: Phase) -> ErrorClass {
             _,
         ) => ErrorClass::ConnectionLost,
         (_, Phase::Connect) => ErrorClass::ConnectOther,
-        (_, Phase::Statement) => ErrorClass::ConnectionLost,
+        (_, Phase::Statement | Phase::Unsent) => ErrorClass::ConnectionLost,
     }
 }
 
@@ -191,7 +194,7 @@ pub fn classify(e: &tokio_postgres::Error, phase: Phase) -> Failure {
         // "connection closed" and similar, with no io::Error behind them.
         _ if e.is_closed() => ErrorClass::ConnectionLost,
         Phase::Connect => ErrorClass::ConnectOther,
-        Phase::Statement => ErrorClass::ConnectionLost,
+        Phase::Statement | Phase::Unsent => ErrorClass::ConnectionLost,
     });
     Failure {
         class,
@@ -205,7 +208,7 @@ pub fn classify(e: &tokio_postgres::Error, phase: Phase) -> Failure {
 pub fn timed_out(phase: Phase, limit: std::time::Duration) -> Failure {
     let (class, what) = match phase {
         Phase::Connect => (ErrorClass::ConnectTimeout, "connect (TCP + startup + auth)"),
-        Phase::Statement => (ErrorClass::StatementTimeout, "statement"),
+        Phase::Statement | Phase::Unsent => (ErrorClass::StatementTimeout, "statement"),
     };
     Failure {
         class,
@@ -215,21 +218,42 @@ pub fn timed_out(phase: Phase, limit: std::time::Duration) -> Failure {
     }
 }
 
-/// The outcome of a failed write. Failed (certainly not committed) when the statement was
-/// never sent, when the server answered it with an ERROR (the transaction rolled back), or when
-/// the pooler says it never got a server connection for it (login failing, query_wait_timeout,
-/// 57P03). In doubt when it was sent and the session died (a FATAL such as 57P01, "server conn
-/// crashed?", a lost connection) or nothing came back in time: the commit may have happened.
-pub fn write_outcome(failure: &Failure, phase: Phase) -> Outcome {
-    let never_reached_a_server = matches!(
-        failure.class,
+/// PgBouncer's FATALs (SQLSTATE 08P01) that it sends while the client's query waits for a
+/// server connection or before it is read at all: the query never reached PostgreSQL. Other
+/// pooler FATALs ("server conn crashed?", "query_timeout", or any not listed) may come after
+/// the query reached a server, so they stay in doubt.
+const POOLER_NEVER_SENT: &[&str] = &[
+    "login has been failing",
+    "query_wait_timeout",
+    "cannot connect to server",
+    "no more connections allowed",
+    "client_login_timeout",
+    "client_idle_timeout",
+];
+
+/// Whether the failure says the statement never reached a PostgreSQL server.
+fn never_reached_a_server(failure: &Failure) -> bool {
+    match &failure.class {
         ErrorClass::PoolerLoginFailing
-            | ErrorClass::PoolerQueryWaitTimeout
-            | ErrorClass::CannotConnectNow
-    );
+        | ErrorClass::PoolerQueryWaitTimeout
+        | ErrorClass::CannotConnectNow => true,
+        ErrorClass::Sqlstate(code) if code == "08P01" => POOLER_NEVER_SENT
+            .iter()
+            .any(|m| failure.message.contains(m)),
+        _ => false,
+    }
+}
+
+/// The outcome of a failed write. Failed (certainly not committed) when the statement was
+/// never sent (connect failures, a session that had already ended), when the server answered
+/// it with an ERROR (the transaction rolled back), or when the pooler says it never got a
+/// server connection for it (login failing, query_wait_timeout, 57P03). In doubt when it was
+/// sent and the session died (a FATAL such as 57P01, "server conn crashed?", a lost connection)
+/// or nothing came back in time: the commit may have happened.
+pub fn write_outcome(failure: &Failure, phase: Phase) -> Outcome {
     match phase {
-        Phase::Connect => Outcome::Failed,
-        _ if never_reached_a_server => Outcome::Failed,
+        Phase::Connect | Phase::Unsent => Outcome::Failed,
+        _ if never_reached_a_server(failure) => Outcome::Failed,
         Phase::Statement if failure.severity.as_deref() == Some("ERROR") => Outcome::Failed,
         Phase::Statement => Outcome::InDoubt,
     }
@@ -352,5 +376,36 @@ mod tests {
         assert_eq!(write_outcome(&queued, Phase::Statement), Outcome::Failed);
         let connect = timed_out(Phase::Connect, std::time::Duration::from_secs(1));
         assert_eq!(write_outcome(&connect, Phase::Connect), Outcome::Failed);
+    }
+
+    #[test]
+    fn a_write_that_never_reached_a_server_is_failed() {
+        // The session got its 57P01 while idle: the statement was never written.
+        let idle_kill = server_failure(ErrorClass::AdminShutdown, "57P01", "FATAL");
+        assert_eq!(write_outcome(&idle_kill, Phase::Unsent), Outcome::Failed);
+        // PgBouncer FATALs sent before a server connection was assigned.
+        for message in [
+            "pgbouncer cannot connect to server",
+            "no more connections allowed (max_client_conn)",
+            "client_login_timeout (server down)",
+        ] {
+            let mut f = server_failure(ErrorClass::from_server("08P01", message), "08P01", "FATAL");
+            f.message = message.into();
+            assert_eq!(
+                write_outcome(&f, Phase::Statement),
+                Outcome::Failed,
+                "{message}"
+            );
+        }
+        // After a server took the query, or unknown: in doubt.
+        for message in ["server conn crashed?", "query_timeout", "something new"] {
+            let mut f = server_failure(ErrorClass::from_server("08P01", message), "08P01", "FATAL");
+            f.message = message.into();
+            assert_eq!(
+                write_outcome(&f, Phase::Statement),
+                Outcome::InDoubt,
+                "{message}"
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod classify;
 pub mod html;
 pub mod lost;
+pub mod percentile;
 pub mod record;
 pub mod report;
 pub mod session;

@@ -1,14 +1,22 @@
-//! The lost-write check: at the end of a run, every acknowledged write is looked up on the
-//! current primary. Missing ones are lost; in-doubt writes are reported apart (found or not).
+//! The lost-write check, run once the dust has settled: first no statement of the run may
+//! still be running anywhere it could commit (they are found by the run's application name and
+//! terminated), then every acknowledged write is looked up on a primary whose timeline is at
+//! least the newest any acknowledged write saw, in one read-only transaction (one server
+//! connection even behind transaction pooling). Missing ones are lost; in-doubt writes are
+//! reported apart (committed or not). The same transaction measures the longest gap between
+//! consecutive server-side commit times, an independent cross-check of the client's windows.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::time::Duration;
 
 use serde::Serialize;
+use tokio::time::Instant;
 use tokio_postgres::Config;
 
 use crate::analysis::Acked;
-use crate::workload::{connect, query_rows};
+use crate::record::ServerId;
+use crate::workload::{SERVER_COLUMNS, Session, connect, query_rows};
 
 /// One write, by client and sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -17,10 +25,36 @@ pub struct WriteId {
     pub seq: u64,
 }
 
-/// What the check found.
+/// The longest time between two consecutive commits of the run, by the servers' clocks
+/// (`server_time`, the transaction's start on the server). Times are on the run's clock
+/// (microseconds since it began), mapped through the wall clock.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServerGap {
+    pub start_us: i64,
+    pub end_us: i64,
+    pub duration_ms: f64,
+}
+
+/// What was done about the run's statements that might still be running.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Settle {
+    /// True when, on every node looked at, none of the run's statements was left running, so
+    /// in-doubt writes can no longer change from "not committed" to "committed".
+    pub settled: bool,
+    /// Statements of the run that were still running and were terminated.
+    pub terminated: u64,
+    /// The nodes looked at (the endpoint's, then every node that acknowledged a write).
+    pub nodes: Vec<String>,
+    /// What could not be done, one line each (an unreachable node, a deadline).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// What the check found.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct LostWrites {
-    /// Whether the check ran to the end (false: see `error`).
+    /// Whether the check ran to the end (false: see `error`). When false, `missing` is empty
+    /// because nothing was looked up, not because nothing was lost.
     pub checked: bool,
     pub acknowledged: u64,
     /// Acknowledged writes that the primary does not have.
@@ -31,11 +65,32 @@ pub struct LostWrites {
     /// Rows present that were neither acknowledged nor in doubt (a write reported failed that
     /// committed after all).
     pub unexpected_rows: u64,
-    /// The server the check read from.
+    /// The newest timeline any acknowledged write reported; the checked node's must be at least
+    /// this.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub checked_on: Option<String>,
+    pub newest_acked_timeline: Option<u32>,
+    /// The primary the check read from, with its timeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_on: Option<ServerId>,
+    /// The longest gap between consecutive server commit times of the run's rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_gap: Option<ServerGap>,
+    pub settle: Settle,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl LostWrites {
+    /// The check was not run because the user asked for none.
+    pub fn skipped(acked: &Acked, in_doubt: usize) -> Self {
+        Self {
+            checked: false,
+            acknowledged: acked.len(),
+            in_doubt: in_doubt as u64,
+            error: Some("skipped (--no-lost-check)".into()),
+            ..Self::default()
+        }
+    }
 }
 
 /// Compares the sequence numbers found on the server with the acknowledged and in-doubt ones.
@@ -83,100 +138,282 @@ pub fn compare(
     result
 }
 
-/// Reads every row of the run from the primary (retrying the connection until `limit`), in
-/// pages, and compares.
-pub async fn check(
-    config: &Config,
-    connect_timeout: Duration,
-    limit: Duration,
-    table: &str,
-    run_id: &str,
-    acked: &Acked,
-    in_doubt: &[(u32, u64)],
-) -> LostWrites {
-    let deadline = Instant::now() + limit;
-    let mut last_error = String::new();
+/// What the check needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct CheckInput<'a> {
+    /// The endpoint the run used (its application name is replaced by the checker's).
+    pub config: &'a Config,
+    pub connect_timeout: Duration,
+    /// The whole check, settling included, ends within this.
+    pub limit: Duration,
+    pub table: &'a str,
+    pub run_id: &'a str,
+    /// The application name every session of the run used.
+    pub application_name: &'a str,
+    /// The run's start on the wall clock, to put server times on the run's clock.
+    pub started_unix_us: u64,
+    pub acked: &'a Acked,
+    pub in_doubt: &'a [(u32, u64)],
+    /// Every server that acknowledged a write of the run.
+    pub servers: &'a [ServerId],
+}
+
+impl CheckInput<'_> {
+    fn newest_timeline(&self) -> Option<u32> {
+        self.servers.iter().filter_map(|s| s.timeline).max()
+    }
+}
+
+/// Why one attempt at the check did not finish; the last one is reported.
+type Attempt<T> = Result<T, String>;
+
+/// Runs `work` unless the deadline passes first: the deadline holds inside a query too.
+async fn before<T>(
+    deadline: Instant,
+    what: &str,
+    work: impl Future<Output = Attempt<T>>,
+) -> Attempt<T> {
+    match tokio::time::timeout_at(deadline, work).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("{what}: the check's time limit ran out")),
+    }
+}
+
+fn checker_config(input: &CheckInput<'_>) -> Config {
+    let mut config = input.config.clone();
+    config.application_name("patroni-lab-probe-check");
+    config
+}
+
+async fn open(config: &Config, input: &CheckInput<'_>, deadline: Instant) -> Attempt<Session> {
+    let limit = input
+        .connect_timeout
+        .min(deadline.saturating_duration_since(Instant::now()));
+    connect(config, limit).await.map_err(|f| f.message)
+}
+
+fn text(e: tokio_postgres::Error) -> String {
+    crate::classify::classify(&e, crate::classify::Phase::Statement).message
+}
+
+/// The run's statements still running on the server `session` is connected to. Idle sessions
+/// are left alone: a pooler may keep a server connection that last served the run.
+fn running_sql(app: &str) -> String {
+    format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}' \
+         AND state <> 'idle' AND pid <> pg_backend_pid()"
+    )
+}
+
+fn terminate_sql(app: &str) -> String {
+    format!(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = '{app}' AND state <> 'idle' AND pid <> pg_backend_pid()) t"
+    )
+}
+
+fn count_of(rows: &[Vec<Option<String>>]) -> u64 {
+    rows.first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Terminates the run's statements on one node and waits until none is left.
+async fn settle_node(session: &Session, app: &str, deadline: Instant) -> Attempt<u64> {
+    let mut terminated = 0;
+    loop {
+        let client = &session.client;
+        let left = before(deadline, "counting the run's statements", async {
+            query_rows(client, &running_sql(app)).await.map_err(text)
+        })
+        .await?;
+        if count_of(&left) == 0 {
+            return Ok(terminated);
+        }
+        let killed = before(deadline, "terminating the run's statements", async {
+            query_rows(client, &terminate_sql(app)).await.map_err(text)
+        })
+        .await?;
+        terminated += count_of(&killed);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A node's address as the run recorded it, as a config for a direct connection.
+fn direct_config(base: &Config, addr: &str) -> Option<Config> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let mut config = base.clone();
+    config.host(host).port(port.parse().ok()?);
+    Some(config)
+}
+
+/// Makes sure no statement of the run is still running: on the endpoint's server, and on
+/// every node that acknowledged a write (directly, when its address can be reached).
+async fn settle(input: &CheckInput<'_>, deadline: Instant) -> Settle {
+    let app = input.application_name;
+    let mut out = Settle {
+        settled: true,
+        ..Settle::default()
+    };
+    let endpoint = checker_config(input);
+    let mut targets = vec![("endpoint".to_string(), Some(endpoint.clone()))];
+    for server in input.servers {
+        if !targets.iter().any(|(name, _)| *name == server.addr) {
+            targets.push((server.addr.clone(), direct_config(&endpoint, &server.addr)));
+        }
+    }
+    for (name, config) in targets {
+        out.nodes.push(name.clone());
+        let Some(config) = config else {
+            out.notes
+                .push(format!("{name}: not an address the check can connect to"));
+            continue;
+        };
+        let done = async {
+            let session = open(&config, input, deadline).await?;
+            settle_node(&session, app, deadline).await
+        };
+        match done.await {
+            Ok(n) => out.terminated += n,
+            Err(e) if name == "endpoint" => {
+                out.settled = false;
+                out.notes.push(format!("{name}: {e}"));
+            }
+            // A node the run touched that cannot be reached now: it is down or cut off. Its
+            // statements cannot commit on the primary the check reads, but say so.
+            Err(e) => out.notes.push(format!("{name}: not reached ({e})")),
+        }
+    }
+    out
+}
+
+/// What one read of the rows found.
+struct Read {
+    server: ServerId,
+    found: BTreeMap<u32, Vec<u64>>,
+    gap: Option<(i64, i64)>,
+}
+
+fn cell(rows: &[Vec<Option<String>>], row: usize, col: usize) -> Option<&str> {
+    rows.get(row)?.get(col)?.as_deref()
+}
+
+/// Reads the run's rows and the longest server-side gap, in one read-only transaction on a
+/// primary whose timeline is at least the newest the writes saw.
+async fn read_rows(input: &CheckInput<'_>, deadline: Instant) -> Attempt<Read> {
+    let session = open(&checker_config(input), input, deadline).await?;
+    let client = &session.client;
+    let q = |sql: String| async move {
+        before(deadline, "reading the run's rows", async {
+            query_rows(client, &sql).await.map_err(text)
+        })
+        .await
+    };
+    q("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".into()).await?;
+    let who = q(format!("SELECT {SERVER_COLUMNS}")).await?;
+    let addr = match (cell(&who, 0, 0), cell(&who, 0, 1)) {
+        (Some(a), Some(p)) => format!("{a}:{p}"),
+        _ => "local".into(),
+    };
+    let server = ServerId {
+        addr,
+        timeline: cell(&who, 0, 3).and_then(|t| t.parse().ok()),
+    };
+    if cell(&who, 0, 2) != Some("f") {
+        return Err(format!(
+            "{server} is not a primary (in recovery); waiting for one"
+        ));
+    }
+    if let Some(newest) = input.newest_timeline() {
+        if server.timeline.is_none_or(|tl| tl < newest) {
+            return Err(format!(
+                "{server} is on an older timeline than tl{newest}, which acknowledged writes; waiting for the newest primary"
+            ));
+        }
+    }
+    let (table, run_id) = (input.table, input.run_id);
+    let mut found: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let (mut after_client, mut after_seq) = (-1i64, -1i64);
+    loop {
+        let page = q(format!(
+            "SELECT client_id, seq FROM {table} WHERE run_id = '{run_id}' \
+             AND (client_id, seq) > ({after_client}, {after_seq}) ORDER BY client_id, seq LIMIT {PAGE_ROWS}"
+        ))
+        .await?;
+        for (i, _) in page.iter().enumerate() {
+            let number = |col| -> Attempt<i64> {
+                cell(&page, i, col)
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("unreadable row in {table}"))
+            };
+            let (c, s) = (number(0)?, number(1)?);
+            found.entry(c as u32).or_default().push(s as u64);
+            (after_client, after_seq) = (c, s);
+        }
+        if page.len() < PAGE_ROWS {
+            break;
+        }
+    }
+    let gap = q(format!(
+        "SELECT (extract(epoch FROM prev) * 1e6)::bigint, (extract(epoch FROM t) * 1e6)::bigint \
+         FROM (SELECT server_time AS t, lag(server_time) OVER (ORDER BY server_time) AS prev \
+         FROM {table} WHERE run_id = '{run_id}') g WHERE prev IS NOT NULL ORDER BY t - prev DESC LIMIT 1"
+    ))
+    .await?;
+    let gap = match (cell(&gap, 0, 0), cell(&gap, 0, 1)) {
+        (Some(a), Some(b)) => a.parse().ok().zip(b.parse().ok()),
+        _ => None,
+    };
+    q("COMMIT".into()).await?;
+    Ok(Read { server, found, gap })
+}
+
+/// Rows per page of the read (one round trip each).
+const PAGE_ROWS: usize = 50_000;
+/// Pause between attempts to find the primary.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// Settles the run's statements, then reads every row of the run from the newest primary
+/// (retrying until `limit` has passed since the call) and compares.
+pub async fn check(input: &CheckInput<'_>) -> LostWrites {
+    let deadline = Instant::now() + input.limit;
+    let settle = settle(input, deadline).await;
+    let mut last_error = String::from("no attempt finished");
     while Instant::now() < deadline {
-        match read_rows(config, connect_timeout, table, run_id).await {
-            Ok((server, found)) => {
-                let mut result = compare(acked, in_doubt, &found);
-                result.checked_on = Some(server);
+        match read_rows(input, deadline).await {
+            Ok(read) => {
+                let mut result = compare(input.acked, input.in_doubt, &read.found);
+                result.newest_acked_timeline = input.newest_timeline();
+                result.checked_on = Some(read.server);
+                result.server_gap = read.gap.map(|(a, b)| {
+                    let start = input.started_unix_us as i64;
+                    ServerGap {
+                        start_us: a - start,
+                        end_us: b - start,
+                        duration_ms: (b - a) as f64 / 1000.0,
+                    }
+                });
+                result.settle = settle;
                 return result;
             }
             Err(e) => last_error = e,
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let pause = Instant::now() + RETRY_PAUSE;
+        tokio::time::sleep_until(pause.min(deadline)).await;
     }
     LostWrites {
         checked: false,
-        acknowledged: acked.len(),
-        in_doubt: in_doubt.len() as u64,
+        acknowledged: input.acked.len(),
+        in_doubt: input.in_doubt.len() as u64,
+        newest_acked_timeline: input.newest_timeline(),
         error: Some(format!(
-            "could not read the probe's rows from a primary within {} s: {last_error}",
-            limit.as_secs()
+            "could not read the probe's rows from the newest primary within {:.1} s: {last_error}",
+            input.limit.as_secs_f64()
         )),
+        settle,
         ..LostWrites::default()
     }
-}
-
-async fn read_rows(
-    config: &Config,
-    connect_timeout: Duration,
-    table: &str,
-    run_id: &str,
-) -> Result<(String, BTreeMap<u32, Vec<u64>>), String> {
-    let client = connect(config, connect_timeout)
-        .await
-        .map_err(|f| f.message)?
-        .client;
-    let text = |e: tokio_postgres::Error| e.to_string();
-    let who = query_rows(
-        &client,
-        "SELECT host(inet_server_addr()) || ':' || inet_server_port(), pg_is_in_recovery()",
-    )
-    .await
-    .map_err(text)?;
-    let server = who
-        .first()
-        .and_then(|r| r.first().cloned().flatten())
-        .unwrap_or_else(|| "local".into());
-    if who
-        .first()
-        .and_then(|r| r.get(1).cloned().flatten())
-        .as_deref()
-        == Some("t")
-    {
-        return Err(format!("{server} is a replica; waiting for the primary"));
-    }
-    let mut found: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-    let (mut after_client, mut after_seq) = (-1i64, -1i64);
-    loop {
-        let page = query_rows(
-            &client,
-            &format!(
-                "SELECT client_id, seq FROM {table} WHERE run_id = '{run_id}' \
-                 AND (client_id, seq) > ({after_client}, {after_seq}) ORDER BY client_id, seq LIMIT 50000"
-            ),
-        )
-        .await
-        .map_err(text)?;
-        if page.is_empty() {
-            break;
-        }
-        for row in &page {
-            let parse = |i: usize| -> Result<i64, String> {
-                row.get(i)
-                    .cloned()
-                    .flatten()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| "unreadable row".to_string())
-            };
-            let (c, s) = (parse(0)?, parse(1)?);
-            found.entry(c as u32).or_default().push(s as u64);
-            (after_client, after_seq) = (c, s);
-        }
-    }
-    Ok((server, found))
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub struct Report {
     pub schema_version: u32,
     pub probe_version: String,
     pub run_id: String,
+    /// The application name of every session of the run (`<name> <run_id>`).
+    pub application_name: String,
     pub started_at: String,
     pub started_unix_us: u64,
     pub duration_ms: f64,
@@ -170,10 +172,15 @@ pub fn summary(r: &Report) -> String {
     for st in &a.stalls {
         let _ = writeln!(
             s,
-            "  stall: no acknowledgement {} -> {} ({:.0} ms, {} errors meanwhile)",
+            "  stall: no acknowledgement {} -> {} ({:.0} ms{}, {} errors meanwhile)",
             secs(st.start_us),
             secs(st.end_us),
             st.duration_ms,
+            if st.open_at_end {
+                " so far, still open at the end"
+            } else {
+                ""
+            },
             st.errors
         );
     }
@@ -204,26 +211,59 @@ pub fn summary(r: &Report) -> String {
     }
     let l = &r.lost_writes;
     if l.checked {
+        let on = l
+            .checked_on
+            .as_ref()
+            .map_or_else(|| "?".into(), ToString::to_string);
         let _ = writeln!(
             s,
-            "  lost writes: {} of {} acknowledged   in doubt: {} ({} committed, {} not)   unexpected rows: {}   (checked on {})",
+            "  lost writes: {} of {} acknowledged   (checked on {on}, the newest primary)",
             l.missing.len(),
             l.acknowledged,
+        );
+        let resolution = if l.settle.settled {
+            "resolved: none of the run's statements still running"
+        } else {
+            "NOT all resolved: the run's statements could not be shown to have ended"
+        };
+        let _ = writeln!(
+            s,
+            "  in doubt: {} ({} committed, {} not; {resolution}, {} terminated)   unexpected rows: {}",
             l.in_doubt,
             l.in_doubt_found,
             l.in_doubt_missing,
+            l.settle.terminated,
             l.unexpected_rows,
-            l.checked_on.as_deref().unwrap_or("?")
         );
         for m in l.missing.iter().take(20) {
             let _ = writeln!(s, "    lost: client {} seq {}", m.client, m.seq);
         }
+        if let Some(g) = &l.server_gap {
+            let client_side = a.stalls.iter().map(|x| x.duration_ms).fold(0.0, f64::max);
+            let _ = writeln!(
+                s,
+                "  longest gap between server commit times: {:.0} ms ({} -> {})   longest client stall: {}",
+                g.duration_ms,
+                secs(g.start_us.max(0) as u64),
+                secs(g.end_us.max(0) as u64),
+                if a.stalls.is_empty() {
+                    "none".to_string()
+                } else {
+                    format!("{client_side:.0} ms")
+                }
+            );
+        }
     } else {
         let _ = writeln!(
             s,
-            "  lost writes: NOT CHECKED: {}",
+            "  lost writes: NOT CHECKED ({} acknowledged, {} in doubt, none looked up): {}",
+            l.acknowledged,
+            l.in_doubt,
             l.error.as_deref().unwrap_or("?")
         );
+    }
+    for note in &l.settle.notes {
+        let _ = writeln!(s, "  settling in-doubt writes: {note}");
     }
     for e in &r.exceeded {
         let _ = writeln!(s, "  LIMIT EXCEEDED: {e}");

@@ -5,6 +5,7 @@ use tokio::sync::watch;
 
 use crate::analysis::{self, AnalysisError};
 use crate::lost;
+use crate::record::ServerId;
 use crate::report::{self, Limits, Report};
 use crate::settings::Settings;
 use crate::workload::{self, ProbeError};
@@ -28,27 +29,37 @@ pub async fn run(
     let analysed = analysis::analyze(
         &out.history_path,
         settings.stall_threshold.as_micros() as u64,
+        out.elapsed.as_micros() as u64,
     );
     if out.history_is_temporary {
         let _ = std::fs::remove_file(&out.history_path);
     }
     let analysis = analysed?;
-    let lost_writes = lost::check(
-        &config,
-        settings.connect_timeout,
-        settings.verify_timeout,
-        &settings.table,
-        &out.run_id,
-        &analysis.acked,
-        &analysis.in_doubt,
-    )
-    .await;
+    let lost_writes = if settings.lost_check {
+        let servers: Vec<ServerId> = analysis.servers.iter().map(|s| s.server.clone()).collect();
+        lost::check(&lost::CheckInput {
+            config: &config,
+            connect_timeout: settings.connect_timeout,
+            limit: settings.verify_timeout,
+            table: &settings.table,
+            run_id: &out.run_id,
+            application_name: &out.application_name,
+            started_unix_us: out.started_unix_us,
+            acked: &analysis.acked,
+            in_doubt: &analysis.in_doubt,
+            servers: &servers,
+        })
+        .await
+    } else {
+        lost::LostWrites::skipped(&analysis.acked, analysis.in_doubt.len())
+    };
     let exceeded = limits.exceeded(&analysis, &lost_writes);
     Ok(Report {
         schema: report::SCHEMA,
         schema_version: report::SCHEMA_VERSION,
         probe_version: env!("CARGO_PKG_VERSION").to_string(),
         run_id: out.run_id,
+        application_name: out.application_name,
         started_at: report::rfc3339(out.started_unix_us),
         started_unix_us: out.started_unix_us,
         duration_ms: out.elapsed.as_secs_f64() * 1000.0,

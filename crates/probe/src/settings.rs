@@ -43,9 +43,11 @@ pub struct Settings {
     /// No acknowledgement for longer than this counts as a stall.
     #[serde(with = "ms")]
     pub stall_threshold: Duration,
-    /// How long the final lost-write check keeps trying to reach the primary.
+    /// How long the final lost-write check (settling included) may take.
     #[serde(with = "ms")]
     pub verify_timeout: Duration,
+    /// Whether to run the lost-write check at all.
+    pub lost_check: bool,
     /// Print a line per second on stderr.
     #[serde(skip)]
     pub live: bool,
@@ -57,46 +59,95 @@ pub struct Settings {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
-    #[error("--clients must be at least 1")]
-    NoClients,
-    #[error("--rate must be a positive number of transactions per second (omit it for flat out)")]
-    BadRate,
-    #[error("--read-ratio must be between 0 and 1, got {0}")]
-    BadReadRatio(String),
-    #[error("--{0} must be longer than zero")]
-    ZeroDuration(&'static str),
+    #[error("--{flag} {value} is out of range: allowed {range}")]
+    OutOfRange {
+        flag: &'static str,
+        value: String,
+        range: &'static str,
+    },
     #[error("--table '{0}' must be a plain SQL identifier (letters, digits, _)")]
     BadTable(String),
 }
 
+/// The allowed ranges, each said once: the check uses them and the messages print them.
+pub const CLIENTS: (u32, u32, &str) = (1, 10_000, "1 to 10000 clients");
+pub const RATE: (f64, f64, &str) = (
+    0.01,
+    1_000_000.0,
+    "0.01 to 1000000 transactions per second (omit it for flat out)",
+);
+/// Time-outs, the back-off cap and the stall threshold.
+pub const SHORT_DURATION: (Duration, Duration, &str) = (
+    Duration::from_millis(1),
+    Duration::from_secs(3600),
+    "1ms to 1h",
+);
+/// The run's duration (0 is also allowed: until stopped) and the lost-write check's limit.
+pub const LONG_DURATION: (Duration, Duration, &str) = (
+    Duration::from_millis(1),
+    Duration::from_secs(30 * 86_400),
+    "1ms to 30 days",
+);
+
+fn out_of_range(flag: &'static str, value: String, range: &'static str) -> SettingsError {
+    SettingsError::OutOfRange { flag, value, range }
+}
+
+fn show(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
 impl Settings {
-    /// Checks the settings; every problem is one line saying what to change.
+    /// Checks the settings; every problem is one line naming the flag and the allowed range.
     pub fn check(&self) -> Result<(), SettingsError> {
-        if self.clients == 0 {
-            return Err(SettingsError::NoClients);
+        let (lo, hi, range) = CLIENTS;
+        if !(lo..=hi).contains(&self.clients) {
+            return Err(out_of_range("clients", self.clients.to_string(), range));
         }
         if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err(SettingsError::BadRate);
+            let (lo, hi, range) = RATE;
+            if !(lo..=hi).contains(&rate) {
+                return Err(out_of_range("rate", rate.to_string(), range));
             }
         }
         if !(0.0..=1.0).contains(&self.read_ratio) {
-            return Err(SettingsError::BadReadRatio(self.read_ratio.to_string()));
+            return Err(out_of_range(
+                "read-ratio",
+                self.read_ratio.to_string(),
+                "0 to 1",
+            ));
         }
-        for (name, d) in [
+        let (lo, hi, range) = SHORT_DURATION;
+        for (flag, d) in [
             ("connect-timeout", self.connect_timeout),
             ("statement-timeout", self.statement_timeout),
+            ("backoff-max", self.backoff_max),
             ("stall", self.stall_threshold),
         ] {
-            if d.is_zero() {
-                return Err(SettingsError::ZeroDuration(name));
+            if !(lo..=hi).contains(&d) {
+                return Err(out_of_range(flag, show(d), range));
             }
         }
-        if self.duration.is_some_and(|d| d.is_zero()) {
-            return Err(SettingsError::ZeroDuration("duration"));
+        let (lo, hi, range) = LONG_DURATION;
+        if !(lo..=hi).contains(&self.verify_timeout) {
+            return Err(out_of_range(
+                "verify-timeout",
+                show(self.verify_timeout),
+                range,
+            ));
+        }
+        if let Some(d) = self.duration {
+            if !(lo..=hi).contains(&d) {
+                return Err(out_of_range(
+                    "duration",
+                    show(d),
+                    "1ms to 30 days, or 0 to run until stopped",
+                ));
+            }
         }
         let t = &self.table;
         let ok = !t.is_empty()
+            && t.len() <= 63
             && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !t.starts_with(|c: char| c.is_ascii_digit());
         if !ok {
@@ -121,6 +172,7 @@ impl Settings {
             backoff_max: Duration::from_millis(200),
             stall_threshold: Duration::from_secs(1),
             verify_timeout: Duration::from_secs(60),
+            lost_check: true,
             live: false,
             history_path: None,
             table: "probe_writes".into(),
@@ -157,55 +209,73 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_are_refused_with_the_flag_name() {
+    fn bad_values_are_refused_with_the_flag_name_and_range() {
         let base = Settings::lab_defaults("host=x");
-        let mut s = base.clone();
-        s.clients = 0;
-        assert_eq!(s.check(), Err(SettingsError::NoClients));
-        let mut s = base.clone();
-        s.rate = Some(0.0);
-        assert_eq!(s.check(), Err(SettingsError::BadRate));
-        let mut s = base.clone();
-        s.read_ratio = 1.5;
-        assert!(s.check().unwrap_err().to_string().contains("--read-ratio"));
-        let mut s = base.clone();
-        s.table = "x; drop table y".into();
-        assert!(matches!(s.check(), Err(SettingsError::BadTable(_))));
-        let mut s = base;
-        s.connect_timeout = Duration::ZERO;
+        let refused = |change: &dyn Fn(&mut Settings)| {
+            let mut s = base.clone();
+            change(&mut s);
+            s.check().unwrap_err().to_string()
+        };
         assert_eq!(
-            s.check(),
-            Err(SettingsError::ZeroDuration("connect-timeout"))
+            refused(&|s| s.clients = 0),
+            "--clients 0 is out of range: allowed 1 to 10000 clients"
+        );
+        assert!(refused(&|s| s.clients = 1_000_000).contains("--clients"));
+        assert!(refused(&|s| s.rate = Some(0.0)).contains("--rate 0 is out of range"));
+        assert!(refused(&|s| s.rate = Some(1e-19)).contains("--rate"));
+        assert!(refused(&|s| s.rate = Some(f64::NAN)).contains("--rate"));
+        assert!(refused(&|s| s.rate = Some(-3.0)).contains("--rate -3"));
+        assert!(refused(&|s| s.read_ratio = 1.5).contains("--read-ratio 1.5"));
+        assert!(refused(&|s| s.table = "x; drop table y".into()).contains("--table"));
+        assert!(refused(&|s| s.connect_timeout = Duration::ZERO).contains("--connect-timeout 0ms"));
+        assert!(refused(&|s| s.backoff_max = Duration::ZERO).contains("--backoff-max"));
+        assert!(refused(&|s| s.verify_timeout = Duration::ZERO).contains("--verify-timeout"));
+        assert!(
+            refused(&|s| s.duration = Some(Duration::from_secs(u64::MAX))).contains("--duration")
         );
     }
 }
 
 /// Parses a duration as people write it: `500ms`, `2s`, `1.5s`, `3m`, `1h` (a bare number is
-/// seconds).
+/// seconds). Never panics: negative, non-finite and absurdly long values are refused, and so
+/// is a value that is not zero but would round to zero milliseconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const EXAMPLES: &str = "examples: 500ms, 2s, 1.5s, 3m, 1h";
     let t = text.trim();
+    if t.starts_with('-') {
+        return Err(format!(
+            "'{text}' is negative; a duration is 0 or more ({EXAMPLES})"
+        ));
+    }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("'{text}' is not a duration (examples: 500ms, 2s, 1.5s, 3m, 1h)"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
+        .map_err(|_| format!("'{text}' is not a duration ({EXAMPLES})"))?;
+    let ms = match unit.trim() {
+        "ms" => value,
+        "" | "s" => value * 1e3,
+        "m" | "min" => value * 60e3,
+        "h" => value * 3600e3,
         other => {
             return Err(format!(
                 "'{text}': unknown unit '{other}' (use ms, s, m or h)"
             ));
         }
     };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("'{text}' is not a duration"));
+    // A year in milliseconds: far beyond any limit a flag allows, far below an overflow.
+    if !(0.0..=365.0 * 86_400e3).contains(&ms) {
+        return Err(format!("'{text}' is too long (at most 365 days)"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    let whole_ms = ms.round() as u64;
+    if whole_ms == 0 && ms > 0.0 {
+        return Err(format!(
+            "'{text}' rounds to zero; the smallest duration is 1ms"
+        ));
+    }
+    Ok(Duration::from_millis(whole_ms))
 }
 
 #[cfg(test)]
@@ -226,5 +296,27 @@ mod duration_tests {
                 .contains("not a duration")
         );
         assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("-5s").unwrap_err().contains("negative"));
+        assert!(
+            parse_duration("99999999999999999999s")
+                .unwrap_err()
+                .contains("too long")
+        );
+        assert!(
+            parse_duration("9999999999999999h")
+                .unwrap_err()
+                .contains("too long")
+        );
+        assert!(
+            parse_duration("0.0000000001")
+                .unwrap_err()
+                .contains("rounds to zero")
+        );
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(
+            parse_duration("inf")
+                .unwrap_err()
+                .contains("not a duration")
+        );
     }
 }

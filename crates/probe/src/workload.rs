@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 
 use crate::classify::{self, Failure, Outcome, Phase};
+use crate::percentile::Latencies;
 use crate::record::{Attempt, Kind, ServerId};
 use crate::settings::{Mode, Settings};
 
@@ -25,17 +26,25 @@ pub enum ProbeError {
     Unreachable { endpoint: String, detail: String },
     #[error("cannot prepare the probe table on {endpoint}: {detail}")]
     Setup { endpoint: String, detail: String },
-    #[error("history file {path}: {source}")]
-    History {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("history file {path}: {detail}")]
+    History { path: String, detail: String },
+}
+
+impl ProbeError {
+    fn history(path: &std::path::Path, e: &std::io::Error) -> Self {
+        Self::History {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        }
+    }
 }
 
 /// What a finished run leaves for the analysis.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
     pub run_id: String,
+    /// The application name every session of the run used (finds its statements later).
+    pub application_name: String,
     pub started_unix_us: u64,
     pub elapsed: Duration,
     pub history_path: PathBuf,
@@ -84,19 +93,30 @@ pub struct Session {
 }
 
 impl Session {
-    /// The classified cause of a failed statement: the server's error when the connection
-    /// task received one, else the client-side error.
-    pub async fn cause(self, e: &tokio_postgres::Error) -> Failure {
+    /// Why the session ended, when it ended on the server's word while no statement was
+    /// pending (say a FATAL 57P01 sent to an idle session).
+    async fn ended_unsolicited(self, wait: Duration) -> Option<Failure> {
+        drop(self.client);
+        match tokio::time::timeout(wait, self.ended).await {
+            Ok(Ok(Some(ended))) if ended.as_db_error().is_some() => {
+                Some(classify::classify(&ended, Phase::Unsent))
+            }
+            _ => None,
+        }
+    }
+
+    /// The classified cause of a failed statement and the phase it failed in. The connection
+    /// task routes a server error to the pending statement; only when none was pending does
+    /// the error end the task instead, and the statement then fails as "closed" without ever
+    /// having been written: that failure is `Phase::Unsent` and the write is certainly not
+    /// committed.
+    pub async fn cause(self, e: &tokio_postgres::Error) -> (Failure, Phase) {
         if e.as_db_error().is_none() && e.is_closed() {
-            drop(self.client);
-            let waited = tokio::time::timeout(Duration::from_millis(100), self.ended).await;
-            if let Ok(Ok(Some(ended))) = waited {
-                if ended.as_db_error().is_some() {
-                    return classify::classify(&ended, Phase::Statement);
-                }
+            if let Some(failure) = self.ended_unsolicited(Duration::from_millis(100)).await {
+                return (failure, Phase::Unsent);
             }
         }
-        classify::classify(e, Phase::Statement)
+        (classify::classify(e, Phase::Statement), Phase::Statement)
     }
 }
 
@@ -138,7 +158,7 @@ fn unix_us() -> u64 {
 }
 
 /// The columns every transaction returns: who served it.
-const SERVER_COLUMNS: &str = "host(inet_server_addr()), inet_server_port(), pg_is_in_recovery(), \
+pub const SERVER_COLUMNS: &str = "host(inet_server_addr()), inet_server_port(), pg_is_in_recovery(), \
      CASE WHEN pg_is_in_recovery() THEN NULL \
      ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
 
@@ -210,6 +230,52 @@ async fn sleep_or_stop(until: tokio::time::Instant, stop: &mut watch::Receiver<b
     }
 }
 
+/// Runs one statement on `session`; gives the session back when it is still usable.
+async fn execute(
+    session: Session,
+    sql: &str,
+    limit: Duration,
+) -> (
+    Option<Session>,
+    Result<Vec<Vec<Option<String>>>, (Failure, Phase)>,
+) {
+    if session.client.is_closed() {
+        // It ended while idle: nothing is written to it. The server's word, when it said one.
+        let failure = session
+            .ended_unsolicited(Duration::from_millis(100))
+            .await
+            .unwrap_or_else(|| Failure {
+                class: classify::ErrorClass::ConnectionLost,
+                sqlstate: None,
+                severity: None,
+                message: "the connection had closed while idle".into(),
+            });
+        return (None, Err((failure, Phase::Unsent)));
+    }
+    match tokio::time::timeout(limit, query_rows(&session.client, sql)).await {
+        Ok(Ok(rows)) => (Some(session), Ok(rows)),
+        Ok(Err(e)) => {
+            let usable = e.as_db_error().is_some_and(|db| db.severity() == "ERROR")
+                && !session.client.is_closed();
+            if usable {
+                // An ERROR leaves the session usable (a 25006, say).
+                let failure = classify::classify(&e, Phase::Statement);
+                (Some(session), Err((failure, Phase::Statement)))
+            } else {
+                (None, Err(session.cause(&e).await))
+            }
+        }
+        // The statement may still run: the session is given up.
+        Err(_) => (
+            None,
+            Err((
+                classify::timed_out(Phase::Statement, limit),
+                Phase::Statement,
+            )),
+        ),
+    }
+}
+
 async fn client_loop(
     id: u32,
     shared: Arc<Shared>,
@@ -273,37 +339,17 @@ async fn client_loop(
                 Kind::Write => write_sql(&s.table, &shared.run_id, id, seq),
                 Kind::Read => read_sql(&s.table, &shared.run_id, id),
             };
-            let result =
-                tokio::time::timeout(s.statement_timeout, query_rows(&session.client, &sql)).await;
-            let failure = match result {
-                Ok(Ok(rows)) => {
-                    let (server, in_recovery) = served_by(&rows);
-                    attempt.server = server;
-                    attempt.in_recovery = in_recovery;
-                    conn = Some(session);
-                    None
+            let (kept, result) = execute(session, &sql, s.statement_timeout).await;
+            conn = kept;
+            match result {
+                Ok(rows) => (attempt.server, attempt.in_recovery) = served_by(&rows),
+                Err((failure, phase)) => {
+                    attempt.outcome = match kind {
+                        Kind::Write => classify::write_outcome(&failure, phase),
+                        Kind::Read => Outcome::Failed,
+                    };
+                    attempt.error = Some(failure);
                 }
-                Ok(Err(e)) => {
-                    let usable = e.as_db_error().is_some_and(|db| db.severity() == "ERROR")
-                        && !session.client.is_closed();
-                    if usable {
-                        // An ERROR leaves the session usable (a 25006, say).
-                        let failure = classify::classify(&e, Phase::Statement);
-                        conn = Some(session);
-                        Some(failure)
-                    } else {
-                        Some(session.cause(&e).await)
-                    }
-                }
-                // The statement may still run: the session is given up.
-                Err(_) => Some(classify::timed_out(Phase::Statement, s.statement_timeout)),
-            };
-            if let Some(failure) = failure {
-                attempt.outcome = match kind {
-                    Kind::Write => classify::write_outcome(&failure, Phase::Statement),
-                    Kind::Read => Outcome::Failed,
-                };
-                attempt.error = Some(failure);
             }
         }
         if s.mode == Mode::PerTransaction {
@@ -328,7 +374,7 @@ struct Live {
     failed: u64,
     in_doubt: u64,
     classes: std::collections::BTreeMap<String, u64>,
-    latencies_us: Vec<u64>,
+    latencies: Latencies,
     server: Option<ServerId>,
 }
 
@@ -337,7 +383,7 @@ impl Live {
         match a.outcome {
             Outcome::Ok => {
                 self.ok += 1;
-                self.latencies_us.push(a.latency_us());
+                self.latencies.record(a.latency_us());
                 if a.kind == Kind::Write {
                     self.server = a.server.clone();
                 }
@@ -351,15 +397,10 @@ impl Live {
     }
 
     fn line(&mut self, second: u64) -> String {
-        self.latencies_us.sort_unstable();
         let p99 = self
-            .latencies_us
-            .get(
-                (self.latencies_us.len() * 99)
-                    .div_ceil(100)
-                    .saturating_sub(1),
-            )
-            .map(|us| format!("{:.1} ms", *us as f64 / 1000.0))
+            .latencies
+            .quantile_ms(0.99)
+            .map(|ms| format!("{ms:.1} ms"))
             .unwrap_or_else(|| "-".into());
         let classes: Vec<String> = self
             .classes
@@ -458,15 +499,42 @@ async fn prepare(config: &Config, settings: &Settings) -> Result<String, ProbeEr
     Ok(cell(0).unwrap_or_default())
 }
 
+/// A run id unique across processes, containers and hosts: the start time in milliseconds and
+/// 64 random bits (the pid is 1 in every container, so it cannot tell runs apart).
+pub fn new_run_id(started_unix_us: u64) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the operating system's random source.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(started_unix_us);
+    format!("r{}-{:016x}", started_unix_us / 1000, h.finish())
+}
+
+/// PostgreSQL keeps the first 63 bytes of an application name.
+const APPLICATION_NAME_MAX: usize = 63;
+
+/// The run's application name: the one in the connection string (or `patroni-lab-probe`),
+/// then the run id, which is always kept whole.
+pub fn run_application_name(config: &Config, run_id: &str) -> String {
+    let base = config.get_application_name().unwrap_or("patroni-lab-probe");
+    let room = APPLICATION_NAME_MAX.saturating_sub(run_id.len() + 1);
+    let mut cut = base.len().min(room);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{} {run_id}", &base[..cut])
+}
+
 /// Runs the workload until the duration passes or `stop` turns true (Ctrl-C).
 pub async fn run(
     settings: &Settings,
     mut stop: watch::Receiver<bool>,
 ) -> Result<RunOutput, ProbeError> {
-    let config = connect_config(settings)?;
-    let server_version = prepare(&config, settings).await?;
+    let mut config = connect_config(settings)?;
     let started_unix_us = unix_us();
-    let run_id = format!("r{}-{}", started_unix_us / 1000, std::process::id());
+    let run_id = new_run_id(started_unix_us);
+    let application_name = run_application_name(&config, &run_id);
+    config.application_name(&application_name);
+    // The history file first: a bad path fails before anything connects.
     let (history_path, history_is_temporary) = match &settings.history_path {
         Some(p) => (p.clone(), false),
         None => (
@@ -474,10 +542,16 @@ pub async fn run(
             true,
         ),
     };
-    let file = File::create(&history_path).map_err(|source| ProbeError::History {
-        path: history_path.display().to_string(),
-        source,
-    })?;
+    let file = File::create(&history_path).map_err(|e| ProbeError::history(&history_path, &e))?;
+    let server_version = match prepare(&config, settings).await {
+        Ok(v) => v,
+        Err(e) => {
+            if history_is_temporary {
+                let _ = std::fs::remove_file(&history_path);
+            }
+            return Err(e);
+        }
+    };
     let start = Instant::now();
     let shared = Arc::new(Shared {
         settings: settings.clone(),
@@ -509,12 +583,10 @@ pub async fn run(
     let written = collector
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    written.map_err(|source| ProbeError::History {
-        path: history_path.display().to_string(),
-        source,
-    })?;
+    written.map_err(|e| ProbeError::history(&history_path, &e))?;
     Ok(RunOutput {
         run_id,
+        application_name,
         started_unix_us,
         elapsed: start.elapsed(),
         history_path,

@@ -429,6 +429,40 @@ pub fn repoint_file_by_hand(container: &str, from: &str, to: &str) {
     );
 }
 
+/// PgBouncer reloaded onto `to` by hand; put back onto `leader` (file and RELOAD) on drop.
+pub struct RepointedByHand {
+    leader: String,
+    to: String,
+}
+
+impl RepointedByHand {
+    pub fn to(leader: &str, to: &str) -> Self {
+        repoint_file_by_hand("pgbouncer", leader, to);
+        sql(6432, "pgbouncer", "RELOAD").expect("RELOAD");
+        Self {
+            leader: leader.to_string(),
+            to: to.to_string(),
+        }
+    }
+}
+
+impl Drop for RepointedByHand {
+    fn drop(&mut self) {
+        let _ = run(
+            "docker",
+            &[
+                "exec",
+                "pgbouncer",
+                "sed",
+                "-i",
+                &format!("s/host={}/host={}/", self.to, self.leader),
+                "/etc/pgbouncer/shared/pgbouncer.ini",
+            ],
+        );
+        let _ = sql(6432, "pgbouncer", "RELOAD");
+    }
+}
+
 /// What every lab test holds while it runs: the shared-cluster lock and the log keeper.
 pub struct LabTest {
     _logs: LogsOnFailure,
