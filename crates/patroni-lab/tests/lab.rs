@@ -67,12 +67,21 @@ fn pgbouncer_admin_console_answers() {
 
 /// PgBouncer's host for database `postgres`, as it runs now (not as the file says).
 fn pgbouncer_serves_from() -> String {
-    let databases = sql(6432, "pgbouncer", "SHOW DATABASES").expect("SHOW DATABASES");
-    databases
-        .iter()
-        .find(|r| r[0].as_deref() == Some("postgres"))
-        .and_then(|r| r[1].clone())
-        .unwrap_or_else(|| panic!("SHOW DATABASES lacks postgres: {databases:?}"))
+    // `* = host=...` databases exist once a client has used them (and again after a RELOAD).
+    wait_for(
+        "postgres in SHOW DATABASES",
+        Duration::from_secs(10),
+        || {
+            let _ = sql(6432, "postgres", "SELECT 1");
+            let databases = sql(6432, "pgbouncer", "SHOW DATABASES")?;
+            databases
+                .iter()
+                .find(|r| r[0].as_deref() == Some("postgres"))
+                .and_then(|r| r[1].clone())
+                .ok_or_else(|| format!("SHOW DATABASES lacks postgres: {databases:?}"))
+        },
+    )
+    .0
 }
 
 #[test]

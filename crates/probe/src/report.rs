@@ -1,4 +1,4 @@
-//! The probe's report: the JSON document (schema `patroni-lab/probe-report`, version 1, see
+//! The probe's report: the JSON document (schema `patroni-lab/probe-report`, version 2, see
 //! docs/probe-report.md), the summary table printed at the end, and the limit check that
 //! decides the exit code.
 
@@ -11,7 +11,7 @@ use crate::lost::LostWrites;
 use crate::settings::Settings;
 
 pub const SCHEMA: &str = "patroni-lab/probe-report";
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Limits from the command line; any exceeded one makes the exit code non-zero.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
