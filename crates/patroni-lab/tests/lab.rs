@@ -325,3 +325,29 @@ fn ports_are_published_on_loopback_only() {
         "the seed's port table"
     );
 }
+
+#[test]
+fn callback_refused_by_a_running_pgbouncer_is_an_error() {
+    let lab = LabTest::begin("callback_refused_by_a_running_pgbouncer_is_an_error");
+    // A running PgBouncer that refuses the callback's login is not "not running": it was not
+    // told, so the callback must fail loudly (exit 1, one line in Patroni's log).
+    let out = run(
+        "docker",
+        &[
+            "exec",
+            "-e",
+            "PGBOUNCER_ADMIN_PASSWORD=not-the-password",
+            &lab.leader,
+            "patroni-lab",
+            "callback",
+            "on_role_change",
+            "primary",
+            "postgres-cluster",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("PgBouncer admin console"), "{stderr}");
+    assert!(!stderr.contains("not reachable"), "{stderr}");
+}

@@ -452,6 +452,8 @@ async fn collect(
                 counters.add(&attempt);
             }
             _ = tick.tick() => {
+                // Once a second the history reaches the file, so it can be followed live.
+                out.flush()?;
                 second += 1;
                 let line = counters.line(second);
                 if live {
