@@ -1,4 +1,5 @@
-//! A minimal client for the Patroni REST API: `GET /cluster`, over plain HTTP/1.0.
+//! A minimal client for the Patroni REST API over plain HTTP/1.0: `GET` (`/cluster`,
+//! `/patroni`) and, with Basic authentication, `POST`/`PATCH` of a JSON body (`/switchover`).
 //!
 //! Patroni's REST API answers one request per connection when asked with HTTP/1.0, so a
 //! blocking `TcpStream` with time-outs is all that is needed; no HTTP library is pulled in.
@@ -65,8 +66,61 @@ fn authority(url: &str) -> Result<&str, PatroniError> {
     Ok(host_port)
 }
 
+/// Credentials for Patroni's unsafe endpoints (`restapi.authentication`).
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub user: String,
+    pub password: String,
+}
+
+/// Standard base64 (RFC 4648, with padding), for the Basic authorization header.
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// `GET {base}{path}` and returns the status code and body.
 pub fn get(base: &str, path: &str, timeout: Duration) -> Result<(u16, String), PatroniError> {
+    request(base, "GET", path, None, None, timeout)
+}
+
+/// `{method} {base}{path}` with a JSON body and Basic authentication; returns the status code
+/// and body.
+pub fn send_json(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    auth: Option<&Auth>,
+    timeout: Duration,
+) -> Result<(u16, String), PatroniError> {
+    request(base, method, path, Some(body), auth, timeout)
+}
+
+fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    auth: Option<&Auth>,
+    timeout: Duration,
+) -> Result<(u16, String), PatroniError> {
     let host_port = authority(base)?;
     let url = format!("{}{}", base.trim_end_matches('/'), path);
     let unreachable = |source| PatroniError::Unreachable {
@@ -85,9 +139,21 @@ pub fn get(base: &str, path: &str, timeout: Duration) -> Result<(u16, String), P
     stream
         .set_write_timeout(Some(timeout))
         .map_err(unreachable)?;
-    let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: {host_port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    let mut request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {host_port}\r\nAccept: application/json\r\nConnection: close\r\n"
     );
+    if let Some(a) = auth {
+        let token = base64(format!("{}:{}", a.user, a.password).as_bytes());
+        request.push_str(&format!("Authorization: Basic {token}\r\n"));
+    }
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body.unwrap_or_default());
     stream.write_all(request.as_bytes()).map_err(unreachable)?;
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).map_err(unreachable)?;
@@ -153,6 +219,15 @@ mod tests {
             b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"x\":1}";
         assert_eq!(parse_reply(reply), Some((503, "{\"x\":1}".to_string())));
         assert_eq!(parse_reply(b"garbage"), None);
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"patroni:patroni"), "cGF0cm9uaTpwYXRyb25p");
     }
 
     #[test]

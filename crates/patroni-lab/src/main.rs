@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod callback;
 mod probe;
+mod scenario;
 
 #[derive(Parser)]
 #[command(name = "patroni-lab", version, about = "PostgreSQL HA lab tooling")]
@@ -30,6 +31,9 @@ enum Command {
     },
     /// Keep writing through an endpoint and report what clients saw: windows, errors, lost writes.
     Probe(Box<probe::ProbeArgs>),
+    /// Fault scenarios with the probe running through them, graded (`scenario list`).
+    #[command(subcommand)]
+    Scenario(scenario::ScenarioCommand),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +41,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Callback { args } => callback::run(&args),
         Command::Probe(args) => probe::run(*args),
+        Command::Scenario(cmd) => scenario::run(cmd),
     }
 }

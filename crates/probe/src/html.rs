@@ -19,8 +19,21 @@ const PANEL_H: f64 = 170.0;
 const GAP: f64 = 40.0;
 const TOP: f64 = 30.0;
 
+/// A moment to mark on the chart's time axis (a fault step, a role change), in microseconds
+/// since the run began.
+#[derive(Debug, Clone)]
+pub struct Marker {
+    pub at_us: i64,
+    pub label: String,
+}
+
 /// The chart: throughput/errors per second above, p99 and max latency (log scale) below.
 pub fn chart(r: &Report) -> String {
+    chart_with_markers(r, &[])
+}
+
+/// The chart with vertical markers (dashed lines, labelled) across both panels.
+pub fn chart_with_markers(r: &Report, markers: &[Marker]) -> String {
     let a = &r.analysis;
     let seconds = (a.timeline.len().max(1)) as f64;
     let plot_w = W - LEFT - RIGHT;
@@ -136,6 +149,18 @@ pub fn chart(r: &Report) -> String {
         W - RIGHT,
         top2 + PANEL_H
     );
+    for (i, m) in markers.iter().enumerate() {
+        let mx = x(m.at_us.max(0) as f64 / 1e6);
+        let _ = write!(
+            svg,
+            r##"<line x1="{mx:.1}" y1="{TOP}" x2="{mx:.1}" y2="{:.1}" stroke="#6a3d9a" stroke-dasharray="4,3"><title>{}</title></line><text x="{:.1}" y="{:.1}" fill="#6a3d9a" font-size="9">{}</text>"##,
+            top2 + PANEL_H,
+            escape(&m.label),
+            mx + 2.0,
+            TOP + 10.0 + (i % 8) as f64 * 11.0,
+            escape(&m.label)
+        );
+    }
     // Time axis.
     let step = [
         1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
@@ -159,20 +184,27 @@ pub fn chart(r: &Report) -> String {
 
 /// The whole page.
 pub fn page(r: &Report) -> String {
+    page_with(r, "patroni-lab probe", "", &[])
+}
+
+/// The whole page, titled, with extra HTML before the summary and markers on the chart.
+pub fn page_with(r: &Report, title: &str, extra_html: &str, markers: &[Marker]) -> String {
     let mut html = String::new();
     let _ = write!(
         html,
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>patroni-lab probe {id}</title>\
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title} {id}</title>\
          <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}\
          table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#eee}}</style></head><body>\
-         <h1>patroni-lab probe</h1><p>run <code>{id}</code>, started {start}, {dur:.1} s against <code>{ep}</code>, server {ver}</p>",
+         <h1>{title}</h1><p>run <code>{id}</code>, started {start}, {dur:.1} s against <code>{ep}</code>, server {ver}</p>",
         id = escape(&r.run_id),
         start = escape(&r.started_at),
         dur = r.duration_ms / 1000.0,
         ep = escape(&r.settings.endpoint),
         ver = escape(&r.server_version),
+        title = escape(title),
     );
-    html.push_str(&chart(r));
+    html.push_str(&chart_with_markers(r, markers));
+    html.push_str(extra_html);
     let _ = write!(html, "<h2>Summary</h2><pre>{}</pre>", escape(&summary(r)));
     if !r.analysis.client_windows.is_empty() {
         html.push_str("<h2>Windows per client</h2><table><tr><th>client</th><th>from (s)</th><th>to (s)</th><th>ms</th><th>errors</th><th>classes</th></tr>");

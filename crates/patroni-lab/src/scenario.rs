@@ -1,0 +1,294 @@
+//! The `scenario` subcommand: `list` shows the fault vocabulary; `run` validates its flags,
+//! runs the scenario N times through the library runner, prints the timeline and grades, writes
+//! the reports, and turns the grades into the exit code. SIGINT/SIGTERM end the run early (the
+//! fault is undone, the report still written); a second one undoes every armed fault and exits.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use patroni_lab_probe::settings::{Mode, Settings, parse_duration};
+use patroni_lab_scenario::fault::{self, Fault};
+use patroni_lab_scenario::lab::{Lab, Node};
+use patroni_lab_scenario::report::{self, ScenarioReport};
+use patroni_lab_scenario::{guard, runner};
+
+#[derive(Subcommand)]
+pub enum ScenarioCommand {
+    /// Every scenario, with what it does and what it expects.
+    List,
+    /// Run a scenario with the probe going through it, and grade what clients saw.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The scenario (see `patroni-lab scenario list`).
+    name: String,
+    /// How long faults that last are held (freeze-leader, etcd-loss, replica-loss), in seconds.
+    #[arg(long)]
+    secs: Option<u64>,
+    /// Runs of the scenario (1 to 100); the report gives min/median/p95/max across them.
+    #[arg(long, default_value_t = 1)]
+    runs: u32,
+    /// When the fault is injected after the probe started.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    inject_at: Duration,
+    /// How long the probe goes on once the cluster is whole again.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    tail: Duration,
+    /// Write the JSON report (all runs) here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the HTML report (the set's table, then each run's chart) here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Override the scenario's expectation: longest window.
+    #[arg(long, value_parser = parse_duration)]
+    max_window: Option<Duration>,
+    /// Override: failed attempts.
+    #[arg(long)]
+    max_failed: Option<u64>,
+    /// Override: in-doubt attempts.
+    #[arg(long)]
+    max_in_doubt: Option<u64>,
+    /// Override: lost acknowledged writes.
+    #[arg(long)]
+    max_lost: Option<u64>,
+    /// Override: the cluster whole again within this, after the fault.
+    #[arg(long, value_parser = parse_duration)]
+    whole_within: Option<Duration>,
+    /// Probe clients (default: the probe's).
+    #[arg(short, long)]
+    clients: Option<u32>,
+    /// Probe mode: per-tx (a connection per transaction) or persistent.
+    #[arg(long)]
+    mode: Option<String>,
+    /// Probe rate over all clients (default: flat out).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// The client endpoint (default: the lab's HAProxy on 127.0.0.1:5432).
+    #[arg(long)]
+    url: Option<String>,
+    /// Patroni REST APIs of an existing cluster, comma-separated (then only switchover runs).
+    #[arg(long, value_delimiter = ',')]
+    patroni: Vec<String>,
+}
+
+const FAILED_EXPECTATIONS: u8 = 3;
+const BAD_INPUT: u8 = 2;
+
+pub fn run(cmd: ScenarioCommand) -> ExitCode {
+    match cmd {
+        ScenarioCommand::List => {
+            print!("{}", list());
+            ExitCode::SUCCESS
+        }
+        ScenarioCommand::Run(args) => match prepare(&args) {
+            Err(e) => {
+                eprintln!("patroni-lab scenario: error: {e}");
+                ExitCode::from(BAD_INPUT)
+            }
+            Ok(prepared) => execute(&args, prepared),
+        },
+    }
+}
+
+fn list() -> String {
+    let mut out = String::new();
+    for f in fault::ALL {
+        let e = f.expectations();
+        let window = e
+            .max_window
+            .map_or("-".into(), |d| format!("window <= {} s", d.as_secs_f64()));
+        out.push_str(&format!(
+            "{:<18} {}\n{:<18} expects: {window}, lost 0, split brain 0, whole again within {} s{}\n",
+            f.name(),
+            f.describe(),
+            "",
+            e.whole_within.as_secs(),
+            match (e.max_failed, e.max_in_doubt) {
+                (Some(a), Some(b)) => format!(", failed <= {a}, in doubt <= {b}"),
+                _ => String::new(),
+            }
+        ));
+    }
+    out
+}
+
+struct Prepared {
+    lab: Lab,
+    plan: runner::Plan,
+}
+
+/// Every check that needs nothing slow: flags, the fault's needs, report paths.
+fn prepare(args: &RunArgs) -> Result<Prepared, String> {
+    let fault = Fault::parse(&args.name, args.secs).map_err(|e| e.to_string())?;
+    if let Some(secs) = args.secs {
+        if fault.secs().is_none() {
+            return Err(format!(
+                "--secs: {} does not last; it takes no duration",
+                fault.name()
+            ));
+        }
+        if !(1..=600).contains(&secs) {
+            return Err(format!("--secs {secs} is out of range: allowed 1 to 600"));
+        }
+    }
+    if !(1..=100).contains(&args.runs) {
+        return Err(format!(
+            "--runs {} is out of range: allowed 1 to 100",
+            args.runs
+        ));
+    }
+    let mut lab = Lab::from_env();
+    if !args.patroni.is_empty() {
+        lab.containers = false;
+        lab.nodes = args
+            .patroni
+            .iter()
+            .enumerate()
+            .map(|(i, url)| Node {
+                name: format!("node{}", i + 1),
+                api_url: url.trim_end_matches('/').to_string(),
+            })
+            .collect();
+    }
+    if let Some(url) = &args.url {
+        lab.client_url = url.clone();
+    }
+    if fault.needs_containers() && !lab.containers {
+        return Err(format!(
+            "{} needs the lab's containers; against a cluster given by --patroni only switchover runs",
+            fault.name()
+        ));
+    }
+    let mut expectations = fault.expectations();
+    if let Some(d) = args.max_window {
+        expectations.max_window = Some(d);
+    }
+    expectations.max_failed = args.max_failed.or(expectations.max_failed);
+    expectations.max_in_doubt = args.max_in_doubt.or(expectations.max_in_doubt);
+    expectations.max_lost = args.max_lost.or(expectations.max_lost);
+    if let Some(d) = args.whole_within {
+        expectations.whole_within = d;
+    }
+    let mut probe = Settings::lab_defaults(&lab.client_url);
+    probe.password = Some(lab.password.clone());
+    probe.endpoint = lab.client_url.clone();
+    if let Some(c) = args.clients {
+        probe.clients = c;
+    }
+    probe.mode = match args.mode.as_deref() {
+        None => probe.mode,
+        Some("per-tx") => Mode::PerTransaction,
+        Some("persistent") => Mode::Persistent,
+        Some(other) => return Err(format!("--mode '{other}': use per-tx or persistent")),
+    };
+    probe.rate = args.rate;
+    probe.live = false;
+    // The run's upper bound: the runner stops the probe once the cluster is whole again.
+    probe.duration =
+        Some(args.inject_at + expectations.whole_within + args.tail + Duration::from_secs(60));
+    probe.check().map_err(|e| e.to_string())?;
+    for (path, what) in [(&args.json, "JSON"), (&args.html, "HTML")] {
+        if let Some(p) = path {
+            std::fs::File::create(p)
+                .map_err(|e| format!("cannot write the {what} report to {}: {e}", p.display()))?;
+        }
+    }
+    Ok(Prepared {
+        lab,
+        plan: runner::Plan {
+            fault,
+            expectations,
+            probe,
+            inject_at: args.inject_at,
+            tail: args.tail,
+            whole_before: Duration::from_secs(120),
+        },
+    })
+}
+
+fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    tokio::spawn(async move {
+        for n in 0.. {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            if n == 0 {
+                eprintln!(
+                    "{name}: undoing the fault, stopping the probe, then the report (a second signal exits at once)"
+                );
+                let _ = stop.send(true);
+            } else {
+                for e in guard::undo_all() {
+                    eprintln!("could not undo: {e}");
+                }
+                eprintln!("{name} again: faults undone, exiting without a report");
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    stop_on_signals(stop_tx)?;
+    let mut runs = Vec::new();
+    for i in 1..=args.runs {
+        eprintln!(
+            "{} run {i} of {}: {}",
+            p.plan.fault.name(),
+            args.runs,
+            p.plan.fault.describe()
+        );
+        let run = runner::run_once(&p.lab, &p.plan, stop_rx.clone()).await?;
+        eprint!("{}", report::run_summary(&run));
+        runs.push(run);
+        if *stop_rx.borrow() {
+            break;
+        }
+    }
+    let r = ScenarioReport::new(p.plan.fault, p.plan.expectations.clone(), runs);
+    print!("{}", report::summary(&r));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&r)? + "\n")
+            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
+        println!("JSON report: {}", path.display());
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, report::page(&r))
+            .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
+        println!("HTML report: {}", path.display());
+    }
+    Ok(if r.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FAILED_EXPECTATIONS)
+    })
+}
+
+fn execute(args: &RunArgs, prepared: Prepared) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("patroni-lab scenario: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_all(args, prepared)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("patroni-lab scenario: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The lab's names, each said once: containers, the Patroni REST APIs and the client endpoint
+//! as the host reaches them, the credentials (from the environment, as `make` exports `.env`),
+//! and the one way faults touch containers (the `docker` command line).
+
+use std::process::Command;
+use std::time::Duration;
+
+use patroni_lab_callback::patroni::Auth;
+
+/// The etcd container.
+pub const ETCD: &str = "etcd";
+/// The PgBouncer container.
+pub const PGBOUNCER: &str = "pgbouncer";
+/// The HAProxy container.
+pub const HAPROXY: &str = "haproxy";
+/// How long one REST call may take.
+pub const REST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One Patroni member: its container (also its member name) and its REST API from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub api_url: String,
+}
+
+/// Where the cluster is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    pub nodes: Vec<Node>,
+    /// The endpoint clients use (HAProxy).
+    pub client_url: String,
+    /// PgBouncer's admin console (database `pgbouncer`).
+    pub pgbouncer_admin_url: String,
+    pub password: String,
+    pub auth: Auth,
+    /// Whether the cluster is this lab's containers (faults that need `docker` work) or an
+    /// existing cluster addressed by URLs.
+    pub containers: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("docker {args}: {detail}")]
+    Docker { args: String, detail: String },
+}
+
+impl Lab {
+    /// The lab as `make up` starts it, with settings from the environment (`.env`).
+    pub fn from_env() -> Self {
+        let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+        let bind = var("LAB_BIND_ADDRESS", "127.0.0.1");
+        let host = if bind == "0.0.0.0" {
+            "127.0.0.1".into()
+        } else {
+            bind
+        };
+        let user = var("POSTGRES_USER", "postgres");
+        Self {
+            nodes: [("patroni1", 8008), ("patroni2", 8009)]
+                .iter()
+                .map(|(name, port)| Node {
+                    name: (*name).into(),
+                    api_url: format!("http://{host}:{port}"),
+                })
+                .collect(),
+            client_url: format!("postgres://{user}@{host}:5432/postgres"),
+            pgbouncer_admin_url: format!("postgres://{user}@{host}:6432/pgbouncer"),
+            password: var("POSTGRES_PASSWORD", "postgres"),
+            auth: Auth {
+                user: var("PATRONI_API_USER", "patroni"),
+                password: var("PATRONI_API_PASSWORD", "patroni"),
+            },
+            containers: true,
+        }
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+/// Runs `docker <args>` and returns its stdout; a failure carries docker's own message.
+pub fn docker(args: &[&str]) -> Result<String, LabError> {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .map_err(|e| LabError::Docker {
+            args: args.join(" "),
+            detail: e.to_string(),
+        })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(LabError::Docker {
+            args: args.join(" "),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}

@@ -1,0 +1,16 @@
+//! Fault scenarios: the probe runs in-process while a fault is injected at a set time and
+//! undone; the runner waits until the cluster is whole again, records a timeline of fault
+//! steps and role changes on the probe's clock, grades the run against the scenario's
+//! expectations, and writes one report.
+//!
+//! A newcomer adding a fault touches `fault.rs` (the fault, its undo, its expectations) and its
+//! test; everything else is shared.
+
+pub mod cluster;
+pub mod fault;
+pub mod grade;
+pub mod guard;
+pub mod lab;
+pub mod report;
+pub mod runner;
+pub mod timeline;

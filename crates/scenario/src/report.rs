@@ -1,0 +1,262 @@
+//! The scenario report: one JSON document for a set of runs (schema
+//! `patroni-lab/scenario-report`, version 1, see SCENARIOS.md), the text summary, and the HTML
+//! page (a table of the set first, then each run's chart with the fault's timeline on it).
+
+use std::fmt::Write as _;
+
+use patroni_lab_probe::html::{self, Marker};
+use serde::Serialize;
+
+use crate::fault::Fault;
+use crate::grade::Expectations;
+use crate::runner::ScenarioRun;
+
+pub const SCHEMA: &str = "patroni-lab/scenario-report";
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// min / median / p95 / max of one figure over the runs that measured it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Spread {
+    pub metric: &'static str,
+    /// Runs that measured it (a lost-write count is not measured when the check did not run).
+    pub runs: usize,
+    pub min: Option<f64>,
+    pub median: Option<f64>,
+    pub p95: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Spread {
+    pub fn of(metric: &'static str, values: &[Option<f64>]) -> Self {
+        let mut v: Vec<f64> = values.iter().flatten().copied().collect();
+        v.sort_by(f64::total_cmp);
+        // Nearest rank: the smallest value with at least q of the runs at or below it.
+        let rank = |q: f64| {
+            (!v.is_empty()).then(|| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1])
+        };
+        let median = match v.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(v[n / 2]),
+            n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+        };
+        Self {
+            metric,
+            runs: v.len(),
+            min: v.first().copied(),
+            median,
+            p95: rank(0.95),
+            max: v.last().copied(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    pub schema: &'static str,
+    pub schema_version: u32,
+    pub scenario: &'static str,
+    pub fault: Fault,
+    pub description: String,
+    pub expectations: Expectations,
+    /// Whether every expectation held in every run.
+    pub passed: bool,
+    pub spreads: Vec<Spread>,
+    pub runs: Vec<ScenarioRun>,
+}
+
+impl ScenarioReport {
+    pub fn new(fault: Fault, expectations: Expectations, runs: Vec<ScenarioRun>) -> Self {
+        let figure = |f: &dyn Fn(&ScenarioRun) -> Option<f64>| -> Vec<Option<f64>> {
+            runs.iter().map(f).collect()
+        };
+        let spreads = vec![
+            Spread::of(
+                "longest_window_ms",
+                &figure(&|r| Some(r.probe.analysis.longest_window_ms)),
+            ),
+            Spread::of(
+                "failed",
+                &figure(&|r| Some(r.probe.analysis.totals.failed as f64)),
+            ),
+            Spread::of(
+                "in_doubt",
+                &figure(&|r| Some(r.probe.analysis.totals.in_doubt as f64)),
+            ),
+            Spread::of(
+                "lost",
+                &figure(&|r| {
+                    let l = &r.probe.lost_writes;
+                    l.checked.then_some(l.missing.len() as f64)
+                }),
+            ),
+            Spread::of("whole_again_ms", &figure(&|r| r.whole_again_ms)),
+        ];
+        Self {
+            schema: SCHEMA,
+            schema_version: SCHEMA_VERSION,
+            scenario: fault.name(),
+            fault,
+            description: fault.describe(),
+            expectations,
+            passed: !runs.is_empty() && runs.iter().all(|r| r.passed),
+            spreads,
+            runs,
+        }
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "not measured".into(), |x| format!("{x:.0}"))
+}
+
+/// One run's timeline and grades, as text.
+pub fn run_summary(run: &ScenarioRun) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "  timeline (probe's clock):");
+    for e in &run.events {
+        let _ = writeln!(s, "    {:>+8.2} s  {}", e.at_us as f64 / 1e6, e.what);
+    }
+    for g in &run.grades {
+        let _ = writeln!(
+            s,
+            "  {}  {:<20} expected {:<16} observed {}",
+            if g.pass { "PASS" } else { "FAIL" },
+            g.name,
+            g.expected,
+            g.observed
+        );
+    }
+    s
+}
+
+/// The set, as text: each run's probe summary, timeline and grades, then the spread.
+pub fn summary(r: &ScenarioReport) -> String {
+    let mut s = String::new();
+    for (i, run) in r.runs.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "== {} run {} of {}: {} (leader {} -> {})",
+            r.scenario,
+            i + 1,
+            r.runs.len(),
+            r.description,
+            run.leader_before,
+            run.leader_after.as_deref().unwrap_or("?")
+        );
+        s.push_str(&patroni_lab_probe::report::summary(&run.probe));
+        s.push_str(&run_summary(run));
+    }
+    if r.runs.len() > 1 {
+        let _ = writeln!(
+            s,
+            "== {} over {} runs: min / median / p95 / max",
+            r.scenario,
+            r.runs.len()
+        );
+        for sp in &r.spreads {
+            let _ = writeln!(
+                s,
+                "  {:<18} {} / {} / {} / {}{}",
+                sp.metric,
+                num(sp.min),
+                num(sp.median),
+                num(sp.p95),
+                num(sp.max),
+                if sp.runs < r.runs.len() {
+                    format!("   (measured in {} of {} runs)", sp.runs, r.runs.len())
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "{}: {} ({} of {} runs passed every expectation)",
+        r.scenario,
+        if r.passed { "PASS" } else { "FAIL" },
+        r.runs.iter().filter(|x| x.passed).count(),
+        r.runs.len()
+    );
+    s
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The HTML page: the set's table first, then each run's chart with its timeline.
+pub fn page(r: &ScenarioReport) -> String {
+    let mut table = String::new();
+    let _ = write!(
+        table,
+        "<h2>{} — {}</h2><p><b>{}</b></p><table><tr><th>metric</th><th>runs</th><th>min</th><th>median</th><th>p95</th><th>max</th></tr>",
+        escape(r.scenario),
+        escape(&r.description),
+        if r.passed { "PASS" } else { "FAIL" }
+    );
+    for sp in &r.spreads {
+        let _ = write!(
+            table,
+            "<tr><td style=\"text-align:left\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            sp.metric,
+            sp.runs,
+            num(sp.min),
+            num(sp.median),
+            num(sp.p95),
+            num(sp.max)
+        );
+    }
+    table.push_str("</table>");
+    let mut pages = String::new();
+    for (i, run) in r.runs.iter().enumerate() {
+        let markers: Vec<Marker> = run
+            .events
+            .iter()
+            .map(|e| Marker {
+                at_us: e.at_us,
+                label: e.what.clone(),
+            })
+            .collect();
+        let extra = format!(
+            "<h2>Timeline and grades</h2><pre>{}</pre>",
+            escape(&run_summary(run))
+        );
+        let title = format!("{} run {} of {}", r.scenario, i + 1, r.runs.len());
+        let page = html::page_with(&run.probe, &title, &extra, &markers);
+        // Each run's page body, one after the other, under the set's table.
+        let body = page
+            .split_once("<body>")
+            .and_then(|(_, b)| b.rsplit_once("</body>"))
+            .map_or(page.as_str(), |(b, _)| b);
+        pages.push_str(body);
+    }
+    let head = html::page_with(&r.runs[0].probe, "", "", &[]);
+    let head = head.split_once("<body>").map_or("", |(h, _)| h);
+    format!(
+        "{head}<body><h1>patroni-lab scenario {}</h1>{table}{pages}</body></html>\n",
+        escape(r.scenario)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_of_runs_and_unmeasured_ones() {
+        let s = Spread::of("x", &[Some(3.0), Some(1.0), None, Some(2.0)]);
+        assert_eq!(s.runs, 3);
+        assert_eq!(
+            (s.min, s.median, s.p95, s.max),
+            (Some(1.0), Some(2.0), Some(3.0), Some(3.0))
+        );
+        let none = Spread::of("x", &[None, None]);
+        assert_eq!((none.runs, none.median), (0, None));
+        let even = Spread::of("x", &[Some(1.0), Some(2.0), Some(3.0), Some(4.0)]);
+        assert_eq!(even.median, Some(2.5));
+        assert_eq!(num(None), "not measured");
+    }
+}

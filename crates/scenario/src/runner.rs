@@ -1,0 +1,149 @@
+//! One scenario run: a whole cluster, the probe started in-process, the fault injected at a set
+//! time and undone, the wait until the cluster is whole again, a short tail, the probe's
+//! lost-write check, the grades, and the timeline of it all on the probe's clock.
+
+use std::time::{Duration, Instant};
+
+use patroni_lab_probe::report::{Limits, Report};
+use patroni_lab_probe::session;
+use patroni_lab_probe::settings::Settings;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::cluster;
+use crate::fault::Fault;
+use crate::grade::{self, Expectations, Grade};
+use crate::lab::Lab;
+use crate::timeline::{self, Event, Source, Timeline};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub fault: Fault,
+    pub expectations: Expectations,
+    /// The probe's settings; its duration is the run's upper bound.
+    pub probe: Settings,
+    /// When the fault is injected, after the probe started.
+    pub inject_at: Duration,
+    /// How long the probe keeps going once the cluster is whole again.
+    pub tail: Duration,
+    /// How long to wait for a whole cluster before the run starts.
+    pub whole_before: Duration,
+}
+
+/// One run's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioRun {
+    pub leader_before: String,
+    pub leader_after: Option<String>,
+    /// From the fault's injection to the cluster being whole again (`None`: not within the
+    /// expectation's limit).
+    pub whole_again_ms: Option<f64>,
+    pub events: Vec<Event>,
+    pub grades: Vec<Grade>,
+    pub passed: bool,
+    pub probe: Report,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("{0} needs the lab's containers; against a cluster given by URLs only switchover runs")]
+    NeedsContainers(&'static str),
+    #[error("{0}")]
+    NotWhole(String),
+    #[error("the fault could not be run: {0} (it was undone)")]
+    Fault(String),
+    #[error("the probe failed: {0}")]
+    Probe(String),
+}
+
+/// Sleeps `d` unless `stop` turns true first; returns false when stopped.
+async fn sleep_unless(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = stop.changed() => !*stop.borrow(),
+    }
+}
+
+/// Runs `plan` once. `stop` (a signal) ends the run early: the fault is undone, the probe
+/// stops and still reports.
+pub async fn run_once(
+    lab: &Lab,
+    plan: &Plan,
+    mut stop: watch::Receiver<bool>,
+) -> Result<ScenarioRun, RunnerError> {
+    if plan.fault.needs_containers() && !lab.containers {
+        return Err(RunnerError::NeedsContainers(plan.fault.name()));
+    }
+    let (leader_before, _) = cluster::wait_whole(lab, plan.whole_before)
+        .await
+        .map_err(RunnerError::NotWhole)?;
+    let timeline = Timeline::default();
+    let (poll_stop, poll_rx) = watch::channel(false);
+    let poller = tokio::spawn(timeline::poll_cluster(
+        lab.clone(),
+        timeline.clone(),
+        poll_rx,
+    ));
+    let (probe_stop, probe_rx) = watch::channel(false);
+    let probe = {
+        let settings = plan.probe.clone();
+        tokio::spawn(async move { session::run(&settings, &Limits::default(), probe_rx).await })
+    };
+    let mut fault_result = Ok(());
+    let mut whole_again = None;
+    let mut leader_after = None;
+    if sleep_unless(plan.inject_at, &mut stop).await {
+        let injected = Instant::now();
+        timeline.record(Source::Fault, format!("inject {}", plan.fault.name()));
+        let (fault, l, leader, t) = (
+            plan.fault,
+            lab.clone(),
+            leader_before.clone(),
+            timeline.clone(),
+        );
+        fault_result = tokio::task::spawn_blocking(move || fault.run(&l, &leader, &t))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        if fault_result.is_ok() {
+            let limit = plan
+                .expectations
+                .whole_within
+                .saturating_sub(injected.elapsed());
+            match cluster::wait_whole(lab, limit).await {
+                Ok((leader, _)) => {
+                    whole_again = Some(injected.elapsed());
+                    timeline.record(
+                        Source::Fault,
+                        format!("cluster whole again, {leader} leads"),
+                    );
+                    leader_after = Some(leader);
+                }
+                Err(e) => timeline.record(Source::Fault, e),
+            }
+            sleep_unless(plan.tail, &mut stop).await;
+        }
+    }
+    let _ = probe_stop.send(true);
+    let report = probe
+        .await
+        .map_err(|e| RunnerError::Probe(e.to_string()))?
+        .map_err(|e| RunnerError::Probe(e.to_string()))?;
+    let _ = poll_stop.send(true);
+    let _ = poller.await;
+    fault_result.map_err(RunnerError::Fault)?;
+    let grades = grade::grade(&plan.expectations, &report, whole_again);
+    Ok(ScenarioRun {
+        leader_before,
+        leader_after,
+        whole_again_ms: whole_again.map(|d| d.as_secs_f64() * 1000.0),
+        events: timeline.events(report.started_unix_us),
+        passed: grades.iter().all(|g| g.pass),
+        grades,
+        probe: report,
+    })
+}
