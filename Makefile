@@ -12,10 +12,10 @@ PATRONICTL := patronictl -c /etc/patroni/patroni.yml
 COMPOSE_PROJECT_NAME ?= patroni-lab
 export
 
-.PHONY: help env build up wait list switchover down clean psql bench probe logs ps test unit fmt lint
+.PHONY: help env build up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios
 
 help: ## This list
-	@grep -hE '^[a-z -]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
 
 env: .env
 .env:
@@ -65,8 +65,13 @@ bench: ## The seed's pgbench through 5432 (BENCH_ARGS="-T 700 -P 10 -C --max-tri
 probe: ## The probe against HAProxy, from a container on the lab network (ARGS="-T 2m --mode persistent --html r.html")
 	@scripts/probe.sh $(ARGS)
 
-scenario-switchover scenario-stop-leader scenario-kill-leader: ## Probe through a fault and report (RUNS=5 for medians)
-	@scripts/scenario.sh $(@:scenario-%=%) $(RUNS)
+scenarios: ## List the fault scenarios, what each does and expects
+	@cargo run --release -q -- scenario list
+
+RUNS ?= 1
+scenario-%: ## A fault scenario, graded (make scenario-switchover RUNS=5 ARGS="--secs 8"); reports in probe-out/
+	@mkdir -p probe-out
+	cargo run --release -q -- scenario run $* --runs $(RUNS) --json probe-out/scenario-$*.json --html probe-out/scenario-$*.html $(ARGS)
 
 test: ## All tests: unit tests and the lab tests (needs `make up`)
 	cargo test --workspace -- --test-threads=1

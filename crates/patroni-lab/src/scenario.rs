@@ -251,7 +251,16 @@ async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
             p.plan.fault.describe()
         );
         let run = runner::run_once(&p.lab, &p.plan, stop_rx.clone()).await?;
-        eprint!("{}", report::run_summary(&run));
+        eprintln!(
+            "  {}: window {:.0} ms, whole again {}",
+            if run.passed { "passed" } else { "FAILED" },
+            run.probe.analysis.longest_window_ms,
+            run.whole_again_ms
+                .map_or("not within the limit".into(), |ms| format!(
+                    "after {:.1} s",
+                    ms / 1000.0
+                ))
+        );
         runs.push(run);
         if *stop_rx.borrow() {
             break;
@@ -269,7 +278,9 @@ async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
             .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
         println!("HTML report: {}", path.display());
     }
-    Ok(if r.passed {
+    Ok(if r.runs.iter().any(|x| x.fault_error.is_some()) {
+        ExitCode::FAILURE
+    } else if r.passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(FAILED_EXPECTATIONS)

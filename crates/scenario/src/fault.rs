@@ -189,8 +189,15 @@ impl Fault {
         }
     }
 
-    /// Injects the fault, holds it, and undoes it, recording each step. Blocking.
-    pub fn run(&self, lab: &Lab, leader: &str, timeline: &Timeline) -> Result<(), FaultError> {
+    /// Injects the fault, holds it, and undoes it, recording each step. Blocking; `stopped`
+    /// cuts a hold or a wait short (the undo still runs).
+    pub fn run(
+        &self,
+        lab: &Lab,
+        leader: &str,
+        timeline: &Timeline,
+        stopped: &dyn Fn() -> bool,
+    ) -> Result<(), FaultError> {
         let replica = lab
             .nodes
             .iter()
@@ -238,7 +245,7 @@ impl Fault {
                     step(format!("docker kill -s KILL {leader}"));
                     d(&["kill", "--signal", "KILL", leader])?;
                 }
-                wait_new_leader(lab, leader, Duration::from_secs(120))?;
+                wait_new_leader(lab, leader, Duration::from_secs(120), stopped)?;
                 step(guard.what().to_string());
                 guard.undo().map_err(FaultError::Step)?;
             }
@@ -256,7 +263,7 @@ impl Fault {
                 step(format!("docker pause {leader}"));
                 d(&["pause", leader])?;
                 let guard = Guard::arm(docker_undo(&["unpause", leader]));
-                std::thread::sleep(Duration::from_secs(*secs));
+                hold(Duration::from_secs(*secs), stopped);
                 step(guard.what().to_string());
                 guard.undo().map_err(FaultError::Step)?;
             }
@@ -264,7 +271,7 @@ impl Fault {
                 let guard = start_again(lab::ETCD);
                 step(format!("docker stop {}", lab::ETCD));
                 d(&["stop", lab::ETCD])?;
-                std::thread::sleep(Duration::from_secs(*secs));
+                hold(Duration::from_secs(*secs), stopped);
                 step(guard.what().to_string());
                 guard.undo().map_err(FaultError::Step)?;
             }
@@ -272,7 +279,7 @@ impl Fault {
                 let guard = start_again(&replica);
                 step(format!("docker stop {replica}"));
                 d(&["stop", &replica])?;
-                std::thread::sleep(Duration::from_secs(*secs));
+                hold(Duration::from_secs(*secs), stopped);
                 step(guard.what().to_string());
                 guard.undo().map_err(FaultError::Step)?;
             }
@@ -306,10 +313,28 @@ fn start_again(container: &str) -> Guard {
     Guard::arm(docker_undo(&["start", container]))
 }
 
+/// Holds a fault for `d`, or until `stopped`.
+fn hold(d: Duration, stopped: &dyn Fn() -> bool) {
+    let end = Instant::now() + d;
+    while Instant::now() < end && !stopped() {
+        std::thread::sleep(Duration::from_millis(100).min(end - Instant::now()));
+    }
+}
+
 /// Waits until a member other than `old` holds the leader lock and runs.
-fn wait_new_leader(lab: &Lab, old: &str, limit: Duration) -> Result<String, FaultError> {
+fn wait_new_leader(
+    lab: &Lab,
+    old: &str,
+    limit: Duration,
+    stopped: &dyn Fn() -> bool,
+) -> Result<String, FaultError> {
     let start = Instant::now();
     loop {
+        if stopped() {
+            return Err(FaultError::Step(
+                "stopped while waiting for a new leader".into(),
+            ));
+        }
         if let Ok(l) = cluster::leader(lab) {
             if l != old {
                 return Ok(l);

@@ -113,3 +113,121 @@ mod opt_ms {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patroni_lab_probe::analysis::{Analysis, Window};
+    use patroni_lab_probe::lost::LostWrites;
+    use patroni_lab_probe::report::{Limits, Report};
+    use patroni_lab_probe::settings::Settings;
+
+    fn report(window_ms: f64, open: bool, lost: Option<usize>) -> Report {
+        let mut analysis = Analysis {
+            longest_window_ms: window_ms,
+            ..Analysis::default()
+        };
+        analysis.windows.push(Window {
+            client: None,
+            start_us: 0,
+            end_us: (window_ms * 1000.0) as u64,
+            duration_ms: window_ms,
+            errors: 1,
+            classes: Default::default(),
+            clients: Some(1),
+            open_at_end: open,
+        });
+        let lost_writes = match lost {
+            Some(n) => LostWrites {
+                checked: true,
+                acknowledged: 100,
+                missing: (0..n as u64)
+                    .map(|seq| patroni_lab_probe::lost::WriteId { client: 0, seq })
+                    .collect(),
+                ..LostWrites::default()
+            },
+            None => LostWrites {
+                checked: false,
+                error: Some("no primary".into()),
+                ..LostWrites::default()
+            },
+        };
+        Report {
+            schema: "",
+            schema_version: 0,
+            probe_version: String::new(),
+            run_id: String::new(),
+            application_name: String::new(),
+            started_at: String::new(),
+            started_unix_us: 0,
+            duration_ms: 0.0,
+            settings: Settings::lab_defaults("host=x"),
+            server_version: String::new(),
+            analysis,
+            lost_writes,
+            limits: Limits::default(),
+            exceeded: Vec::new(),
+        }
+    }
+
+    fn expect() -> Expectations {
+        Expectations {
+            max_window: Some(Duration::from_secs(6)),
+            max_failed: None,
+            max_in_doubt: None,
+            max_lost: Some(0),
+            max_split_brain: Some(0),
+            whole_within: Duration::from_secs(60),
+        }
+    }
+
+    fn passed(g: &[Grade], name: &str) -> bool {
+        g.iter().find(|x| x.name == name).unwrap().pass
+    }
+
+    #[test]
+    fn within_every_limit_passes() {
+        let g = grade(
+            &expect(),
+            &report(2300.0, false, Some(0)),
+            Some(Duration::from_secs(10)),
+        );
+        assert!(g.iter().all(|x| x.pass), "{g:?}");
+    }
+
+    #[test]
+    fn each_limit_fails_on_its_own() {
+        let g = grade(
+            &expect(),
+            &report(7000.0, false, Some(0)),
+            Some(Duration::from_secs(10)),
+        );
+        assert!(!passed(&g, "longest window"));
+        let g = grade(
+            &expect(),
+            &report(2000.0, true, Some(0)),
+            Some(Duration::from_secs(10)),
+        );
+        assert!(!passed(&g, "longest window"), "a window still open fails");
+        let g = grade(
+            &expect(),
+            &report(2000.0, false, Some(2)),
+            Some(Duration::from_secs(10)),
+        );
+        assert!(!passed(&g, "lost writes"));
+        let g = grade(&expect(), &report(2000.0, false, Some(0)), None);
+        assert!(!passed(&g, "whole again"));
+    }
+
+    #[test]
+    fn unchecked_lost_writes_fail_and_never_read_as_zero() {
+        let g = grade(
+            &expect(),
+            &report(2000.0, false, None),
+            Some(Duration::from_secs(1)),
+        );
+        let lost = g.iter().find(|x| x.name == "lost writes").unwrap();
+        assert!(!lost.pass);
+        assert!(lost.observed.starts_with("NOT CHECKED"), "{lost:?}");
+    }
+}

@@ -112,6 +112,9 @@ fn num(v: Option<f64>) -> String {
 /// One run's timeline and grades, as text.
 pub fn run_summary(run: &ScenarioRun) -> String {
     let mut s = String::new();
+    if let Some(e) = &run.fault_error {
+        let _ = writeln!(s, "  FAULT DID NOT RUN AS PLANNED: {e}");
+    }
     let _ = writeln!(s, "  timeline (probe's clock):");
     for e in &run.events {
         let _ = writeln!(s, "    {:>+8.2} s  {}", e.at_us as f64 / 1e6, e.what);

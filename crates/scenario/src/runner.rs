@@ -39,6 +39,9 @@ pub struct ScenarioRun {
     /// From the fault's injection to the cluster being whole again (`None`: not within the
     /// expectation's limit).
     pub whole_again_ms: Option<f64>,
+    /// Set when a fault step failed or was cut short by a signal (the fault was undone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_error: Option<String>,
     pub events: Vec<Event>,
     pub grades: Vec<Grade>,
     pub passed: bool,
@@ -51,8 +54,6 @@ pub enum RunnerError {
     NeedsContainers(&'static str),
     #[error("{0}")]
     NotWhole(String),
-    #[error("the fault could not be run: {0} (it was undone)")]
-    Fault(String),
     #[error("the probe failed: {0}")]
     Probe(String),
 }
@@ -105,10 +106,12 @@ pub async fn run_once(
             leader_before.clone(),
             timeline.clone(),
         );
-        fault_result = tokio::task::spawn_blocking(move || fault.run(&l, &leader, &t))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let stopped = stop.clone();
+        fault_result =
+            tokio::task::spawn_blocking(move || fault.run(&l, &leader, &t, &|| *stopped.borrow()))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
         if fault_result.is_ok() {
             let limit = plan
                 .expectations
@@ -135,14 +138,18 @@ pub async fn run_once(
         .map_err(|e| RunnerError::Probe(e.to_string()))?;
     let _ = poll_stop.send(true);
     let _ = poller.await;
-    fault_result.map_err(RunnerError::Fault)?;
+    let fault_error = fault_result.err();
+    if let Some(e) = &fault_error {
+        timeline.record(Source::Fault, format!("fault step failed: {e} (undone)"));
+    }
     let grades = grade::grade(&plan.expectations, &report, whole_again);
     Ok(ScenarioRun {
         leader_before,
         leader_after,
         whole_again_ms: whole_again.map(|d| d.as_secs_f64() * 1000.0),
         events: timeline.events(report.started_unix_us),
-        passed: grades.iter().all(|g| g.pass),
+        passed: fault_error.is_none() && grades.iter().all(|g| g.pass),
+        fault_error,
         grades,
         probe: report,
     })

@@ -1,0 +1,215 @@
+//! The scenario runner against the real lab: every fault happens (its step is on the timeline
+//! and the cluster shows it), is undone (nothing left stopped or paused, also after a failing
+//! expectation and after SIGINT to the runner), and the cluster is whole afterwards.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+/// Runs `patroni-lab scenario run <args>` to the end; returns the exit code, the JSON report and
+/// stderr.
+fn scenario(name: &str, args: &[&str]) -> (i32, Value, String) {
+    let json =
+        std::env::temp_dir().join(format!("plab-scenario-{name}-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&json);
+    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args(["scenario", "run", name, "--tail", "1s", "--json"])
+        .arg(&json)
+        .args(args)
+        .env("POSTGRES_PASSWORD", password())
+        .output()
+        .expect("run the scenario");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("scenario {name} {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let text = std::fs::read_to_string(&json)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr: {stderr}"));
+    let _ = std::fs::remove_file(&json);
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_str(&text).unwrap(),
+        stderr,
+    )
+}
+
+fn events(report: &Value) -> Vec<String> {
+    report["runs"][0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn has_event(report: &Value, text: &str) -> bool {
+    events(report).iter().any(|e| e.contains(text))
+}
+
+/// Nothing of the lab is left stopped or paused, and the cluster is whole.
+fn all_back() {
+    let running = run_ok(
+        "docker",
+        &["ps", "--filter", "status=running", "--format", "{{.Names}}"],
+    );
+    for s in SERVICES {
+        assert!(
+            running.lines().any(|l| l == s),
+            "{s} is not running: {running}"
+        );
+    }
+    let paused = run_ok(
+        "docker",
+        &["ps", "--filter", "status=paused", "--format", "{{.Names}}"],
+    );
+    assert!(paused.is_empty(), "left paused: {paused}");
+    healthy_cluster();
+}
+
+fn grades_all_pass(report: &Value) {
+    for g in report["runs"][0]["grades"].as_array().unwrap() {
+        assert_eq!(g["pass"], Value::Bool(true), "{g}");
+    }
+    assert_eq!(report["passed"], Value::Bool(true));
+}
+
+#[test]
+fn switchover_scenario_moves_the_leader_and_grades_pass() {
+    let lab = LabTest::begin("switchover_scenario_moves_the_leader_and_grades_pass");
+    let (code, report, _) = scenario("switchover", &[]);
+    assert_eq!(code, 0);
+    grades_all_pass(&report);
+    let new = other(&lab.leader);
+    assert_eq!(report["runs"][0]["leader_after"], new);
+    assert!(
+        has_event(&report, "switchover requested"),
+        "{:?}",
+        events(&report)
+    );
+    assert!(
+        has_event(&report, &format!("{new} leader")),
+        "{:?}",
+        events(&report)
+    );
+    assert!(
+        has_event(&report, &format!("PgBouncer -> {new}")),
+        "{:?}",
+        events(&report)
+    );
+    all_back();
+}
+
+#[test]
+fn kill_leader_scenario_fails_over_and_starts_the_old_leader_again() {
+    let lab = LabTest::begin("kill_leader_scenario_fails_over_and_starts_the_old_leader_again");
+    let (code, report, _) = scenario("kill-leader", &[]);
+    assert_eq!(code, 0);
+    grades_all_pass(&report);
+    assert!(has_event(
+        &report,
+        &format!("docker kill -s KILL {}", lab.leader)
+    ));
+    assert!(has_event(&report, &format!("docker start {}", lab.leader)));
+    assert_eq!(report["runs"][0]["leader_after"], other(&lab.leader));
+    all_back();
+}
+
+#[test]
+fn replica_loss_is_not_seen_by_clients_and_the_replica_comes_back() {
+    let lab = LabTest::begin("replica_loss_is_not_seen_by_clients_and_the_replica_comes_back");
+    let (code, report, _) = scenario("replica-loss", &["--secs", "3"]);
+    assert_eq!(code, 0);
+    grades_all_pass(&report);
+    let replica = other(&lab.leader);
+    assert!(has_event(&report, &format!("docker stop {replica}")));
+    assert!(
+        has_event(&report, &format!("{replica} gone from the DCS"))
+            || has_event(&report, &format!("{replica} stopped")),
+        "{:?}",
+        events(&report)
+    );
+    all_back();
+}
+
+#[test]
+fn a_failing_expectation_exits_3_and_still_undoes_the_fault() {
+    let lab = LabTest::begin("a_failing_expectation_exits_3_and_still_undoes_the_fault");
+    // A window of at most 1 ms cannot hold through a frozen leader.
+    let (code, report, _) = scenario("freeze-leader", &["--secs", "3", "--max-window", "1ms"]);
+    assert_eq!(code, 3);
+    assert_eq!(report["passed"], Value::Bool(false));
+    assert!(has_event(&report, &format!("docker pause {}", lab.leader)));
+    assert!(has_event(
+        &report,
+        &format!("docker unpause {}", lab.leader)
+    ));
+    all_back();
+}
+
+#[test]
+fn sigint_to_the_runner_mid_fault_undoes_it_and_still_reports() {
+    let lab = LabTest::begin("sigint_to_the_runner_mid_fault_undoes_it_and_still_reports");
+    let json =
+        std::env::temp_dir().join(format!("plab-scenario-sigint-{}.json", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args([
+            "scenario",
+            "run",
+            "replica-loss",
+            "--secs",
+            "60",
+            "--inject-at",
+            "2s",
+            "--json",
+        ])
+        .arg(&json)
+        .env("POSTGRES_PASSWORD", password())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let replica = other(&lab.leader).to_string();
+    wait_for(
+        "the replica stopped by the fault",
+        Duration::from_secs(60),
+        || {
+            let running = run_ok("docker", &["ps", "--format", "{{.Names}}"]);
+            if running.lines().any(|l| l == replica) {
+                Err("still running".to_string())
+            } else {
+                Ok(())
+            }
+        },
+    );
+    let interrupted = Instant::now();
+    run_ok("kill", &["-INT", &child.id().to_string()]);
+    let status = wait_for(
+        "the runner to end after SIGINT",
+        Duration::from_secs(90),
+        || {
+            child
+                .try_wait()
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "running".to_string())
+        },
+    )
+    .0;
+    eprintln!(
+        "runner ended {:?} after SIGINT with {status:?}",
+        interrupted.elapsed()
+    );
+    let text = std::fs::read_to_string(&json).expect("the report was still written");
+    let _ = std::fs::remove_file(&json);
+    let report: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        has_event(&report, &format!("docker start {replica}")),
+        "{:?}",
+        events(&report)
+    );
+    // Interrupted long before the 60 s hold was over.
+    assert!(interrupted.elapsed() < Duration::from_secs(60));
+    all_back();
+}
