@@ -163,3 +163,64 @@ fn probe_history_error_does_not_repeat_its_cause() {
     let cause = "No such file or directory";
     assert_eq!(stderr.matches(cause).count(), 1, "{stderr}");
 }
+
+#[test]
+fn scenario_list_names_every_fault_with_its_expectations() {
+    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args(["scenario", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "switchover",
+        "stop-leader",
+        "kill-leader",
+        "crash-postgres",
+        "freeze-leader",
+        "etcd-loss",
+        "replica-loss",
+        "pgbouncer-restart",
+        "haproxy-restart",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(name)),
+            "{name} missing: {out}"
+        );
+    }
+    assert_eq!(out.matches("expects:").count(), 9, "{out}");
+}
+
+#[test]
+fn scenario_bad_input_is_one_line_exit_2_before_touching_the_lab() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "nope"], "unknown scenario 'nope'"),
+        (
+            &["run", "switchover", "--secs", "3"],
+            "switchover does not last",
+        ),
+        (
+            &["run", "freeze-leader", "--secs", "0"],
+            "--secs 0 is out of range",
+        ),
+        (
+            &["run", "switchover", "--runs", "0"],
+            "--runs 0 is out of range",
+        ),
+        (
+            &["run", "kill-leader", "--patroni", "http://127.0.0.1:1"],
+            "kill-leader needs the lab's containers",
+        ),
+        (&["run", "switchover", "--mode", "x"], "--mode 'x'"),
+        (
+            &["run", "switchover", "--json", "/nonexistent-dir/s.json"],
+            "cannot write the JSON report",
+        ),
+    ];
+    for (args, wanted) in cases {
+        let (code, stderr) = patroni_lab("scenario", args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+    }
+}

@@ -90,7 +90,7 @@ fn switchover_scenario_moves_the_leader_and_grades_pass() {
         events(&report)
     );
     assert!(
-        has_event(&report, &format!("{new} leader")),
+        has_event(&report, &format!("leader lock: {new}")),
         "{:?}",
         events(&report)
     );
@@ -113,6 +113,10 @@ fn kill_leader_scenario_fails_over_and_starts_the_old_leader_again() {
         &format!("docker kill -s KILL {}", lab.leader)
     ));
     assert!(has_event(&report, &format!("docker start {}", lab.leader)));
+    assert!(has_event(
+        &report,
+        &format!("leader lock: {}", other(&lab.leader))
+    ));
     assert_eq!(report["runs"][0]["leader_after"], other(&lab.leader));
     all_back();
 }
@@ -126,8 +130,7 @@ fn replica_loss_is_not_seen_by_clients_and_the_replica_comes_back() {
     let replica = other(&lab.leader);
     assert!(has_event(&report, &format!("docker stop {replica}")));
     assert!(
-        has_event(&report, &format!("{replica} gone from the DCS"))
-            || has_event(&report, &format!("{replica} stopped")),
+        has_event(&report, &format!("{replica}: REST API not answering")),
         "{:?}",
         events(&report)
     );
@@ -212,4 +215,62 @@ fn sigint_to_the_runner_mid_fault_undoes_it_and_still_reports() {
     // Interrupted long before the 60 s hold was over.
     assert!(interrupted.elapsed() < Duration::from_secs(60));
     all_back();
+}
+
+#[test]
+fn crash_postgres_kills_only_the_postmaster_and_patroni_recovers() {
+    let lab = LabTest::begin("crash_postgres_kills_only_the_postmaster_and_patroni_recovers");
+    let (code, report, _) = scenario("crash-postgres", &[]);
+    assert_eq!(code, 0);
+    grades_all_pass(&report);
+    // Patroni itself stayed up: its REST API kept answering while PostgreSQL was down.
+    assert!(
+        !has_event(&report, &format!("{}: REST API not answering", lab.leader)),
+        "{:?}",
+        events(&report)
+    );
+    assert!(
+        events(&report)
+            .iter()
+            .any(
+                |e| e.starts_with(&format!("{}: ", lab.leader)) && e.contains("crashed")
+                    || e.contains("stopped")
+                    || e.contains("starting")
+            ),
+        "the crash is seen: {:?}",
+        events(&report)
+    );
+    all_back();
+}
+
+#[test]
+fn etcd_loss_is_undone_and_the_cluster_leads_again() {
+    let _lab = LabTest::begin("etcd_loss_is_undone_and_the_cluster_leads_again");
+    let (code, report, _) = scenario("etcd-loss", &["--secs", "5"]);
+    assert_eq!(code, 0);
+    grades_all_pass(&report);
+    assert!(has_event(&report, "docker stop etcd"));
+    assert!(has_event(&report, "docker start etcd"));
+    assert!(
+        has_event(&report, "leader lock: unknown"),
+        "{:?}",
+        events(&report)
+    );
+    all_back();
+}
+
+#[test]
+fn pgbouncer_and_haproxy_restarts_are_short_windows() {
+    let _lab = LabTest::begin("pgbouncer_and_haproxy_restarts_are_short_windows");
+    for name in ["pgbouncer-restart", "haproxy-restart"] {
+        let (code, report, _) = scenario(name, &[]);
+        assert_eq!(code, 0, "{name}");
+        grades_all_pass(&report);
+        let service = name.trim_end_matches("-restart");
+        assert!(
+            has_event(&report, &format!("{service} restarted")),
+            "{name}"
+        );
+        all_back();
+    }
 }

@@ -67,58 +67,61 @@ impl Timeline {
 /// How often the cluster is polled.
 pub const POLL: Duration = Duration::from_millis(250);
 
-/// Records role and target changes until `stop` turns true.
+/// One node's own view (`GET /patroni`): its role and state, or that it does not answer.
+fn node_view(api_url: &str) -> String {
+    let answer = patroni_lab_callback::patroni::get(api_url, "/patroni", crate::lab::REST_TIMEOUT);
+    let Ok((_, body)) = answer else {
+        return "REST API not answering".into();
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let text = |k: &str| v[k].as_str().unwrap_or("?").to_string();
+    format!("{} ({})", text("role"), text("state"))
+}
+
+/// The DCS view (`GET /cluster`): who holds the leader lock.
+fn lock_view(lab: &Lab) -> String {
+    match cluster::view(lab) {
+        Ok(v) => match v.leader() {
+            Some(m) => format!("leader lock: {}", m.name),
+            None => "leader lock: none".into(),
+        },
+        Err(_) => "leader lock: unknown (no /cluster answer; the DCS may be down)".into(),
+    }
+}
+
+/// Records changes until `stop` turns true: each node's role and state, the leader lock, and
+/// PgBouncer's target.
 pub async fn poll_cluster(lab: Lab, timeline: Timeline, mut stop: watch::Receiver<bool>) {
-    let mut roles: Vec<(String, String)> = Vec::new();
-    let mut target: Option<String> = None;
-    let mut api_down = false;
+    let mut last: Vec<String> = Vec::new();
     loop {
         let seen = {
             let lab = lab.clone();
-            tokio::task::spawn_blocking(move || cluster::view(&lab)).await
-        };
-        match seen {
-            Ok(Ok(v)) => {
-                api_down = false;
-                let mut now: Vec<(String, String)> = v
-                    .members
+            tokio::task::spawn_blocking(move || {
+                let mut now: Vec<String> = lab
+                    .nodes
                     .iter()
-                    .map(|m| {
-                        let role = if m.role == "leader" || m.role == "standby_leader" {
-                            format!("leader ({})", m.state)
-                        } else {
-                            m.state.clone()
-                        };
-                        (m.name.clone(), role)
-                    })
+                    .map(|n| format!("{}: {}", n.name, node_view(&n.api_url)))
                     .collect();
-                now.sort();
-                for (name, role) in &now {
-                    if !roles.iter().any(|(n, r)| n == name && r == role) {
-                        timeline.record(Source::Cluster, format!("{name} {role}"));
-                    }
-                }
-                for (name, _) in &roles {
-                    if !now.iter().any(|(n, _)| n == name) {
-                        timeline.record(Source::Cluster, format!("{name} gone from the DCS"));
-                    }
-                }
-                roles = now;
-            }
-            _ if !api_down => {
-                api_down = true;
-                timeline.record(Source::Cluster, "no Patroni REST API answers");
-            }
-            _ => {}
-        }
+                now.push(lock_view(&lab));
+                now
+            })
+            .await
+            .unwrap_or_default()
+        };
+        let mut now = seen;
         if lab.containers {
             if let Ok(t) = cluster::pgbouncer_target(&lab).await {
-                if target.as_deref() != Some(t.as_str()) {
-                    timeline.record(Source::Cluster, format!("PgBouncer -> {t}"));
-                    target = Some(t);
-                }
+                now.push(format!("PgBouncer -> {t}"));
+            } else {
+                now.push("PgBouncer: admin console not answering".into());
             }
         }
+        for (i, line) in now.iter().enumerate() {
+            if last.get(i) != Some(line) {
+                timeline.record(Source::Cluster, line.clone());
+            }
+        }
+        last = now;
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
             _ = stop.changed() => return,
