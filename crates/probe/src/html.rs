@@ -182,6 +182,16 @@ pub fn chart_with_markers(r: &Report, markers: &[Marker]) -> String {
     svg
 }
 
+/// The page's head and the opening of its body, shared by every report page.
+pub fn head(title: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{}</title>\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}\
+         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#eee}}</style></head><body>",
+        escape(title)
+    )
+}
+
 /// The whole page.
 pub fn page(r: &Report) -> String {
     page_with(r, "patroni-lab probe", "", &[])
@@ -192,16 +202,14 @@ pub fn page_with(r: &Report, title: &str, extra_html: &str, markers: &[Marker]) 
     let mut html = String::new();
     let _ = write!(
         html,
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title} {id}</title>\
-         <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}\
-         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#eee}}</style></head><body>\
-         <h1>{title}</h1><p>run <code>{id}</code>, started {start}, {dur:.1} s against <code>{ep}</code>, server {ver}</p>",
+        "{head}<h1>{title}</h1><p>run <code>{id}</code>, started {start}, {dur:.1} s against <code>{ep}</code>, server {ver}</p>",
         id = escape(&r.run_id),
         start = escape(&r.started_at),
         dur = r.duration_ms / 1000.0,
         ep = escape(&r.settings.endpoint),
         ver = escape(&r.server_version),
         title = escape(title),
+        head = head(&format!("{title} {}", r.run_id)),
     );
     html.push_str(&chart_with_markers(r, markers));
     html.push_str(extra_html);

@@ -236,10 +236,9 @@ pub fn page(r: &ScenarioReport) -> String {
             .map_or(page.as_str(), |(b, _)| b);
         pages.push_str(body);
     }
-    let head = html::page_with(&r.runs[0].probe, "", "", &[]);
-    let head = head.split_once("<body>").map_or("", |(h, _)| h);
     format!(
-        "{head}<body><h1>patroni-lab scenario {}</h1>{table}{pages}</body></html>\n",
+        "{}<h1>patroni-lab scenario {}</h1>{table}{pages}</body></html>\n",
+        html::head(&format!("patroni-lab scenario {}", r.scenario)),
         escape(r.scenario)
     )
 }
