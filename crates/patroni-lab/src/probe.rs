@@ -56,6 +56,10 @@ pub struct ProbeArgs {
     /// Skip the lost-write check (the exit code then does not say it was not checked).
     #[arg(long)]
     no_lost_check: bool,
+    /// Patroni REST APIs (comma-separated): the lost-write check then also confirms that the
+    /// node it reads holds the leader lock.
+    #[arg(long, value_delimiter = ',')]
+    patroni: Vec<String>,
     /// Table for the probe's rows (made if missing).
     #[arg(long, default_value = "probe_writes")]
     table: String,
@@ -134,6 +138,14 @@ fn settings(args: &ProbeArgs) -> Result<Settings, BadInput> {
     s.stall_threshold = args.stall;
     s.verify_timeout = args.verify_timeout;
     s.lost_check = !args.no_lost_check;
+    for url in &args.patroni {
+        if !url.starts_with("http://") {
+            return Err(BadInput(format!(
+                "--patroni '{url}' is not an http://host:port address of a Patroni REST API"
+            )));
+        }
+    }
+    s.patroni = args.patroni.clone();
     s.live = !args.quiet;
     if let Some(path) = &args.history {
         // Opened here so a bad path fails before anything connects; the run truncates it.

@@ -100,9 +100,12 @@ fn list() -> String {
     let mut out = String::new();
     for f in fault::ALL {
         let e = f.expectations();
-        let window = e
+        let mut window = e
             .max_window
             .map_or("-".into(), |d| format!("window <= {} s", d.as_secs_f64()));
+        if let Some(d) = e.max_stall {
+            window.push_str(&format!(", stall <= {} s", d.as_secs_f64()));
+        }
         out.push_str(&format!(
             "{:<18} {}\n{:<18} expects: {window}, lost 0, split brain 0, whole again within {} s{}\n",
             f.name(),
@@ -189,6 +192,8 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     };
     probe.rate = args.rate;
     probe.live = false;
+    probe.patroni = lab.nodes.iter().map(|n| n.api_url.clone()).collect();
+    fault.adjust_probe(&mut probe);
     // The run's upper bound: the runner stops the probe once the cluster is whole again.
     probe.duration =
         Some(args.inject_at + expectations.whole_within + args.tail + Duration::from_secs(60));

@@ -174,10 +174,12 @@ fn scenario_list_names_every_fault_with_its_expectations() {
     let out = String::from_utf8_lossy(&out.stdout);
     for name in [
         "switchover",
+        "switchover-paused",
         "stop-leader",
         "kill-leader",
         "crash-postgres",
         "freeze-leader",
+        "partition-leader",
         "etcd-loss",
         "replica-loss",
         "pgbouncer-restart",
@@ -188,7 +190,7 @@ fn scenario_list_names_every_fault_with_its_expectations() {
             "{name} missing: {out}"
         );
     }
-    assert_eq!(out.matches("expects:").count(), 9, "{out}");
+    assert_eq!(out.matches("expects:").count(), 11, "{out}");
 }
 
 #[test]

@@ -606,3 +606,56 @@ fn verify_timeout_holds_inside_a_blocked_query_and_exits_4() {
         "{lost}"
     );
 }
+
+#[test]
+fn lost_write_check_confirms_the_leader_lock_holder_when_given_the_rest_apis() {
+    let lab =
+        LabTest::begin("lost_write_check_confirms_the_leader_lock_holder_when_given_the_rest_apis");
+    let apis = format!(
+        "http://127.0.0.1:{},http://127.0.0.1:{}",
+        api_port("patroni1"),
+        api_port("patroni2")
+    );
+    let run = ProbeRun::start(
+        "holder",
+        &[
+            "--url",
+            &url(5432, "probe_holder_test"),
+            "-c",
+            "1",
+            "-T",
+            "1s",
+            "--patroni",
+            &apis,
+        ],
+    );
+    let (code, report) = run.finish();
+    assert_eq!(code, 0);
+    assert_eq!(
+        report["lost_writes"]["leader_confirmed"],
+        lab.leader.as_str()
+    );
+    // Only the replica's API given: the holder's own API cannot confirm the node read, so the
+    // check cannot be sure and says so (exit 4).
+    let replica_api = format!("http://127.0.0.1:{}", api_port(other(&lab.leader)));
+    let run = ProbeRun::start(
+        "holder2",
+        &[
+            "--url",
+            &url(5432, "probe_holder_test"),
+            "-c",
+            "1",
+            "-T",
+            "1s",
+            "--verify-timeout",
+            "2s",
+            "--patroni",
+            &replica_api,
+        ],
+    );
+    let (code, report) = run.finish();
+    assert_eq!(code, 4);
+    assert_eq!(report["lost_writes"]["checked"], Value::Bool(false));
+    let error = report["lost_writes"]["error"].as_str().unwrap();
+    assert!(error.contains("leader-lock holder"), "{error}");
+}

@@ -274,3 +274,110 @@ fn pgbouncer_and_haproxy_restarts_are_short_windows() {
         all_back();
     }
 }
+
+/// PgBouncer's `paused` flag for database `postgres` (SHOW DATABASES), when it has the row.
+fn pgbouncer_paused() -> Option<bool> {
+    let rows = sql(6432, "pgbouncer", "SHOW DATABASES").ok()?;
+    let header_paused = 15; // name, host, port, database, force_user, pool_size, ..., paused, disabled
+    rows.iter()
+        .find(|r| r[0].as_deref() == Some("postgres"))
+        .and_then(|r| r.get(header_paused).cloned().flatten())
+        .map(|v| v == "1")
+}
+
+/// Whether HAProxy's `hold` line is disabled (in maintenance), from its runtime API.
+fn haproxy_hold_disabled() -> bool {
+    let state = run_ok(
+        "docker",
+        &[
+            "exec",
+            "haproxy",
+            "bash",
+            "-c",
+            "exec 3<>/dev/tcp/127.0.0.1/9999; echo 'show servers state postgres_primary' >&3; timeout 2 cat <&3",
+        ],
+    );
+    // Columns: be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...
+    let line = state
+        .lines()
+        .find(|l| l.split_whitespace().nth(3) == Some("hold"))
+        .unwrap_or_else(|| panic!("no hold line in: {state}"));
+    let admin: u32 = line.split_whitespace().nth(6).unwrap().parse().unwrap();
+    admin & 1 == 1
+}
+
+#[test]
+fn paused_switchover_has_no_failed_and_no_in_doubt_writes_in_both_modes() {
+    let _lab =
+        LabTest::begin("paused_switchover_has_no_failed_and_no_in_doubt_writes_in_both_modes");
+    for mode in ["per-tx", "persistent"] {
+        let before = leader().unwrap();
+        let (code, report, _) = scenario("switchover-paused", &["--mode", mode]);
+        assert_eq!(code, 0, "{mode}");
+        grades_all_pass(&report);
+        let totals = &report["runs"][0]["probe"]["totals"];
+        assert_eq!(totals["failed"], 0, "{mode}: {totals}");
+        assert_eq!(totals["in_doubt"], 0, "{mode}: {totals}");
+        assert_eq!(report["runs"][0]["leader_after"], other(&before), "{mode}");
+        for step in [
+            "PAUSE postgres done",
+            "switchover done",
+            "reloaded",
+            "RESUME",
+            "HAProxy hold line disabled",
+        ] {
+            assert!(
+                has_event(&report, step),
+                "{mode}: {step}: {:?}",
+                events(&report)
+            );
+        }
+        assert_eq!(pgbouncer_paused(), Some(false), "{mode}: resumed");
+        assert!(haproxy_hold_disabled(), "{mode}: hold line off again");
+        all_back();
+    }
+}
+
+#[test]
+fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
+    let _lab = LabTest::begin("runner_killed_mid_pause_pgbouncer_resumes_by_itself");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args(["scenario", "run", "switchover-paused", "--inject-at", "2s"])
+        .env("POSTGRES_PASSWORD", password())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Catch the pause (it lasts about as long as the switchover, ~2 s).
+    wait_for(
+        "PgBouncer paused by the runner",
+        Duration::from_secs(60),
+        || match pgbouncer_paused() {
+            Some(true) => Ok(()),
+            other => Err(format!("paused: {other:?}")),
+        },
+    );
+    child.kill().unwrap(); // SIGKILL: no guard runs in the runner
+    let killed = Instant::now();
+    let _ = child.wait();
+    // The dead man's switch (20 s after it was armed) resumes PgBouncer and turns the HAProxy
+    // hold line off again; 20 s plus a margin for docker exec.
+    let (_, took) = wait_for(
+        "PgBouncer resumed by itself",
+        Duration::from_secs(30),
+        || match pgbouncer_paused() {
+            Some(false) => Ok(()),
+            other => Err(format!("paused: {other:?}")),
+        },
+    );
+    eprintln!("resumed {:?} after the runner was killed", killed.elapsed());
+    assert!(took <= Duration::from_secs(25));
+    wait_for("HAProxy hold line off", Duration::from_secs(10), || {
+        if haproxy_hold_disabled() {
+            Ok(())
+        } else {
+            Err("enabled".to_string())
+        }
+    });
+    all_back();
+}

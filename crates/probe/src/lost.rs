@@ -72,6 +72,10 @@ pub struct LostWrites {
     /// The primary the check read from, with its timeline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checked_on: Option<ServerId>,
+    /// The member holding the leader lock that the checked node was confirmed to be (only with
+    /// Patroni REST APIs given): same postmaster start time, by `GET /patroni`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_confirmed: Option<String>,
     /// The longest gap between consecutive server commit times of the run's rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_gap: Option<ServerGap>,
@@ -156,6 +160,8 @@ pub struct CheckInput<'a> {
     pub in_doubt: &'a [(u32, u64)],
     /// Every server that acknowledged a write of the run.
     pub servers: &'a [ServerId],
+    /// Patroni REST APIs (may be empty): the read node must be the leader-lock holder.
+    pub patroni: &'a [String],
 }
 
 impl CheckInput<'_> {
@@ -291,6 +297,7 @@ async fn settle(input: &CheckInput<'_>, deadline: Instant) -> Settle {
 /// What one read of the rows found.
 struct Read {
     server: ServerId,
+    leader: Option<String>,
     found: BTreeMap<u32, Vec<u64>>,
     gap: Option<(i64, i64)>,
 }
@@ -311,7 +318,10 @@ async fn read_rows(input: &CheckInput<'_>, deadline: Instant) -> Attempt<Read> {
         .await
     };
     q("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".into()).await?;
-    let who = q(format!("SELECT {SERVER_COLUMNS}")).await?;
+    let who = q(format!(
+        "SELECT {SERVER_COLUMNS}, (extract(epoch FROM pg_postmaster_start_time()) * 1e6)::bigint"
+    ))
+    .await?;
     let addr = match (cell(&who, 0, 0), cell(&who, 0, 1)) {
         (Some(a), Some(p)) => format!("{a}:{p}"),
         _ => "local".into(),
@@ -332,6 +342,16 @@ async fn read_rows(input: &CheckInput<'_>, deadline: Instant) -> Attempt<Read> {
             ));
         }
     }
+    let leader = if input.patroni.is_empty() {
+        None
+    } else {
+        let started: Option<i64> = cell(&who, 0, 4).and_then(|v| v.parse().ok());
+        let urls = input.patroni.to_vec();
+        let holder = tokio::task::spawn_blocking(move || leader_with_start(&urls, started))
+            .await
+            .map_err(|e| e.to_string())??;
+        Some(holder)
+    };
     let (table, run_id) = (input.table, input.run_id);
     let mut found: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     let (mut after_client, mut after_seq) = (-1i64, -1i64);
@@ -366,7 +386,82 @@ async fn read_rows(input: &CheckInput<'_>, deadline: Instant) -> Attempt<Read> {
         _ => None,
     };
     q("COMMIT".into()).await?;
-    Ok(Read { server, found, gap })
+    Ok(Read {
+        server,
+        leader,
+        found,
+        gap,
+    })
+}
+
+/// Microseconds since the Unix epoch of Patroni's `postmaster_start_time`
+/// ("2026-11-27 08:12:09.247391+00:00").
+fn parse_patroni_time(text: &str) -> Option<i64> {
+    let (date, rest) = text.trim().split_once(' ')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let split = rest.find(['+', '-'])?;
+    let (clock, offset) = rest.split_at(split);
+    let mut c = clock.split(':');
+    let (hh, mm) = (
+        c.next()?.parse::<i64>().ok()?,
+        c.next()?.parse::<i64>().ok()?,
+    );
+    let secs: f64 = c.next()?.parse().ok()?;
+    let sign = if offset.starts_with('-') { -1 } else { 1 };
+    let mut o = offset[1..].split(':');
+    let (oh, om) = (
+        o.next()?.parse::<i64>().ok()?,
+        o.next().unwrap_or("0").parse::<i64>().ok()?,
+    );
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let local = days * 86_400 + hh * 3600 + mm * 60;
+    let utc = local - sign * (oh * 3600 + om * 60);
+    Some(utc * 1_000_000 + (secs * 1e6).round() as i64)
+}
+
+/// The member holding the leader lock, confirmed by its own API to run the postmaster that
+/// started at `started` (µs since the epoch): the node the check reads.
+fn leader_with_start(urls: &[String], started: Option<i64>) -> Result<String, String> {
+    use patroni_lab_callback::patroni;
+    let timeout = Duration::from_secs(2);
+    let started = started.ok_or("the server did not say when its postmaster started")?;
+    let mut lock_holder = None;
+    for url in urls {
+        if let Ok(view) = patroni::cluster(url, timeout) {
+            lock_holder = view.leader().map(|m| m.name.clone());
+            break;
+        }
+    }
+    let holder = lock_holder.ok_or("no Patroni REST API names a leader-lock holder")?;
+    for url in urls {
+        let Ok((200, body)) = patroni::get(url, "/patroni", timeout) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let name = v["patroni"]["name"].as_str().unwrap_or_default();
+        let start = v["postmaster_start_time"]
+            .as_str()
+            .and_then(parse_patroni_time);
+        if name == holder {
+            return if start.is_some_and(|s| (s - started).abs() < 1_000) {
+                Ok(holder)
+            } else {
+                Err(format!(
+                    "the node read is not {holder}, the leader-lock holder (postmaster start times differ)"
+                ))
+            };
+        }
+    }
+    Err(format!(
+        "no given REST API is {holder}'s, the leader-lock holder"
+    ))
 }
 
 /// Rows per page of the read (one round trip each).
@@ -386,6 +481,7 @@ pub async fn check(input: &CheckInput<'_>) -> LostWrites {
                 let mut result = compare(input.acked, input.in_doubt, &read.found);
                 result.newest_acked_timeline = input.newest_timeline();
                 result.checked_on = Some(read.server);
+                result.leader_confirmed = read.leader;
                 result.server_gap = read.gap.map(|(a, b)| {
                     let start = input.started_unix_us as i64;
                     ServerGap {
@@ -419,6 +515,29 @@ pub async fn check(input: &CheckInput<'_>) -> LostWrites {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patroni_times_parse_to_epoch_microseconds() {
+        // 2026-11-27 08:12:09.247391 UTC
+        let want = 1_795_767_129_247_391;
+        assert_eq!(
+            parse_patroni_time("2026-11-27 08:12:09.247391+00:00"),
+            Some(want)
+        );
+        assert_eq!(
+            parse_patroni_time("2026-11-27 10:12:09.247391+02:00"),
+            Some(want)
+        );
+        assert_eq!(
+            parse_patroni_time("2026-11-27 03:12:09.247391-05"),
+            Some(want)
+        );
+        assert_eq!(
+            parse_patroni_time("2000-03-01 00:00:00+00:00"),
+            Some(951_868_800_000_000)
+        );
+        assert_eq!(parse_patroni_time("garbage"), None);
+    }
 
     #[test]
     fn lists_exactly_the_missing_acknowledged_writes() {

@@ -215,9 +215,13 @@ pub fn summary(r: &Report) -> String {
             .checked_on
             .as_ref()
             .map_or_else(|| "?".into(), ToString::to_string);
+        let holder = l
+            .leader_confirmed
+            .as_ref()
+            .map_or_else(String::new, |m| format!(", {m}, the leader-lock holder"));
         let _ = writeln!(
             s,
-            "  lost writes: {} of {} acknowledged   (checked on {on}, the newest primary)",
+            "  lost writes: {} of {} acknowledged   (checked on {on}, the newest primary{holder})",
             l.missing.len(),
             l.acknowledged,
         );

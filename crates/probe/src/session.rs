@@ -48,6 +48,7 @@ pub async fn run(
             acked: &analysis.acked,
             in_doubt: &analysis.in_doubt,
             servers: &servers,
+            patroni: &settings.patroni,
         })
         .await
     } else {

@@ -48,6 +48,9 @@ pub struct Settings {
     pub verify_timeout: Duration,
     /// Whether to run the lost-write check at all.
     pub lost_check: bool,
+    /// Patroni REST APIs: when given, the lost-write check also confirms that the node it reads
+    /// is the member holding the leader lock.
+    pub patroni: Vec<String>,
     /// Print a line per second on stderr.
     #[serde(skip)]
     pub live: bool,
@@ -173,6 +176,7 @@ impl Settings {
             stall_threshold: Duration::from_secs(1),
             verify_timeout: Duration::from_secs(60),
             lost_check: true,
+            patroni: Vec::new(),
             live: false,
             history_path: None,
             table: "probe_writes".into(),

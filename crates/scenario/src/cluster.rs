@@ -57,11 +57,14 @@ pub async fn query(
     }
 }
 
-/// The host PgBouncer sends database `postgres` to, as it runs now (SHOW DATABASES).
-pub async fn pgbouncer_target(lab: &Lab) -> Result<String, String> {
-    // A `*` database appears once a client has used it.
-    let client = lab.pgbouncer_admin_url.replace("/pgbouncer", "/postgres");
-    let _ = query(&client, &lab.password, "SELECT 1").await;
+/// The host PgBouncer sends database `postgres` to, as it runs now (SHOW DATABASES). A `*`
+/// database appears once a client has used it (and again after a RELOAD): with `touch`, a
+/// client uses it first (that blocks while PgBouncer is paused, so the poller does not).
+pub async fn pgbouncer_target(lab: &Lab, touch: bool) -> Result<String, String> {
+    if touch {
+        let client = lab.pgbouncer_admin_url.replace("/pgbouncer", "/postgres");
+        let _ = query(&client, &lab.password, "SELECT 1").await;
+    }
     let rows = query(&lab.pgbouncer_admin_url, &lab.password, "SHOW DATABASES").await?;
     rows.iter()
         .find(|r| r.first().cloned().flatten().as_deref() == Some("postgres"))
@@ -95,7 +98,7 @@ pub async fn whole(lab: &Lab) -> Result<String, String> {
         ));
     }
     if lab.containers {
-        let target = pgbouncer_target(lab).await?;
+        let target = pgbouncer_target(lab, true).await?;
         if target != leader {
             return Err(format!(
                 "PgBouncer sends clients to {target}, the leader is {leader}"

@@ -20,6 +20,8 @@ use crate::timeline::{Source, Timeline};
 pub enum Fault {
     /// A planned switchover through Patroni's REST API.
     Switchover,
+    /// A planned switchover inside a PgBouncer PAUSE/RESUME, HAProxy holding clients for it.
+    SwitchoverPaused,
     /// The leader's container stopped gracefully (SIGTERM), started again once another leads.
     StopLeader,
     /// The leader's container killed (SIGKILL), started again once another leads.
@@ -28,6 +30,9 @@ pub enum Fault {
     CrashPostgres,
     /// The leader's container frozen (`docker pause`) for `secs`, then thawed.
     FreezeLeader { secs: u64 },
+    /// The leader cut off from etcd and the replica (packets dropped inside its container) for
+    /// `secs`; PgBouncer still reaches it.
+    PartitionLeader { secs: u64 },
     /// etcd stopped for `secs`, then started.
     EtcdLoss { secs: u64 },
     /// The replica's container stopped for `secs`, then started.
@@ -41,10 +46,12 @@ pub enum Fault {
 /// The names `scenario list` shows, with the default for faults that last N seconds.
 pub const ALL: &[Fault] = &[
     Fault::Switchover,
+    Fault::SwitchoverPaused,
     Fault::StopLeader,
     Fault::KillLeader,
     Fault::CrashPostgres,
     Fault::FreezeLeader { secs: 40 },
+    Fault::PartitionLeader { secs: 45 },
     Fault::EtcdLoss { secs: 25 },
     Fault::ReplicaLoss { secs: 10 },
     Fault::PgbouncerRestart,
@@ -63,10 +70,12 @@ impl Fault {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Switchover => "switchover",
+            Self::SwitchoverPaused => "switchover-paused",
             Self::StopLeader => "stop-leader",
             Self::KillLeader => "kill-leader",
             Self::CrashPostgres => "crash-postgres",
             Self::FreezeLeader { .. } => "freeze-leader",
+            Self::PartitionLeader { .. } => "partition-leader",
             Self::EtcdLoss { .. } => "etcd-loss",
             Self::ReplicaLoss { .. } => "replica-loss",
             Self::PgbouncerRestart => "pgbouncer-restart",
@@ -82,6 +91,7 @@ impl Fault {
             .ok_or_else(|| FaultError::Unknown(name.to_string()))?;
         Ok(match (*base, secs) {
             (Self::FreezeLeader { .. }, Some(secs)) => Self::FreezeLeader { secs },
+            (Self::PartitionLeader { .. }, Some(secs)) => Self::PartitionLeader { secs },
             (Self::EtcdLoss { .. }, Some(secs)) => Self::EtcdLoss { secs },
             (Self::ReplicaLoss { .. }, Some(secs)) => Self::ReplicaLoss { secs },
             (f, _) => f,
@@ -91,9 +101,10 @@ impl Fault {
     /// How long the fault lasts, for the faults that last.
     pub fn secs(&self) -> Option<u64> {
         match self {
-            Self::FreezeLeader { secs } | Self::EtcdLoss { secs } | Self::ReplicaLoss { secs } => {
-                Some(*secs)
-            }
+            Self::FreezeLeader { secs }
+            | Self::PartitionLeader { secs }
+            | Self::EtcdLoss { secs }
+            | Self::ReplicaLoss { secs } => Some(*secs),
             _ => None,
         }
     }
@@ -102,6 +113,9 @@ impl Fault {
     pub fn describe(&self) -> String {
         match self {
             Self::Switchover => "planned switchover to the replica (POST /switchover)".into(),
+            Self::SwitchoverPaused => {
+                "PgBouncer PAUSE, switchover, RESUME once pgbouncer.ini names the new leader".into()
+            }
             Self::StopLeader => {
                 "docker stop of the leader (SIGTERM, graceful); started again once the other leads"
                     .into()
@@ -115,6 +129,9 @@ impl Fault {
             Self::FreezeLeader { secs } => {
                 format!("docker pause of the leader for {secs} s, then unpause")
             }
+            Self::PartitionLeader { secs } => format!(
+                "the leader cut off from etcd and the replica for {secs} s (nftables in its container); PgBouncer still reaches it"
+            ),
             Self::EtcdLoss { secs } => format!("etcd stopped for {secs} s, then started"),
             Self::ReplicaLoss { secs } => {
                 format!("docker stop of the replica for {secs} s, then started")
@@ -129,11 +146,23 @@ impl Fault {
         !matches!(self, Self::Switchover)
     }
 
+    /// Client settings the scenario needs: a paused switchover holds every client for about
+    /// the length of the switchover, so statement and connect time-outs shorter than that
+    /// would turn the queueing into errors. Time-outs the user set stay.
+    pub fn adjust_probe(&self, probe: &mut patroni_lab_probe::settings::Settings) {
+        if *self == Self::SwitchoverPaused {
+            let floor = Duration::from_secs(15);
+            probe.statement_timeout = probe.statement_timeout.max(floor);
+            probe.connect_timeout = probe.connect_timeout.max(floor);
+        }
+    }
+
     /// What clients should see, from measurements on this lab (2 cores; PATRONI.md,
     /// SCENARIOS.md) with a margin. Flags override each.
     pub fn expectations(&self) -> Expectations {
         let base = Expectations {
             max_window: None,
+            max_stall: None,
             max_failed: None,
             max_in_doubt: None,
             max_lost: Some(0),
@@ -145,6 +174,15 @@ impl Fault {
             // Measured 2.2-2.6 s (5 runs); the seed's settings give ~15 s.
             Self::Switchover => Expectations {
                 max_window: Some(s(6)),
+                ..base
+            },
+            // Clients queue instead of failing: nothing failed, nothing in doubt. Measured stall
+            // 1.8 s, shorter than the plain switchover's window (2.1-2.6 s); bound 4 s.
+            Self::SwitchoverPaused => Expectations {
+                max_window: Some(s(6)),
+                max_stall: Some(s(4)),
+                max_failed: Some(0),
+                max_in_doubt: Some(0),
                 ..base
             },
             // Measured 2.1-2.6 s (2.1 s by the runner).
@@ -169,6 +207,13 @@ impl Fault {
             Self::FreezeLeader { secs } => Expectations {
                 max_window: Some(s((*secs).min(30) + 10)),
                 whole_within: s(120),
+                ..base
+            },
+            // The cut-off leader cannot renew its lock and demotes itself (retry_timeout + a
+            // loop); the replica takes over once the lock expires (ttl).
+            Self::PartitionLeader { secs } => Expectations {
+                max_window: Some(s((*secs).min(30) + 15)),
+                whole_within: s(150),
                 ..base
             },
             // The primary demotes itself ~retry_timeout + a loop after etcd goes, and leads
@@ -238,6 +283,9 @@ impl Fault {
                 }
                 step(format!("switchover done: {}", reply.trim()));
             }
+            Self::SwitchoverPaused => {
+                paused_switchover(lab, leader, &replica, timeline)?;
+            }
             Self::StopLeader | Self::KillLeader => {
                 let guard = start_again(leader);
                 if *self == Self::StopLeader {
@@ -266,6 +314,47 @@ impl Fault {
                 step(format!("docker pause {leader}"));
                 d(&["pause", leader])?;
                 let guard = Guard::arm(docker_undo(&["unpause", leader]));
+                hold(Duration::from_secs(*secs), stopped);
+                step(guard.what().to_string());
+                guard.undo().map_err(FaultError::Step)?;
+            }
+            Self::PartitionLeader { secs } => {
+                let peers = [lab::ETCD, replica.as_str()]
+                    .iter()
+                    .map(|c| container_ip(c))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let set = peers.join(", ");
+                let rules = format!(
+                    "add table inet plab\n\
+                     add chain inet plab in {{ type filter hook input priority 0; }}\n\
+                     add chain inet plab out {{ type filter hook output priority 0; }}\n\
+                     add rule inet plab in ip saddr {{ {set} }} drop\n\
+                     add rule inet plab out ip daddr {{ {set} }} drop\n"
+                );
+                let guard = Guard::arm({
+                    let leader = leader.to_string();
+                    Undo::new(
+                        format!("nft delete table inet plab in {leader}"),
+                        move || {
+                            docker(&[
+                                "exec", "--user", "root", &leader, "nft", "delete", "table",
+                                "inet", "plab",
+                            ])
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                        },
+                    )
+                });
+                step(format!("{leader} cut off from etcd and {replica} ({set})"));
+                d(&[
+                    "exec",
+                    "--user",
+                    "root",
+                    leader,
+                    "sh",
+                    "-c",
+                    &format!("printf '{rules}' | nft -f -"),
+                ])?;
                 hold(Duration::from_secs(*secs), stopped);
                 step(guard.what().to_string());
                 guard.undo().map_err(FaultError::Step)?;
@@ -311,6 +400,24 @@ fn docker_undo(args: &[&str]) -> Undo {
     })
 }
 
+/// A container's address on the lab network.
+fn container_ip(name: &str) -> Result<String, FaultError> {
+    let ip = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        name,
+    ])
+    .map_err(err)?;
+    if ip.is_empty() {
+        Err(FaultError::Step(format!(
+            "{name} has no address (is it running?)"
+        )))
+    } else {
+        Ok(ip)
+    }
+}
+
 /// A guard that starts `container` again (a no-op when it runs).
 fn start_again(container: &str) -> Guard {
     Guard::arm(docker_undo(&["start", container]))
@@ -351,6 +458,193 @@ fn wait_new_leader(
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// How long PgBouncer may stay paused (and HAProxy hold clients) if the runner dies
+/// mid-pause: the dead man's switch inside the containers resumes it after this.
+pub const PAUSE_DEAD_MAN: Duration = Duration::from_secs(20);
+/// How long the paused switchover waits for pgbouncer.ini to name the new leader.
+const PAUSE_LIMIT: Duration = Duration::from_secs(15);
+
+fn err(e: impl ToString) -> FaultError {
+    FaultError::Step(e.to_string())
+}
+
+/// Runs one PgBouncer admin command from this (blocking) thread.
+fn pgbouncer_admin(lab: &Lab, command: &str) -> Result<(), FaultError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(err)?;
+    runtime
+        .block_on(patroni_lab_callback::pgbouncer::admin_command(
+            &lab.pgbouncer_admin,
+            command,
+            Duration::from_secs(10),
+        ))
+        .map(|_| ())
+        .map_err(err)
+}
+
+/// Sends one command to HAProxy's runtime API inside its container.
+fn haproxy_runtime(command: &str) -> Result<(), String> {
+    let script = format!(
+        "exec 3<>{}; echo '{command}' >&3; timeout 2 cat <&3",
+        lab::HAPROXY_RUNTIME
+    );
+    let out = docker(&["exec", lab::HAPROXY, "bash", "-c", &script]).map_err(|e| e.to_string())?;
+    if out.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("HAProxy said: {}", out.trim()))
+    }
+}
+
+/// The target pgbouncer.ini names, read under the callback's file lock, so a target seen here
+/// has been RELOADed already (the callback holds the lock through its RELOAD).
+fn ini_target() -> Result<String, String> {
+    let script = format!(
+        "flock {} cat {}",
+        lab::PGBOUNCER_INI_LOCK,
+        lab::PGBOUNCER_INI
+    );
+    let text = docker(&["exec", lab::PGBOUNCER, "sh", "-c", &script]).map_err(|e| e.to_string())?;
+    patroni_lab_callback::ini::targets(&text)
+        .into_iter()
+        .map(|(_, t)| t.host)
+        .next()
+        .ok_or_else(|| "pgbouncer.ini names no host".to_string())
+}
+
+/// Arms a dead man's switch inside `container`: unless the runner removes `flag` first, `then`
+/// runs after [`PAUSE_DEAD_MAN`], also if the runner was SIGKILLed.
+fn dead_mans_switch(container: &str, flag: &str, then: &str) -> Result<(), FaultError> {
+    docker(&["exec", container, "touch", flag]).map_err(err)?;
+    let script = format!(
+        "sleep {}; if [ -e {flag} ]; then rm -f {flag}; {then}; fi",
+        PAUSE_DEAD_MAN.as_secs()
+    );
+    docker(&["exec", "-d", container, "bash", "-c", &script]).map_err(err)?;
+    Ok(())
+}
+
+/// The zero-error planned switchover: HAProxy holds clients, PgBouncer pauses (waiting for
+/// running transactions), the switchover runs, and PgBouncer resumes once its file names the
+/// new leader. Every step is a guard; a dead man's switch in each container undoes it if the
+/// runner dies.
+fn paused_switchover(
+    lab: &Lab,
+    leader: &str,
+    replica: &str,
+    timeline: &Timeline,
+) -> Result<(), FaultError> {
+    let step = |what: String| timeline.record(Source::Fault, what);
+    let token = format!("{}-{}", std::process::id(), crate::timeline::unix_us());
+    let pause_flag = format!("/tmp/plab-pause-{token}");
+    let hold_flag = format!("/tmp/plab-hold-{token}");
+    dead_mans_switch(
+        lab::PGBOUNCER,
+        &pause_flag,
+        "PGPASSWORD=$POSTGRES_PASSWORD psql -h 127.0.0.1 -p 6432 -U ${POSTGRES_USER:-postgres} -d pgbouncer -c 'RESUME postgres'",
+    )?;
+    dead_mans_switch(
+        lab::HAPROXY,
+        &hold_flag,
+        &format!(
+            "exec 3<>{}; echo 'disable server {}' >&3",
+            lab::HAPROXY_RUNTIME,
+            lab::HAPROXY_HOLD_LINE
+        ),
+    )?;
+    step(format!(
+        "dead man's switches armed ({} s)",
+        PAUSE_DEAD_MAN.as_secs()
+    ));
+    let unhold = {
+        let flag = hold_flag.clone();
+        Guard::arm(Undo::new("HAProxy hold line disabled", move || {
+            let _ = docker(&["exec", lab::HAPROXY, "rm", "-f", &flag]);
+            haproxy_runtime(&format!("disable server {}", lab::HAPROXY_HOLD_LINE))
+        }))
+    };
+    haproxy_runtime(&format!("enable server {}", lab::HAPROXY_HOLD_LINE)).map_err(err)?;
+    step("HAProxy hold line enabled".into());
+    let resume = {
+        let (lab, flag) = (lab.clone(), pause_flag.clone());
+        Guard::arm(Undo::new("RESUME postgres", move || {
+            let _ = docker(&["exec", lab::PGBOUNCER, "rm", "-f", &flag]);
+            pgbouncer_admin(&lab, "RESUME postgres").map_err(|e| e.to_string())
+        }))
+    };
+    step("PAUSE postgres sent".into());
+    pgbouncer_admin(lab, "PAUSE postgres")?;
+    step("PAUSE postgres done (no transaction running)".into());
+    let node = lab
+        .node(leader)
+        .ok_or_else(|| FaultError::Step(format!("no REST API for {leader}")))?
+        .clone();
+    step(format!("switchover requested ({leader} -> {replica})"));
+    let body = format!(r#"{{"leader": "{leader}", "candidate": "{replica}"}}"#);
+    // The REST call returns a few hundred ms after the new leader's callback has pointed
+    // PgBouncer at it: resume as soon as PgBouncer runs with the new target.
+    let switchover = {
+        let auth = lab.auth.clone();
+        std::thread::spawn(move || {
+            patroni::send_json(
+                &node.api_url,
+                "POST",
+                "/switchover",
+                &body,
+                Some(&auth),
+                Duration::from_secs(30),
+            )
+        })
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(err)?;
+    let start = Instant::now();
+    loop {
+        if let Ok(t) = runtime.block_on(cluster::pgbouncer_target(lab, false)) {
+            if t == replica {
+                break;
+            }
+        }
+        if switchover.is_finished() || start.elapsed() >= PAUSE_LIMIT {
+            // Either it failed, or PgBouncer's entry is missing: read the file under the lock.
+            match ini_target() {
+                Ok(t) if t == replica => break,
+                _ if start.elapsed() >= PAUSE_LIMIT => {
+                    return Err(FaultError::Step(format!(
+                        "PgBouncer was not pointed at {replica} within {} s",
+                        PAUSE_LIMIT.as_secs()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    step(format!(
+        "PgBouncer runs with {replica} (pgbouncer.ini reloaded)"
+    ));
+    resume.undo().map_err(err)?;
+    step("RESUME postgres".into());
+    unhold.undo().map_err(err)?;
+    step("HAProxy hold line disabled".into());
+    let (status, reply) = switchover
+        .join()
+        .map_err(|_| FaultError::Step("the switchover request panicked".into()))?
+        .map_err(err)?;
+    if status != 200 {
+        return Err(FaultError::Step(format!(
+            "POST /switchover answered {status}: {}",
+            reply.trim()
+        )));
+    }
+    step(format!("switchover done: {}", reply.trim()));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,6 +12,10 @@ use serde::Serialize;
 pub struct Expectations {
     #[serde(with = "opt_ms")]
     pub max_window: Option<Duration>,
+    /// No acknowledgement from any client for longer than this (queued clients stall, they do
+    /// not fail).
+    #[serde(with = "opt_ms")]
+    pub max_stall: Option<Duration>,
     pub max_failed: Option<u64>,
     pub max_in_doubt: Option<u64>,
     pub max_lost: Option<u64>,
@@ -56,6 +60,23 @@ pub fn grade(e: &Expectations, r: &Report, whole_again: Option<Duration>) -> Vec
                 if open { " (still open at the end)" } else { "" }
             ),
             pass: !open && a.longest_window_ms <= max.as_secs_f64() * 1000.0,
+        });
+    }
+    if let Some(max) = e.max_stall {
+        let longest = a.stalls.iter().map(|s| s.duration_ms).fold(0.0, f64::max);
+        let open = a.stalls.iter().any(|s| s.open_at_end);
+        out.push(Grade {
+            name: "longest stall",
+            expected: format!("<= {} ms", max.as_millis()),
+            observed: if a.stalls.is_empty() {
+                "none".into()
+            } else {
+                format!(
+                    "{longest:.0} ms{}",
+                    if open { " (still open at the end)" } else { "" }
+                )
+            },
+            pass: !open && longest <= max.as_secs_f64() * 1000.0,
         });
     }
     out.extend(grade_count("failed", e.max_failed, a.totals.failed));
@@ -173,6 +194,7 @@ mod tests {
     fn expect() -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(6)),
+            max_stall: None,
             max_failed: None,
             max_in_doubt: None,
             max_lost: Some(0),

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use patroni_lab_callback::patroni::Auth;
+use patroni_lab_callback::pgbouncer::AdminTarget;
 
 /// The etcd container.
 pub const ETCD: &str = "etcd";
@@ -15,6 +16,12 @@ pub const PGBOUNCER: &str = "pgbouncer";
 pub const HAPROXY: &str = "haproxy";
 /// How long one REST call may take.
 pub const REST_TIMEOUT: Duration = Duration::from_secs(2);
+/// The shared pgbouncer.ini inside the PgBouncer container, and the callback's lock beside it.
+pub const PGBOUNCER_INI: &str = "/etc/pgbouncer/shared/pgbouncer.ini";
+pub const PGBOUNCER_INI_LOCK: &str = "/etc/pgbouncer/shared/pgbouncer.ini.lock";
+/// HAProxy's runtime API inside its container, and the line a paused switchover enables.
+pub const HAPROXY_RUNTIME: &str = "/dev/tcp/127.0.0.1/9999";
+pub const HAPROXY_HOLD_LINE: &str = "postgres_primary/hold";
 
 /// One Patroni member: its container (also its member name) and its REST API from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +38,7 @@ pub struct Lab {
     pub client_url: String,
     /// PgBouncer's admin console (database `pgbouncer`).
     pub pgbouncer_admin_url: String,
+    pub pgbouncer_admin: AdminTarget,
     pub password: String,
     pub auth: Auth,
     /// Whether the cluster is this lab's containers (faults that need `docker` work) or an
@@ -65,6 +73,12 @@ impl Lab {
                 .collect(),
             client_url: format!("postgres://{user}@{host}:5432/postgres"),
             pgbouncer_admin_url: format!("postgres://{user}@{host}:6432/pgbouncer"),
+            pgbouncer_admin: AdminTarget {
+                host: host.clone(),
+                port: 6432,
+                user: user.clone(),
+                password: var("POSTGRES_PASSWORD", "postgres"),
+            },
             password: var("POSTGRES_PASSWORD", "postgres"),
             auth: Auth {
                 user: var("PATRONI_API_USER", "patroni"),

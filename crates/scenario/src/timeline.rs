@@ -110,11 +110,10 @@ pub async fn poll_cluster(lab: Lab, timeline: Timeline, mut stop: watch::Receive
         };
         let mut now = seen;
         if lab.containers {
-            if let Ok(t) = cluster::pgbouncer_target(&lab).await {
-                now.push(format!("PgBouncer -> {t}"));
-            } else {
-                now.push("PgBouncer: admin console not answering".into());
-            }
+            now.push(match cluster::pgbouncer_target(&lab, false).await {
+                Ok(t) => format!("PgBouncer -> {t}"),
+                Err(e) => format!("PgBouncer: {e}"),
+            });
         }
         for (i, line) in now.iter().enumerate() {
             if last.get(i) != Some(line) {
