@@ -381,3 +381,36 @@ fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
     });
     all_back();
 }
+
+#[test]
+fn partition_leader_is_undone_and_its_lost_writes_are_reported() {
+    let lab = LabTest::begin("partition_leader_is_undone_and_its_lost_writes_are_reported");
+    let (code, report, _) = scenario("partition-leader", &["--secs", "35"]);
+    let leader = &lab.leader;
+    assert!(
+        has_event(&report, &format!("{leader} cut off from etcd")),
+        "{:?}",
+        events(&report)
+    );
+    assert!(has_event(
+        &report,
+        &format!("nft delete table inet plab in {leader}")
+    ));
+    assert!(
+        has_event(&report, &format!("leader lock: {}", other(leader))),
+        "{:?}",
+        events(&report)
+    );
+    // Asynchronous replication: the cut-off primary acknowledged writes that never reached the
+    // replica until it demoted itself; they are lost, reported, and fail the grade (exit 3).
+    let lost = &report["runs"][0]["probe"]["lost_writes"];
+    assert_eq!(lost["checked"], Value::Bool(true), "{lost}");
+    assert!(!lost["missing"].as_array().unwrap().is_empty(), "{lost}");
+    assert_eq!(code, 3);
+    let tables = run_ok(
+        "docker",
+        &["exec", "--user", "root", leader, "nft", "list", "tables"],
+    );
+    assert!(!tables.contains("plab"), "filter left in place: {tables}");
+    all_back();
+}
