@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod callback;
 mod probe;
 mod scenario;
+mod signals;
 
 #[derive(Parser)]
 #[command(name = "patroni-lab", version, about = "PostgreSQL HA lab tooling")]

@@ -100,8 +100,6 @@ mod exit {
     pub const LIMITS_EXCEEDED: u8 = 3;
     /// The run completed but its lost writes could not be checked.
     pub const NOT_CHECKED: u8 = 4;
-    /// Stopped by a second signal before the report was made.
-    pub const ABORTED: u8 = 130;
 }
 
 /// Input that is wrong: one line, exit 2.
@@ -205,33 +203,6 @@ impl Drop for ReportFile {
     }
 }
 
-/// SIGINT or SIGTERM (`docker stop`, `timeout`, a CI runner) stops the run early and still
-/// reports; a second signal aborts at once. The handlers are installed explicitly, so this
-/// holds as PID 1 in a container too, where no signal has a default action.
-fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    tokio::spawn(async move {
-        for n in 0.. {
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            if n == 0 {
-                eprintln!(
-                    "{name}: stopping clients, then the analysis and the lost-write check (a second signal aborts)"
-                );
-                let _ = stop.send(true);
-            } else {
-                eprintln!("{name} again: aborted, no report");
-                std::process::exit(i32::from(exit::ABORTED));
-            }
-        }
-    });
-    Ok(())
-}
-
 async fn execute(args: ProbeArgs) -> Result<ExitCode> {
     let settings = settings(&args)?;
     let json = ReportFile::open(&args.json, "JSON")?;
@@ -242,7 +213,11 @@ async fn execute(args: ProbeArgs) -> Result<ExitCode> {
         max_lost: args.max_lost,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    stop_on_signals(stop_tx)?;
+    crate::signals::stop_on_signals(
+        stop_tx,
+        "stopping clients, then the analysis and the lost-write check",
+        || {},
+    )?;
     if settings.live {
         eprintln!(
             "probe: {} clients, {:?}, against {} (Ctrl-C or SIGTERM stops and still reports)",

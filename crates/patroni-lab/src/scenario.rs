@@ -217,36 +217,17 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     })
 }
 
-fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    tokio::spawn(async move {
-        for n in 0.. {
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            if n == 0 {
-                eprintln!(
-                    "{name}: undoing the fault, stopping the probe, then the report (a second signal exits at once)"
-                );
-                let _ = stop.send(true);
-            } else {
-                for e in guard::undo_all() {
-                    eprintln!("could not undo: {e}");
-                }
-                eprintln!("{name} again: faults undone, exiting without a report");
-                std::process::exit(130);
-            }
-        }
-    });
-    Ok(())
-}
-
 async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    stop_on_signals(stop_tx)?;
+    crate::signals::stop_on_signals(
+        stop_tx,
+        "undoing the fault, stopping the probe, then the report",
+        || {
+            for e in guard::undo_all() {
+                eprintln!("could not undo: {e}");
+            }
+        },
+    )?;
     let mut runs = Vec::new();
     for i in 1..=args.runs {
         eprintln!(

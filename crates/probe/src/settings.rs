@@ -184,7 +184,8 @@ impl Settings {
     }
 }
 
-mod ms {
+/// Serializes a duration as whole milliseconds (reports use `_ms` numbers).
+pub mod ms {
     use serde::Serializer;
     use std::time::Duration;
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -192,7 +193,8 @@ mod ms {
     }
 }
 
-mod opt_ms {
+/// As [`ms`], `null` for none.
+pub mod opt_ms {
     use serde::Serializer;
     use std::time::Duration;
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

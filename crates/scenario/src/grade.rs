@@ -10,17 +10,17 @@ use serde::Serialize;
 /// What a scenario expects; `None` is "not graded".
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Expectations {
-    #[serde(with = "opt_ms")]
+    #[serde(with = "patroni_lab_probe::settings::opt_ms")]
     pub max_window: Option<Duration>,
     /// No acknowledgement from any client for longer than this (queued clients stall, they do
     /// not fail).
-    #[serde(with = "opt_ms")]
+    #[serde(with = "patroni_lab_probe::settings::opt_ms")]
     pub max_stall: Option<Duration>,
     pub max_failed: Option<u64>,
     pub max_in_doubt: Option<u64>,
     pub max_lost: Option<u64>,
     pub max_split_brain: Option<u64>,
-    #[serde(with = "ms")]
+    #[serde(with = "patroni_lab_probe::settings::ms")]
     pub whole_within: Duration,
 }
 
@@ -114,25 +114,6 @@ pub fn grade(e: &Expectations, r: &Report, whole_again: Option<Duration>) -> Vec
         pass: whole_again.is_some_and(|d| d <= e.whole_within),
     });
     out
-}
-
-mod ms {
-    use serde::Serializer;
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-}
-
-mod opt_ms {
-    use serde::Serializer;
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_u64(d.as_millis() as u64),
-            None => s.serialize_none(),
-        }
-    }
 }
 
 #[cfg(test)]
