@@ -8,7 +8,6 @@
 
 pub mod args;
 pub mod ini;
-pub mod patroni;
 pub mod pgbouncer;
 mod run;
 

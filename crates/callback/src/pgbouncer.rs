@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use tokio_postgres::{Config, NoTls, SimpleQueryMessage};
+use patroni_lab_common::pg::{ConnectError, Rows, connect_within, error_text, query_rows};
+use tokio_postgres::Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -54,43 +55,37 @@ pub async fn admin_command(
     target: &AdminTarget,
     command: &str,
     timeout: Duration,
-) -> Result<Vec<Vec<Option<String>>>, AdminError> {
+) -> Result<Rows, AdminError> {
     let addr = target.addr();
+    let mut config = Config::new();
+    config
+        .host(&target.host)
+        .port(target.port)
+        .user(&target.user)
+        .password(&target.password)
+        .dbname("pgbouncer")
+        .application_name("patroni-lab");
     let work = async {
-        let (client, connection) = Config::new()
-            .host(&target.host)
-            .port(target.port)
-            .user(&target.user)
-            .password(&target.password)
-            .dbname("pgbouncer")
-            .application_name("patroni-lab")
-            .connect_timeout(timeout)
-            .connect(NoTls)
+        let (client, driver) = connect_within(&config, timeout)
             .await
-            .map_err(|e| AdminError::Connect {
-                addr: addr.clone(),
-                detail: error_text(&e),
-                not_running: is_not_running(&e),
+            .map_err(|e| match e {
+                ConnectError::TimedOut(_) => AdminError::Timeout {
+                    addr: addr.clone(),
+                    secs: timeout.as_secs(),
+                },
+                ConnectError::Failed(e) => AdminError::Connect {
+                    addr: addr.clone(),
+                    detail: error_text(&e),
+                    not_running: is_not_running(&e),
+                },
             })?;
-        let driver = tokio::spawn(connection);
-        let result = client.simple_query(command).await;
+        let result = query_rows(&client, command).await;
         drop(client);
         let _ = driver.await;
-        let messages = result.map_err(|e| AdminError::Command {
+        result.map_err(|e| AdminError::Command {
             command: command.to_string(),
             detail: error_text(&e),
-        })?;
-        Ok(messages
-            .into_iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(row) => Some(
-                    (0..row.len())
-                        .map(|i| row.get(i).map(str::to_string))
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .collect())
+        })
     };
     tokio::time::timeout(timeout, work)
         .await
@@ -115,20 +110,4 @@ fn is_not_running(e: &tokio_postgres::Error) -> bool {
         source = s.source();
     }
     false
-}
-
-/// The server's message when there is one (`ERROR: ...`), otherwise the client-side cause.
-pub fn error_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            text
-        }
-    }
 }

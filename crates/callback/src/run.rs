@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::args::{Invocation, Role};
 use crate::ini::{self, IniError, Target};
-use crate::patroni::{self, PatroniError};
 use crate::pgbouncer::{self, AdminError, AdminTarget};
+use patroni_lab_common::patroni::{self, PatroniError};
 
 /// Everything the callback needs to know, read from the environment by the binary.
 #[derive(Debug, Clone)]

@@ -122,6 +122,24 @@ fn kill_leader_scenario_fails_over_and_starts_the_old_leader_again() {
 }
 
 #[test]
+fn stop_leader_scenario_fails_over_gracefully_and_starts_the_old_leader_again() {
+    let lab = LabTest::begin(
+        "stop_leader_scenario_fails_over_gracefully_and_starts_the_old_leader_again",
+    );
+    let (code, report, _) = scenario("stop-leader", &[]);
+    assert_eq!(code, 0);
+    grades_all_pass(&report);
+    assert!(has_event(&report, &format!("docker stop {}", lab.leader)));
+    assert!(has_event(&report, &format!("docker start {}", lab.leader)));
+    assert!(has_event(
+        &report,
+        &format!("leader lock: {}", other(&lab.leader))
+    ));
+    assert_eq!(report["runs"][0]["leader_after"], other(&lab.leader));
+    all_back();
+}
+
+#[test]
 fn replica_loss_is_not_seen_by_clients_and_the_replica_comes_back() {
     let lab = LabTest::begin("replica_loss_is_not_seen_by_clients_and_the_replica_comes_back");
     let (code, report, _) = scenario("replica-loss", &["--secs", "3"]);

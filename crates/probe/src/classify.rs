@@ -157,19 +157,6 @@ fn io_class(kind: io::ErrorKind, phase: Phase) -> ErrorClass {
     }
 }
 
-fn full_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
-        source = s.source();
-    }
-    text
-}
-
 /// Classifies a tokio-postgres error that happened in `phase`.
 pub fn classify(e: &tokio_postgres::Error, phase: Phase) -> Failure {
     if let Some(db) = e.as_db_error() {
@@ -200,7 +187,7 @@ pub fn classify(e: &tokio_postgres::Error, phase: Phase) -> Failure {
         class,
         sqlstate: None,
         severity: None,
-        message: full_text(e),
+        message: patroni_lab_common::pg::chain_text(e),
     }
 }
 

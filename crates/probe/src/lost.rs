@@ -16,7 +16,8 @@ use tokio_postgres::Config;
 
 use crate::analysis::Acked;
 use crate::record::ServerId;
-use crate::workload::{SERVER_COLUMNS, Session, connect, query_rows};
+use crate::workload::{SERVER_COLUMNS, Session, connect};
+use patroni_lab_common::pg::query_rows;
 
 /// One write, by client and sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -429,7 +430,7 @@ fn parse_patroni_time(text: &str) -> Option<i64> {
 /// The member holding the leader lock, confirmed by its own API to run the postmaster that
 /// started at `started` (µs since the epoch): the node the check reads.
 fn leader_with_start(urls: &[String], started: Option<i64>) -> Result<String, String> {
-    use patroni_lab_callback::patroni;
+    use patroni_lab_common::patroni;
     let timeout = Duration::from_secs(2);
     let started = started.ok_or("the server did not say when its postmaster started")?;
     let mut lock_holder = None;

@@ -8,8 +8,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use patroni_lab_common::pg::query_rows;
+use patroni_lab_common::pg::{ConnectError, connect_within};
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, Config};
 
 use crate::classify::{self, Failure, Outcome, Phase};
 use crate::percentile::Latencies;
@@ -122,32 +124,11 @@ impl Session {
 
 /// Connects once with the whole connect time-out; the connection runs on its own task.
 pub async fn connect(config: &Config, limit: Duration) -> Result<Session, Failure> {
-    match tokio::time::timeout(limit, config.connect(NoTls)).await {
-        Ok(Ok((client, connection))) => Ok(Session {
-            client,
-            ended: tokio::spawn(async move { connection.await.err() }),
-        }),
-        Ok(Err(e)) => Err(classify::classify(&e, Phase::Connect)),
-        Err(_) => Err(classify::timed_out(Phase::Connect, limit)),
+    match connect_within(config, limit).await {
+        Ok((client, ended)) => Ok(Session { client, ended }),
+        Err(ConnectError::Failed(e)) => Err(classify::classify(&e, Phase::Connect)),
+        Err(ConnectError::TimedOut(limit)) => Err(classify::timed_out(Phase::Connect, limit)),
     }
-}
-
-/// Runs simple-protocol SQL (works through PgBouncer in any pool mode) and returns text rows.
-pub async fn query_rows(
-    client: &Client,
-    sql: &str,
-) -> Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
-    Ok(client
-        .simple_query(sql)
-        .await?
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-            }
-            _ => None,
-        })
-        .collect())
 }
 
 fn unix_us() -> u64 {

@@ -7,8 +7,9 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use patroni_lab_callback::patroni::{self, ClusterView};
-use patroni_lab_probe::workload::{connect, query_rows};
+use patroni_lab_common::patroni::{self, ClusterView};
+use patroni_lab_common::pg::query_rows;
+use patroni_lab_probe::workload::connect;
 use tokio_postgres::Config;
 
 use crate::lab::{Lab, REST_TIMEOUT};

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use patroni_lab_callback::patroni;
+use patroni_lab_common::patroni;
 use serde::Serialize;
 
 use crate::cluster;

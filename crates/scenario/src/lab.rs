@@ -5,8 +5,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use patroni_lab_callback::patroni::Auth;
 use patroni_lab_callback::pgbouncer::AdminTarget;
+use patroni_lab_common::patroni::Auth;
 
 /// The etcd container.
 pub const ETCD: &str = "etcd";

@@ -69,7 +69,7 @@ pub const POLL: Duration = Duration::from_millis(250);
 
 /// One node's own view (`GET /patroni`): its role and state, or that it does not answer.
 fn node_view(api_url: &str) -> String {
-    let answer = patroni_lab_callback::patroni::get(api_url, "/patroni", crate::lab::REST_TIMEOUT);
+    let answer = patroni_lab_common::patroni::get(api_url, "/patroni", crate::lab::REST_TIMEOUT);
     let Ok((_, body)) = answer else {
         return "REST API not answering".into();
     };

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use patroni_lab_callback::patroni::{self, ClusterView};
+use patroni_lab_common::patroni::{self, ClusterView};
 
 pub const NODES: [&str; 2] = ["patroni1", "patroni2"];
 pub const SERVICES: [&str; 5] = ["etcd", "patroni1", "patroni2", "pgbouncer", "haproxy"];
@@ -128,34 +128,28 @@ pub struct Written {
 
 /// Runs simple-protocol SQL on 127.0.0.1:`port` (5 s connect time-out) and returns the rows.
 pub fn sql(port: u16, dbname: &str, query: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    use patroni_lab_common::pg::{ConnectError, connect_within, error_text, query_rows};
     runtime().block_on(async {
-        let (client, conn) = tokio_postgres::Config::new()
+        let mut config = tokio_postgres::Config::new();
+        config
             .host("127.0.0.1")
             .port(port)
             .user("postgres")
             .password(password())
-            .dbname(dbname)
-            .connect_timeout(Duration::from_secs(5))
-            .connect(tokio_postgres::NoTls)
+            .dbname(dbname);
+        let (client, driver) = connect_within(&config, Duration::from_secs(5))
             .await
-            .map_err(|e| patroni_lab_callback::pgbouncer::error_text(&e))?;
-        let driver = tokio::spawn(conn);
-        let work = client.simple_query(query);
-        let result = tokio::time::timeout(Duration::from_secs(10), work)
+            .map_err(|e| match e {
+                ConnectError::TimedOut(d) => format!("connect did not finish within {d:?}"),
+                ConnectError::Failed(e) => error_text(&e),
+            })?;
+        let result = tokio::time::timeout(Duration::from_secs(10), query_rows(&client, query))
             .await
             .map_err(|_| "query timed out after 10s".to_string())?
-            .map_err(|e| patroni_lab_callback::pgbouncer::error_text(&e));
+            .map_err(|e| error_text(&e));
         drop(client);
         let _ = driver.await;
-        Ok(result?
-            .into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => {
-                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-                }
-                _ => None,
-            })
-            .collect())
+        result
     })
 }
 
