@@ -102,23 +102,28 @@ fn switchover_scenario_moves_the_leader_and_grades_pass() {
     all_back();
 }
 
+/// A scenario that takes the leader's container down: `step` (naming the leader) is on the
+/// timeline, the other node takes the lock, and the old leader is started again.
+fn leader_down_fails_over_and_comes_back(lab: &LabTest, scenario_name: &str, step: &str) {
+    let (code, report, _) = scenario(scenario_name, &[]);
+    assert_eq!(code, 0);
+    grades_all_pass(&report);
+    let new = other(&lab.leader);
+    assert!(
+        has_event(&report, &format!("{step} {}", lab.leader)),
+        "{:?}",
+        events(&report)
+    );
+    assert!(has_event(&report, &format!("docker start {}", lab.leader)));
+    assert!(has_event(&report, &format!("leader lock: {new}")));
+    assert_eq!(report["runs"][0]["leader_after"], new);
+    all_back();
+}
+
 #[test]
 fn kill_leader_scenario_fails_over_and_starts_the_old_leader_again() {
     let lab = LabTest::begin("kill_leader_scenario_fails_over_and_starts_the_old_leader_again");
-    let (code, report, _) = scenario("kill-leader", &[]);
-    assert_eq!(code, 0);
-    grades_all_pass(&report);
-    assert!(has_event(
-        &report,
-        &format!("docker kill -s KILL {}", lab.leader)
-    ));
-    assert!(has_event(&report, &format!("docker start {}", lab.leader)));
-    assert!(has_event(
-        &report,
-        &format!("leader lock: {}", other(&lab.leader))
-    ));
-    assert_eq!(report["runs"][0]["leader_after"], other(&lab.leader));
-    all_back();
+    leader_down_fails_over_and_comes_back(&lab, "kill-leader", "docker kill -s KILL");
 }
 
 #[test]
@@ -126,17 +131,7 @@ fn stop_leader_scenario_fails_over_gracefully_and_starts_the_old_leader_again() 
     let lab = LabTest::begin(
         "stop_leader_scenario_fails_over_gracefully_and_starts_the_old_leader_again",
     );
-    let (code, report, _) = scenario("stop-leader", &[]);
-    assert_eq!(code, 0);
-    grades_all_pass(&report);
-    assert!(has_event(&report, &format!("docker stop {}", lab.leader)));
-    assert!(has_event(&report, &format!("docker start {}", lab.leader)));
-    assert!(has_event(
-        &report,
-        &format!("leader lock: {}", other(&lab.leader))
-    ));
-    assert_eq!(report["runs"][0]["leader_after"], other(&lab.leader));
-    all_back();
+    leader_down_fails_over_and_comes_back(&lab, "stop-leader", "docker stop");
 }
 
 #[test]
