@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use patroni_lab_probe::report::{Limits, summary};
-use patroni_lab_probe::settings::{Mode, Settings, parse_duration};
+use patroni_lab_probe::settings::{Mode, Settings, defaults, parse_duration};
 use patroni_lab_probe::{html, session};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -22,12 +22,12 @@ pub enum ModeArg {
 #[derive(Args)]
 pub struct ProbeArgs {
     /// Connection string (URL or key=value). Without a password in it: PGPASSWORD, else "postgres".
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(long, default_value = defaults::URL)]
     url: String,
     /// Concurrent clients (1 to 10000).
-    #[arg(short, long, default_value_t = 4, allow_negative_numbers = true)]
+    #[arg(short, long, default_value_t = i64::from(defaults::CLIENTS), allow_negative_numbers = true)]
     clients: i64,
-    #[arg(long, value_enum, default_value = "per-tx")]
+    #[arg(long, value_enum, default_value = defaults::MODE)]
     mode: ModeArg,
     /// Target transactions per second over all clients (default: flat out).
     #[arg(long, allow_negative_numbers = true)]
@@ -36,22 +36,22 @@ pub struct ProbeArgs {
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     read_ratio: f64,
     /// How long to run (500ms, 30s, 5m); 0 runs until Ctrl-C.
-    #[arg(short = 'T', long, default_value = "60s", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(short = 'T', long, default_value = defaults::DURATION, value_parser = parse_duration, allow_hyphen_values = true)]
     duration: Duration,
     /// Whole connect time-out: TCP + startup + authentication.
-    #[arg(long, default_value = "2s", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, default_value = defaults::CONNECT_TIMEOUT, value_parser = parse_duration, allow_hyphen_values = true)]
     connect_timeout: Duration,
-    #[arg(long, default_value = "2s", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, default_value = defaults::STATEMENT_TIMEOUT, value_parser = parse_duration, allow_hyphen_values = true)]
     statement_timeout: Duration,
     /// Longest pause between retries after failures (it doubles from 20 ms).
-    #[arg(long, default_value = "200ms", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, default_value = defaults::BACKOFF_MAX, value_parser = parse_duration, allow_hyphen_values = true)]
     backoff_max: Duration,
     /// A gap between acknowledgements longer than this is a stall.
-    #[arg(long, default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, default_value = defaults::STALL, value_parser = parse_duration, allow_hyphen_values = true)]
     stall: Duration,
     /// How long the final lost-write check may take, settling the run's unfinished statements
     /// and waiting for the newest primary included.
-    #[arg(long, default_value = "60s", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, default_value = defaults::VERIFY_TIMEOUT, value_parser = parse_duration, allow_hyphen_values = true)]
     verify_timeout: Duration,
     /// Skip the lost-write check (the exit code then does not say it was not checked).
     #[arg(long)]
@@ -61,7 +61,7 @@ pub struct ProbeArgs {
     #[arg(long, value_delimiter = ',')]
     patroni: Vec<String>,
     /// Table for the probe's rows (made if missing).
-    #[arg(long, default_value = "probe_writes")]
+    #[arg(long, default_value = defaults::TABLE)]
     table: String,
     /// Write the JSON report here.
     #[arg(long)]

@@ -60,6 +60,23 @@ pub struct Settings {
     pub table: String,
 }
 
+/// Every default, said once: the command line shows these (clap `default_value`) and
+/// [`Settings::lab_defaults`] parses the same text.
+pub mod defaults {
+    /// The lab's HAProxy, from the host.
+    pub const URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+    pub const CLIENTS: u32 = 4;
+    /// `per-tx`: a new connection per transaction (the mode that shows logins failing).
+    pub const MODE: &str = "per-tx";
+    pub const DURATION: &str = "60s";
+    pub const CONNECT_TIMEOUT: &str = "2s";
+    pub const STATEMENT_TIMEOUT: &str = "2s";
+    pub const BACKOFF_MAX: &str = "200ms";
+    pub const STALL: &str = "1s";
+    pub const VERIFY_TIMEOUT: &str = "60s";
+    pub const TABLE: &str = "probe_writes";
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
     #[error("--{flag} {value} is out of range: allowed {range}")]
@@ -159,27 +176,28 @@ impl Settings {
         Ok(())
     }
 
-    /// Settings with the lab's defaults for `conninfo`.
+    /// Settings with the defaults (`defaults`) for `conninfo`.
     pub fn lab_defaults(conninfo: &str) -> Self {
+        let d = |text: &str| parse_duration(text).expect("the defaults are valid durations");
         Self {
             conninfo: conninfo.to_string(),
             endpoint: conninfo.to_string(),
             password: None,
-            clients: 4,
+            clients: defaults::CLIENTS,
             mode: Mode::PerTransaction,
             rate: None,
             read_ratio: 0.0,
-            duration: Some(Duration::from_secs(60)),
-            connect_timeout: Duration::from_secs(2),
-            statement_timeout: Duration::from_secs(2),
-            backoff_max: Duration::from_millis(200),
-            stall_threshold: Duration::from_secs(1),
-            verify_timeout: Duration::from_secs(60),
+            duration: Some(d(defaults::DURATION)),
+            connect_timeout: d(defaults::CONNECT_TIMEOUT),
+            statement_timeout: d(defaults::STATEMENT_TIMEOUT),
+            backoff_max: d(defaults::BACKOFF_MAX),
+            stall_threshold: d(defaults::STALL),
+            verify_timeout: d(defaults::VERIFY_TIMEOUT),
             lost_check: true,
             patroni: Vec::new(),
             live: false,
             history_path: None,
-            table: "probe_writes".into(),
+            table: defaults::TABLE.into(),
         }
     }
 }
