@@ -8,6 +8,10 @@ use std::time::Duration;
 use patroni_lab_callback::pgbouncer::AdminTarget;
 use patroni_lab_common::patroni::Auth;
 
+/// The Patroni members (container and member names), and each one's REST API port on the host.
+pub const NODES: [(&str, u16); 2] = [("patroni1", 8008), ("patroni2", 8009)];
+/// Every container of the lab.
+pub const SERVICES: [&str; 5] = ["etcd", "patroni1", "patroni2", "pgbouncer", "haproxy"];
 /// The etcd container.
 pub const ETCD: &str = "etcd";
 /// The PgBouncer container.
@@ -64,7 +68,7 @@ impl Lab {
         };
         let user = var("POSTGRES_USER", "postgres");
         Self {
-            nodes: [("patroni1", 8008), ("patroni2", 8009)]
+            nodes: NODES
                 .iter()
                 .map(|(name, port)| Node {
                     name: (*name).into(),

@@ -11,11 +11,18 @@ use std::time::{Duration, Instant};
 
 use patroni_lab_common::patroni::{self, ClusterView};
 
-pub const NODES: [&str; 2] = ["patroni1", "patroni2"];
-pub const SERVICES: [&str; 5] = ["etcd", "patroni1", "patroni2", "pgbouncer", "haproxy"];
+pub use patroni_lab_scenario::lab::SERVICES;
+pub const NODES: [&str; 2] = [
+    patroni_lab_scenario::lab::NODES[0].0,
+    patroni_lab_scenario::lab::NODES[1].0,
+];
 /// Host port of each node's REST API.
 pub fn api_port(node: &str) -> u16 {
-    if node == "patroni1" { 8008 } else { 8009 }
+    patroni_lab_scenario::lab::NODES
+        .iter()
+        .find(|(n, _)| *n == node)
+        .map(|(_, port)| *port)
+        .unwrap_or_else(|| panic!("{node} is not a lab node"))
 }
 
 pub fn password() -> String {
