@@ -175,7 +175,7 @@ fn write_to_a_replica_is_25006_and_failed_not_in_doubt() {
     let port = direct_port(other(&lab.leader));
     // The table must exist (made on the leader, replicated) for the write to reach the
     // read-only check rather than fail on a missing table.
-    let ddl = patroni_lab_probe::workload::table_ddl("probe_writes");
+    let ddl = patroni_lab_probe::sql::table_ddl("probe_writes");
     sql(direct_port(&lab.leader), "postgres", &ddl).unwrap();
     wait_for("probe_writes replicated", Duration::from_secs(10), || {
         let rows = sql(
@@ -433,12 +433,7 @@ fn in_doubt_writes_are_resolved_after_the_dust_settles() {
     let lab = LabTest::begin("in_doubt_writes_are_resolved_after_the_dust_settles");
     let port = direct_port(&lab.leader);
     let table = format!("probe_doubt_test_{}", std::process::id());
-    sql(
-        port,
-        "postgres",
-        &patroni_lab_probe::workload::table_ddl(&table),
-    )
-    .unwrap();
+    sql(port, "postgres", &patroni_lab_probe::sql::table_ddl(&table)).unwrap();
     let run = ProbeRun::start(
         "doubt",
         &[
@@ -562,12 +557,7 @@ fn verify_timeout_holds_inside_a_blocked_query_and_exits_4() {
     let lab = LabTest::begin("verify_timeout_holds_inside_a_blocked_query_and_exits_4");
     let port = direct_port(&lab.leader);
     let table = format!("probe_deadline_test_{}", std::process::id());
-    sql(
-        port,
-        "postgres",
-        &patroni_lab_probe::workload::table_ddl(&table),
-    )
-    .unwrap();
+    sql(port, "postgres", &patroni_lab_probe::sql::table_ddl(&table)).unwrap();
     let run = ProbeRun::start(
         "deadline",
         &[

@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod classify;
+pub mod history;
 pub mod html;
 pub mod lost;
 pub mod percentile;
@@ -14,4 +15,5 @@ pub mod record;
 pub mod report;
 pub mod session;
 pub mod settings;
+pub mod sql;
 pub mod workload;

@@ -16,7 +16,8 @@ use tokio_postgres::Config;
 
 use crate::analysis::Acked;
 use crate::record::ServerId;
-use crate::workload::{SERVER_COLUMNS, Session, connect};
+use crate::sql::SERVER_COLUMNS;
+use crate::workload::{Session, connect};
 use patroni_lab_common::pg::query_rows;
 
 /// One write, by client and sequence number.

@@ -2,7 +2,7 @@
 //! never giving up, and stream every attempt to the history file and the live line.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -14,9 +14,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, Config};
 
 use crate::classify::{self, Failure, Outcome, Phase};
-use crate::percentile::Latencies;
-use crate::record::{Attempt, Kind, ServerId};
+use crate::history::collect;
+use crate::record::{Attempt, Kind};
 use crate::settings::{Mode, Settings};
+use crate::sql::{read_sql, served_by, table_ddl, write_sql};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -131,46 +132,11 @@ pub async fn connect(config: &Config, limit: Duration) -> Result<Session, Failur
     }
 }
 
-fn unix_us() -> u64 {
+pub(crate) fn unix_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
-}
-
-/// The columns every transaction returns: who served it.
-pub const SERVER_COLUMNS: &str = "host(inet_server_addr()), inet_server_port(), pg_is_in_recovery(), \
-     CASE WHEN pg_is_in_recovery() THEN NULL \
-     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
-
-fn write_sql(table: &str, run_id: &str, client: u32, seq: u64) -> String {
-    format!(
-        "INSERT INTO {table} (run_id, client_id, seq, client_time) \
-         VALUES ('{run_id}', {client}, {seq}, to_timestamp({})) RETURNING {SERVER_COLUMNS}",
-        unix_us() as f64 / 1e6
-    )
-}
-
-fn read_sql(table: &str, run_id: &str, client: u32) -> String {
-    format!(
-        "SELECT {SERVER_COLUMNS}, (SELECT max(seq) FROM {table} WHERE run_id = '{run_id}' AND client_id = {client})"
-    )
-}
-
-/// Reads the server columns of the first row.
-fn served_by(rows: &[Vec<Option<String>>]) -> (Option<ServerId>, Option<bool>) {
-    let Some(row) = rows.first() else {
-        return (None, None);
-    };
-    let cell = |i: usize| row.get(i).cloned().flatten();
-    let addr = match (cell(0), cell(1)) {
-        (Some(a), Some(p)) => format!("{a}:{p}"),
-        (Some(a), None) => a,
-        _ => "local".into(),
-    };
-    let timeline = cell(3).and_then(|t| t.parse().ok());
-    let in_recovery = cell(2).map(|v| v == "t" || v == "true");
-    (Some(ServerId { addr, timeline }), in_recovery)
 }
 
 /// A tiny deterministic generator for the read/write mix (no dependency needed).
@@ -348,114 +314,6 @@ async fn client_loop(
     }
 }
 
-/// Counters for the live line, reset every second.
-#[derive(Default)]
-struct Live {
-    ok: u64,
-    failed: u64,
-    in_doubt: u64,
-    classes: std::collections::BTreeMap<String, u64>,
-    latencies: Latencies,
-    server: Option<ServerId>,
-}
-
-impl Live {
-    fn add(&mut self, a: &Attempt) {
-        match a.outcome {
-            Outcome::Ok => {
-                self.ok += 1;
-                self.latencies.record(a.latency_us());
-                if a.kind == Kind::Write {
-                    self.server = a.server.clone();
-                }
-            }
-            Outcome::Failed => self.failed += 1,
-            Outcome::InDoubt => self.in_doubt += 1,
-        }
-        if let Some(e) = &a.error {
-            *self.classes.entry(e.class.label()).or_default() += 1;
-        }
-    }
-
-    fn line(&mut self, second: u64) -> String {
-        let p99 = self
-            .latencies
-            .quantile_ms(0.99)
-            .map(|ms| format!("{ms:.1} ms"))
-            .unwrap_or_else(|| "-".into());
-        let classes: Vec<String> = self
-            .classes
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        let errors = if classes.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", classes.join(", "))
-        };
-        let server = self
-            .server
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_else(|| "-".into());
-        let line = format!(
-            "{second:>5}s  ok {:>5}  failed {:>4}  in doubt {:>3}{errors}  p99 {p99}  server {server}",
-            self.ok, self.failed, self.in_doubt
-        );
-        let server = self.server.take();
-        *self = Live {
-            server,
-            ..Live::default()
-        };
-        line
-    }
-}
-
-/// Receives every attempt: writes it to the history file and feeds the live line.
-async fn collect(
-    mut records: mpsc::Receiver<Attempt>,
-    mut out: BufWriter<File>,
-    live: bool,
-    start: Instant,
-) -> std::io::Result<()> {
-    let mut counters = Live::default();
-    let mut tick = tokio::time::interval_at(
-        tokio::time::Instant::from_std(start) + Duration::from_secs(1),
-        Duration::from_secs(1),
-    );
-    let mut second = 0u64;
-    loop {
-        tokio::select! {
-            record = records.recv() => {
-                let Some(attempt) = record else { break };
-                serde_json::to_writer(&mut out, &attempt)?;
-                out.write_all(b"\n")?;
-                counters.add(&attempt);
-            }
-            _ = tick.tick() => {
-                // Once a second the history reaches the file, so it can be followed live.
-                out.flush()?;
-                second += 1;
-                let line = counters.line(second);
-                if live {
-                    eprintln!("{line}");
-                }
-            }
-        }
-    }
-    out.flush()?;
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()
-}
-
-/// The probe's table: one row per write, keyed by run, client and sequence number.
-pub fn table_ddl(table: &str) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {table} (run_id text NOT NULL, client_id int NOT NULL, \
-         seq bigint NOT NULL, client_time timestamptz, server_time timestamptz DEFAULT now(), \
-         PRIMARY KEY (run_id, client_id, seq))"
-    )
-}
-
 /// Makes the probe table if it is missing (on a primary; a replica has it by replication, or
 /// its writes fail, which is what the run then reports), and returns the server's version.
 async fn prepare(config: &Config, settings: &Settings) -> Result<String, ProbeError> {
@@ -581,25 +439,6 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_columns_are_read() {
-        let rows = vec![vec![
-            Some("172.19.0.3".into()),
-            Some("5432".into()),
-            Some("f".into()),
-            Some("2".into()),
-        ]];
-        let (server, rec) = served_by(&rows);
-        assert_eq!(
-            server,
-            Some(ServerId {
-                addr: "172.19.0.3:5432".into(),
-                timeline: Some(2)
-            })
-        );
-        assert_eq!(rec, Some(false));
-    }
 
     #[test]
     fn endpoint_description_hides_the_password() {
