@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::classify::Outcome;
+use crate::classify::{ErrorClass, Outcome};
 use crate::percentile::{Latencies, Percentiles};
 use crate::record::{Attempt, Kind, ServerId};
 
@@ -302,6 +302,209 @@ struct OpenWindow {
     classes: BTreeMap<String, u64>,
 }
 
+impl OpenWindow {
+    /// The client's window, ended at `end_us` (by a success, or by the run's end).
+    fn closed(self, client: u32, end_us: u64, open_at_end: bool) -> Window {
+        Window {
+            client: Some(client),
+            start_us: self.start_us,
+            end_us,
+            duration_ms: ms(end_us - self.start_us),
+            errors: self.errors,
+            classes: self.classes,
+            clients: None,
+            open_at_end,
+        }
+    }
+}
+
+/// Pass 1 over the history: counts, per-client windows, stalls, servers, acknowledged writes,
+/// the per-second timeline.
+struct FirstPass {
+    a: Analysis,
+    stall_threshold_us: u64,
+    open: HashMap<u32, OpenWindow>,
+    last_end: HashMap<u32, u64>,
+    overall: Latencies,
+    per_second: SecondLatencies,
+    spans: BTreeMap<ServerId, ServerSpan>,
+    last_ack: Option<u64>,
+    stalls: Vec<Stall>,
+}
+
+impl FirstPass {
+    fn new(stall_threshold_us: u64) -> Self {
+        Self {
+            a: Analysis::default(),
+            stall_threshold_us,
+            open: HashMap::new(),
+            last_end: HashMap::new(),
+            overall: Latencies::default(),
+            per_second: SecondLatencies::default(),
+            spans: BTreeMap::new(),
+            last_ack: None,
+            stalls: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, at: Attempt) {
+        let a = &mut self.a;
+        a.totals.attempts += 1;
+        a.totals.connects += u64::from(at.connected);
+        self.last_end.insert(at.client, at.end_us);
+        let second = (at.end_us / 1_000_000) as usize;
+        if a.timeline.len() <= second {
+            a.timeline.resize_with(second + 1, Second::default);
+        }
+        match at.outcome {
+            Outcome::Ok => self.add_ok(&at, second),
+            Outcome::Failed | Outcome::InDoubt => self.add_failure(&at, second),
+        }
+    }
+
+    fn add_ok(&mut self, at: &Attempt, second: usize) {
+        let a = &mut self.a;
+        a.totals.ok += 1;
+        let sec = &mut a.timeline[second];
+        sec.ok += 1;
+        let m = ms(at.latency_us());
+        sec.max_ms = Some(sec.max_ms.map_or(m, |x| x.max(m)));
+        self.per_second
+            .record(&mut a.timeline, second, at.latency_us());
+        self.overall.record(at.latency_us());
+        if let Some(w) = self.open.remove(&at.client) {
+            a.client_windows.push(w.closed(at.client, at.end_us, false));
+        }
+        if let Some(prev) = self.last_ack {
+            if at.end_us > prev + self.stall_threshold_us {
+                self.stalls.push(Stall {
+                    start_us: prev,
+                    end_us: at.end_us,
+                    duration_ms: ms(at.end_us - prev),
+                    errors: 0,
+                    open_at_end: false,
+                });
+            }
+        }
+        self.last_ack = Some(self.last_ack.map_or(at.end_us, |p| p.max(at.end_us)));
+        match at.kind {
+            Kind::Read => a.totals.reads_ok += 1,
+            Kind::Write => {
+                a.totals.writes_ok += 1;
+                a.acked.insert(at.client, at.seq);
+                if let Some(server) = &at.server {
+                    let span = self
+                        .spans
+                        .entry(server.clone())
+                        .or_insert_with(|| ServerSpan {
+                            server: server.clone(),
+                            writes: 0,
+                            first_commit_us: at.end_us,
+                            last_commit_us: at.end_us,
+                            last_start_us: at.start_us,
+                        });
+                    span.writes += 1;
+                    span.first_commit_us = span.first_commit_us.min(at.end_us);
+                    span.last_commit_us = span.last_commit_us.max(at.end_us);
+                    span.last_start_us = span.last_start_us.max(at.start_us);
+                }
+            }
+        }
+    }
+
+    fn add_failure(&mut self, at: &Attempt, second: usize) {
+        let a = &mut self.a;
+        let sec = &mut a.timeline[second];
+        if at.outcome == Outcome::Failed {
+            a.totals.failed += 1;
+            sec.failed += 1;
+        } else {
+            a.totals.in_doubt += 1;
+            sec.in_doubt += 1;
+            if at.kind == Kind::Write {
+                a.in_doubt.push((at.client, at.seq));
+            }
+        }
+        let class = at.error.as_ref().map(|e| &e.class);
+        if class == Some(&ErrorClass::ReadOnly) && at.kind == Kind::Write {
+            a.totals.read_only_refusals += 1;
+        }
+        let label = class.map_or_else(|| "unknown".into(), ErrorClass::label);
+        *a.errors_by_class.entry(label.clone()).or_default() += 1;
+        let w = self.open.entry(at.client).or_insert_with(|| OpenWindow {
+            start_us: at.start_us,
+            ..OpenWindow::default()
+        });
+        w.errors += 1;
+        *w.classes.entry(label).or_default() += 1;
+    }
+
+    /// Closes what is still open at the run's end (windows, a stall) and orders the servers.
+    fn finish(mut self, run_end_us: u64) -> (Analysis, Vec<Stall>, Vec<ServerSpan>) {
+        let run_end_us = self.last_end.values().copied().fold(run_end_us, u64::max);
+        let a = &mut self.a;
+        for (client, w) in self.open {
+            a.client_windows.push(w.closed(client, run_end_us, true));
+        }
+        // No acknowledgement since the last one (or since the start) until the run ended.
+        let quiet_since = self.last_ack.unwrap_or(0);
+        if run_end_us > quiet_since + self.stall_threshold_us {
+            self.stalls.push(Stall {
+                start_us: quiet_since,
+                end_us: run_end_us,
+                duration_ms: ms(run_end_us - quiet_since),
+                errors: 0,
+                open_at_end: true,
+            });
+        }
+        a.client_windows.sort_by_key(|w| (w.start_us, w.client));
+        a.windows = merge(&a.client_windows);
+        a.longest_window_ms = a.windows.iter().map(|w| w.duration_ms).fold(0.0, f64::max);
+        self.per_second.close_all(&mut a.timeline);
+        for (i, s) in a.timeline.iter_mut().enumerate() {
+            s.second = i as u64;
+        }
+        a.latency.overall = self.overall.percentiles();
+        // Servers in the order they first committed.
+        let mut servers: Vec<ServerSpan> = self.spans.into_values().collect();
+        servers.sort_by_key(|s| s.first_commit_us);
+        (self.a, self.stalls, servers)
+    }
+}
+
+/// A takeover that may be split brain: servers `old` and `new` (indexes), and the new one's
+/// first commit.
+struct Takeover {
+    old: usize,
+    new: usize,
+    at_us: u64,
+}
+
+/// Consecutive servers are cut-overs; one whose old server still began writes after the new
+/// one's first commit is a possible split brain (counted in pass 2).
+fn cutovers(servers: &[ServerSpan]) -> (Vec<Cutover>, Vec<Takeover>) {
+    let mut cuts = Vec::new();
+    let mut takeovers = Vec::new();
+    for (i, pair) in servers.windows(2).enumerate() {
+        let (old, new) = (&pair[0], &pair[1]);
+        cuts.push(Cutover {
+            from: old.server.clone(),
+            to: new.server.clone(),
+            last_old_commit_us: old.last_commit_us,
+            first_new_commit_us: new.first_commit_us,
+            gap_ms: ms(new.first_commit_us.saturating_sub(old.last_commit_us)),
+        });
+        if old.last_start_us > new.first_commit_us {
+            takeovers.push(Takeover {
+                old: i,
+                new: i + 1,
+                at_us: new.first_commit_us,
+            });
+        }
+    }
+    (cuts, takeovers)
+}
+
 /// Analyses a history file. `stall_threshold_us`: a gap between acknowledgements longer than
 /// this is a stall. `run_end_us`: when the run ended (on the history's clock), so that a window
 /// or stall still open then is reported with its length so far.
@@ -310,207 +513,58 @@ pub fn analyze(
     stall_threshold_us: u64,
     run_end_us: u64,
 ) -> Result<Analysis, AnalysisError> {
-    let mut a = Analysis::default();
-    let mut open: HashMap<u32, OpenWindow> = HashMap::new();
-    let mut last_end: HashMap<u32, u64> = HashMap::new();
-    let mut overall = Latencies::default();
-    let mut per_second = SecondLatencies::default();
-    let mut spans: BTreeMap<ServerId, ServerSpan> = BTreeMap::new();
-    let mut last_ack: Option<u64> = None;
-    let mut stalls: Vec<Stall> = Vec::new();
-
-    // Pass 1: counts, per-client windows, stalls, servers, acknowledged writes, timeline.
+    let mut first = FirstPass::new(stall_threshold_us);
     for attempt in read_history(path)? {
-        let at = attempt?;
-        let t = &mut a.totals;
-        t.attempts += 1;
-        t.connects += u64::from(at.connected);
-        last_end.insert(at.client, at.end_us);
-        let second = (at.end_us / 1_000_000) as usize;
-        if a.timeline.len() <= second {
-            a.timeline.resize_with(second + 1, Second::default);
-        }
-        let sec = &mut a.timeline[second];
-        match at.outcome {
-            Outcome::Ok => {
-                t.ok += 1;
-                sec.ok += 1;
-                let m = ms(at.latency_us());
-                sec.max_ms = Some(sec.max_ms.map_or(m, |x| x.max(m)));
-                per_second.record(&mut a.timeline, second, at.latency_us());
-                overall.record(at.latency_us());
-                if let Some(w) = open.remove(&at.client) {
-                    a.client_windows.push(Window {
-                        client: Some(at.client),
-                        start_us: w.start_us,
-                        end_us: at.end_us,
-                        duration_ms: ms(at.end_us - w.start_us),
-                        errors: w.errors,
-                        classes: w.classes,
-                        clients: None,
-                        open_at_end: false,
-                    });
-                }
-                if let Some(prev) = last_ack {
-                    if at.end_us > prev + stall_threshold_us {
-                        stalls.push(Stall {
-                            start_us: prev,
-                            end_us: at.end_us,
-                            duration_ms: ms(at.end_us - prev),
-                            errors: 0,
-                            open_at_end: false,
-                        });
-                    }
-                }
-                last_ack = Some(last_ack.map_or(at.end_us, |p| p.max(at.end_us)));
-                match at.kind {
-                    Kind::Read => t.reads_ok += 1,
-                    Kind::Write => {
-                        t.writes_ok += 1;
-                        a.acked.insert(at.client, at.seq);
-                        if let Some(server) = &at.server {
-                            let span = spans.entry(server.clone()).or_insert_with(|| ServerSpan {
-                                server: server.clone(),
-                                writes: 0,
-                                first_commit_us: at.end_us,
-                                last_commit_us: at.end_us,
-                                last_start_us: at.start_us,
-                            });
-                            span.writes += 1;
-                            span.first_commit_us = span.first_commit_us.min(at.end_us);
-                            span.last_commit_us = span.last_commit_us.max(at.end_us);
-                            span.last_start_us = span.last_start_us.max(at.start_us);
-                        }
-                    }
-                }
-            }
-            Outcome::Failed | Outcome::InDoubt => {
-                if at.outcome == Outcome::Failed {
-                    t.failed += 1;
-                    sec.failed += 1;
-                } else {
-                    t.in_doubt += 1;
-                    sec.in_doubt += 1;
-                    if at.kind == Kind::Write {
-                        a.in_doubt.push((at.client, at.seq));
-                    }
-                }
-                let label = at
-                    .error
-                    .as_ref()
-                    .map(|e| e.class.label())
-                    .unwrap_or_else(|| "unknown".into());
-                if label == "25006_read_only" && at.kind == Kind::Write {
-                    t.read_only_refusals += 1;
-                }
-                *a.errors_by_class.entry(label.clone()).or_default() += 1;
-                let w = open.entry(at.client).or_insert_with(|| OpenWindow {
-                    start_us: at.start_us,
-                    ..OpenWindow::default()
-                });
-                w.errors += 1;
-                *w.classes.entry(label).or_default() += 1;
-            }
-        }
+        first.add(attempt?);
     }
-    let run_end_us = last_end.values().copied().fold(run_end_us, u64::max);
-    for (client, w) in open {
-        let end = run_end_us;
-        a.client_windows.push(Window {
-            client: Some(client),
-            start_us: w.start_us,
-            end_us: end,
-            duration_ms: ms(end - w.start_us),
-            errors: w.errors,
-            classes: w.classes,
-            clients: None,
-            open_at_end: true,
-        });
-    }
-    // No acknowledgement since the last one (or since the start) until the run ended.
-    let quiet_since = last_ack.unwrap_or(0);
-    if run_end_us > quiet_since + stall_threshold_us {
-        stalls.push(Stall {
-            start_us: quiet_since,
-            end_us: run_end_us,
-            duration_ms: ms(run_end_us - quiet_since),
-            errors: 0,
-            open_at_end: true,
-        });
-    }
-    a.client_windows.sort_by_key(|w| (w.start_us, w.client));
-    a.windows = merge(&a.client_windows);
-    a.longest_window_ms = a.windows.iter().map(|w| w.duration_ms).fold(0.0, f64::max);
-    per_second.close_all(&mut a.timeline);
-    for (i, s) in a.timeline.iter_mut().enumerate() {
-        s.second = i as u64;
-    }
-
-    // Servers in the order they first committed; consecutive ones are cut-overs.
-    let mut servers: Vec<ServerSpan> = spans.into_values().collect();
-    servers.sort_by_key(|s| s.first_commit_us);
-    let mut brains: Vec<(usize, usize, u64)> = Vec::new();
-    for (i, pair) in servers.windows(2).enumerate() {
-        let (old, new) = (&pair[0], &pair[1]);
-        a.cutovers.push(Cutover {
-            from: old.server.clone(),
-            to: new.server.clone(),
-            last_old_commit_us: old.last_commit_us,
-            first_new_commit_us: new.first_commit_us,
-            gap_ms: ms(new.first_commit_us.saturating_sub(old.last_commit_us)),
-        });
-        if old.last_start_us > new.first_commit_us {
-            brains.push((i, i + 1, new.first_commit_us));
-        }
-    }
+    let (mut a, mut stalls, servers) = first.finish(run_end_us);
+    let (cuts, takeovers) = cutovers(&servers);
+    a.cutovers = cuts;
 
     // Pass 2: what needs the windows and the takeovers: latency inside windows, errors inside
     // stalls, and the writes an old primary took after the new one had taken over.
     let mut in_windows = Latencies::default();
-    let mut brain_counts = vec![0u64; brains.len()];
-    if !a.windows.is_empty() || !stalls.is_empty() || !brains.is_empty() {
+    let mut after_takeover = vec![0u64; takeovers.len()];
+    if !a.windows.is_empty() || !stalls.is_empty() || !takeovers.is_empty() {
         for attempt in read_history(path)? {
             let at = attempt?;
-            if at.outcome == Outcome::Ok {
-                let overlaps = a
-                    .windows
-                    .iter()
-                    .any(|w| at.start_us <= w.end_us && at.end_us >= w.start_us);
-                if overlaps {
-                    in_windows.record(at.latency_us());
+            if at.outcome != Outcome::Ok {
+                if let Some(s) = stalls
+                    .iter_mut()
+                    .find(|s| at.end_us > s.start_us && at.end_us <= s.end_us)
+                {
+                    s.errors += 1;
                 }
-                if at.kind == Kind::Write {
-                    for (k, (old, _, takeover)) in brains.iter().enumerate() {
-                        if at.server.as_ref() == Some(&servers[*old].server)
-                            && at.start_us > *takeover
-                        {
-                            brain_counts[k] += 1;
-                        }
+                continue;
+            }
+            let overlaps = a
+                .windows
+                .iter()
+                .any(|w| at.start_us <= w.end_us && at.end_us >= w.start_us);
+            if overlaps {
+                in_windows.record(at.latency_us());
+            }
+            if at.kind == Kind::Write {
+                for (k, t) in takeovers.iter().enumerate() {
+                    if at.server.as_ref() == Some(&servers[t.old].server) && at.start_us > t.at_us {
+                        after_takeover[k] += 1;
                     }
                 }
-            } else if let Some(s) = stalls
-                .iter_mut()
-                .find(|s| at.end_us > s.start_us && at.end_us <= s.end_us)
-            {
-                s.errors += 1;
             }
         }
     }
-    a.split_brain = brains
+    a.split_brain = takeovers
         .iter()
-        .zip(brain_counts)
-        .map(|((old, new, _), n)| SplitBrain {
-            earlier: servers[*old].server.clone(),
-            later: servers[*new].server.clone(),
+        .zip(after_takeover)
+        .map(|(t, n)| SplitBrain {
+            earlier: servers[t.old].server.clone(),
+            later: servers[t.new].server.clone(),
             writes_after_takeover: n,
         })
         .collect();
     a.stalls = stalls;
     a.servers = servers;
-    a.latency = Latency {
-        overall: overall.percentiles(),
-        in_windows: in_windows.percentiles(),
-    };
+    a.latency.in_windows = in_windows.percentiles();
     Ok(a)
 }
 
