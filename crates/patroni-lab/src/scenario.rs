@@ -72,7 +72,7 @@ pub struct RunArgs {
     /// The client endpoint (default: the lab's HAProxy on 127.0.0.1:5432).
     #[arg(long)]
     url: Option<String>,
-    /// Patroni REST APIs of an existing cluster, comma-separated (then only switchover runs).
+    /// Patroni REST APIs of an existing cluster, comma-separated (then only switchover and restart-leader run).
     #[arg(long, value_delimiter = ',')]
     patroni: Vec<String>,
 }
@@ -164,7 +164,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     }
     if fault.needs_containers() && !lab.containers {
         return Err(format!(
-            "{} needs the lab's containers; against a cluster given by --patroni only switchover runs",
+            "{} needs the lab's containers; against a cluster given by --patroni only switchover and restart-leader run",
             fault.name()
         ));
     }

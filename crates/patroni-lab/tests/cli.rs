@@ -175,6 +175,7 @@ fn scenario_list_names_every_fault_with_its_expectations() {
     for name in [
         "switchover",
         "switchover-paused",
+        "restart-leader",
         "stop-leader",
         "kill-leader",
         "crash-postgres",
@@ -190,7 +191,7 @@ fn scenario_list_names_every_fault_with_its_expectations() {
             "{name} missing: {out}"
         );
     }
-    assert_eq!(out.matches("expects:").count(), 11, "{out}");
+    assert_eq!(out.matches("expects:").count(), 12, "{out}");
 }
 
 #[test]

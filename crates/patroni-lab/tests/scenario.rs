@@ -135,6 +135,25 @@ fn stop_leader_scenario_fails_over_gracefully_and_starts_the_old_leader_again() 
 }
 
 #[test]
+fn restart_leader_restarts_postgres_in_place_through_the_rest_api() {
+    let lab = LabTest::begin("restart_leader_restarts_postgres_in_place_through_the_rest_api");
+    let (code, report, _) = scenario("restart-leader", &[]);
+    assert_eq!(code, 0);
+    grades_all_pass(&report);
+    assert!(has_event(
+        &report,
+        &format!("restart requested ({})", lab.leader)
+    ));
+    assert!(has_event(&report, "restart done"), "{:?}", events(&report));
+    assert_eq!(
+        report["runs"][0]["leader_after"],
+        lab.leader.as_str(),
+        "no failover"
+    );
+    all_back();
+}
+
+#[test]
 fn replica_loss_is_not_seen_by_clients_and_the_replica_comes_back() {
     let lab = LabTest::begin("replica_loss_is_not_seen_by_clients_and_the_replica_comes_back");
     let (code, report, _) = scenario("replica-loss", &["--secs", "3"]);
@@ -420,6 +439,11 @@ fn partition_leader_is_undone_and_its_lost_writes_are_reported() {
     assert_eq!(lost["checked"], Value::Bool(true), "{lost}");
     assert!(!lost["missing"].as_array().unwrap().is_empty(), "{lost}");
     assert_eq!(code, 3);
+    // Patroni's promise (loop_wait + 2 x retry_timeout <= ttl): the cut-off leader stops
+    // accepting writes before its lock expires, so none after the lock moved.
+    let run = &report["runs"][0];
+    assert!(run["lock_lost_at_us"].as_i64().is_some(), "{run}");
+    assert_eq!(run["old_leader_writes_after_lock_lost"], 0);
     let tables = run_ok(
         "docker",
         &["exec", "--user", "root", leader, "nft", "list", "tables"],

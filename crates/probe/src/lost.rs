@@ -172,6 +172,9 @@ impl CheckInput<'_> {
     }
 }
 
+/// How an attempt cut short by the deadline ends its message.
+const OUT_OF_TIME: &str = "the check's time limit ran out";
+
 /// Why one attempt at the check did not finish; the last one is reported.
 type Attempt<T> = Result<T, String>;
 
@@ -183,7 +186,7 @@ async fn before<T>(
 ) -> Attempt<T> {
     match tokio::time::timeout_at(deadline, work).await {
         Ok(result) => result,
-        Err(_) => Err(format!("{what}: the check's time limit ran out")),
+        Err(_) => Err(format!("{what}: {OUT_OF_TIME}")),
     }
 }
 
@@ -476,7 +479,10 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 pub async fn check(input: &CheckInput<'_>) -> LostWrites {
     let deadline = Instant::now() + input.limit;
     let settle = settle(input, deadline).await;
+    // The last reason an attempt gave; an attempt cut short by the deadline does not hide the
+    // reason the attempts before it gave.
     let mut last_error = String::from("no attempt finished");
+    let mut cut_short = false;
     while Instant::now() < deadline {
         match read_rows(input, deadline).await {
             Ok(read) => {
@@ -495,6 +501,9 @@ pub async fn check(input: &CheckInput<'_>) -> LostWrites {
                 result.settle = settle;
                 return result;
             }
+            Err(e) if e.ends_with(OUT_OF_TIME) && last_error != "no attempt finished" => {
+                cut_short = true;
+            }
             Err(e) => last_error = e,
         }
         let pause = Instant::now() + RETRY_PAUSE;
@@ -506,8 +515,13 @@ pub async fn check(input: &CheckInput<'_>) -> LostWrites {
         in_doubt: input.in_doubt.len() as u64,
         newest_acked_timeline: input.newest_timeline(),
         error: Some(format!(
-            "could not read the probe's rows from the newest primary within {:.1} s: {last_error}",
-            input.limit.as_secs_f64()
+            "could not read the probe's rows from the newest primary within {:.1} s: {last_error}{}",
+            input.limit.as_secs_f64(),
+            if cut_short {
+                " (and the last attempt ran out of time)"
+            } else {
+                ""
+            }
         )),
         settle,
         ..LostWrites::default()

@@ -22,6 +22,8 @@ pub enum Fault {
     Switchover,
     /// A planned switchover inside a PgBouncer PAUSE/RESUME, HAProxy holding clients for it.
     SwitchoverPaused,
+    /// PostgreSQL on the leader restarted by Patroni (`POST /restart`); no failover.
+    RestartLeader,
     /// The leader's container stopped gracefully (SIGTERM), started again once another leads.
     StopLeader,
     /// The leader's container killed (SIGKILL), started again once another leads.
@@ -47,6 +49,7 @@ pub enum Fault {
 pub const ALL: &[Fault] = &[
     Fault::Switchover,
     Fault::SwitchoverPaused,
+    Fault::RestartLeader,
     Fault::StopLeader,
     Fault::KillLeader,
     Fault::CrashPostgres,
@@ -71,6 +74,7 @@ impl Fault {
         match self {
             Self::Switchover => "switchover",
             Self::SwitchoverPaused => "switchover-paused",
+            Self::RestartLeader => "restart-leader",
             Self::StopLeader => "stop-leader",
             Self::KillLeader => "kill-leader",
             Self::CrashPostgres => "crash-postgres",
@@ -116,6 +120,9 @@ impl Fault {
             Self::SwitchoverPaused => {
                 "PgBouncer PAUSE, switchover, RESUME once pgbouncer.ini names the new leader".into()
             }
+            Self::RestartLeader => {
+                "PostgreSQL on the leader restarted by Patroni (POST /restart); no failover".into()
+            }
             Self::StopLeader => {
                 "docker stop of the leader (SIGTERM, graceful); started again once the other leads"
                     .into()
@@ -143,7 +150,7 @@ impl Fault {
 
     /// Whether it acts on the lab's containers (refused against a cluster given by URLs).
     pub fn needs_containers(&self) -> bool {
-        !matches!(self, Self::Switchover)
+        !matches!(self, Self::Switchover | Self::RestartLeader)
     }
 
     /// Client settings the scenario needs: a paused switchover holds every client for about
@@ -183,6 +190,11 @@ impl Fault {
                 max_stall: Some(s(4)),
                 max_failed: Some(0),
                 max_in_doubt: Some(0),
+                ..base
+            },
+            // A fast shutdown and start of the same primary: MEASURED_RESTART.
+            Self::RestartLeader => Expectations {
+                max_window: Some(s(6)),
                 ..base
             },
             // Measured 2.1-2.6 s (2.1 s by the runner).
@@ -285,6 +297,28 @@ impl Fault {
             }
             Self::SwitchoverPaused => {
                 paused_switchover(lab, leader, &replica, timeline)?;
+            }
+            Self::RestartLeader => {
+                let node = lab
+                    .node(leader)
+                    .ok_or_else(|| FaultError::Step(format!("no REST API for {leader}")))?;
+                step(format!("restart requested ({leader})"));
+                let (status, reply) = patroni::send_json(
+                    &node.api_url,
+                    "POST",
+                    "/restart",
+                    "{}",
+                    Some(&lab.auth),
+                    Duration::from_secs(60),
+                )
+                .map_err(err)?;
+                if status != 200 {
+                    return Err(FaultError::Step(format!(
+                        "POST /restart answered {status}: {}",
+                        reply.trim()
+                    )));
+                }
+                step(format!("restart done: {}", reply.trim()));
             }
             Self::StopLeader | Self::KillLeader => {
                 let guard = start_again(leader);

@@ -119,6 +119,14 @@ pub fn run_summary(run: &ScenarioRun) -> String {
     for e in &run.events {
         let _ = writeln!(s, "    {:>+8.2} s  {}", e.at_us as f64 / 1e6, e.what);
     }
+    if let (Some(at), Some(n)) = (run.lock_lost_at_us, run.old_leader_writes_after_lock_lost) {
+        let _ = writeln!(
+            s,
+            "  {} lost the leader lock at {:+.2} s; writes it acknowledged after that: {n}",
+            run.leader_before,
+            at as f64 / 1e6
+        );
+    }
     for g in &run.grades {
         let _ = writeln!(
             s,

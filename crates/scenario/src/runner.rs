@@ -39,6 +39,14 @@ pub struct ScenarioRun {
     /// From the fault's injection to the cluster being whole again (`None`: not within the
     /// expectation's limit).
     pub whole_again_ms: Option<f64>,
+    /// When the leader before the fault stopped holding the lock (the first "leader lock"
+    /// change after the injection), on the probe's clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_lost_at_us: Option<i64>,
+    /// Writes the leader before the fault acknowledged after it had lost the lock (a primary
+    /// cut off or frozen that goes on accepting writes); `None` when the lock never moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_leader_writes_after_lock_lost: Option<u64>,
     /// Set when a fault step failed or was cut short by a signal (the fault was undone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_error: Option<String>,
@@ -50,7 +58,9 @@ pub struct ScenarioRun {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
-    #[error("{0} needs the lab's containers; against a cluster given by URLs only switchover runs")]
+    #[error(
+        "{0} needs the lab's containers; against a cluster given by URLs only switchover and restart-leader run"
+    )]
     NeedsContainers(&'static str),
     #[error("{0}")]
     NotWhole(String),
@@ -90,8 +100,15 @@ pub async fn run_once(
         poll_rx,
     ));
     let (probe_stop, probe_rx) = watch::channel(false);
+    // The history is kept until the run is graded (writes after the lock moved are read from it).
+    let history = std::env::temp_dir().join(format!(
+        "patroni-lab-scenario-{}-{}.jsonl",
+        std::process::id(),
+        timeline::unix_us()
+    ));
     let probe = {
-        let settings = plan.probe.clone();
+        let mut settings = plan.probe.clone();
+        settings.history_path = Some(history.clone());
         tokio::spawn(async move { session::run(&settings, &Limits::default(), probe_rx).await })
     };
     let mut fault_result = Ok(());
@@ -142,15 +159,57 @@ pub async fn run_once(
     if let Some(e) = &fault_error {
         timeline.record(Source::Fault, format!("fault step failed: {e} (undone)"));
     }
+    let events = timeline.events(report.started_unix_us);
+    let lock_lost_at_us = lock_lost_at(&events, &leader_before);
+    let old_leader_writes_after_lock_lost =
+        lock_lost_at_us.and_then(|at| writes_after(&history, &report, at));
+    let _ = std::fs::remove_file(&history);
     let grades = grade::grade(&plan.expectations, &report, whole_again);
     Ok(ScenarioRun {
         leader_before,
         leader_after,
         whole_again_ms: whole_again.map(|d| d.as_secs_f64() * 1000.0),
-        events: timeline.events(report.started_unix_us),
+        events,
+        lock_lost_at_us,
+        old_leader_writes_after_lock_lost,
         passed: fault_error.is_none() && grades.iter().all(|g| g.pass),
         fault_error,
         grades,
         probe: report,
     })
+}
+
+/// When the lock left `leader`: the first "leader lock: ..." event after the injection that
+/// does not name it.
+fn lock_lost_at(events: &[Event], leader: &str) -> Option<i64> {
+    let injected = events
+        .iter()
+        .find(|e| e.source == Source::Fault && e.what.starts_with("inject "))?
+        .at_us;
+    events
+        .iter()
+        .filter(|e| e.at_us >= injected)
+        .find(|e| {
+            e.what
+                .strip_prefix("leader lock: ")
+                .is_some_and(|holder| !holder.starts_with(leader))
+        })
+        .map(|e| e.at_us)
+}
+
+/// Writes the first server of the run (the leader before the fault) acknowledged after `at_us`.
+fn writes_after(history: &std::path::Path, report: &Report, at_us: i64) -> Option<u64> {
+    let old = &report.analysis.servers.first()?.server;
+    let attempts = patroni_lab_probe::analysis::read_history(history).ok()?;
+    let mut n = 0;
+    for a in attempts.flatten() {
+        if a.outcome == patroni_lab_probe::classify::Outcome::Ok
+            && a.kind == patroni_lab_probe::record::Kind::Write
+            && a.server.as_ref() == Some(old)
+            && a.end_us as i64 > at_us
+        {
+            n += 1;
+        }
+    }
+    Some(n)
 }
