@@ -21,6 +21,20 @@ pub enum ScenarioCommand {
     List,
     /// Run a scenario with the probe going through it, and grade what clients saw.
     Run(Box<RunArgs>),
+    /// The paused switchover's dead man's switch (started by the runner, not by hand).
+    #[command(hide = true)]
+    ResumeAfter {
+        #[arg(long)]
+        secs: u64,
+        #[arg(long)]
+        flag: PathBuf,
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Args)]
@@ -72,9 +86,14 @@ pub struct RunArgs {
     /// The client endpoint (default: the lab's HAProxy on 127.0.0.1:5432).
     #[arg(long)]
     url: Option<String>,
-    /// Patroni REST APIs of an existing cluster, comma-separated (then only switchover and restart-leader run).
+    /// Patroni REST APIs of an existing cluster, comma-separated (then only switchover,
+    /// switchover-paused and restart-leader run).
     #[arg(long, value_delimiter = ',')]
     patroni: Vec<String>,
+    /// PgBouncer's admin console of an existing cluster (postgres://user@host:port/pgbouncer),
+    /// for switchover-paused; the password from the URL, else POSTGRES_PASSWORD.
+    #[arg(long)]
+    pgbouncer: Option<String>,
 }
 
 const FAILED_EXPECTATIONS: u8 = 3;
@@ -85,6 +104,27 @@ pub fn run(cmd: ScenarioCommand) -> ExitCode {
         ScenarioCommand::List => {
             print!("{}", list());
             ExitCode::SUCCESS
+        }
+        ScenarioCommand::ResumeAfter {
+            secs,
+            flag,
+            host,
+            port,
+            user,
+        } => {
+            let admin = patroni_lab_callback::pgbouncer::AdminTarget {
+                host,
+                port,
+                user,
+                password: std::env::var("PGBOUNCER_ADMIN_PASSWORD").unwrap_or_default(),
+            };
+            match fault::resume_after(Duration::from_secs(secs), &flag, &admin) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("patroni-lab scenario resume-after: error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         ScenarioCommand::Run(args) => match prepare(&args) {
             Err(e) => {
@@ -162,9 +202,38 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     if let Some(url) = &args.url {
         lab.client_url = url.clone();
     }
+    if let Some(url) = &args.pgbouncer {
+        let c: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| format!("--pgbouncer cannot be read: {e}"))?;
+        let host = match c.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => {
+                return Err(
+                    "--pgbouncer needs a host (postgres://user@host:port/pgbouncer)".into(),
+                );
+            }
+        };
+        lab.pgbouncer_admin = patroni_lab_callback::pgbouncer::AdminTarget {
+            host,
+            port: c.get_ports().first().copied().unwrap_or(6432),
+            user: c.get_user().unwrap_or("postgres").to_string(),
+            password: c
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_else(|| lab.password.clone()),
+        };
+        lab.pgbouncer_admin_url = url.clone();
+    }
+    if fault.needs_pgbouncer() && !lab.containers && args.pgbouncer.is_none() {
+        return Err(format!(
+            "{} against a cluster given by --patroni needs --pgbouncer postgres://user@host:port/pgbouncer",
+            fault.name()
+        ));
+    }
     if fault.needs_containers() && !lab.containers {
         return Err(format!(
-            "{} needs the lab's containers; against a cluster given by --patroni only switchover and restart-leader run",
+            "{} needs the lab's containers; against a cluster given by --patroni only switchover, switchover-paused and restart-leader run",
             fault.name()
         ));
     }

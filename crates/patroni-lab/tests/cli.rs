@@ -216,6 +216,15 @@ fn scenario_bad_input_is_one_line_exit_2_before_touching_the_lab() {
         ),
         (&["run", "switchover", "--mode", "x"], "--mode 'x'"),
         (
+            &[
+                "run",
+                "switchover-paused",
+                "--patroni",
+                "http://127.0.0.1:1",
+            ],
+            "needs --pgbouncer",
+        ),
+        (
             &["run", "switchover", "--json", "/nonexistent-dir/s.json"],
             "cannot write the JSON report",
         ),

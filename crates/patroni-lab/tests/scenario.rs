@@ -451,3 +451,78 @@ fn partition_leader_is_undone_and_its_lost_writes_are_reported() {
     assert!(!tables.contains("plab"), "filter left in place: {tables}");
     all_back();
 }
+
+/// The lab addressed as if it were a remote cluster: REST APIs, PgBouncer directly (no HAProxy,
+/// no containers).
+fn as_remote() -> Vec<String> {
+    vec![
+        "--patroni".into(),
+        format!(
+            "http://127.0.0.1:{},http://127.0.0.1:{}",
+            api_port("patroni1"),
+            api_port("patroni2")
+        ),
+        "--url".into(),
+        "postgres://postgres@127.0.0.1:6432/postgres".into(),
+        "--pgbouncer".into(),
+        "postgres://postgres@127.0.0.1:6432/pgbouncer".into(),
+    ]
+}
+
+#[test]
+fn paused_switchover_against_a_cluster_given_by_urls_has_no_errors() {
+    let lab = LabTest::begin("paused_switchover_against_a_cluster_given_by_urls_has_no_errors");
+    let args = as_remote();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, report, _) = scenario("switchover-paused", &refs);
+    assert_eq!(code, 0);
+    grades_all_pass(&report);
+    let totals = &report["runs"][0]["probe"]["totals"];
+    assert_eq!(
+        (totals["failed"].as_u64(), totals["in_doubt"].as_u64()),
+        (Some(0), Some(0)),
+        "{totals}"
+    );
+    assert_eq!(report["runs"][0]["leader_after"], other(&lab.leader));
+    assert!(has_event(&report, "RESUME postgres"));
+    assert!(
+        !has_event(&report, "HAProxy hold line"),
+        "no HAProxy outside the lab"
+    );
+    assert_eq!(pgbouncer_paused(), Some(false));
+    all_back();
+}
+
+#[test]
+fn runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself() {
+    let _lab = LabTest::begin("runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args(["scenario", "run", "switchover-paused", "--inject-at", "2s"])
+        .args(as_remote())
+        .env("POSTGRES_PASSWORD", password())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "PgBouncer paused by the runner",
+        Duration::from_secs(60),
+        || match pgbouncer_paused() {
+            Some(true) => Ok(()),
+            other => Err(format!("paused: {other:?}")),
+        },
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    // The dead man's switch here is a process of its own (patroni-lab scenario resume-after).
+    let (_, took) = wait_for(
+        "PgBouncer resumed by itself",
+        Duration::from_secs(30),
+        || match pgbouncer_paused() {
+            Some(false) => Ok(()),
+            other => Err(format!("paused: {other:?}")),
+        },
+    );
+    assert!(took <= Duration::from_secs(25));
+    all_back();
+}

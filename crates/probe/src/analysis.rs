@@ -10,9 +10,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use crate::acked::Acked;
 use crate::classify::{ErrorClass, Outcome};
 use crate::percentile::{Latencies, Percentiles};
 use crate::record::{Attempt, Kind, ServerId};
+use crate::seconds::SecondLatencies;
+use crate::windows::{OpenWindow, merge};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
@@ -150,47 +153,6 @@ pub struct Second {
     pub max_ms: Option<f64>,
 }
 
-/// Acknowledged write sequence numbers, per client, as sorted inclusive ranges.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Acked {
-    pub ranges: BTreeMap<u32, Vec<(u64, u64)>>,
-}
-
-impl Acked {
-    pub fn insert(&mut self, client: u32, seq: u64) {
-        let ranges = self.ranges.entry(client).or_default();
-        match ranges.last_mut() {
-            Some((_, end)) if *end + 1 == seq => *end = seq,
-            Some((_, end)) if *end >= seq => {
-                // Out of order (never from the probe, but keep the set right).
-                let mut all: Vec<u64> = ranges.iter().flat_map(|(a, b)| *a..=*b).collect();
-                all.push(seq);
-                all.sort_unstable();
-                all.dedup();
-                *ranges = Vec::new();
-                for s in all {
-                    match ranges.last_mut() {
-                        Some((_, e)) if *e + 1 == s => *e = s,
-                        _ => ranges.push((s, s)),
-                    }
-                }
-            }
-            _ => ranges.push((seq, seq)),
-        }
-    }
-
-    pub fn len(&self) -> u64 {
-        self.ranges
-            .values()
-            .flat_map(|r| r.iter().map(|(a, b)| b - a + 1))
-            .sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-}
-
 /// Everything the analysis found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Analysis {
@@ -212,110 +174,8 @@ pub struct Analysis {
     pub in_doubt: Vec<(u32, u64)>,
 }
 
-fn ms(us: u64) -> f64 {
+pub(crate) fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
-}
-
-/// How long after a second has passed its latencies are still taken: the history is written
-/// in the order attempts end, give or take the scheduling of the clients' tasks, so a few
-/// seconds suffice. Seconds older than this are summarised and their histogram reused.
-const OPEN_SECONDS: usize = 30;
-
-/// The per-second latency histograms still open (at most `OPEN_SECONDS` of them).
-#[derive(Default)]
-struct SecondLatencies {
-    open: BTreeMap<usize, Latencies>,
-    spare: Vec<Latencies>,
-}
-
-impl SecondLatencies {
-    fn record(&mut self, timeline: &mut [Second], second: usize, us: u64) {
-        let spare = &mut self.spare;
-        self.open
-            .entry(second)
-            .or_insert_with(|| spare.pop().unwrap_or_default())
-            .record(us);
-        while let Some((&oldest, _)) = self.open.first_key_value() {
-            if oldest + OPEN_SECONDS >= second {
-                break;
-            }
-            self.close(timeline, oldest);
-        }
-    }
-
-    fn close(&mut self, timeline: &mut [Second], second: usize) {
-        if let Some(mut h) = self.open.remove(&second) {
-            let s = &mut timeline[second];
-            // A late attempt for a second already closed adds to it (max only), never replaces.
-            s.p50_ms = s.p50_ms.or(h.quantile_ms(0.5));
-            s.p99_ms = s.p99_ms.or(h.quantile_ms(0.99));
-            h.reset();
-            self.spare.push(h);
-        }
-    }
-
-    fn close_all(&mut self, timeline: &mut [Second]) {
-        let seconds: Vec<usize> = self.open.keys().copied().collect();
-        for second in seconds {
-            self.close(timeline, second);
-        }
-    }
-}
-
-/// Merges per-client windows into all-clients windows (the union of their spans).
-fn merge(client_windows: &[Window]) -> Vec<Window> {
-    let mut sorted: Vec<&Window> = client_windows.iter().collect();
-    sorted.sort_by_key(|w| w.start_us);
-    let mut merged: Vec<(Window, std::collections::BTreeSet<u32>)> = Vec::new();
-    for w in sorted {
-        match merged.last_mut() {
-            Some((m, clients)) if w.start_us <= m.end_us => {
-                m.end_us = m.end_us.max(w.end_us);
-                m.errors += w.errors;
-                m.open_at_end |= w.open_at_end;
-                for (k, v) in &w.classes {
-                    *m.classes.entry(k.clone()).or_default() += v;
-                }
-                clients.extend(w.client);
-            }
-            _ => {
-                let mut m = w.clone();
-                m.client = None;
-                merged.push((m, w.client.into_iter().collect()));
-            }
-        }
-    }
-    merged
-        .into_iter()
-        .map(|(mut m, clients)| {
-            m.duration_ms = ms(m.end_us - m.start_us);
-            m.clients = Some(clients.len() as u32);
-            m
-        })
-        .collect()
-}
-
-#[derive(Default)]
-struct OpenWindow {
-    start_us: u64,
-    errors: u64,
-    classes: BTreeMap<String, u64>,
-}
-
-impl OpenWindow {
-    /// The client's window, ended at `end_us` (by a success, or by the run's end).
-    fn closed(self, client: u32, end_us: u64, open_at_end: bool) -> Window {
-        Window {
-            client: Some(client),
-            start_us: self.start_us,
-            end_us,
-            duration_ms: ms(end_us - self.start_us),
-            errors: self.errors,
-            classes: self.classes,
-            clients: None,
-            open_at_end,
-        }
-    }
 }
 
 /// Pass 1 over the history: counts, per-client windows, stalls, servers, acknowledged writes,
@@ -834,18 +694,6 @@ mod tests {
             "{:?}",
             a.timeline[1]
         );
-    }
-
-    #[test]
-    fn acked_ranges_stay_compact_and_right() {
-        let mut acked = Acked::default();
-        for s in [1, 2, 3, 5, 6, 9] {
-            acked.insert(7, s);
-        }
-        assert_eq!(acked.ranges[&7], vec![(1, 3), (5, 6), (9, 9)]);
-        acked.insert(7, 4);
-        assert_eq!(acked.ranges[&7], vec![(1, 6), (9, 9)]);
-        assert_eq!(acked.len(), 7);
     }
 
     #[test]

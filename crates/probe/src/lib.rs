@@ -5,6 +5,7 @@
 //! unavailability windows, stalls, the cut-over gap, errors by class, latency, and — checked
 //! against the primary at the end — acknowledged writes that were lost.
 
+pub mod acked;
 pub mod analysis;
 pub mod classify;
 pub mod history;
@@ -13,7 +14,9 @@ pub mod lost;
 pub mod percentile;
 pub mod record;
 pub mod report;
+pub mod seconds;
 pub mod session;
 pub mod settings;
 pub mod sql;
+pub mod windows;
 pub mod workload;

@@ -66,7 +66,13 @@ pub async fn pgbouncer_target(lab: &Lab, touch: bool) -> Result<String, String> 
         let client = lab.pgbouncer_admin_url.replace("/pgbouncer", "/postgres");
         let _ = query(&client, &lab.password, "SELECT 1").await;
     }
-    let rows = query(&lab.pgbouncer_admin_url, &lab.password, "SHOW DATABASES").await?;
+    let rows = patroni_lab_callback::pgbouncer::admin_command(
+        &lab.pgbouncer_admin,
+        "SHOW DATABASES",
+        Duration::from_secs(3),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     rows.iter()
         .find(|r| r.first().cloned().flatten().as_deref() == Some("postgres"))
         .and_then(|r| r.get(1).cloned().flatten())

@@ -150,7 +150,15 @@ impl Fault {
 
     /// Whether it acts on the lab's containers (refused against a cluster given by URLs).
     pub fn needs_containers(&self) -> bool {
-        !matches!(self, Self::Switchover | Self::RestartLeader)
+        !matches!(
+            self,
+            Self::Switchover | Self::RestartLeader | Self::SwitchoverPaused
+        )
+    }
+
+    /// Whether it needs PgBouncer's admin console (given with `--pgbouncer` outside the lab).
+    pub fn needs_pgbouncer(&self) -> bool {
+        *self == Self::SwitchoverPaused
     }
 
     /// Client settings the scenario needs: a paused switchover holds every client for about
@@ -562,6 +570,77 @@ fn dead_mans_switch(container: &str, flag: &str, then: &str) -> Result<(), Fault
     Ok(())
 }
 
+/// Arms the dead man's switch that resumes PgBouncer if the runner dies mid-pause, and returns
+/// what disarms it. In the lab it runs inside the PgBouncer container (`docker exec -d`); for
+/// another cluster it is a process of its own (`patroni-lab scenario resume-after`, in its own
+/// process group, so a SIGKILL of the runner leaves it running).
+fn arm_pause_switch(lab: &Lab, token: &str) -> Result<Box<dyn Fn() + Send + Sync>, FaultError> {
+    if lab.containers {
+        let flag = format!("/tmp/plab-pause-{token}");
+        dead_mans_switch(
+            lab::PGBOUNCER,
+            &flag,
+            "PGPASSWORD=$POSTGRES_PASSWORD psql -h 127.0.0.1 -p 6432 -U ${POSTGRES_USER:-postgres} -d pgbouncer -c 'RESUME postgres'",
+        )?;
+        return Ok(Box::new(move || {
+            let _ = docker(&["exec", lab::PGBOUNCER, "rm", "-f", &flag]);
+        }));
+    }
+    use std::os::unix::process::CommandExt;
+    let flag = std::env::temp_dir().join(format!("plab-pause-{token}"));
+    std::fs::write(&flag, b"").map_err(err)?;
+    let admin = &lab.pgbouncer_admin;
+    let exe = std::env::current_exe().map_err(err)?;
+    std::process::Command::new(exe)
+        .args(["scenario", "resume-after", "--secs"])
+        .arg(PAUSE_DEAD_MAN.as_secs().to_string())
+        .arg("--flag")
+        .arg(&flag)
+        .args([
+            "--host",
+            &admin.host,
+            "--port",
+            &admin.port.to_string(),
+            "--user",
+            &admin.user,
+        ])
+        .env("PGBOUNCER_ADMIN_PASSWORD", &admin.password)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(err)?;
+    Ok(Box::new(move || {
+        let _ = std::fs::remove_file(&flag);
+    }))
+}
+
+/// The dead man's switch itself (`patroni-lab scenario resume-after`): after `wait`, unless
+/// `flag` is gone, removes it and sends `RESUME postgres`.
+pub fn resume_after(
+    wait: Duration,
+    flag: &std::path::Path,
+    admin: &patroni_lab_callback::pgbouncer::AdminTarget,
+) -> Result<bool, String> {
+    std::thread::sleep(wait);
+    if std::fs::remove_file(flag).is_err() {
+        return Ok(false);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime
+        .block_on(patroni_lab_callback::pgbouncer::admin_command(
+            admin,
+            "RESUME postgres",
+            Duration::from_secs(10),
+        ))
+        .map(|_| true)
+        .map_err(|e| e.to_string())
+}
+
 /// The zero-error planned switchover: HAProxy holds clients, PgBouncer pauses (waiting for
 /// running transactions), the switchover runs, and PgBouncer resumes once its file names the
 /// new leader. Every step is a guard; a dead man's switch in each container undoes it if the
@@ -574,39 +653,38 @@ fn paused_switchover(
 ) -> Result<(), FaultError> {
     let step = |what: String| timeline.record(Source::Fault, what);
     let token = format!("{}-{}", std::process::id(), crate::timeline::unix_us());
-    let pause_flag = format!("/tmp/plab-pause-{token}");
-    let hold_flag = format!("/tmp/plab-hold-{token}");
-    dead_mans_switch(
-        lab::PGBOUNCER,
-        &pause_flag,
-        "PGPASSWORD=$POSTGRES_PASSWORD psql -h 127.0.0.1 -p 6432 -U ${POSTGRES_USER:-postgres} -d pgbouncer -c 'RESUME postgres'",
-    )?;
-    dead_mans_switch(
-        lab::HAPROXY,
-        &hold_flag,
-        &format!(
-            "exec 3<>{}; echo 'disable server {}' >&3",
-            lab::HAPROXY_RUNTIME,
-            lab::HAPROXY_HOLD_LINE
-        ),
-    )?;
+    let disarm_pause = arm_pause_switch(lab, &token)?;
+    // HAProxy's hold line: only in the lab (another cluster's proxy is its own business; its
+    // clients must reach PgBouncer while no node says /primary).
+    let unhold = if lab.containers {
+        let hold_flag = format!("/tmp/plab-hold-{token}");
+        dead_mans_switch(
+            lab::HAPROXY,
+            &hold_flag,
+            &format!(
+                "exec 3<>{}; echo 'disable server {}' >&3",
+                lab::HAPROXY_RUNTIME,
+                lab::HAPROXY_HOLD_LINE
+            ),
+        )?;
+        let guard = Guard::arm(Undo::new("HAProxy hold line disabled", move || {
+            let _ = docker(&["exec", lab::HAPROXY, "rm", "-f", &hold_flag]);
+            haproxy_runtime(&format!("disable server {}", lab::HAPROXY_HOLD_LINE))
+        }));
+        haproxy_runtime(&format!("enable server {}", lab::HAPROXY_HOLD_LINE)).map_err(err)?;
+        step("HAProxy hold line enabled".into());
+        Some(guard)
+    } else {
+        None
+    };
     step(format!(
-        "dead man's switches armed ({} s)",
+        "dead man's switch armed (RESUME in {} s unless disarmed)",
         PAUSE_DEAD_MAN.as_secs()
     ));
-    let unhold = {
-        let flag = hold_flag.clone();
-        Guard::arm(Undo::new("HAProxy hold line disabled", move || {
-            let _ = docker(&["exec", lab::HAPROXY, "rm", "-f", &flag]);
-            haproxy_runtime(&format!("disable server {}", lab::HAPROXY_HOLD_LINE))
-        }))
-    };
-    haproxy_runtime(&format!("enable server {}", lab::HAPROXY_HOLD_LINE)).map_err(err)?;
-    step("HAProxy hold line enabled".into());
     let resume = {
-        let (lab, flag) = (lab.clone(), pause_flag.clone());
+        let lab = lab.clone();
         Guard::arm(Undo::new("RESUME postgres", move || {
-            let _ = docker(&["exec", lab::PGBOUNCER, "rm", "-f", &flag]);
+            disarm_pause();
             pgbouncer_admin(&lab, "RESUME postgres").map_err(|e| e.to_string())
         }))
     };
@@ -645,7 +723,7 @@ fn paused_switchover(
                 break;
             }
         }
-        if switchover.is_finished() || start.elapsed() >= PAUSE_LIMIT {
+        if lab.containers && (switchover.is_finished() || start.elapsed() >= PAUSE_LIMIT) {
             // Either it failed, or PgBouncer's entry is missing: read the file under the lock.
             match ini_target() {
                 Ok(t) if t == replica => break,
@@ -658,6 +736,12 @@ fn paused_switchover(
                 _ => {}
             }
         }
+        if !lab.containers && start.elapsed() >= PAUSE_LIMIT {
+            return Err(FaultError::Step(format!(
+                "PgBouncer was not pointed at {replica} within {} s",
+                PAUSE_LIMIT.as_secs()
+            )));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     step(format!(
@@ -665,8 +749,10 @@ fn paused_switchover(
     ));
     resume.undo().map_err(err)?;
     step("RESUME postgres".into());
-    unhold.undo().map_err(err)?;
-    step("HAProxy hold line disabled".into());
+    if let Some(unhold) = unhold {
+        unhold.undo().map_err(err)?;
+        step("HAProxy hold line disabled".into());
+    }
     let (status, reply) = switchover
         .join()
         .map_err(|_| FaultError::Step("the switchover request panicked".into()))?

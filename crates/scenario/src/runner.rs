@@ -59,7 +59,7 @@ pub struct ScenarioRun {
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
     #[error(
-        "{0} needs the lab's containers; against a cluster given by URLs only switchover and restart-leader run"
+        "{0} needs the lab's containers; against a cluster given by URLs only switchover, switchover-paused and restart-leader run"
     )]
     NeedsContainers(&'static str),
     #[error("{0}")]
