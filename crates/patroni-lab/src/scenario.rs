@@ -166,7 +166,22 @@ struct Prepared {
     plan: runner::Plan,
 }
 
-/// Every check that needs nothing slow: flags, the fault's needs, report paths.
+/// The member name a Patroni REST API answers for (`GET /patroni`).
+fn member_name(api_url: &str) -> Result<String, String> {
+    let timeout = patroni_lab_scenario::lab::REST_TIMEOUT;
+    let (status, body) = patroni_lab_common::patroni::get(api_url, "/patroni", timeout)
+        .map_err(|e| format!("--patroni: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    match (status, v["patroni"]["name"].as_str()) {
+        (200, Some(name)) => Ok(name.to_string()),
+        _ => Err(format!(
+            "--patroni {api_url}: GET /patroni answered {status} without a member name"
+        )),
+    }
+}
+
+/// Every check that needs nothing slow: flags, the fault's needs, report paths (and, against
+/// a cluster given by URLs, one GET /patroni per API for the member names).
 fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     let fault = Fault::parse(&args.name, args.secs).map_err(|e| e.to_string())?;
     if let Some(secs) = args.secs {
@@ -186,18 +201,31 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
             args.runs
         ));
     }
+    let external = !args.patroni.is_empty();
+    if fault.needs_containers() && external {
+        return Err(format!(
+            "{} needs the lab's containers; against a cluster given by --patroni only switchover, switchover-paused and restart-leader run",
+            fault.name()
+        ));
+    }
+    if fault.needs_pgbouncer() && external && args.pgbouncer.is_none() {
+        return Err(format!(
+            "{} against a cluster given by --patroni needs --pgbouncer postgres://user@host:port/pgbouncer",
+            fault.name()
+        ));
+    }
     let mut lab = Lab::from_env();
     if !args.patroni.is_empty() {
         lab.containers = false;
+        // Each API says its member's name (the name /cluster and the leader lock use).
         lab.nodes = args
             .patroni
             .iter()
-            .enumerate()
-            .map(|(i, url)| Node {
-                name: format!("node{}", i + 1),
-                api_url: url.trim_end_matches('/').to_string(),
+            .map(|url| {
+                let api_url = url.trim_end_matches('/').to_string();
+                member_name(&api_url).map(|name| Node { name, api_url })
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
     }
     if let Some(url) = &args.url {
         lab.client_url = url.clone();
@@ -224,18 +252,6 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
                 .unwrap_or_else(|| lab.password.clone()),
         };
         lab.pgbouncer_admin_url = url.clone();
-    }
-    if fault.needs_pgbouncer() && !lab.containers && args.pgbouncer.is_none() {
-        return Err(format!(
-            "{} against a cluster given by --patroni needs --pgbouncer postgres://user@host:port/pgbouncer",
-            fault.name()
-        ));
-    }
-    if fault.needs_containers() && !lab.containers {
-        return Err(format!(
-            "{} needs the lab's containers; against a cluster given by --patroni only switchover, switchover-paused and restart-leader run",
-            fault.name()
-        ));
     }
     let mut expectations = fault.expectations();
     if let Some(d) = args.max_window {

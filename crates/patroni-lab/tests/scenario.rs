@@ -514,15 +514,34 @@ fn runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself() {
     );
     child.kill().unwrap();
     let _ = child.wait();
-    // The dead man's switch here is a process of its own (patroni-lab scenario resume-after).
+    // The dead man's switch here is a process of its own (patroni-lab scenario resume-after):
+    // its flag file is there after the kill, and it removes it when it fires (then RESUMEs).
+    let flags = || -> Vec<String> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("plab-pause-"))
+            .collect()
+    };
+    assert!(!flags().is_empty(), "the dead man's switch is armed");
     let (_, took) = wait_for(
-        "PgBouncer resumed by itself",
+        "the dead man's switch to fire",
         Duration::from_secs(30),
-        || match pgbouncer_paused() {
-            Some(false) => Ok(()),
-            other => Err(format!("paused: {other:?}")),
+        || {
+            let left = flags();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
         },
     );
     assert!(took <= Duration::from_secs(25));
+    // And clients get through PgBouncer again.
+    wait_for("a write through 6432", Duration::from_secs(10), || {
+        write_through(6432)
+    });
+    assert_ne!(pgbouncer_paused(), Some(true));
     all_back();
 }
