@@ -392,18 +392,44 @@ fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
     child.kill().unwrap(); // SIGKILL: no guard runs in the runner
     let killed = Instant::now();
     let _ = child.wait();
-    // The dead man's switch (20 s after it was armed) resumes PgBouncer and turns the HAProxy
-    // hold line off again; 20 s plus a margin for docker exec.
+    // The dead man's switches live in the containers: their flag files are there after the kill,
+    // and each removes its own when it fires (then RESUMEs / disables the hold line). PgBouncer's
+    // `postgres` row may be gone from SHOW DATABASES after the callback's RELOAD, so the flags,
+    // not that row, say whether the switch fired.
+    let flags = |container: &str| {
+        run_ok(
+            "docker",
+            &[
+                "exec",
+                container,
+                "sh",
+                "-c",
+                "ls /tmp | grep '^plab-' || true",
+            ],
+        )
+    };
+    assert!(
+        !flags("pgbouncer").is_empty(),
+        "the dead man's switch is armed"
+    );
     let (_, took) = wait_for(
-        "PgBouncer resumed by itself",
+        "the dead man's switches to fire",
         Duration::from_secs(30),
-        || match pgbouncer_paused() {
-            Some(false) => Ok(()),
-            other => Err(format!("paused: {other:?}")),
+        || {
+            let left = format!("{}{}", flags("pgbouncer"), flags("haproxy"));
+            if left.trim().is_empty() {
+                Ok(())
+            } else {
+                Err(left)
+            }
         },
     );
-    eprintln!("resumed {:?} after the runner was killed", killed.elapsed());
+    eprintln!("fired {:?} after the runner was killed", killed.elapsed());
     assert!(took <= Duration::from_secs(25));
+    wait_for("a write through 6432", Duration::from_secs(10), || {
+        write_through(6432)
+    });
+    assert_ne!(pgbouncer_paused(), Some(true));
     wait_for("HAProxy hold line off", Duration::from_secs(10), || {
         if haproxy_hold_disabled() {
             Ok(())
