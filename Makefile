@@ -7,12 +7,24 @@ COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker 
 # A TTY for `docker exec` only when there is one (CI has none).
 EXEC_TTY := $(shell [ -t 0 ] && [ -t 1 ] && echo -it || echo -i)
 PATRONICTL := patronictl -c /etc/patroni/patroni.yml
+# Rust on the host when there is a cargo (and TOOLS is not 1); otherwise everything Rust runs in
+# the tools image (scripts/in-tools.sh), so Docker and make are all a host needs.
+TOOLS ?= $(if $(shell command -v cargo),0,1)
+ifeq ($(TOOLS),1)
+CARGO := scripts/in-tools.sh cargo
+LAB_TOOL := scripts/in-tools.sh patroni-lab
+TOOLS_IMAGE := tools
+else
+CARGO := cargo
+LAB_TOOL := cargo run --release -q --
+TOOLS_IMAGE :=
+endif
 
 -include .env
 COMPOSE_PROJECT_NAME ?= patroni-lab
 export
 
-.PHONY: help env build up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios
+.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services
 
 help: ## This list
 	@grep -hE '^[a-z %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -26,6 +38,13 @@ build: .env ## Build the images (makes the Debian base image here if none can be
 	@cp /usr/local/share/ca-certificates/*.crt docker/local-ca/ 2>/dev/null || true
 	@base=$$(scripts/base-image.sh) && echo "base image: $$base" && \
 	  BASE_IMAGE=$$base $(COMPOSE) build
+
+tools: .env ## Build the tools image (cargo, patroni-lab, Docker CLI + Compose v2) for hosts without Rust
+	@mkdir -p docker/local-ca && rm -f docker/local-ca/*.crt
+	@cp /usr/local/share/ca-certificates/*.crt docker/local-ca/ 2>/dev/null || true
+	@base=$$(scripts/base-image.sh) && \
+	  docker build -q --target tools --build-arg BASE_IMAGE=$$base -t patroni-lab/tools:latest -f docker/Dockerfile . >/dev/null && \
+	  echo "tools image: patroni-lab/tools:latest"
 
 up: build ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds
 	$(COMPOSE) up -d
@@ -48,6 +67,9 @@ down: ## Stop and remove the containers (data is kept)
 clean: ## Remove containers and all data volumes
 	$(COMPOSE) down --volumes --remove-orphans
 
+services: # The lab's service names, one per line (for scripts)
+	@$(COMPOSE) config --services
+
 ps: ## Containers and their health
 	$(COMPOSE) ps
 
@@ -65,19 +87,23 @@ bench: ## The seed's pgbench through 5432 (BENCH_ARGS="-T 700 -P 10 -C --max-tri
 probe: ## The probe against HAProxy, from a container on the lab network (ARGS="-T 2m --mode persistent --html r.html")
 	@scripts/probe.sh $(ARGS)
 
-scenarios: ## List the fault scenarios, what each does and expects
-	@cargo run --release -q -- scenario list
+scenarios: $(TOOLS_IMAGE) ## List the fault scenarios, what each does and expects
+	@$(LAB_TOOL) scenario list
 
 RUNS ?= 1
-scenario-%: ## A fault scenario, graded (make scenario-switchover RUNS=5 ARGS="--secs 8"); reports in probe-out/
+scenario: $(TOOLS_IMAGE) ## A fault scenario, graded (make scenario NAME=switchover RUNS=5 ARGS="--secs 8"); reports in probe-out/
+	@[ -n "$(NAME)" ] || { echo "say which scenario: make scenario NAME=<name> (make scenarios lists them)" >&2; exit 2; }
 	@mkdir -p probe-out
-	cargo run --release -q -- scenario run $* --runs $(RUNS) --json probe-out/scenario-$*.json --html probe-out/scenario-$*.html $(ARGS)
+	$(LAB_TOOL) scenario run $(NAME) --runs $(RUNS) --json probe-out/scenario-$(NAME).json --html probe-out/scenario-$(NAME).html $(ARGS)
 
-test: ## All tests: unit tests and the lab tests (needs `make up`)
-	cargo test --workspace -- --test-threads=1
+scenario-%: ## The same as make scenario NAME=%
+	@$(MAKE) --no-print-directory scenario NAME=$*
 
-unit: ## Every test that needs no lab (unit tests and the CLI's)
-	cargo test --workspace --lib --bins --test cli
+test: $(TOOLS_IMAGE) ## All tests: unit tests and the lab tests (needs `make up`)
+	$(CARGO) test --workspace -- --test-threads=1
+
+unit: $(TOOLS_IMAGE) ## Every test that needs no lab (unit tests and the CLI's)
+	$(CARGO) test --workspace --lib --bins --test cli
 
 fmt:
 	cargo fmt --all

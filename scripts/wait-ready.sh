@@ -18,7 +18,7 @@ while :; do
     if [ $(( $(date +%s) - start )) -ge "$timeout_s" ]; then
         echo "lab did not accept a write through $host:5432 within ${timeout_s}s; last error: $out" >&2
         "$@" ps >&2
-        for svc in etcd patroni1 patroni2 pgbouncer haproxy; do
+        for svc in $("$@" config --services); do
             state=$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$svc" 2>/dev/null || echo missing)
             if [ "$state" != "running healthy" ]; then
                 echo "---- $svc: $state; last log lines ----" >&2

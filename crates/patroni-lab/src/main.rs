@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod callback;
+mod load;
 mod probe;
 mod scenario;
 mod signals;
@@ -37,8 +38,36 @@ enum Command {
     Scenario(scenario::ScenarioCommand),
 }
 
+/// A command line clap cannot read, as one line (clap's own text joined), exit 2. Help and the
+/// version print as clap prints them.
+fn parse_or_one_line() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        let text = e.render().to_string();
+        let said: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+            .filter(|l| !l.is_empty())
+            .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+            .collect();
+        eprintln!("patroni-lab: error: {} (see --help)", said.join(" "));
+        ExitCode::from(2)
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_or_one_line() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match cli.command {
         Command::Callback { args } => callback::run(&args),
         Command::Probe(args) => probe::run(*args),

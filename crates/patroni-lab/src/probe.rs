@@ -6,35 +6,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use patroni_lab_probe::report::{Limits, summary};
-use patroni_lab_probe::settings::{Mode, Settings, defaults, parse_duration};
+use patroni_lab_probe::settings::{Settings, defaults, parse_duration};
 use patroni_lab_probe::{html, session};
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum ModeArg {
-    /// A new connection for every transaction (like pgbench -C).
-    PerTx,
-    /// One connection per client, reopened when it fails.
-    Persistent,
-}
 
 #[derive(Args)]
 pub struct ProbeArgs {
     /// Connection string (URL or key=value). Without a password in it: PGPASSWORD, else "postgres".
     #[arg(long, default_value = defaults::URL)]
     url: String,
-    /// Concurrent clients (1 to 10000).
-    #[arg(short, long, default_value_t = i64::from(defaults::CLIENTS), allow_negative_numbers = true)]
-    clients: i64,
-    #[arg(long, value_enum, default_value = defaults::MODE)]
-    mode: ModeArg,
-    /// Target transactions per second over all clients (default: flat out).
-    #[arg(long, allow_negative_numbers = true)]
-    rate: Option<f64>,
-    /// Share of transactions that are reads, 0 to 1.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    read_ratio: f64,
+    #[command(flatten)]
+    load: crate::load::LoadArgs,
     /// How long to run (500ms, 30s, 5m); 0 runs until Ctrl-C.
     #[arg(short = 'T', long, default_value = defaults::DURATION, value_parser = parse_duration, allow_hyphen_values = true)]
     duration: Duration,
@@ -116,19 +99,7 @@ fn settings(args: &ProbeArgs) -> Result<Settings, BadInput> {
     s.endpoint = patroni_lab_probe::workload::describe_endpoint(&parsed);
     // When the connection string has no password: PGPASSWORD as libpq would, else the lab's.
     s.password = Some(std::env::var("PGPASSWORD").unwrap_or_else(|_| "postgres".into()));
-    let (_, _, clients_range) = patroni_lab_probe::settings::CLIENTS;
-    s.clients = u32::try_from(args.clients).map_err(|_| {
-        BadInput(format!(
-            "--clients {} is out of range: allowed {clients_range}",
-            args.clients
-        ))
-    })?;
-    s.mode = match args.mode {
-        ModeArg::PerTx => Mode::PerTransaction,
-        ModeArg::Persistent => Mode::Persistent,
-    };
-    s.rate = args.rate;
-    s.read_ratio = args.read_ratio;
+    args.load.apply(&mut s).map_err(BadInput)?;
     s.duration = (!args.duration.is_zero()).then_some(args.duration);
     s.connect_timeout = args.connect_timeout;
     s.statement_timeout = args.statement_timeout;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use patroni_lab_probe::settings::{Mode, Settings, parse_duration};
+use patroni_lab_probe::settings::{Settings, parse_duration};
 use patroni_lab_scenario::fault::{self, Fault};
 use patroni_lab_scenario::lab::{Lab, Node};
 use patroni_lab_scenario::report::{self, ScenarioReport};
@@ -74,15 +74,8 @@ pub struct RunArgs {
     /// Override: the cluster whole again within this, after the fault.
     #[arg(long, value_parser = parse_duration)]
     whole_within: Option<Duration>,
-    /// Probe clients (default: the probe's).
-    #[arg(short, long)]
-    clients: Option<u32>,
-    /// Probe mode: per-tx (a connection per transaction) or persistent.
-    #[arg(long)]
-    mode: Option<String>,
-    /// Probe rate over all clients (default: flat out).
-    #[arg(long)]
-    rate: Option<f64>,
+    #[command(flatten)]
+    load: crate::load::LoadArgs,
     /// The client endpoint (default: the lab's HAProxy on 127.0.0.1:5432).
     #[arg(long)]
     url: Option<String>,
@@ -266,16 +259,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     let mut probe = Settings::lab_defaults(&lab.client_url);
     probe.password = Some(lab.password.clone());
     probe.endpoint = lab.client_url.clone();
-    if let Some(c) = args.clients {
-        probe.clients = c;
-    }
-    probe.mode = match args.mode.as_deref() {
-        None => probe.mode,
-        Some("per-tx") => Mode::PerTransaction,
-        Some("persistent") => Mode::Persistent,
-        Some(other) => return Err(format!("--mode '{other}': use per-tx or persistent")),
-    };
-    probe.rate = args.rate;
+    args.load.apply(&mut probe)?;
     probe.live = false;
     probe.patroni = lab.nodes.iter().map(|n| n.api_url.clone()).collect();
     fault.adjust_probe(&mut probe);

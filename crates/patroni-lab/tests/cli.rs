@@ -214,7 +214,10 @@ fn scenario_bad_input_is_one_line_exit_2_before_touching_the_lab() {
             &["run", "kill-leader", "--patroni", "http://127.0.0.1:1"],
             "kill-leader needs the lab's containers",
         ),
-        (&["run", "switchover", "--mode", "x"], "--mode 'x'"),
+        (
+            &["run", "switchover", "--mode", "x"],
+            "invalid value 'x' for '--mode <MODE>' [possible values: per-tx, persistent]",
+        ),
         (
             &[
                 "run",

@@ -270,8 +270,8 @@ fn haproxy_refuses_clients_while_no_node_is_primary() {
 fn make_up_wait_times_out_with_the_failing_service_log() {
     let _lab = LabTest::begin("make_up_wait_times_out_with_the_failing_service_log");
     let stopped = Stopped::stop("haproxy");
-    let mut args = vec!["scripts/wait-ready.sh"];
-    args.extend(compose_cmd());
+    let mut args = vec!["scripts/wait-ready.sh".to_string()];
+    args.extend(compose_command());
     let out = std::process::Command::new("bash")
         .args(&args)
         .env("LAB_UP_TIMEOUT", "3")

@@ -606,20 +606,14 @@ fn lost_write_check_confirms_the_leader_lock_holder_when_given_the_rest_apis() {
         api_port("patroni1"),
         api_port("patroni2")
     );
-    let run = ProbeRun::start(
-        "holder",
-        &[
-            "--url",
-            &url(5432, "probe_holder_test"),
-            "-c",
-            "1",
-            "-T",
-            "1s",
-            "--patroni",
-            &apis,
-        ],
-    );
-    let (code, report) = run.finish();
+    // One second of one client through 5432; the check is given `apis`.
+    let run_with_apis = |tag: &str, apis: &str, extra: &[&str]| {
+        let url = url(5432, "probe_holder_test");
+        let mut args = vec!["--url", &url, "-c", "1", "-T", "1s", "--patroni", apis];
+        args.extend_from_slice(extra);
+        ProbeRun::start(tag, &args).finish()
+    };
+    let (code, report) = run_with_apis("holder", &apis, &[]);
     assert_eq!(code, 0);
     assert_eq!(
         report["lost_writes"]["leader_confirmed"],
@@ -628,22 +622,7 @@ fn lost_write_check_confirms_the_leader_lock_holder_when_given_the_rest_apis() {
     // Only the replica's API given: the holder's own API cannot confirm the node read, so the
     // check cannot be sure and says so (exit 4).
     let replica_api = format!("http://127.0.0.1:{}", api_port(other(&lab.leader)));
-    let run = ProbeRun::start(
-        "holder2",
-        &[
-            "--url",
-            &url(5432, "probe_holder_test"),
-            "-c",
-            "1",
-            "-T",
-            "1s",
-            "--verify-timeout",
-            "2s",
-            "--patroni",
-            &replica_api,
-        ],
-    );
-    let (code, report) = run.finish();
+    let (code, report) = run_with_apis("holder2", &replica_api, &["--verify-timeout", "2s"]);
     assert_eq!(code, 4);
     assert_eq!(report["lost_writes"]["checked"], Value::Bool(false));
     let error = report["lost_writes"]["error"].as_str().unwrap();

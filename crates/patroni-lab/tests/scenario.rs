@@ -369,11 +369,12 @@ fn paused_switchover_has_no_failed_and_no_in_doubt_writes_in_both_modes() {
     }
 }
 
-#[test]
-fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
-    let _lab = LabTest::begin("runner_killed_mid_pause_pgbouncer_resumes_by_itself");
+/// Starts a paused switchover (`extra`: more runner flags), waits until PgBouncer is paused and
+/// SIGKILLs the runner, so that none of its guards runs: only the dead man's switches are left.
+fn kill_runner_mid_pause(extra: &[String]) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
         .args(["scenario", "run", "switchover-paused", "--inject-at", "2s"])
+        .args(extra)
         .env("POSTGRES_PASSWORD", password())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -388,9 +389,15 @@ fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
             other => Err(format!("paused: {other:?}")),
         },
     );
-    child.kill().unwrap(); // SIGKILL: no guard runs in the runner
-    let killed = Instant::now();
+    child.kill().unwrap();
     let _ = child.wait();
+}
+
+#[test]
+fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
+    let _lab = LabTest::begin("runner_killed_mid_pause_pgbouncer_resumes_by_itself");
+    kill_runner_mid_pause(&[]);
+    let killed = Instant::now();
     // The dead man's switches live in the containers: their flag files are there after the kill,
     // and each removes its own when it fires (then RESUMEs / disables the hold line). PgBouncer's
     // `postgres` row may be gone from SHOW DATABASES after the callback's RELOAD, so the flags,
@@ -521,24 +528,7 @@ fn paused_switchover_against_a_cluster_given_by_urls_has_no_errors() {
 #[test]
 fn runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself() {
     let _lab = LabTest::begin("runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
-        .args(["scenario", "run", "switchover-paused", "--inject-at", "2s"])
-        .args(as_remote())
-        .env("POSTGRES_PASSWORD", password())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(
-        "PgBouncer paused by the runner",
-        Duration::from_secs(60),
-        || match pgbouncer_paused() {
-            Some(true) => Ok(()),
-            other => Err(format!("paused: {other:?}")),
-        },
-    );
-    child.kill().unwrap();
-    let _ = child.wait();
+    kill_runner_mid_pause(&as_remote());
     // The dead man's switch here is a process of its own (patroni-lab scenario resume-after):
     // its flag file is there after the kill, and it removes it when it fires (then RESUMEs).
     let flags = || -> Vec<String> {

@@ -68,6 +68,9 @@ pub struct Totals {
     pub connects: u64,
     /// Writes refused with 25006 (they reached a read-only server).
     pub read_only_refusals: u64,
+    /// Reads answered by a server in recovery: through an endpoint meant for the primary, a
+    /// read that may have been stale.
+    pub reads_from_recovery: u64,
 }
 
 /// First failure to the first success after it.
@@ -248,7 +251,10 @@ impl FirstPass {
         }
         self.last_ack = Some(self.last_ack.map_or(at.end_us, |p| p.max(at.end_us)));
         match at.kind {
-            Kind::Read => a.totals.reads_ok += 1,
+            Kind::Read => {
+                a.totals.reads_ok += 1;
+                a.totals.reads_from_recovery += u64::from(at.in_recovery == Some(true));
+            }
             Kind::Write => {
                 a.totals.writes_ok += 1;
                 a.acked.insert(at.client, at.seq);
@@ -561,6 +567,17 @@ mod tests {
     }
 
     #[test]
+    fn counts_reads_a_replica_answered() {
+        let read = |seq, in_recovery| Attempt {
+            kind: Kind::Read,
+            in_recovery: Some(in_recovery),
+            ..ok(0, seq, seq * 10, seq * 10 + 5, "10.0.0.1:5432", 1)
+        };
+        let a = analyze_attempts(&[read(1, false), read(2, true), read(3, true)], 5000);
+        assert_eq!((a.totals.reads_ok, a.totals.reads_from_recovery), (3, 2));
+    }
+
+    #[test]
     fn counts_classes_and_outcomes() {
         let a = analyze_attempts(&switchover(), 5000);
         assert_eq!(a.totals.attempts, 10);
@@ -568,6 +585,7 @@ mod tests {
         assert_eq!(a.totals.failed, 2);
         assert_eq!(a.totals.in_doubt, 2);
         assert_eq!(a.totals.read_only_refusals, 1);
+        assert_eq!(a.totals.reads_from_recovery, 0);
         assert_eq!(a.errors_by_class["57P01_admin_shutdown"], 1);
         assert_eq!(a.errors_by_class["connect_refused"], 1);
         assert_eq!(a.in_doubt, vec![(1, 2), (0, 3)]);

@@ -209,6 +209,13 @@ pub fn summary(r: &Report) -> String {
             t.read_only_refusals
         );
     }
+    if t.reads_from_recovery > 0 {
+        let _ = writeln!(
+            s,
+            "  reads answered by a server in recovery (possibly stale): {} of {}",
+            t.reads_from_recovery, t.reads_ok
+        );
+    }
     let l = &r.lost_writes;
     if l.checked {
         let on = l

@@ -97,6 +97,26 @@ impl Lab {
     }
 }
 
+/// The Compose command line: `COMPOSE` from the environment when set (`make` exports the one it
+/// chose), else `docker compose` (v2) when it answers, else `docker-compose` (v1).
+pub fn compose_command() -> Vec<String> {
+    if let Ok(chosen) = std::env::var("COMPOSE") {
+        let words: Vec<String> = chosen.split_whitespace().map(str::to_string).collect();
+        if !words.is_empty() {
+            return words;
+        }
+    }
+    let v2 = Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if v2 {
+        vec!["docker".into(), "compose".into()]
+    } else {
+        vec!["docker-compose".into()]
+    }
+}
+
 /// Runs `docker <args>` and returns its stdout; a failure carries docker's own message.
 pub fn docker(args: &[&str]) -> Result<String, LabError> {
     let out = Command::new("docker")

@@ -63,25 +63,14 @@ pub fn run_ok(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub fn compose_cmd() -> Vec<&'static str> {
-    let v2 = Command::new("docker")
-        .args(["compose", "version"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if v2 {
-        vec!["docker", "compose"]
-    } else {
-        vec!["docker-compose"]
-    }
-}
+pub use patroni_lab_scenario::lab::compose_command;
 
 /// `docker compose <args>` (or docker-compose) in the repository root, whatever its status.
 pub fn compose_output(args: &[&str]) -> Output {
-    let base = compose_cmd();
-    let mut all: Vec<&str> = base[1..].to_vec();
+    let base = compose_command();
+    let mut all: Vec<&str> = base[1..].iter().map(String::as_str).collect();
     all.extend_from_slice(args);
-    run(base[0], &all)
+    run(&base[0], &all)
 }
 
 /// `docker compose <args>`; panics with its output if it fails.
