@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod callback;
 mod load;
 mod probe;
+mod profile;
 mod scenario;
 mod signals;
 
@@ -36,6 +37,9 @@ enum Command {
     /// Fault scenarios with the probe running through them, graded (`scenario list`).
     #[command(subcommand)]
     Scenario(scenario::ScenarioCommand),
+    /// Named settings profiles (`profiles/*.ini`): what each changes.
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
 }
 
 /// A command line clap cannot read, as one line (clap's own text joined), exit 2. Help and the
@@ -72,5 +76,6 @@ fn main() -> ExitCode {
         Command::Callback { args } => callback::run(&args),
         Command::Probe(args) => probe::run(*args),
         Command::Scenario(cmd) => scenario::run(cmd),
+        Command::Profile(cmd) => profile::run(cmd),
     }
 }
