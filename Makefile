@@ -24,7 +24,7 @@ endif
 COMPOSE_PROJECT_NAME ?= patroni-lab
 export
 
-.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services
+.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile
 
 help: ## This list
 	@grep -hE '^[a-z %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -46,9 +46,15 @@ tools: .env ## Build the tools image (cargo, patroni-lab, Docker CLI + Compose v
 	  docker build -q --target tools --build-arg BASE_IMAGE=$$base -t patroni-lab/tools:latest -f docker/Dockerfile . >/dev/null && \
 	  echo "tools image: patroni-lab/tools:latest"
 
-up: build ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds
+# Before anything slow: a PROFILE that names no file.
+check-profile:
+	@if [ -n "$(PROFILE)" ] && [ ! -f "profiles/$(PROFILE).ini" ]; then \
+	  echo "unknown profile '$(PROFILE)': make profiles lists them" >&2; exit 2; fi
+
+up: check-profile build ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds (PROFILE=fast applies a profile)
 	$(COMPOSE) up -d
 	@scripts/wait-ready.sh $(COMPOSE)
+	@if [ -n "$(PROFILE)" ]; then $(MAKE) --no-print-directory profile NAME=$(PROFILE); fi
 
 wait: ## Wait until a write through 127.0.0.1:5432 succeeds
 	@scripts/wait-ready.sh $(COMPOSE)
@@ -89,6 +95,12 @@ probe: ## The probe against HAProxy, from a container on the lab network (ARGS="
 
 scenarios: $(TOOLS_IMAGE) ## List the fault scenarios, what each does and expects
 	@$(LAB_TOOL) scenario list
+
+profiles: $(TOOLS_IMAGE) ## List the settings profiles (profiles/*.ini) and what each changes
+	@$(LAB_TOOL) profile list
+
+profile: $(TOOLS_IMAGE) ## Apply a profile to the running lab (make profile NAME=fast), or show the active one (no NAME)
+	@if [ -n "$(NAME)" ]; then $(LAB_TOOL) profile apply $(NAME); else $(LAB_TOOL) profile show; fi
 
 RUNS ?= 1
 scenario: $(TOOLS_IMAGE) ## A fault scenario, graded (make scenario NAME=switchover RUNS=5 ARGS="--secs 8"); reports in probe-out/

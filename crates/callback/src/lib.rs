@@ -9,6 +9,20 @@
 pub mod args;
 pub mod ini;
 pub mod pgbouncer;
+pub mod refresh;
 mod run;
+
+/// Where the lab keeps PgBouncer's files: the shared volume (also mounted in the Patroni
+/// containers) and the image's template.
+pub mod paths {
+    /// The pgbouncer.ini PgBouncer reads and the callback rewrites.
+    pub const SHARED_INI: &str = "/etc/pgbouncer/shared/pgbouncer.ini";
+    /// The callback's lock file beside it.
+    pub const SHARED_INI_LOCK: &str = "/etc/pgbouncer/shared/pgbouncer.ini.lock";
+    /// The profile's PgBouncer settings, included last by pgbouncer.ini.
+    pub const PROFILE_INI: &str = "/etc/pgbouncer/shared/profile.ini";
+    /// pgbouncer.ini as the image has it.
+    pub const TEMPLATE_INI: &str = "/etc/pgbouncer/pgbouncer.ini.template";
+}
 
 pub use run::{Config, ConfigError, Outcome, Reload, RunError, handle};

@@ -56,7 +56,7 @@ impl Config {
         })?;
         Ok(Self {
             api_url: text("PATRONI_LAB_API_URL", "http://127.0.0.1:8008"),
-            ini_path: PathBuf::from(text("PGBOUNCER_INI", "/etc/pgbouncer/shared/pgbouncer.ini")),
+            ini_path: PathBuf::from(text("PGBOUNCER_INI", crate::paths::SHARED_INI)),
             admin: AdminTarget {
                 host: text("PGBOUNCER_HOST", "pgbouncer"),
                 port,
@@ -130,7 +130,7 @@ pub enum RunError {
     Runtime(std::io::Error),
 }
 
-fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+pub(crate) fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     move |source| RunError::File {
         path: path.display().to_string(),
         source,
@@ -179,12 +179,12 @@ fn confirm_leader(cfg: &Config, me: &str) -> Result<Result<patroni::Member, Stri
 }
 
 /// Holds an exclusive `flock` on a file beside the ini while it lives.
-struct FileLock {
+pub(crate) struct FileLock {
     _held: fs::File,
 }
 
 impl FileLock {
-    fn take(ini: &Path) -> Result<Self, RunError> {
+    pub(crate) fn take(ini: &Path) -> Result<Self, RunError> {
         let path = ini.with_extension("ini.lock");
         let file = fs::OpenOptions::new()
             .create(true)
@@ -201,7 +201,7 @@ impl FileLock {
 }
 
 /// Replaces `path` with `text` atomically: a temporary file in the same folder, fsync, rename.
-fn replace_atomically(path: &Path, text: &str) -> Result<(), RunError> {
+pub(crate) fn replace_atomically(path: &Path, text: &str) -> Result<(), RunError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()

@@ -1,4 +1,5 @@
-//! The `callback` subcommand: runs the library callback and logs one line on stderr.
+//! The `callback` subcommand: runs the library callback and logs one line on stderr; and
+//! `pgbouncer-start`, which PgBouncer's entrypoint runs to refresh the shared pgbouncer.ini.
 
 use std::process::ExitCode;
 
@@ -69,6 +70,40 @@ pub fn run(args: &[String]) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{prefix}: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `patroni-lab pgbouncer-start`: the shared pgbouncer.ini from the image's template, keeping
+/// the leader; one line on stderr saying what it did.
+pub fn refresh_shared_ini() -> ExitCode {
+    use patroni_lab_callback::paths;
+    use std::path::Path;
+    let (template, shared, profile) = (
+        Path::new(paths::TEMPLATE_INI),
+        Path::new(paths::SHARED_INI),
+        Path::new(paths::PROFILE_INI),
+    );
+    match patroni_lab_callback::refresh::refresh(template, shared, profile) {
+        Ok(r) => {
+            let leader = r
+                .kept_target
+                .map_or("the template's".to_string(), |t| t.to_string());
+            let made = if r.made_profile {
+                format!("; made an empty {}", profile.display())
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "patroni-lab pgbouncer-start: {} is {} with {leader} [databases] target{made}",
+                shared.display(),
+                template.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("patroni-lab pgbouncer-start: error: {e}");
             ExitCode::FAILURE
         }
     }

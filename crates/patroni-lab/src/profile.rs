@@ -1,7 +1,11 @@
 //! The `profile` subcommand: lists the profiles in `profiles/` with what each changes from
-//! `default`.
+//! `default`, applies one to the running lab, and says which one the running lab has.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+
+use patroni_lab_scenario::lab::Lab;
+use patroni_lab_scenario::profiles;
 
 use clap::Subcommand;
 use patroni_lab_profile::keys::KEYS;
@@ -13,6 +17,13 @@ pub enum ProfileCommand {
     List,
     /// One profile: every setting, with what it does; those that differ from `default` marked.
     Describe {
+        /// The profile (see `patroni-lab profile list`).
+        name: String,
+    },
+    /// Which profile the running lab has, read from the services themselves.
+    Show,
+    /// Apply a profile to the running lab (no restart, data kept).
+    Apply {
         /// The profile (see `patroni-lab profile list`).
         name: String,
     },
@@ -38,6 +49,8 @@ pub fn run(cmd: ProfileCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        ProfileCommand::Show => show(&all),
+        ProfileCommand::Apply { name } => apply(&all, &name),
         ProfileCommand::Describe { name } => match profile::resolve(&all, &name) {
             Ok((p, settings)) => {
                 print!("{}", describe(&p, &settings, &default));
@@ -94,4 +107,88 @@ fn describe(p: &Profile, settings: &Settings, default: &Settings) -> String {
         ));
     }
     out
+}
+
+/// Every profile completed from `default`, by name.
+fn completed(all: &BTreeMap<String, Profile>) -> BTreeMap<String, Settings> {
+    all.iter()
+        .filter_map(|(n, p)| p.complete(&all["default"], n).ok().map(|s| (n.clone(), s)))
+        .collect()
+}
+
+fn show(all: &BTreeMap<String, Profile>) -> ExitCode {
+    let live = match profiles::live(&Lab::from_env()) {
+        Ok(live) => live,
+        Err(e) => {
+            eprintln!("patroni-lab profile show: error: {e} (is the lab up? make up)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let by_name = completed(all);
+    let matching = profiles::matching(&by_name, &live);
+    let head = if matching.is_empty() {
+        let (nearest, diff) = by_name
+            .iter()
+            .map(|(n, s)| (n, profile::differences(s, &live)))
+            .min_by_key(|(_, d)| d.len())
+            .expect("default is always there");
+        let diff: Vec<String> = diff
+            .iter()
+            .map(|(section, key, _, got)| {
+                format!(
+                    "{section}.{key} = {}",
+                    got.map_or("-".into(), |v| v.to_string())
+                )
+            })
+            .collect();
+        format!(
+            "active profile: none of profiles/; nearest: {nearest}, but {}",
+            diff.join(", ")
+        )
+    } else {
+        format!("active profile: {}", matching.join(" = "))
+    };
+    println!("{head}");
+    println!(
+        "(read from the running services: Patroni GET /config, PgBouncer SHOW CONFIG, HAProxy show env)"
+    );
+    let default = &by_name["default"];
+    for key in KEYS {
+        let at = (key.section, key.name);
+        let mark = if live.get(&at) != default.get(&at) {
+            "*"
+        } else {
+            " "
+        };
+        println!(
+            "{mark} {:<34} {}",
+            format!("{}.{}", key.section, key.name),
+            live.get(&at).map_or("-".into(), |v| v.to_string())
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn apply(all: &BTreeMap<String, Profile>, name: &str) -> ExitCode {
+    let (_, settings) = match profile::resolve(all, name) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("patroni-lab profile apply: error: {e}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    let default = &all["default"].settings;
+    match profiles::apply(&Lab::from_env(), name, &settings, default) {
+        Ok(done) => {
+            for line in done {
+                println!("  {line}");
+            }
+            println!("profile {name} is active (every service reports its settings)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("patroni-lab profile apply {name}: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

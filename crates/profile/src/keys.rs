@@ -168,3 +168,19 @@ pub const KEYS: &[Key] = &[
 pub fn find(section: Section, name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.section == section && k.name == name)
 }
+
+/// What Patroni uses for a dynamic setting its configuration does not name (`GET /config`
+/// leaves out what was never set).
+pub fn patroni_default(name: &str) -> Option<&'static str> {
+    match name {
+        "primary_start_timeout" => Some("300"),
+        "maximum_lag_on_failover" => Some("1048576"),
+        "synchronous_mode" | "synchronous_mode_strict" | "failsafe_mode" => Some("false"),
+        _ => None,
+    }
+}
+
+/// The environment variable HAProxy's configuration reads a setting from.
+pub fn haproxy_variable(name: &str) -> String {
+    format!("PLAB_{}", name.to_ascii_uppercase())
+}

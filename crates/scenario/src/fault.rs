@@ -528,13 +528,10 @@ fn pgbouncer_admin(lab: &Lab, command: &str) -> Result<(), FaultError> {
         .map_err(err)
 }
 
-/// Sends one command to HAProxy's runtime API inside its container.
+/// Sends one command to HAProxy's runtime API; any answer is an error (the commands used
+/// here answer nothing when they work).
 fn haproxy_runtime(command: &str) -> Result<(), String> {
-    let script = format!(
-        "exec 3<>{}; echo '{command}' >&3; timeout 2 cat <&3",
-        lab::HAPROXY_RUNTIME
-    );
-    let out = docker(&["exec", lab::HAPROXY, "bash", "-c", &script]).map_err(|e| e.to_string())?;
+    let out = lab::haproxy_runtime(command).map_err(|e| e.to_string())?;
     if out.trim().is_empty() {
         Ok(())
     } else {

@@ -21,11 +21,13 @@ pub const HAPROXY: &str = "haproxy";
 /// How long one REST call may take.
 pub const REST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The shared pgbouncer.ini inside the PgBouncer container, and the callback's lock beside it.
-pub const PGBOUNCER_INI: &str = "/etc/pgbouncer/shared/pgbouncer.ini";
-pub const PGBOUNCER_INI_LOCK: &str = "/etc/pgbouncer/shared/pgbouncer.ini.lock";
+pub const PGBOUNCER_INI: &str = patroni_lab_callback::paths::SHARED_INI;
+pub const PGBOUNCER_INI_LOCK: &str = patroni_lab_callback::paths::SHARED_INI_LOCK;
 /// HAProxy's runtime API inside its container, and the line a paused switchover enables.
 pub const HAPROXY_RUNTIME: &str = "/dev/tcp/127.0.0.1/9999";
 pub const HAPROXY_HOLD_LINE: &str = "postgres_primary/hold";
+/// HAProxy's profile file (read before haproxy.cfg), on the haproxy-profile volume.
+pub const HAPROXY_PROFILE: &str = "/etc/haproxy/profile/profile.cfg";
 
 /// One Patroni member: its container (also its member name) and its REST API from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +117,43 @@ pub fn compose_command() -> Vec<String> {
     } else {
         vec!["docker-compose".into()]
     }
+}
+
+/// Runs `docker <args>` with `input` on its stdin and returns its stdout.
+pub fn docker_with_input(args: &[&str], input: &str) -> Result<String, LabError> {
+    use std::io::Write;
+    let failed = |detail: String| LabError::Docker {
+        args: args.join(" "),
+        detail,
+    };
+    let mut child = Command::new("docker")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+}
+
+/// Sends one command to HAProxy's runtime API inside its container and returns the answer.
+pub fn haproxy_runtime(command: &str) -> Result<String, LabError> {
+    let script = format!("exec 3<>{HAPROXY_RUNTIME}; echo '{command}' >&3; timeout 2 cat <&3");
+    docker(&["exec", HAPROXY, "bash", "-c", &script])
 }
 
 /// Runs `docker <args>` and returns its stdout; a failure carries docker's own message.

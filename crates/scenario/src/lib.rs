@@ -4,13 +4,15 @@
 //! expectations, and writes one report.
 //!
 //! A newcomer adding a fault touches `fault.rs` (the fault, its undo, its expectations) and its
-//! test; everything else is shared.
+//! test; everything else is shared. `profiles` applies a settings profile to the running lab and
+//! reads the active one back.
 
 pub mod cluster;
 pub mod fault;
 pub mod grade;
 pub mod guard;
 pub mod lab;
+pub mod profiles;
 pub mod report;
 pub mod runner;
 pub mod timeline;

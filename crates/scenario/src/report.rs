@@ -89,6 +89,22 @@ impl ScenarioReport {
                     l.checked.then_some(l.missing.len() as f64)
                 }),
             ),
+            Spread::of(
+                "split_brain_writes",
+                &figure(&|r| {
+                    let a = &r.probe.analysis;
+                    Some(
+                        a.split_brain
+                            .iter()
+                            .map(|b| b.writes_after_takeover)
+                            .sum::<u64>() as f64,
+                    )
+                }),
+            ),
+            Spread::of(
+                "old_leader_writes_after_lock_lost",
+                &figure(&|r| r.old_leader_writes_after_lock_lost.map(|n| n as f64)),
+            ),
             Spread::of("whole_again_ms", &figure(&|r| r.whole_again_ms)),
         ];
         Self {
@@ -167,7 +183,7 @@ pub fn summary(r: &ScenarioReport) -> String {
         for sp in &r.spreads {
             let _ = writeln!(
                 s,
-                "  {:<18} {} / {} / {} / {}{}",
+                "  {:<34} {} / {} / {} / {}{}",
                 sp.metric,
                 num(sp.min),
                 num(sp.median),

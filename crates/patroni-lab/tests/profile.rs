@@ -1,0 +1,184 @@
+//! Profiles against the real lab: a fresh lab runs `default` exactly (so profiles/default.ini
+//! cannot drift from the images and the compose file); applying a profile changes every
+//! service without a restart, survives a PgBouncer restart, and is undone; PgBouncer's start
+//! refreshes the shared pgbouncer.ini from the image, keeping the leader.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+/// `patroni-lab profile <args>` from the repository root; exit code and stdout + stderr.
+fn profile(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .arg("profile")
+        .args(args)
+        .current_dir(repo_root())
+        .env("POSTGRES_PASSWORD", password())
+        .output()
+        .expect("run patroni-lab profile");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("profile {args:?}:\n{text}");
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn active() -> String {
+    let (code, text) = profile(&["show"]);
+    assert_eq!(code, 0, "{text}");
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// PgBouncer's value of one setting (SHOW CONFIG).
+fn pgbouncer_setting(key: &str) -> String {
+    let rows = sql(6432, "pgbouncer", "SHOW CONFIG").expect("SHOW CONFIG");
+    rows.iter()
+        .find(|r| r[0].as_deref() == Some(key))
+        .and_then(|r| r[1].clone())
+        .unwrap_or_else(|| panic!("SHOW CONFIG has no {key}"))
+}
+
+/// The postmaster start time of a node: unchanged means PostgreSQL was not restarted.
+fn postmaster_started(port: u16) -> String {
+    sql(port, "postgres", "SELECT pg_postmaster_start_time()").expect("start time")[0][0]
+        .clone()
+        .unwrap()
+}
+
+/// Puts `default` back however the test ends.
+struct DefaultAfter;
+
+impl Drop for DefaultAfter {
+    fn drop(&mut self) {
+        let (code, text) = profile(&["apply", "default"]);
+        if code != 0 {
+            eprintln!("could not put the default profile back: {text}");
+        }
+    }
+}
+
+#[test]
+fn a_fresh_lab_runs_the_default_profile() {
+    let _lab = LabTest::begin("a_fresh_lab_runs_the_default_profile");
+    assert_eq!(active(), "active profile: default");
+}
+
+#[test]
+fn profiles_are_applied_to_the_running_lab_and_undone() {
+    let lab = LabTest::begin("profiles_are_applied_to_the_running_lab_and_undone");
+    let _restore = DefaultAfter;
+    let leader_port = if lab.leader == "patroni1" {
+        15432
+    } else {
+        15433
+    };
+    let started = postmaster_started(leader_port);
+    let marker = format!("profile-test-{}", std::process::id());
+    sql(
+        5432,
+        "postgres",
+        &format!(
+            "CREATE TABLE IF NOT EXISTS profile_test(marker text); INSERT INTO profile_test VALUES ('{marker}')"
+        ),
+    )
+    .expect("a write before");
+
+    let (code, text) = profile(&["apply", "fast"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(active(), "active profile: fast");
+    let config = patroni_lab_common::patroni::get(
+        &format!("http://127.0.0.1:{}", api_port(&lab.leader)),
+        "/config",
+        Duration::from_secs(2),
+    )
+    .expect("GET /config")
+    .1;
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        (config["ttl"].as_i64(), config["retry_timeout"].as_i64()),
+        (Some(20), Some(5)),
+        "{config}"
+    );
+
+    let (code, text) = profile(&["apply", "seed"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(active(), "active profile: seed");
+    assert_eq!(pgbouncer_setting("pool_mode"), "session");
+    assert_eq!(pgbouncer_setting("server_login_retry"), "15");
+    // A PgBouncer restart keeps the profile and the leader.
+    run_ok("docker", &["restart", "pgbouncer"]);
+    wait_for(
+        "PgBouncer back after its restart",
+        Duration::from_secs(30),
+        || sql(6432, "pgbouncer", "SHOW VERSION").map(|_| ()),
+    );
+    assert_eq!(active(), "active profile: seed");
+    assert_eq!(pgbouncer_targets(), vec![lab.leader.clone()]);
+
+    let (code, text) = profile(&["apply", "default"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(active(), "active profile: default");
+    // No restart, no failover, nothing lost.
+    assert_eq!(postmaster_started(leader_port), started);
+    assert_eq!(leader().unwrap(), lab.leader);
+    let rows = sql(
+        5432,
+        "postgres",
+        &format!("SELECT count(*) FROM profile_test WHERE marker = '{marker}'"),
+    )
+    .expect("read back");
+    assert_eq!(rows[0][0].as_deref(), Some("1"));
+}
+
+#[test]
+fn pgbouncer_start_makes_the_shared_ini_from_the_image_keeping_the_leader() {
+    let lab =
+        LabTest::begin("pgbouncer_start_makes_the_shared_ini_from_the_image_keeping_the_leader");
+    // An edit on the volume, as an old image's copy would be: PgBouncer's start replaces it.
+    run_ok(
+        "docker",
+        &[
+            "exec",
+            "pgbouncer",
+            "sed",
+            "-i",
+            "s/^server_login_retry = 1$/server_login_retry = 7/",
+            "/etc/pgbouncer/shared/pgbouncer.ini",
+        ],
+    );
+    assert!(pgbouncer_ini().contains("server_login_retry = 7"));
+    run_ok("docker", &["restart", "pgbouncer"]);
+    wait_for(
+        "PgBouncer back after its restart",
+        Duration::from_secs(30),
+        || sql(6432, "pgbouncer", "SHOW VERSION").map(|_| ()),
+    );
+    assert!(pgbouncer_ini().contains("server_login_retry = 1\n"));
+    assert_eq!(pgbouncer_setting("server_login_retry"), "1");
+    assert_eq!(pgbouncer_targets(), vec![lab.leader.clone()]);
+    let logs =
+        String::from_utf8_lossy(&run("docker", &["logs", "--tail", "50", "pgbouncer"]).stderr)
+            .into_owned();
+    assert!(
+        logs.contains(&format!("with {}:5432 [databases] target", lab.leader)),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_bad_profile_name_is_one_line_and_changes_nothing() {
+    let _lab = LabTest::begin("a_bad_profile_name_is_one_line_and_changes_nothing");
+    let (code, text) = profile(&["apply", "nope"]);
+    assert_eq!(code, 2);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("unknown profile 'nope': known are default"),
+        "{text}"
+    );
+    assert_eq!(active(), "active profile: default");
+}
