@@ -18,6 +18,8 @@ pub enum AdminError {
     Timeout { addr: String, secs: u64 },
     #[error("PgBouncer admin command '{command}' failed: {detail}")]
     Command { command: String, detail: String },
+    #[error("cannot start the runtime for a PgBouncer admin command: {0}")]
+    Runtime(String),
 }
 
 impl AdminError {
@@ -48,6 +50,19 @@ impl AdminTarget {
     fn addr(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
+}
+
+/// `admin_command` from blocking code, on a runtime of its own.
+pub fn admin_command_blocking(
+    target: &AdminTarget,
+    command: &str,
+    timeout: Duration,
+) -> Result<Rows, AdminError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AdminError::Runtime(e.to_string()))?
+        .block_on(admin_command(target, command, timeout))
 }
 
 /// Runs one admin command and returns its rows as text cells.

@@ -126,8 +126,6 @@ pub enum RunError {
         "the leader lock kept moving ({moves}) while pgbouncer.ini was being pointed at it; the file names {last}, which may not lead now"
     )]
     LeaderKeptMoving { moves: String, last: String },
-    #[error("cannot start the async runtime for the admin console: {0}")]
-    Runtime(std::io::Error),
 }
 
 pub(crate) fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -239,11 +237,7 @@ fn point_file_at(path: &Path, target: &Target) -> Result<(Vec<Target>, bool), Ru
 }
 
 fn reload(admin: &AdminTarget) -> Result<Reload, RunError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(RunError::Runtime)?;
-    match runtime.block_on(pgbouncer::admin_command(admin, "RELOAD", ADMIN_TIMEOUT)) {
+    match pgbouncer::admin_command_blocking(admin, "RELOAD", ADMIN_TIMEOUT) {
         Ok(_) => Ok(Reload::Done),
         Err(e) if e.is_not_running() => Ok(Reload::NotRunning(e.to_string())),
         Err(e) => Err(e.into()),

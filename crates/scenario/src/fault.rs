@@ -514,18 +514,13 @@ fn err(e: impl ToString) -> FaultError {
 
 /// Runs one PgBouncer admin command from this (blocking) thread.
 fn pgbouncer_admin(lab: &Lab, command: &str) -> Result<(), FaultError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(err)?;
-    runtime
-        .block_on(patroni_lab_callback::pgbouncer::admin_command(
-            &lab.pgbouncer_admin,
-            command,
-            Duration::from_secs(10),
-        ))
-        .map(|_| ())
-        .map_err(err)
+    patroni_lab_callback::pgbouncer::admin_command_blocking(
+        &lab.pgbouncer_admin,
+        command,
+        Duration::from_secs(10),
+    )
+    .map(|_| ())
+    .map_err(err)
 }
 
 /// Sends one command to HAProxy's runtime API; any answer is an error (the commands used
@@ -624,18 +619,13 @@ pub fn resume_after(
     if std::fs::remove_file(flag).is_err() {
         return Ok(false);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    runtime
-        .block_on(patroni_lab_callback::pgbouncer::admin_command(
-            admin,
-            "RESUME postgres",
-            Duration::from_secs(10),
-        ))
-        .map(|_| true)
-        .map_err(|e| e.to_string())
+    patroni_lab_callback::pgbouncer::admin_command_blocking(
+        admin,
+        "RESUME postgres",
+        Duration::from_secs(10),
+    )
+    .map(|_| true)
+    .map_err(|e| e.to_string())
 }
 
 /// The zero-error planned switchover: HAProxy holds clients, PgBouncer pauses (waiting for

@@ -113,17 +113,12 @@ fn live_haproxy() -> Result<Settings, ProfileLabError> {
 }
 
 fn admin(lab: &Lab, command: &str) -> Result<patroni_lab_common::pg::Rows, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    runtime
-        .block_on(patroni_lab_callback::pgbouncer::admin_command(
-            &lab.pgbouncer_admin,
-            command,
-            Duration::from_secs(10),
-        ))
-        .map_err(|e| e.to_string())
+    patroni_lab_callback::pgbouncer::admin_command_blocking(
+        &lab.pgbouncer_admin,
+        command,
+        Duration::from_secs(10),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Every setting of the vocabulary, as the running services have it.
