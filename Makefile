@@ -24,7 +24,7 @@ endif
 COMPOSE_PROJECT_NAME ?= patroni-lab
 export
 
-.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile
+.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2
 
 help: ## This list
 	@grep -hE '^[a-z %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ tools: .env ## Build the tools image (cargo, patroni-lab, Docker CLI + Compose v
 check-profile:
 	@if [ -n "$(PROFILE)" ] && [ ! -f "profiles/$(PROFILE).ini" ]; then \
 	  echo "unknown profile '$(PROFILE)': make profiles lists them" >&2; exit 2; fi
+
+compose-v2: tools ## Install Docker Compose v2 as a CLI plugin for this user (from Debian's package, via the tools image)
+	@scripts/compose-v2.sh
 
 up: check-profile build ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds (PROFILE=fast applies a profile)
 	$(COMPOSE) up -d
