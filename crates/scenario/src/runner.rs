@@ -180,7 +180,8 @@ pub async fn run_once(
 }
 
 /// When the lock left `leader`: the first "leader lock: ..." event after the injection that
-/// does not name it.
+/// names another member or none. "unknown" (the DCS could not be read) does not count: nothing
+/// says the lock was lost then, and no other member can take it while etcd is away.
 fn lock_lost_at(events: &[Event], leader: &str) -> Option<i64> {
     let injected = events
         .iter()
@@ -192,7 +193,7 @@ fn lock_lost_at(events: &[Event], leader: &str) -> Option<i64> {
         .find(|e| {
             e.what
                 .strip_prefix("leader lock: ")
-                .is_some_and(|holder| !holder.starts_with(leader))
+                .is_some_and(|holder| !holder.starts_with(leader) && !holder.starts_with("unknown"))
         })
         .map(|e| e.at_us)
 }
@@ -212,4 +213,37 @@ fn writes_after(history: &std::path::Path, report: &Report, at_us: i64) -> Optio
         }
     }
     Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(at_s: i64, source: Source, what: &str) -> Event {
+        Event {
+            unix_us: 0,
+            at_us: at_s * 1_000_000,
+            source,
+            what: what.into(),
+        }
+    }
+
+    #[test]
+    fn the_lock_is_lost_when_another_member_or_none_holds_it_not_while_the_dcs_is_away() {
+        let events = vec![
+            event(0, Source::Cluster, "leader lock: patroni1"),
+            event(5, Source::Fault, "inject etcd-loss"),
+            event(
+                6,
+                Source::Cluster,
+                "leader lock: unknown (no /cluster answer; the DCS may be down)",
+            ),
+            event(30, Source::Cluster, "leader lock: patroni1"),
+        ];
+        assert_eq!(lock_lost_at(&events, "patroni1"), None);
+        let mut taken = events.clone();
+        taken.push(event(31, Source::Cluster, "leader lock: none"));
+        taken.push(event(32, Source::Cluster, "leader lock: patroni2"));
+        assert_eq!(lock_lost_at(&taken, "patroni1"), Some(31_000_000));
+    }
 }
