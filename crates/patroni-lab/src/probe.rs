@@ -196,7 +196,7 @@ async fn execute(args: ProbeArgs) -> Result<ExitCode> {
         );
     }
     let report = session::run(&settings, &limits, stop_rx).await?;
-    print!("{}", summary(&report));
+    say!("{}", summary(&report).trim_end_matches('\n'));
     let verdict = if !report.exceeded.is_empty() {
         exit::LIMITS_EXCEEDED
     } else if settings.lost_check && !report.lost_writes.checked {
@@ -208,7 +208,7 @@ async fn execute(args: ProbeArgs) -> Result<ExitCode> {
     if let Some(file) = json {
         let text = serde_json::to_string_pretty(&report)? + "\n";
         match file.write(&text, "JSON") {
-            Ok(()) => println!("JSON report: {}", file_name(&args.json)),
+            Ok(()) => say!("JSON report: {}", file_name(&args.json)),
             Err(e) => {
                 eprintln!("patroni-lab probe: error: {e:#}");
                 write_failed = true;
@@ -217,7 +217,7 @@ async fn execute(args: ProbeArgs) -> Result<ExitCode> {
     }
     if let Some(file) = html_file {
         match file.write(&html::page(&report), "HTML") {
-            Ok(()) => println!("HTML report: {}", file_name(&args.html)),
+            Ok(()) => say!("HTML report: {}", file_name(&args.html)),
             Err(e) => {
                 eprintln!("patroni-lab probe: error: {e:#}");
                 write_failed = true;

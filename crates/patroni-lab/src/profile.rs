@@ -45,7 +45,10 @@ pub fn run(cmd: ProfileCommand) -> ExitCode {
         ProfileCommand::List => {
             for (name, p) in &all {
                 let settings = p.complete(&all["default"], name).unwrap_or_default();
-                print!("{}", list_entry(p, &settings, &default));
+                say!(
+                    "{}",
+                    list_entry(p, &settings, &default).trim_end_matches('\n')
+                );
             }
             ExitCode::SUCCESS
         }
@@ -53,7 +56,10 @@ pub fn run(cmd: ProfileCommand) -> ExitCode {
         ProfileCommand::Apply { name } => apply(&all, &name),
         ProfileCommand::Describe { name } => match profile::resolve(&all, &name) {
             Ok((p, settings)) => {
-                print!("{}", describe(&p, &settings, &default));
+                say!(
+                    "{}",
+                    describe(&p, &settings, &default).trim_end_matches('\n')
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -148,8 +154,8 @@ fn show(all: &BTreeMap<String, Profile>) -> ExitCode {
     } else {
         format!("active profile: {}", matching.join(" = "))
     };
-    println!("{head}");
-    println!(
+    say!("{head}");
+    say!(
         "(read from the running services: Patroni GET /config, PgBouncer SHOW CONFIG, HAProxy show env)"
     );
     let default = &by_name["default"];
@@ -160,7 +166,7 @@ fn show(all: &BTreeMap<String, Profile>) -> ExitCode {
         } else {
             " "
         };
-        println!(
+        say!(
             "{mark} {:<34} {}",
             format!("{}.{}", key.section, key.name),
             live.get(&at).map_or("-".into(), |v| v.to_string())
@@ -181,9 +187,9 @@ fn apply(all: &BTreeMap<String, Profile>, name: &str) -> ExitCode {
     match profiles::apply(&Lab::from_env(), name, &settings, default) {
         Ok(done) => {
             for line in done {
-                println!("  {line}");
+                say!("  {line}");
             }
-            println!("profile {name} is active (every service reports its settings)");
+            say!("profile {name} is active (every service reports its settings)");
             ExitCode::SUCCESS
         }
         Err(e) => {

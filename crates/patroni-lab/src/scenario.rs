@@ -95,7 +95,7 @@ const BAD_INPUT: u8 = 2;
 pub fn run(cmd: ScenarioCommand) -> ExitCode {
     match cmd {
         ScenarioCommand::List => {
-            print!("{}", list());
+            say!("{}", list().trim_end_matches('\n'));
             ExitCode::SUCCESS
         }
         ScenarioCommand::ResumeAfter {
@@ -322,16 +322,16 @@ async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
         }
     }
     let r = ScenarioReport::new(p.plan.fault, p.plan.expectations.clone(), runs);
-    print!("{}", report::summary(&r));
+    say!("{}", report::summary(&r).trim_end_matches('\n'));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&r)? + "\n")
             .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
-        println!("JSON report: {}", path.display());
+        say!("JSON report: {}", path.display());
     }
     if let Some(path) = &args.html {
         std::fs::write(path, report::page(&r))
             .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
-        println!("HTML report: {}", path.display());
+        say!("HTML report: {}", path.display());
     }
     Ok(if r.runs.iter().any(|x| x.fault_error.is_some()) {
         ExitCode::FAILURE

@@ -249,11 +249,13 @@ pub fn patroni_patch(all: &Settings) -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
-/// PgBouncer's lines for these settings: a `[pgbouncer]` section that pgbouncer.ini includes
-/// last (`%include`), so that its values win.
+/// PgBouncer's lines for these settings, which pgbouncer.ini includes (`%include`) at the end
+/// of its `[pgbouncer]` section, so that they win. No section header: a second `[pgbouncer]`
+/// header made PgBouncer drop the section's earlier settings here (its admin console then said
+/// "not allowed" to every admin user).
 pub fn pgbouncer_lines(profile: &str, all: &Settings) -> String {
     let mut text = format!(
-        ";; Written by `patroni-lab profile apply {profile}`; pgbouncer.ini includes it last.\n[pgbouncer]\n"
+        ";; Written by `patroni-lab profile apply {profile}`; included at the end of pgbouncer.ini's pgbouncer section.\n"
     );
     for (k, v) in section(all, Section::PgBouncer) {
         text.push_str(&format!("{k} = {v}\n"));
@@ -404,7 +406,9 @@ check_rise = 1
             patroni_patch(&all)["synchronous_mode"],
             serde_json::json!(false)
         );
-        assert!(pgbouncer_lines("fast", &all).contains("\nserver_login_retry = 1\n"));
+        let lines = pgbouncer_lines("fast", &all);
+        assert!(lines.contains("\nserver_login_retry = 1\n"), "{lines}");
+        assert!(!lines.contains('['), "no section header: {lines}");
     }
 
     #[test]
