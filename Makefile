@@ -43,7 +43,8 @@ tools: .env ## Build the tools image (cargo, patroni-lab, Docker CLI + Compose v
 	@mkdir -p docker/local-ca && rm -f docker/local-ca/*.crt
 	@cp /usr/local/share/ca-certificates/*.crt docker/local-ca/ 2>/dev/null || true
 	@base=$$(scripts/base-image.sh) && \
-	  docker build -q --target tools --build-arg BASE_IMAGE=$$base -t patroni-lab/tools:latest -f docker/Dockerfile . >/dev/null && \
+	  out=$$(docker build -q --target tools --build-arg BASE_IMAGE=$$base -t patroni-lab/tools:latest -f docker/Dockerfile . 2>&1) || \
+	  { echo "$$out" >&2; echo "make tools: the build failed (above)" >&2; exit 1; }; \
 	  echo "tools image: patroni-lab/tools:latest"
 
 # Before anything slow: a PROFILE that names no file.
