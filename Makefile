@@ -27,7 +27,7 @@ export
 .PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2
 
 help: ## This list
-	@grep -hE '^[a-z %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9 %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
 
 env: .env
 .env:
