@@ -17,6 +17,7 @@ macro_rules! say {
 
 mod callback;
 mod load;
+mod matrix;
 mod probe;
 mod profile;
 mod scenario;
@@ -49,6 +50,8 @@ enum Command {
     /// Fault scenarios with the probe running through them, graded (`scenario list`).
     #[command(subcommand)]
     Scenario(scenario::ScenarioCommand),
+    /// Every scenario under every profile: one table (Markdown, JSON, HTML), resumable.
+    Matrix(Box<matrix::MatrixArgs>),
     /// Named settings profiles (`profiles/*.ini`): what each changes.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
@@ -90,5 +93,6 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(*args),
         Command::Scenario(cmd) => scenario::run(cmd),
         Command::Profile(cmd) => profile::run(cmd),
+        Command::Matrix(args) => matrix::run(*args),
     }
 }

@@ -256,34 +256,96 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     if let Some(d) = args.whole_within {
         expectations.whole_within = d;
     }
-    let mut probe = Settings::lab_defaults(&lab.client_url);
-    probe.password = Some(lab.password.clone());
-    probe.endpoint = lab.client_url.clone();
-    args.load.apply(&mut probe)?;
-    probe.live = false;
-    probe.patroni = lab.nodes.iter().map(|n| n.api_url.clone()).collect();
-    fault.adjust_probe(&mut probe);
-    // The run's upper bound: the runner stops the probe once the cluster is whole again.
-    probe.duration =
-        Some(args.inject_at + expectations.whole_within + args.tail + Duration::from_secs(60));
-    probe.check().map_err(|e| e.to_string())?;
+    let plan = plan_for(
+        &lab,
+        fault,
+        expectations,
+        &args.load,
+        args.inject_at,
+        args.tail,
+    )?;
     for (path, what) in [(&args.json, "JSON"), (&args.html, "HTML")] {
         if let Some(p) = path {
             std::fs::File::create(p)
                 .map_err(|e| format!("cannot write the {what} report to {}: {e}", p.display()))?;
         }
     }
-    Ok(Prepared {
-        lab,
-        plan: runner::Plan {
-            fault,
-            expectations,
-            probe,
-            inject_at: args.inject_at,
-            tail: args.tail,
-            whole_before: Duration::from_secs(120),
-        },
+    Ok(Prepared { lab, plan })
+}
+
+/// A run's plan: the probe's settings for this lab and load, bounded by the expectations.
+pub(crate) fn plan_for(
+    lab: &Lab,
+    fault: Fault,
+    expectations: patroni_lab_scenario::grade::Expectations,
+    load: &crate::load::LoadArgs,
+    inject_at: Duration,
+    tail: Duration,
+) -> Result<runner::Plan, String> {
+    let mut probe = Settings::lab_defaults(&lab.client_url);
+    probe.password = Some(lab.password.clone());
+    probe.endpoint = lab.client_url.clone();
+    load.apply(&mut probe)?;
+    probe.live = false;
+    probe.patroni = lab.nodes.iter().map(|n| n.api_url.clone()).collect();
+    fault.adjust_probe(&mut probe);
+    // The run's upper bound: the runner stops the probe once the cluster is whole again.
+    probe.duration = Some(inject_at + expectations.whole_within + tail + Duration::from_secs(60));
+    probe.check().map_err(|e| e.to_string())?;
+    Ok(runner::Plan {
+        fault,
+        expectations,
+        probe,
+        inject_at,
+        tail,
+        whole_before: Duration::from_secs(120),
     })
+}
+
+/// Where a set of runs is, for progress lines.
+pub(crate) enum Progress<'a> {
+    Starting(u32),
+    Ended(&'a runner::ScenarioRun),
+}
+
+/// Runs `plan` up to `runs` times (fewer when stopped) and sums them up; `each` hears of every
+/// run as it starts and ends.
+pub(crate) async fn run_set(
+    lab: &Lab,
+    plan: &runner::Plan,
+    runs: u32,
+    stop: tokio::sync::watch::Receiver<bool>,
+    mut each: impl FnMut(Progress),
+) -> Result<ScenarioReport> {
+    let mut done = Vec::new();
+    for i in 1..=runs {
+        each(Progress::Starting(i));
+        let run = runner::run_once(lab, plan, stop.clone()).await?;
+        each(Progress::Ended(&run));
+        done.push(run);
+        if *stop.borrow() {
+            break;
+        }
+    }
+    Ok(ScenarioReport::new(
+        plan.fault,
+        plan.expectations.clone(),
+        done,
+    ))
+}
+
+/// One line on a run that ended.
+pub(crate) fn run_line(run: &runner::ScenarioRun) -> String {
+    format!(
+        "{}: window {:.0} ms, whole again {}",
+        if run.passed { "passed" } else { "FAILED" },
+        run.probe.analysis.longest_window_ms,
+        run.whole_again_ms
+            .map_or("not within the limit".into(), |ms| format!(
+                "after {:.1} s",
+                ms / 1000.0
+            ))
+    )
 }
 
 async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
@@ -297,31 +359,18 @@ async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
             }
         },
     )?;
-    let mut runs = Vec::new();
-    for i in 1..=args.runs {
-        eprintln!(
-            "{} run {i} of {}: {}",
-            p.plan.fault.name(),
-            args.runs,
-            p.plan.fault.describe()
-        );
-        let run = runner::run_once(&p.lab, &p.plan, stop_rx.clone()).await?;
-        eprintln!(
-            "  {}: window {:.0} ms, whole again {}",
-            if run.passed { "passed" } else { "FAILED" },
-            run.probe.analysis.longest_window_ms,
-            run.whole_again_ms
-                .map_or("not within the limit".into(), |ms| format!(
-                    "after {:.1} s",
-                    ms / 1000.0
-                ))
-        );
-        runs.push(run);
-        if *stop_rx.borrow() {
-            break;
-        }
-    }
-    let r = ScenarioReport::new(p.plan.fault, p.plan.expectations.clone(), runs);
+    let (name, describe) = (p.plan.fault.name(), p.plan.fault.describe());
+    let r = run_set(
+        &p.lab,
+        &p.plan,
+        args.runs,
+        stop_rx,
+        |progress| match progress {
+            Progress::Starting(i) => eprintln!("{name} run {i} of {}: {describe}", args.runs),
+            Progress::Ended(run) => eprintln!("  {}", run_line(run)),
+        },
+    )
+    .await?;
     say!("{}", report::summary(&r).trim_end_matches('\n'));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&r)? + "\n")

@@ -10,6 +10,10 @@ fn patroni_lab(subcommand: &str, args: &[&str]) -> (i32, String) {
         .arg(subcommand)
         .args(args)
         .env("PATRONI_LAB_API_URL", "http://127.0.0.1:1")
+        .env(
+            "PATRONI_LAB_PROFILES",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../profiles"),
+        )
         .output()
         .unwrap();
     (
@@ -237,5 +241,41 @@ fn scenario_bad_input_is_one_line_exit_2_before_touching_the_lab() {
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn matrix_and_profile_bad_input_is_one_line_exit_2_before_touching_the_lab() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "matrix",
+            &["--profiles", "nope", "--scenarios", "switchover"],
+            "unknown profile 'nope': known are default,",
+        ),
+        (
+            "matrix",
+            &["--profiles", "default", "--scenarios", "nope"],
+            "unknown scenario 'nope'",
+        ),
+        (
+            "matrix",
+            &[
+                "--profiles",
+                "default",
+                "--scenarios",
+                "switchover",
+                "--runs",
+                "0",
+            ],
+            "--runs 0 is out of range",
+        ),
+        ("profile", &["apply", "nope"], "unknown profile 'nope'"),
+        ("profile", &["describe", "nope"], "unknown profile 'nope'"),
+    ];
+    for (sub, args, wanted) in cases {
+        let (code, stderr) = patroni_lab(sub, args);
+        assert_eq!(code, 2, "{sub} {args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{sub} {args:?}: {stderr}");
+        assert!(stderr.contains(wanted), "{sub} {args:?}: {stderr}");
     }
 }

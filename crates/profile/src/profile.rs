@@ -277,7 +277,13 @@ pub fn load_all(dir: &Path) -> Result<BTreeMap<String, Profile>, ProfileError> {
         detail: e.to_string(),
     };
     let mut all = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| read_err(dir, e))? {
+    let entries = std::fs::read_dir(dir).map_err(|e| ProfileError::Read {
+        path: dir.display().to_string(),
+        detail: format!(
+            "{e} (run from the repository root, or set PATRONI_LAB_PROFILES to the profiles folder)"
+        ),
+    })?;
+    for entry in entries {
         let path = entry.map_err(|e| read_err(dir, e))?.path();
         if path.extension().and_then(|e| e.to_str()) != Some("ini") {
             continue;

@@ -12,6 +12,7 @@ pub mod fault;
 pub mod grade;
 pub mod guard;
 pub mod lab;
+pub mod matrix;
 pub mod profiles;
 pub mod report;
 pub mod runner;

@@ -1,0 +1,268 @@
+//! The `matrix` subcommand: every scenario under every profile, a cell at a time, with progress
+//! and an ETA; each cell is saved as it completes so an interrupted matrix resumes; the table
+//! is written as Markdown, JSON and HTML. The profile the lab had before is put back at the end.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use patroni_lab_profile::profile::{self, Settings};
+use patroni_lab_scenario::fault::Fault;
+use patroni_lab_scenario::lab::Lab;
+use patroni_lab_scenario::matrix::{self, Cell, Matrix};
+use patroni_lab_scenario::{guard, profiles};
+
+use crate::scenario::{Progress, plan_for, run_line, run_set};
+
+#[derive(Args)]
+pub struct MatrixArgs {
+    /// Profiles, comma-separated: the table's columns (see `patroni-lab profile list`).
+    #[arg(long, value_delimiter = ',', required = true)]
+    profiles: Vec<String>,
+    /// Scenarios, comma-separated: the table's rows (see `patroni-lab scenario list`).
+    #[arg(long, value_delimiter = ',', required = true)]
+    scenarios: Vec<String>,
+    /// Runs per cell (1 to 100).
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    /// Folder for the cells and the table; a matrix interrupted there resumes from its cells.
+    #[arg(long, default_value = "probe-out/matrix")]
+    out: PathBuf,
+    #[command(flatten)]
+    load: crate::load::LoadArgs,
+}
+
+const BAD_INPUT: u8 = 2;
+
+/// Everything checked before anything slow: profiles, scenarios, runs, the output folder.
+struct Checked {
+    profiles: Vec<(String, Settings)>,
+    faults: Vec<Fault>,
+    all_profiles: Vec<(String, Settings)>,
+}
+
+fn check(args: &MatrixArgs) -> Result<Checked, String> {
+    let all = profile::load_all(&profile::folder()).map_err(|e| e.to_string())?;
+    let mut profiles = Vec::new();
+    for name in &args.profiles {
+        let (_, settings) = profile::resolve(&all, name).map_err(|e| e.to_string())?;
+        profiles.push((name.clone(), settings));
+    }
+    let faults = args
+        .scenarios
+        .iter()
+        .map(|s| Fault::parse(s, None).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !(1..=100).contains(&args.runs) {
+        return Err(format!(
+            "--runs {} is out of range: allowed 1 to 100",
+            args.runs
+        ));
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot write to {}: {e}", args.out.display()))?;
+    let all_profiles = all
+        .iter()
+        .filter_map(|(n, p)| p.complete(&all["default"], n).ok().map(|s| (n.clone(), s)))
+        .collect();
+    Ok(Checked {
+        profiles,
+        faults,
+        all_profiles,
+    })
+}
+
+fn minutes(s: f64) -> String {
+    format!("{}:{:02}", (s / 60.0) as u64, (s % 60.0) as u64)
+}
+
+async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
+    let lab = Lab::from_env();
+    let default = checked
+        .all_profiles
+        .iter()
+        .find(|(n, _)| n == "default")
+        .map(|(_, s)| s.clone())
+        .expect("default is always there");
+    // The profile to put back at the end: the one the lab runs now, else default.
+    let live = profiles::live(&lab).context("reading the lab's active profile")?;
+    let before = profiles::matching(checked.all_profiles.iter().map(|(n, s)| (n, s)), &live)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "default".to_string());
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    crate::signals::stop_on_signals(
+        stop_tx,
+        "undoing the fault, stopping the probe; saved cells are kept",
+        || {
+            for e in guard::undo_all() {
+                eprintln!("could not undo: {e}");
+            }
+        },
+    )?;
+
+    let runs = args.runs as usize;
+    let order = matrix::plan(&args.profiles, &args.scenarios);
+    let total_runs = order.len() * runs;
+    let (mut done_runs, mut spent_s) = (0usize, 0.0f64);
+    let mut left_runs = total_runs;
+    let mut cells: Vec<Cell> = Vec::new();
+    let mut applied: Option<String> = None;
+    for (index, (profile_name, scenario)) in order.iter().enumerate() {
+        if *stop_rx.borrow() {
+            break;
+        }
+        let at = format!(
+            "[cell {} of {}] {profile_name} × {scenario}",
+            index + 1,
+            order.len()
+        );
+        if let Some(cell) = matrix::saved_cell(&args.out, profile_name, scenario, runs) {
+            eprintln!("{at}: saved by an earlier run, kept ({})", cell.grade());
+            left_runs -= runs;
+            cells.push(cell);
+            continue;
+        }
+        if applied.as_deref() != Some(profile_name) {
+            let settings = &checked
+                .profiles
+                .iter()
+                .find(|(n, _)| n == profile_name)
+                .expect("checked")
+                .1;
+            eprintln!("profile {profile_name}: applying");
+            profiles::apply(&lab, profile_name, settings, &default)
+                .with_context(|| format!("applying profile {profile_name}"))?;
+            applied = Some(profile_name.clone());
+        }
+        let fault = checked.faults[args
+            .scenarios
+            .iter()
+            .position(|s| s == scenario)
+            .expect("checked")];
+        let plan = plan_for(
+            &lab,
+            fault,
+            fault.expectations(),
+            &args.load,
+            Duration::from_secs(5),
+            Duration::from_secs(3),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let started = Instant::now();
+        let mut run_started = Instant::now();
+        let report = run_set(
+            &lab,
+            &plan,
+            args.runs,
+            stop_rx.clone(),
+            |progress| match progress {
+                Progress::Starting(i) => {
+                    run_started = Instant::now();
+                    let eta = matrix::eta_s(done_runs, spent_s, left_runs)
+                        .map_or("ETA after the first run".into(), |s| {
+                            format!("ETA {} for the matrix", minutes(s))
+                        });
+                    eprintln!("{at}: run {i} of {runs}; {eta}");
+                }
+                Progress::Ended(run) => {
+                    done_runs += 1;
+                    left_runs -= 1;
+                    spent_s += run_started.elapsed().as_secs_f64();
+                    eprintln!("  {}", run_line(run));
+                }
+            },
+        )
+        .await?;
+        if report.runs.len() < runs {
+            eprintln!(
+                "{at}: stopped after {} of {runs} runs; not saved",
+                report.runs.len()
+            );
+            break;
+        }
+        let cell = Cell::of(profile_name, &report, started.elapsed().as_secs_f64());
+        matrix::save_cell(&args.out, &cell)
+            .with_context(|| format!("saving the cell in {}", args.out.display()))?;
+        std::fs::write(
+            args.out
+                .join("cells")
+                .join(profile_name)
+                .join(format!("{scenario}.report.json")),
+            serde_json::to_string_pretty(&report)? + "\n",
+        )?;
+        eprintln!("{at}: {}", cell.grade());
+        cells.push(cell);
+    }
+
+    if applied.is_some() && applied.as_deref() != Some(before.as_str()) {
+        let settings = checked
+            .all_profiles
+            .iter()
+            .find(|(n, _)| *n == before)
+            .map(|(_, s)| s.clone())
+            .unwrap_or(default.clone());
+        eprintln!("profile {before}: put back");
+        profiles::apply(&lab, &before, &settings, &default)
+            .with_context(|| format!("putting profile {before} back"))?;
+    }
+
+    let m = Matrix {
+        schema: matrix::SCHEMA,
+        schema_version: matrix::SCHEMA_VERSION,
+        profiles: args.profiles.clone(),
+        scenarios: args.scenarios.clone(),
+        runs_per_cell: runs,
+        cells,
+    };
+    let md = matrix::markdown(&m);
+    say!("{}", md.trim_end_matches('\n'));
+    for (file, text) in [
+        ("matrix.md", md.clone()),
+        ("matrix.json", serde_json::to_string_pretty(&m)? + "\n"),
+        ("matrix.html", matrix::html(&m)),
+    ] {
+        let path = args.out.join(file);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    say!(
+        "matrix: {}/matrix.{{md,json,html}}; spent {} on {done_runs} runs",
+        args.out.display(),
+        minutes(spent_s)
+    );
+    let complete = m.cells.len() == order.len();
+    Ok(if !complete {
+        ExitCode::FAILURE
+    } else if m.cells.iter().all(Cell::passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+pub fn run(args: MatrixArgs) -> ExitCode {
+    let checked = match check(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("patroni-lab matrix: error: {e}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("patroni-lab matrix: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_matrix(&args, checked)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("patroni-lab matrix: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

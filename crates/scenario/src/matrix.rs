@@ -1,0 +1,370 @@
+//! The comparison matrix: scenarios × profiles. Each cell is a set of runs of one scenario under
+//! one profile, summed up in a `Cell` that is saved as soon as it completes (so an interrupted
+//! matrix resumes where it stopped), and the whole is rendered as one table — Markdown for the
+//! terminal and the README, JSON, and an HTML page coloured by grade.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::ScenarioReport;
+
+pub const SCHEMA: &str = "patroni-lab/matrix";
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One figure over a cell's runs: median and worst (`None`: measured in no run).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    pub median: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// One cell: a scenario's runs under one profile, summed up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub profile: String,
+    pub scenario: String,
+    pub runs: usize,
+    pub passed_runs: usize,
+    pub window_ms: Figure,
+    pub stall_ms: Figure,
+    pub failed: Figure,
+    pub in_doubt: Figure,
+    /// Lost acknowledged writes over all runs; `None` when a run's check did not run.
+    pub lost: Option<u64>,
+    pub acknowledged: u64,
+    pub split_brain_writes: u64,
+    /// A fault step that failed in some run (the cell then says so instead of a grade).
+    pub fault_error: Option<String>,
+    /// Seconds the cell took.
+    pub took_s: f64,
+}
+
+impl Cell {
+    pub fn of(profile: &str, r: &ScenarioReport, took_s: f64) -> Self {
+        let spread = |metric: &str| {
+            r.spreads.iter().find(|s| s.metric == metric).map_or(
+                Figure {
+                    median: None,
+                    max: None,
+                },
+                |s| Figure {
+                    median: s.median,
+                    max: s.max,
+                },
+            )
+        };
+        let stalls: Vec<Option<f64>> = r
+            .runs
+            .iter()
+            .map(|run| {
+                Some(
+                    run.probe
+                        .analysis
+                        .stalls
+                        .iter()
+                        .map(|s| s.duration_ms)
+                        .fold(0.0, f64::max),
+                )
+            })
+            .collect();
+        let stall = crate::report::Spread::of("stall", &stalls);
+        let lost = r
+            .runs
+            .iter()
+            .map(|run| {
+                let l = &run.probe.lost_writes;
+                l.checked.then_some(l.missing.len() as u64)
+            })
+            .sum::<Option<u64>>();
+        Self {
+            profile: profile.to_string(),
+            scenario: r.scenario.to_string(),
+            runs: r.runs.len(),
+            passed_runs: r.runs.iter().filter(|x| x.passed).count(),
+            window_ms: spread("longest_window_ms"),
+            stall_ms: Figure {
+                median: stall.median,
+                max: stall.max,
+            },
+            failed: spread("failed"),
+            in_doubt: spread("in_doubt"),
+            lost,
+            acknowledged: r
+                .runs
+                .iter()
+                .map(|x| x.probe.lost_writes.acknowledged)
+                .sum(),
+            split_brain_writes: r
+                .runs
+                .iter()
+                .flat_map(|x| x.probe.analysis.split_brain.iter())
+                .map(|b| b.writes_after_takeover)
+                .sum(),
+            fault_error: r.runs.iter().find_map(|x| x.fault_error.clone()),
+            took_s,
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.fault_error.is_none() && self.runs > 0 && self.passed_runs == self.runs
+    }
+
+    /// The grade as the table shows it.
+    pub fn grade(&self) -> String {
+        match &self.fault_error {
+            Some(_) => "ERROR".into(),
+            None if self.passed() => format!("PASS {}/{}", self.passed_runs, self.runs),
+            None => format!("FAIL {}/{}", self.passed_runs, self.runs),
+        }
+    }
+}
+
+/// Where a matrix keeps its cells: `<dir>/cells/<profile>/<scenario>.json`.
+pub fn cell_path(dir: &Path, profile: &str, scenario: &str) -> PathBuf {
+    dir.join("cells")
+        .join(profile)
+        .join(format!("{scenario}.json"))
+}
+
+/// A cell saved by an earlier, interrupted matrix with the same number of runs, if any.
+pub fn saved_cell(dir: &Path, profile: &str, scenario: &str, runs: usize) -> Option<Cell> {
+    let text = std::fs::read_to_string(cell_path(dir, profile, scenario)).ok()?;
+    let cell: Cell = serde_json::from_str(&text).ok()?;
+    (cell.runs == runs && cell.profile == profile && cell.scenario == scenario).then_some(cell)
+}
+
+/// Saves a cell (a temporary file, then a rename: an interruption leaves no half cell).
+pub fn save_cell(dir: &Path, cell: &Cell) -> std::io::Result<()> {
+    let path = cell_path(dir, &cell.profile, &cell.scenario);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(cell)? + "\n")?;
+    std::fs::rename(tmp, path)
+}
+
+/// The matrix as written to `matrix.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Matrix {
+    pub schema: &'static str,
+    pub schema_version: u32,
+    pub profiles: Vec<String>,
+    pub scenarios: Vec<String>,
+    pub runs_per_cell: usize,
+    pub cells: Vec<Cell>,
+}
+
+impl Matrix {
+    fn cell(&self, profile: &str, scenario: &str) -> Option<&Cell> {
+        self.cells
+            .iter()
+            .find(|c| c.profile == profile && c.scenario == scenario)
+    }
+}
+
+fn secs(ms: Option<f64>) -> String {
+    ms.map_or("n/a".into(), |v| format!("{:.1}", v / 1000.0))
+}
+
+fn count(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{v:.0}"))
+}
+
+/// One cell as the Markdown table shows it.
+fn cell_text(c: &Cell) -> String {
+    let window = if c.window_ms.max.unwrap_or(0.0) == 0.0 {
+        format!("no window, stall {} s", secs(c.stall_ms.median))
+    } else {
+        format!(
+            "{} s (worst {})",
+            secs(c.window_ms.median),
+            secs(c.window_ms.max)
+        )
+    };
+    let lost = c
+        .lost
+        .map_or("lost: not checked".into(), |n| format!("lost {n}"));
+    format!(
+        "{window}; failed {} / in doubt {}; {lost}; split brain {}; **{}**",
+        count(c.failed.median),
+        count(c.in_doubt.median),
+        c.split_brain_writes,
+        c.grade()
+    )
+}
+
+/// The Markdown table: a row per scenario, a column per profile.
+pub fn markdown(m: &Matrix) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| scenario | {} |", m.profiles.join(" | "));
+    let _ = writeln!(s, "|---|{}", "---|".repeat(m.profiles.len()));
+    for scenario in &m.scenarios {
+        let cells: Vec<String> = m
+            .profiles
+            .iter()
+            .map(|p| m.cell(p, scenario).map_or("not run".into(), cell_text))
+            .collect();
+        let _ = writeln!(s, "| {scenario} | {} |", cells.join(" | "));
+    }
+    let _ = writeln!(
+        s,
+        "\nEach cell: median window (worst) over {} runs, median failed / in-doubt transactions, lost acknowledged writes over all runs, split-brain writes, grade.",
+        m.runs_per_cell
+    );
+    s
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The HTML page: the same table, each cell coloured by its grade.
+pub fn html(m: &Matrix) -> String {
+    let mut rows = String::new();
+    for scenario in &m.scenarios {
+        let _ = write!(rows, "<tr><th>{}</th>", escape(scenario));
+        for p in &m.profiles {
+            match m.cell(p, scenario) {
+                Some(c) => {
+                    let class = if c.passed() { "pass" } else { "fail" };
+                    let text = cell_text(c).replace("**", "");
+                    let _ = write!(rows, "<td class=\"{class}\">{}</td>", escape(&text));
+                }
+                None => rows.push_str("<td class=\"none\">not run</td>"),
+            }
+        }
+        rows.push_str("</tr>\n");
+    }
+    let head: String = m
+        .profiles
+        .iter()
+        .map(|p| format!("<th>{}</th>", escape(p)))
+        .collect();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>patroni-lab matrix</title><style>\
+body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}th,td{{border:1px solid #999;padding:.4em .6em;vertical-align:top}}\
+td.pass{{background:#d8f5d0}}td.fail{{background:#f8d0d0}}td.none{{background:#eee;color:#777}}</style></head><body>\
+<h1>patroni-lab: scenarios × profiles</h1><p>{} runs per cell.</p><table id=\"matrix\"><tr><th>scenario</th>{head}</tr>\n{rows}</table></body></html>\n",
+        m.runs_per_cell
+    )
+}
+
+/// The estimated time left: the mean time per run so far, times the runs still to do.
+pub fn eta_s(done_runs: usize, spent_s: f64, left_runs: usize) -> Option<f64> {
+    (done_runs > 0).then(|| spent_s / done_runs as f64 * left_runs as f64)
+}
+
+/// Cells in the order the matrix runs them: profile by profile (one profile change each), the
+/// scenarios in the order given.
+pub fn plan(profiles: &[String], scenarios: &[String]) -> Vec<(String, String)> {
+    let mut order = Vec::new();
+    for p in profiles {
+        for s in scenarios {
+            order.push((p.clone(), s.clone()));
+        }
+    }
+    order
+}
+
+/// Cells by (profile, scenario), for callers that fill the matrix as they go.
+pub type Cells = BTreeMap<(String, String), Cell>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(profile: &str, scenario: &str, window: f64, passed: usize) -> Cell {
+        Cell {
+            profile: profile.into(),
+            scenario: scenario.into(),
+            runs: 3,
+            passed_runs: passed,
+            window_ms: Figure {
+                median: Some(window),
+                max: Some(window + 500.0),
+            },
+            stall_ms: Figure {
+                median: Some(window),
+                max: Some(window),
+            },
+            failed: Figure {
+                median: Some(10.0),
+                max: Some(12.0),
+            },
+            in_doubt: Figure {
+                median: Some(2.0),
+                max: Some(3.0),
+            },
+            lost: Some(0),
+            acknowledged: 900,
+            split_brain_writes: 0,
+            fault_error: None,
+            took_s: 60.0,
+        }
+    }
+
+    fn matrix() -> Matrix {
+        Matrix {
+            schema: SCHEMA,
+            schema_version: SCHEMA_VERSION,
+            profiles: vec!["default".into(), "seed".into()],
+            scenarios: vec!["switchover".into(), "kill-leader".into()],
+            runs_per_cell: 3,
+            cells: vec![
+                cell("default", "switchover", 2300.0, 3),
+                cell("seed", "switchover", 15200.0, 0),
+                cell("default", "kill-leader", 27000.0, 3),
+            ],
+        }
+    }
+
+    #[test]
+    fn markdown_has_a_row_per_scenario_and_a_column_per_profile() {
+        let md = markdown(&matrix());
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(lines[0], "| scenario | default | seed |");
+        assert_eq!(
+            lines[2],
+            "| switchover | 2.3 s (worst 2.8); failed 10 / in doubt 2; lost 0; split brain 0; **PASS 3/3** | 15.2 s (worst 15.7); failed 10 / in doubt 2; lost 0; split brain 0; **FAIL 0/3** |"
+        );
+        assert!(lines[3].ends_with("| not run |"), "{}", lines[3]);
+    }
+
+    #[test]
+    fn html_colours_cells_by_grade() {
+        let page = html(&matrix());
+        assert!(page.contains("<td class=\"pass\">2.3 s"));
+        assert!(page.contains("<td class=\"fail\">15.2 s"));
+        assert!(page.contains("<td class=\"none\">not run</td>"));
+    }
+
+    #[test]
+    fn a_saved_cell_is_found_again_only_for_the_same_runs() {
+        let dir = std::env::temp_dir().join(format!("plab-matrix-{}", std::process::id()));
+        let c = cell("fast", "switchover", 2000.0, 3);
+        save_cell(&dir, &c).unwrap();
+        assert_eq!(saved_cell(&dir, "fast", "switchover", 3), Some(c));
+        assert_eq!(saved_cell(&dir, "fast", "switchover", 5), None);
+        assert_eq!(saved_cell(&dir, "fast", "kill-leader", 3), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn eta_is_unknown_before_the_first_run() {
+        assert_eq!(eta_s(0, 0.0, 10), None);
+        assert_eq!(eta_s(2, 100.0, 3), Some(150.0));
+    }
+
+    #[test]
+    fn lost_not_checked_is_never_zero() {
+        let mut c = cell("default", "switchover", 2300.0, 3);
+        c.lost = None;
+        assert!(cell_text(&c).contains("lost: not checked"));
+    }
+}
