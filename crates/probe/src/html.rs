@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use crate::report::{Report, summary};
 
-fn escape(text: &str) -> String {
+/// Text made safe inside HTML (element content and attribute values).
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

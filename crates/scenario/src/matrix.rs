@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use patroni_lab_probe::html::escape;
 use serde::{Deserialize, Serialize};
 
 use crate::report::ScenarioReport;
@@ -216,12 +217,6 @@ pub fn markdown(m: &Matrix) -> String {
         m.runs_per_cell
     );
     s
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// The HTML page: the same table, each cell coloured by its grade.

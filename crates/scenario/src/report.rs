@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use patroni_lab_probe::html::{self, Marker};
+use patroni_lab_probe::html::{self, Marker, escape};
 use serde::Serialize;
 
 use crate::fault::Fault;
@@ -206,12 +206,6 @@ pub fn summary(r: &ScenarioReport) -> String {
         r.runs.len()
     );
     s
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// The HTML page: the set's table first, then each run's chart with its timeline.
