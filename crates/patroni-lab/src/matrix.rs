@@ -14,7 +14,7 @@ use patroni_lab_scenario::lab::Lab;
 use patroni_lab_scenario::matrix::{self, Cell, Matrix};
 use patroni_lab_scenario::{guard, profiles};
 
-use crate::scenario::{Progress, plan_for, run_line, run_set};
+use crate::scenario::{Progress, plan_for, probe_for, run_line, run_set};
 
 #[derive(Args)]
 pub struct MatrixArgs {
@@ -27,6 +27,10 @@ pub struct MatrixArgs {
     /// Runs per cell (1 to 100).
     #[arg(long, default_value_t = 3)]
     runs: u32,
+    /// Seconds of a steady run per profile, no fault (what the profile costs when nothing
+    /// fails); 0 for none.
+    #[arg(long, default_value_t = 20)]
+    steady: u64,
     /// Folder for the cells and the table; a matrix interrupted there resumes from its cells.
     #[arg(long, default_value = "probe-out/matrix")]
     out: PathBuf,
@@ -61,6 +65,12 @@ fn check(args: &MatrixArgs) -> Result<Checked, String> {
             args.runs
         ));
     }
+    if args.steady > 3600 {
+        return Err(format!(
+            "--steady {} is out of range: allowed 0 to 3600 seconds",
+            args.steady
+        ));
+    }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot write to {}: {e}", args.out.display()))?;
     let all_profiles = all
@@ -72,6 +82,52 @@ fn check(args: &MatrixArgs) -> Result<Checked, String> {
         faults,
         all_profiles,
     })
+}
+
+/// Applies `name` unless it is the one applied last.
+fn ensure_profile(
+    lab: &Lab,
+    checked: &Checked,
+    default: &Settings,
+    name: &str,
+    applied: &mut Option<String>,
+) -> Result<()> {
+    if applied.as_deref() == Some(name) {
+        return Ok(());
+    }
+    let settings = &checked
+        .profiles
+        .iter()
+        .find(|(n, _)| n == name)
+        .expect("checked")
+        .1;
+    eprintln!("profile {name}: applying");
+    profiles::apply(lab, name, settings, default)
+        .with_context(|| format!("applying profile {name}"))?;
+    *applied = Some(name.to_string());
+    Ok(())
+}
+
+/// A steady probe run under the active profile, once the cluster is whole.
+async fn steady_run(
+    lab: &Lab,
+    args: &MatrixArgs,
+    profile: &str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<matrix::Steady> {
+    patroni_lab_scenario::cluster::wait_whole(lab, Duration::from_secs(120))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let mut probe = probe_for(lab, &args.load).map_err(anyhow::Error::msg)?;
+    probe.duration = Some(Duration::from_secs(args.steady));
+    probe.check()?;
+    let report = patroni_lab_probe::session::run(
+        &probe,
+        &patroni_lab_probe::report::Limits::default(),
+        stop,
+    )
+    .await?;
+    Ok(matrix::Steady::of(profile, &report))
 }
 
 fn minutes(s: f64) -> String {
@@ -111,6 +167,7 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
     let mut left_runs = total_runs;
     let mut cells: Vec<Cell> = Vec::new();
     let mut applied: Option<String> = None;
+    let mut steady = Vec::new();
     for (index, (profile_name, scenario)) in order.iter().enumerate() {
         if *stop_rx.borrow() {
             break;
@@ -120,24 +177,30 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
             index + 1,
             order.len()
         );
+        let first_of_profile = index == 0 || order[index - 1].0 != *profile_name;
+        if first_of_profile && args.steady > 0 {
+            let secs = args.steady as f64;
+            match matrix::saved_steady(&args.out, profile_name, secs) {
+                Some(s) => steady.push(s),
+                None => {
+                    ensure_profile(&lab, &checked, &default, profile_name, &mut applied)?;
+                    eprintln!("profile {profile_name}: steady run of {secs} s, no fault");
+                    let s = steady_run(&lab, args, profile_name, stop_rx.clone()).await?;
+                    if *stop_rx.borrow() {
+                        break;
+                    }
+                    matrix::save_steady(&args.out, &s)?;
+                    steady.push(s);
+                }
+            }
+        }
         if let Some(cell) = matrix::saved_cell(&args.out, profile_name, scenario, runs) {
             eprintln!("{at}: saved by an earlier run, kept ({})", cell.grade());
             left_runs -= runs;
             cells.push(cell);
             continue;
         }
-        if applied.as_deref() != Some(profile_name) {
-            let settings = &checked
-                .profiles
-                .iter()
-                .find(|(n, _)| n == profile_name)
-                .expect("checked")
-                .1;
-            eprintln!("profile {profile_name}: applying");
-            profiles::apply(&lab, profile_name, settings, &default)
-                .with_context(|| format!("applying profile {profile_name}"))?;
-            applied = Some(profile_name.clone());
-        }
+        ensure_profile(&lab, &checked, &default, profile_name, &mut applied)?;
         let fault = checked.faults[args
             .scenarios
             .iter()
@@ -217,6 +280,7 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
         scenarios: args.scenarios.clone(),
         runs_per_cell: runs,
         cells,
+        steady,
     };
     let md = matrix::markdown(&m);
     say!("{}", md.trim_end_matches('\n'));

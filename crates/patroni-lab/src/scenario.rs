@@ -273,6 +273,18 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     Ok(Prepared { lab, plan })
 }
 
+/// The probe's settings for this lab and load (no live line; the lost-write check confirms
+/// the leader through the lab's REST APIs).
+pub(crate) fn probe_for(lab: &Lab, load: &crate::load::LoadArgs) -> Result<Settings, String> {
+    let mut probe = Settings::lab_defaults(&lab.client_url);
+    probe.password = Some(lab.password.clone());
+    probe.endpoint = lab.client_url.clone();
+    load.apply(&mut probe)?;
+    probe.live = false;
+    probe.patroni = lab.nodes.iter().map(|n| n.api_url.clone()).collect();
+    Ok(probe)
+}
+
 /// A run's plan: the probe's settings for this lab and load, bounded by the expectations.
 pub(crate) fn plan_for(
     lab: &Lab,
@@ -282,12 +294,7 @@ pub(crate) fn plan_for(
     inject_at: Duration,
     tail: Duration,
 ) -> Result<runner::Plan, String> {
-    let mut probe = Settings::lab_defaults(&lab.client_url);
-    probe.password = Some(lab.password.clone());
-    probe.endpoint = lab.client_url.clone();
-    load.apply(&mut probe)?;
-    probe.live = false;
-    probe.patroni = lab.nodes.iter().map(|n| n.api_url.clone()).collect();
+    let mut probe = probe_for(lab, load)?;
     fault.adjust_probe(&mut probe);
     // The run's upper bound: the runner stops the probe once the cluster is whole again.
     probe.duration = Some(inject_at + expectations.whole_within + tail + Duration::from_secs(60));

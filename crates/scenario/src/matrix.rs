@@ -123,6 +123,65 @@ impl Cell {
     }
 }
 
+/// What a profile costs when nothing fails: a steady probe run under it, no fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Steady {
+    pub profile: String,
+    pub secs: f64,
+    /// Acknowledged transactions per second.
+    pub tx_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub failed: u64,
+}
+
+impl Steady {
+    pub fn of(profile: &str, r: &patroni_lab_probe::report::Report) -> Self {
+        let secs = r.duration_ms / 1000.0;
+        let a = &r.analysis;
+        Self {
+            profile: profile.to_string(),
+            secs,
+            tx_per_s: if secs > 0.0 {
+                a.totals.ok as f64 / secs
+            } else {
+                0.0
+            },
+            p50_ms: a.latency.overall.p50_ms,
+            p99_ms: a.latency.overall.p99_ms,
+            failed: a.totals.failed + a.totals.in_doubt,
+        }
+    }
+}
+
+/// A saved steady run of `profile` that lasted `secs` (within a second), if any.
+pub fn saved_steady(dir: &Path, profile: &str, secs: f64) -> Option<Steady> {
+    let text = std::fs::read_to_string(steady_path(dir, profile)).ok()?;
+    let s: Steady = serde_json::from_str(&text).ok()?;
+    (s.profile == profile && (s.secs - secs).abs() < 1.0).then_some(s)
+}
+
+pub fn steady_path(dir: &Path, profile: &str) -> PathBuf {
+    dir.join("cells").join(profile).join("steady.json")
+}
+
+/// Writes `text` to `path` by a temporary file and a rename, making the folder first.
+fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, path)
+}
+
+pub fn save_steady(dir: &Path, s: &Steady) -> std::io::Result<()> {
+    write_whole(
+        &steady_path(dir, &s.profile),
+        &(serde_json::to_string_pretty(s)? + "\n"),
+    )
+}
+
 /// Where a matrix keeps its cells: `<dir>/cells/<profile>/<scenario>.json`.
 pub fn cell_path(dir: &Path, profile: &str, scenario: &str) -> PathBuf {
     dir.join("cells")
@@ -139,13 +198,10 @@ pub fn saved_cell(dir: &Path, profile: &str, scenario: &str, runs: usize) -> Opt
 
 /// Saves a cell (a temporary file, then a rename: an interruption leaves no half cell).
 pub fn save_cell(dir: &Path, cell: &Cell) -> std::io::Result<()> {
-    let path = cell_path(dir, &cell.profile, &cell.scenario);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(cell)? + "\n")?;
-    std::fs::rename(tmp, path)
+    write_whole(
+        &cell_path(dir, &cell.profile, &cell.scenario),
+        &(serde_json::to_string_pretty(cell)? + "\n"),
+    )
 }
 
 /// The matrix as written to `matrix.json`.
@@ -157,6 +213,8 @@ pub struct Matrix {
     pub scenarios: Vec<String>,
     pub runs_per_cell: usize,
     pub cells: Vec<Cell>,
+    /// One steady run per profile (empty when asked for none).
+    pub steady: Vec<Steady>,
 }
 
 impl Matrix {
@@ -210,6 +268,24 @@ pub fn markdown(m: &Matrix) -> String {
             .map(|p| m.cell(p, scenario).map_or("not run".into(), cell_text))
             .collect();
         let _ = writeln!(s, "| {scenario} | {} |", cells.join(" | "));
+    }
+    if !m.steady.is_empty() {
+        let cells: Vec<String> = m
+            .profiles
+            .iter()
+            .map(|p| {
+                m.steady
+                    .iter()
+                    .find(|x| &x.profile == p)
+                    .map_or("not run".into(), |x| {
+                        format!(
+                            "{:.0} tx/s, p50 {:.1} ms, p99 {:.1} ms, failed {}",
+                            x.tx_per_s, x.p50_ms, x.p99_ms, x.failed
+                        )
+                    })
+            })
+            .collect();
+        let _ = writeln!(s, "| steady, no fault | {} |", cells.join(" | "));
     }
     let _ = writeln!(
         s,
@@ -311,6 +387,14 @@ mod tests {
             profiles: vec!["default".into(), "seed".into()],
             scenarios: vec!["switchover".into(), "kill-leader".into()],
             runs_per_cell: 3,
+            steady: vec![Steady {
+                profile: "default".into(),
+                secs: 20.0,
+                tx_per_s: 180.4,
+                p50_ms: 20.06,
+                p99_ms: 41.0,
+                failed: 0,
+            }],
             cells: vec![
                 cell("default", "switchover", 2300.0, 3),
                 cell("seed", "switchover", 15200.0, 0),
@@ -329,6 +413,10 @@ mod tests {
             "| switchover | 2.3 s (worst 2.8); failed 10 / in doubt 2; lost 0; split brain 0; **PASS 3/3** | 15.2 s (worst 15.7); failed 10 / in doubt 2; lost 0; split brain 0; **FAIL 0/3** |"
         );
         assert!(lines[3].ends_with("| not run |"), "{}", lines[3]);
+        assert_eq!(
+            lines[4],
+            "| steady, no fault | 180 tx/s, p50 20.1 ms, p99 41.0 ms, failed 0 | not run |"
+        );
     }
 
     #[test]
