@@ -84,8 +84,16 @@ fn check(args: &MatrixArgs) -> Result<Checked, String> {
     })
 }
 
+/// Runs a blocking call on the lab (REST, the admin console, docker) off the async workers:
+/// those calls start runtimes of their own.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, profiles::ProfileLabError> + Send + 'static,
+) -> Result<T> {
+    Ok(tokio::task::spawn_blocking(f).await??)
+}
+
 /// Applies `name` unless it is the one applied last.
-fn ensure_profile(
+async fn ensure_profile(
     lab: &Lab,
     checked: &Checked,
     default: &Settings,
@@ -102,7 +110,14 @@ fn ensure_profile(
         .expect("checked")
         .1;
     eprintln!("profile {name}: applying");
-    profiles::apply(lab, name, settings, default)
+    let (lab, name_owned, settings, default) = (
+        lab.clone(),
+        name.to_string(),
+        settings.clone(),
+        default.clone(),
+    );
+    blocking(move || profiles::apply(&lab, &name_owned, &settings, &default))
+        .await
         .with_context(|| format!("applying profile {name}"))?;
     *applied = Some(name.to_string());
     Ok(())
@@ -143,11 +158,16 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
         .map(|(_, s)| s.clone())
         .expect("default is always there");
     // The profile to put back at the end: the one the lab runs now, else default.
-    let live = profiles::live(&lab).context("reading the lab's active profile")?;
-    let before = profiles::matching(checked.all_profiles.iter().map(|(n, s)| (n, s)), &live)
+    let live = {
+        let lab = lab.clone();
+        blocking(move || profiles::live(&lab))
+            .await
+            .context("reading the lab's active profile")?
+    };
+    let active = profiles::matching(checked.all_profiles.iter().map(|(n, s)| (n, s)), &live)
         .into_iter()
-        .next()
-        .unwrap_or_else(|| "default".to_string());
+        .next();
+    let before = active.clone().unwrap_or_else(|| "default".to_string());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     crate::signals::stop_on_signals(
@@ -166,7 +186,8 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
     let (mut done_runs, mut spent_s) = (0usize, 0.0f64);
     let mut left_runs = total_runs;
     let mut cells: Vec<Cell> = Vec::new();
-    let mut applied: Option<String> = None;
+    // The profile the services run now: applying it again would change nothing.
+    let mut applied: Option<String> = active;
     let mut steady = Vec::new();
     for (index, (profile_name, scenario)) in order.iter().enumerate() {
         if *stop_rx.borrow() {
@@ -183,7 +204,7 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
             match matrix::saved_steady(&args.out, profile_name, secs) {
                 Some(s) => steady.push(s),
                 None => {
-                    ensure_profile(&lab, &checked, &default, profile_name, &mut applied)?;
+                    ensure_profile(&lab, &checked, &default, profile_name, &mut applied).await?;
                     eprintln!("profile {profile_name}: steady run of {secs} s, no fault");
                     let s = steady_run(&lab, args, profile_name, stop_rx.clone()).await?;
                     if *stop_rx.borrow() {
@@ -200,7 +221,7 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
             cells.push(cell);
             continue;
         }
-        ensure_profile(&lab, &checked, &default, profile_name, &mut applied)?;
+        ensure_profile(&lab, &checked, &default, profile_name, &mut applied).await?;
         let fault = checked.faults[args
             .scenarios
             .iter()
@@ -261,7 +282,7 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
         cells.push(cell);
     }
 
-    if applied.is_some() && applied.as_deref() != Some(before.as_str()) {
+    if applied.as_deref() != Some(before.as_str()) {
         let settings = checked
             .all_profiles
             .iter()
@@ -269,7 +290,9 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
             .map(|(_, s)| s.clone())
             .unwrap_or(default.clone());
         eprintln!("profile {before}: put back");
-        profiles::apply(&lab, &before, &settings, &default)
+        let (lab, name, default) = (lab.clone(), before.clone(), default.clone());
+        blocking(move || profiles::apply(&lab, &name, &settings, &default))
+            .await
             .with_context(|| format!("putting profile {before} back"))?;
     }
 
