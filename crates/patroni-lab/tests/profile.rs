@@ -182,3 +182,60 @@ fn a_bad_profile_name_is_one_line_and_changes_nothing() {
     );
     assert_eq!(active(), "active profile: default");
 }
+
+#[test]
+fn a_matrix_runs_its_cells_saves_them_and_resumes() {
+    let _lab = LabTest::begin("a_matrix_runs_its_cells_saves_them_and_resumes");
+    let _restore = DefaultAfter;
+    let out = std::env::temp_dir().join(format!("plab-matrix-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let out_arg = out.display().to_string();
+    let matrix = || {
+        let run = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+            .args([
+                "matrix",
+                "--profiles",
+                "default,session-pool",
+                "--scenarios",
+                "restart-leader",
+                "--runs",
+                "1",
+                "--steady",
+                "2",
+                "--out",
+                &out_arg,
+            ])
+            .current_dir(repo_root())
+            .env("POSTGRES_PASSWORD", password())
+            .output()
+            .expect("run the matrix");
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        eprintln!("{stderr}");
+        (run.status.code().unwrap_or(-1), stderr)
+    };
+    let (code, stderr) = matrix();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("profile session-pool: applying"),
+        "{stderr}"
+    );
+    let table = std::fs::read_to_string(out.join("matrix.md")).unwrap();
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows[0], "| scenario | default | session-pool |");
+    assert!(rows[2].starts_with("| restart-leader | "), "{table}");
+    assert_eq!(rows[2].matches("**PASS 1/1**").count(), 2, "{table}");
+    assert!(rows[3].starts_with("| steady, no fault | "), "{table}");
+    assert!(out.join("matrix.html").exists() && out.join("matrix.json").exists());
+    // The profile the lab had is back.
+    assert_eq!(active(), "active profile: default");
+    // Again: every cell is kept, nothing runs.
+    let (code, stderr) = matrix();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr.matches("saved by an earlier run, kept").count(),
+        2,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("run 1 of 1"), "{stderr}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
