@@ -97,6 +97,12 @@ pub async fn whole(lab: &Lab) -> Result<String, String> {
             return Err(format!("{} is {} (not streaming)", m.name, m.state));
         }
     }
+    // With synchronous replication on, whole means a synchronous standby is registered too: a
+    // replica that is only streaming cannot be promoted (seen here: a kill right after a
+    // switchover under the sync profile left the cluster without a leader for 120 s).
+    if synchronous_mode(lab).await? && !v.members.iter().any(|m| m.role == "sync_standby") {
+        return Err("synchronous_mode is on but no member is the synchronous standby yet".into());
+    }
     if v.members.len() < lab.nodes.len() {
         return Err(format!(
             "{} of {} members known to the DCS",
@@ -122,6 +128,37 @@ pub async fn whole(lab: &Lab) -> Result<String, String> {
         return Err("the client endpoint reaches a server in recovery".into());
     }
     Ok(leader)
+}
+
+/// Whether Patroni's dynamic configuration has synchronous replication on (`GET /config` of the
+/// first member that answers; a member that answers nothing is no reason to say off).
+async fn synchronous_mode(lab: &Lab) -> Result<bool, String> {
+    let lab = lab.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut last = String::from("no member given");
+        for node in &lab.nodes {
+            match patroni_lab_common::patroni::get(
+                &node.api_url,
+                "/config",
+                crate::lab::REST_TIMEOUT,
+            ) {
+                Ok((200, body)) => {
+                    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    return Ok(
+                        matches!(&v["synchronous_mode"], serde_json::Value::Bool(true))
+                            || v["synchronous_mode"]
+                                .as_str()
+                                .is_some_and(|s| s == "on" || s == "true" || s == "quorum"),
+                    );
+                }
+                Ok((status, _)) => last = format!("GET /config answered {status}"),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Waits until the cluster is whole; returns the leader and how long it took.
