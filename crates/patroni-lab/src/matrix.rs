@@ -21,7 +21,8 @@ pub struct MatrixArgs {
     /// Profiles, comma-separated: the table's columns (see `patroni-lab profile list`).
     #[arg(long, value_delimiter = ',', required = true)]
     profiles: Vec<String>,
-    /// Scenarios, comma-separated: the table's rows (see `patroni-lab scenario list`).
+    /// Scenarios, comma-separated: the table's rows (see `patroni-lab scenario list`); a fault
+    /// that lasts takes its seconds after a colon (freeze-leader:4).
     #[arg(long, value_delimiter = ',', required = true)]
     scenarios: Vec<String>,
     /// Runs per cell (1 to 100).
@@ -47,6 +48,29 @@ struct Checked {
     all_profiles: Vec<(String, Settings)>,
 }
 
+/// A row of the matrix: a scenario, or `name:secs` for a fault that lasts (a freeze ladder:
+/// `freeze-leader:2,freeze-leader:4,freeze-leader:8`).
+fn scenario_of(label: &str) -> Result<Fault, String> {
+    let (name, secs) = match label.split_once(':') {
+        Some((name, secs)) => {
+            let secs: u64 = secs
+                .parse()
+                .ok()
+                .filter(|s| (1..=600).contains(s))
+                .ok_or_else(|| format!("{label}: the seconds after ':' must be 1 to 600"))?;
+            (name, Some(secs))
+        }
+        None => (label, None),
+    };
+    let fault = Fault::parse(name, secs).map_err(|e| e.to_string())?;
+    if secs.is_some() && fault.secs().is_none() {
+        return Err(format!(
+            "{label}: {name} does not last; it takes no seconds"
+        ));
+    }
+    Ok(fault)
+}
+
 fn check(args: &MatrixArgs) -> Result<Checked, String> {
     let all = profile::load_all(&profile::folder()).map_err(|e| e.to_string())?;
     let mut profiles = Vec::new();
@@ -57,7 +81,7 @@ fn check(args: &MatrixArgs) -> Result<Checked, String> {
     let faults = args
         .scenarios
         .iter()
-        .map(|s| Fault::parse(s, None).map_err(|e| e.to_string()))
+        .map(|s| scenario_of(s))
         .collect::<Result<Vec<_>, _>>()?;
     if !(1..=100).contains(&args.runs) {
         return Err(format!(
@@ -268,7 +292,12 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
             );
             break;
         }
-        let cell = Cell::of(profile_name, &report, started.elapsed().as_secs_f64());
+        let cell = Cell::of(
+            profile_name,
+            scenario,
+            &report,
+            started.elapsed().as_secs_f64(),
+        );
         matrix::save_cell(&args.out, &cell)
             .with_context(|| format!("saving the cell in {}", args.out.display()))?;
         std::fs::write(

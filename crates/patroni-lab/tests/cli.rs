@@ -269,6 +269,16 @@ fn matrix_and_profile_bad_input_is_one_line_exit_2_before_touching_the_lab() {
             ],
             "--runs 0 is out of range",
         ),
+        (
+            "matrix",
+            &["--profiles", "default", "--scenarios", "switchover:4"],
+            "switchover:4: switchover does not last; it takes no seconds",
+        ),
+        (
+            "matrix",
+            &["--profiles", "default", "--scenarios", "freeze-leader:0"],
+            "freeze-leader:0: the seconds after ':' must be 1 to 600",
+        ),
         ("profile", &["apply", "nope"], "unknown profile 'nope'"),
         ("profile", &["describe", "nope"], "unknown profile 'nope'"),
     ];

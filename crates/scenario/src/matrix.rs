@@ -37,6 +37,10 @@ pub struct Cell {
     pub lost: Option<u64>,
     pub acknowledged: u64,
     pub split_brain_writes: u64,
+    /// Runs in which another member led afterwards: a failover (for a short freeze, a false
+    /// one that a longer ttl would have avoided).
+    #[serde(default)]
+    pub failovers: usize,
     /// A fault step that failed in some run (the cell then says so instead of a grade).
     pub fault_error: Option<String>,
     /// Seconds the cell took.
@@ -44,7 +48,8 @@ pub struct Cell {
 }
 
 impl Cell {
-    pub fn of(profile: &str, r: &ScenarioReport, took_s: f64) -> Self {
+    /// `scenario` is the row's label (`freeze-leader:4` for a freeze of 4 s).
+    pub fn of(profile: &str, scenario: &str, r: &ScenarioReport, took_s: f64) -> Self {
         let spread = |metric: &str| {
             r.spreads.iter().find(|s| s.metric == metric).map_or(
                 Figure {
@@ -82,7 +87,7 @@ impl Cell {
             .sum::<Option<u64>>();
         Self {
             profile: profile.to_string(),
-            scenario: r.scenario.to_string(),
+            scenario: scenario.to_string(),
             runs: r.runs.len(),
             passed_runs: r.runs.iter().filter(|x| x.passed).count(),
             window_ms: spread("longest_window_ms"),
@@ -104,6 +109,15 @@ impl Cell {
                 .flat_map(|x| x.probe.analysis.split_brain.iter())
                 .map(|b| b.writes_after_takeover)
                 .sum(),
+            failovers: r
+                .runs
+                .iter()
+                .filter(|x| {
+                    x.leader_after
+                        .as_ref()
+                        .is_some_and(|l| *l != x.leader_before)
+                })
+                .count(),
             fault_error: r.runs.iter().find_map(|x| x.fault_error.clone()),
             took_s,
         }
@@ -248,10 +262,12 @@ fn cell_text(c: &Cell) -> String {
         .lost
         .map_or("lost: not checked".into(), |n| format!("lost {n}"));
     format!(
-        "{window}; failed {} / in doubt {}; {lost}; split brain {}; **{}**",
+        "{window}; failed {} / in doubt {}; {lost}; split brain {}; failover {}/{}; **{}**",
         count(c.failed.median),
         count(c.in_doubt.median),
         c.split_brain_writes,
+        c.failovers,
+        c.runs,
         c.grade()
     )
 }
@@ -289,7 +305,7 @@ pub fn markdown(m: &Matrix) -> String {
     }
     let _ = writeln!(
         s,
-        "\nEach cell: median window (worst) over {} runs, median failed / in-doubt transactions, lost acknowledged writes over all runs, split-brain writes, grade.",
+        "\nEach cell: median window (worst) over {} runs, median failed / in-doubt transactions, lost acknowledged writes over all runs, split-brain writes, runs in which another member led afterwards, grade.",
         m.runs_per_cell
     );
     s
@@ -375,6 +391,7 @@ mod tests {
             lost: Some(0),
             acknowledged: 900,
             split_brain_writes: 0,
+            failovers: 3,
             fault_error: None,
             took_s: 60.0,
         }
@@ -410,7 +427,7 @@ mod tests {
         assert_eq!(lines[0], "| scenario | default | seed |");
         assert_eq!(
             lines[2],
-            "| switchover | 2.3 s (worst 2.8); failed 10 / in doubt 2; lost 0; split brain 0; **PASS 3/3** | 15.2 s (worst 15.7); failed 10 / in doubt 2; lost 0; split brain 0; **FAIL 0/3** |"
+            "| switchover | 2.3 s (worst 2.8); failed 10 / in doubt 2; lost 0; split brain 0; failover 3/3; **PASS 3/3** | 15.2 s (worst 15.7); failed 10 / in doubt 2; lost 0; split brain 0; failover 3/3; **FAIL 0/3** |"
         );
         assert!(lines[3].ends_with("| not run |"), "{}", lines[3]);
         assert_eq!(
