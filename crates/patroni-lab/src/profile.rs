@@ -72,15 +72,7 @@ pub fn run(cmd: ProfileCommand) -> ExitCode {
 
 /// Two lines: the name and summary, then what differs from `default`.
 fn list_entry(p: &Profile, settings: &Settings, default: &Settings) -> String {
-    let diff: Vec<String> = profile::differences(default, settings)
-        .into_iter()
-        .map(|(section, key, _, to)| {
-            format!(
-                "{section}.{key} = {}",
-                to.map_or("-".into(), |v| v.to_string())
-            )
-        })
-        .collect();
+    let diff = profile::differences_text(default, settings);
     let changes = if p.name == "default" {
         "(the base of every other profile)".to_string()
     } else if diff.is_empty() {
@@ -135,18 +127,9 @@ fn show(all: &BTreeMap<String, Profile>) -> ExitCode {
     let head = if matching.is_empty() {
         let (nearest, diff) = by_name
             .iter()
-            .map(|(n, s)| (n, profile::differences(s, &live)))
+            .map(|(n, s)| (n, profile::differences_text(s, &live)))
             .min_by_key(|(_, d)| d.len())
             .expect("default is always there");
-        let diff: Vec<String> = diff
-            .iter()
-            .map(|(section, key, _, got)| {
-                format!(
-                    "{section}.{key} = {}",
-                    got.map_or("-".into(), |v| v.to_string())
-                )
-            })
-            .collect();
         format!(
             "active profile: none of profiles/; nearest: {nearest}, but {}",
             diff.join(", ")

@@ -341,6 +341,19 @@ pub fn differences<'a>(
         .collect()
 }
 
+/// The settings of `b` where it differs from `a`, as `section.key = value` (`-`: unset).
+pub fn differences_text(a: &Settings, b: &Settings) -> Vec<String> {
+    differences(a, b)
+        .into_iter()
+        .map(|(section, key, _, to)| {
+            format!(
+                "{section}.{key} = {}",
+                to.map_or("-".into(), |v| v.to_string())
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

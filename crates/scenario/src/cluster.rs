@@ -134,31 +134,11 @@ pub async fn whole(lab: &Lab) -> Result<String, String> {
 /// first member that answers; a member that answers nothing is no reason to say off).
 async fn synchronous_mode(lab: &Lab) -> Result<bool, String> {
     let lab = lab.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut last = String::from("no member given");
-        for node in &lab.nodes {
-            match patroni_lab_common::patroni::get(
-                &node.api_url,
-                "/config",
-                crate::lab::REST_TIMEOUT,
-            ) {
-                Ok((200, body)) => {
-                    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                    return Ok(
-                        matches!(&v["synchronous_mode"], serde_json::Value::Bool(true))
-                            || v["synchronous_mode"]
-                                .as_str()
-                                .is_some_and(|s| s == "on" || s == "true" || s == "quorum"),
-                    );
-                }
-                Ok((status, _)) => last = format!("GET /config answered {status}"),
-                Err(e) => last = e.to_string(),
-            }
-        }
-        Err(last)
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    let config = tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab))
+        .await
+        .map_err(|e| e.to_string())??;
+    let mode = &config["synchronous_mode"];
+    Ok(mode.as_bool() == Some(true) || matches!(mode.as_str(), Some("on" | "true" | "quorum")))
 }
 
 /// Waits until the cluster is whole; returns the leader and how long it took.

@@ -119,6 +119,22 @@ pub fn compose_command() -> Vec<String> {
     }
 }
 
+/// Patroni's dynamic configuration (`GET /config` of the first member that answers).
+pub fn patroni_config(lab: &Lab) -> Result<serde_json::Value, String> {
+    let mut last = String::from("no member given");
+    for node in &lab.nodes {
+        match patroni_lab_common::patroni::get(&node.api_url, "/config", REST_TIMEOUT) {
+            Ok((200, body)) => {
+                return serde_json::from_str(&body)
+                    .map_err(|e| format!("GET /config is not JSON: {e}"));
+            }
+            Ok((status, body)) => last = format!("GET /config answered {status}: {}", body.trim()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
 /// Runs `docker <args>` with `input` on its stdin and returns its stdout.
 pub fn docker_with_input(args: &[&str], input: &str) -> Result<String, LabError> {
     use std::io::Write;

@@ -3,7 +3,6 @@
 //! matrix resumes where it stopped), and the whole is rendered as one table — Markdown for the
 //! terminal and the README, JSON, and an HTML page coloured by grade.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -358,9 +357,6 @@ pub fn plan(profiles: &[String], scenarios: &[String]) -> Vec<(String, String)> 
     }
     order
 }
-
-/// Cells by (profile, scenario), for callers that fill the matrix as they go.
-pub type Cells = BTreeMap<(String, String), Cell>;
 
 #[cfg(test)]
 mod tests {

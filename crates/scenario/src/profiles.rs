@@ -44,32 +44,21 @@ fn value_of(section: Section, name: &'static str, text: &str) -> Result<Value, S
 /// Patroni's dynamic settings (`GET /config` of the first member that answers).
 fn live_patroni(lab: &Lab) -> Result<Settings, ProfileLabError> {
     let err = read_err("Patroni");
-    let mut last = String::from("no member given");
-    for node in &lab.nodes {
-        match patroni::get(&node.api_url, "/config", lab::REST_TIMEOUT) {
-            Ok((200, body)) => {
-                let config: serde_json::Value = serde_json::from_str(&body)
-                    .map_err(|e| err(format!("GET /config is not JSON: {e}")))?;
-                let mut out = Settings::new();
-                for key in keys::KEYS.iter().filter(|k| k.section == Section::Patroni) {
-                    let text = match &config[key.name] {
-                        serde_json::Value::Null => keys::patroni_default(key.name)
-                            .ok_or_else(|| err(format!("GET /config has no {}", key.name)))?
-                            .to_string(),
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    let value = value_of(Section::Patroni, key.name, &text)
-                        .map_err(|e| err(format!("GET /config: {e}")))?;
-                    out.insert((Section::Patroni, key.name), value);
-                }
-                return Ok(out);
-            }
-            Ok((status, body)) => last = format!("GET /config answered {status}: {}", body.trim()),
-            Err(e) => last = e.to_string(),
-        }
+    let config = lab::patroni_config(lab).map_err(&err)?;
+    let mut out = Settings::new();
+    for key in keys::KEYS.iter().filter(|k| k.section == Section::Patroni) {
+        let text = match &config[key.name] {
+            serde_json::Value::Null => keys::patroni_default(key.name)
+                .ok_or_else(|| err(format!("GET /config has no {}", key.name)))?
+                .to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let value = value_of(Section::Patroni, key.name, &text)
+            .map_err(|e| err(format!("GET /config: {e}")))?;
+        out.insert((Section::Patroni, key.name), value);
     }
-    Err(err(last))
+    Ok(out)
 }
 
 /// PgBouncer's settings (`SHOW CONFIG` on its admin console).
@@ -96,15 +85,15 @@ fn live_pgbouncer(lab: &Lab) -> Result<Settings, ProfileLabError> {
 /// HAProxy's check settings (`show env` on its runtime API).
 fn live_haproxy() -> Result<Settings, ProfileLabError> {
     let err = read_err("HAProxy");
+    // One `show env` for every variable: each runtime call is a `docker exec`.
+    let answer = lab::haproxy_runtime("show env").map_err(|e| err(e.to_string()))?;
     let mut out = Settings::new();
     for key in keys::KEYS.iter().filter(|k| k.section == Section::HaProxy) {
         let var = keys::haproxy_variable(key.name);
-        let answer =
-            lab::haproxy_runtime(&format!("show env {var}")).map_err(|e| err(e.to_string()))?;
         let text = answer
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{var}=")))
-            .ok_or_else(|| err(format!("show env {var} answered '{}'", answer.trim())))?;
+            .ok_or_else(|| err(format!("show env has no {var}")))?;
         let value = value_of(Section::HaProxy, key.name, text.trim())
             .map_err(|e| err(format!("{var}: {e}")))?;
         out.insert((Section::HaProxy, key.name), value);
