@@ -24,7 +24,7 @@ endif
 COMPOSE_PROJECT_NAME ?= patroni-lab
 export
 
-.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2
+.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot
 
 help: ## This list
 	@grep -hE '^[a-z0-9 %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ tools: .env ## Build the tools image (cargo, patroni-lab, Docker CLI + Compose v
 	  out=$$(docker build -q --target tools --build-arg BASE_IMAGE=$$base -t patroni-lab/tools:latest -f docker/Dockerfile . 2>&1) || \
 	  { echo "$$out" >&2; echo "make tools: the build failed (above)" >&2; exit 1; }; \
 	  echo "tools image: patroni-lab/tools:latest"
+
+browser: ## Build the browser image (headless Chromium from Debian) the HTML-report test opens pages in
+	@base=$$(scripts/base-image.sh) && \
+	  out=$$(docker build -q --target browser --build-arg BASE_IMAGE=$$base -t patroni-lab/browser:latest -f docker/Dockerfile . 2>&1) || \
+	  { echo "$$out" >&2; echo "make browser: the build failed (above)" >&2; exit 1; }; \
+	  echo "browser image: patroni-lab/browser:latest"
 
 # Before anything slow: a PROFILE that names no file.
 check-profile:
@@ -115,7 +121,19 @@ scenario: $(TOOLS_IMAGE) ## A fault scenario, graded (make scenario NAME=switcho
 scenario-%: ## The same as make scenario NAME=%
 	@$(MAKE) --no-print-directory scenario NAME=$*
 
-test: $(TOOLS_IMAGE) ## All tests: unit tests and the lab tests (needs `make up`)
+MATRIX_PROFILES ?= seed,default,fast,sync
+MATRIX_SCENARIOS ?= switchover,switchover-paused,stop-leader,kill-leader,freeze-leader,partition-leader,etcd-loss
+MATRIX_RUNS ?= 3
+matrix: $(TOOLS_IMAGE) ## Scenarios x profiles (MATRIX_PROFILES=a,b MATRIX_SCENARIOS=x,y MATRIX_RUNS=3); table in probe-out/matrix/
+	$(LAB_TOOL) matrix --profiles $(MATRIX_PROFILES) --scenarios $(MATRIX_SCENARIOS) --runs $(MATRIX_RUNS) $(ARGS)
+
+screenshot: browser ## Draw probe-out/matrix/matrix.html to docs/img/matrix.png (headless Chromium)
+	@[ -f probe-out/matrix/matrix.html ] || { echo "no probe-out/matrix/matrix.html: run make matrix first" >&2; exit 2; }
+	@docker run --rm --network none --user $$(id -u):$$(id -g) -v "$$PWD:/work" patroni-lab/browser:latest \
+	  --window-size=1400,1100 --screenshot=/work/docs/img/matrix.png file:///work/probe-out/matrix/matrix.html 2>/dev/null
+	@echo "docs/img/matrix.png"
+
+test: $(TOOLS_IMAGE) browser ## All tests: unit tests and the lab tests (needs `make up`)
 	$(CARGO) test --workspace -- --test-threads=1
 
 unit: $(TOOLS_IMAGE) ## Every test that needs no lab (unit tests and the CLI's)

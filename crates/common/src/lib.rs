@@ -1,6 +1,15 @@
 //! Plumbing shared by the callback, the probe and the scenario runner, each piece written once:
 //! the Patroni REST client (`patroni`) and the PostgreSQL helpers every part needs (`pg`: a
-//! connect bounded as a whole, text rows from a simple query, an error's text).
+//! connect bounded as a whole, text rows from a simple query, an error's text), and random bits.
 
 pub mod patroni;
 pub mod pg;
+
+/// 64 bits from the operating system's random source (through the standard library's
+/// `RandomState`, which is seeded from it): enough for run ids and injection jitter, no crate.
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    h.finish()
+}

@@ -12,6 +12,7 @@ use patroni_lab_profile::profile::{self, Settings};
 use patroni_lab_scenario::fault::Fault;
 use patroni_lab_scenario::lab::Lab;
 use patroni_lab_scenario::matrix::{self, Cell, Matrix};
+use patroni_lab_scenario::runner::Jitter;
 use patroni_lab_scenario::{guard, profiles};
 
 use crate::scenario::{Progress, plan_for, probe_for, run_line, run_set};
@@ -257,6 +258,7 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
             fault.expectations(),
             &args.load,
             Duration::from_secs(5),
+            Jitter::LoopWait,
             Duration::from_secs(3),
         )
         .map_err(anyhow::Error::msg)?;

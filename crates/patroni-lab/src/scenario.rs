@@ -11,9 +11,10 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use patroni_lab_probe::settings::{Settings, parse_duration};
 use patroni_lab_scenario::fault::{self, Fault};
+use patroni_lab_scenario::guard;
 use patroni_lab_scenario::lab::{Lab, Node};
 use patroni_lab_scenario::report::{self, ScenarioReport};
-use patroni_lab_scenario::{guard, runner};
+use patroni_lab_scenario::runner::{self, Jitter};
 
 #[derive(Subcommand)]
 pub enum ScenarioCommand {
@@ -50,6 +51,11 @@ pub struct RunArgs {
     /// When the fault is injected after the probe started.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     inject_at: Duration,
+    /// How much later than --inject-at the fault may land, picked at random per run: `loop`
+    /// (up to the cluster's loop_wait, so faults meet the leader anywhere in its loop) or a
+    /// duration (0s: exactly at --inject-at).
+    #[arg(long, default_value = "loop", value_parser = parse_jitter)]
+    inject_jitter: Jitter,
     /// How long the probe goes on once the cluster is whole again.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     tail: Duration,
@@ -262,6 +268,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
         expectations,
         &args.load,
         args.inject_at,
+        args.inject_jitter,
         args.tail,
     )?;
     for (path, what) in [(&args.json, "JSON"), (&args.html, "HTML")] {
@@ -271,6 +278,25 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
         }
     }
     Ok(Prepared { lab, plan })
+}
+
+/// The longest injection jitter: Patroni's own ceiling for loop_wait is far below it.
+const MAX_JITTER: Duration = Duration::from_secs(120);
+
+/// `--inject-jitter`: `loop` or a duration up to [`MAX_JITTER`].
+fn parse_jitter(s: &str) -> Result<Jitter, String> {
+    if s == "loop" {
+        return Ok(Jitter::LoopWait);
+    }
+    let d =
+        parse_duration(s).map_err(|e| format!("{e} (or `loop`: up to the cluster's loop_wait)"))?;
+    if d > MAX_JITTER {
+        return Err(format!(
+            "{s} is more than {} s; a jitter is meant to cover one Patroni loop",
+            MAX_JITTER.as_secs()
+        ));
+    }
+    Ok(Jitter::UpTo(d))
 }
 
 /// The probe's settings for this lab and load (no live line; the lost-write check confirms
@@ -292,18 +318,21 @@ pub(crate) fn plan_for(
     expectations: patroni_lab_scenario::grade::Expectations,
     load: &crate::load::LoadArgs,
     inject_at: Duration,
+    inject_jitter: Jitter,
     tail: Duration,
 ) -> Result<runner::Plan, String> {
     let mut probe = probe_for(lab, load)?;
     fault.adjust_probe(&mut probe);
     // The run's upper bound: the runner stops the probe once the cluster is whole again.
-    probe.duration = Some(inject_at + expectations.whole_within + tail + Duration::from_secs(60));
+    probe.duration =
+        Some(inject_at + MAX_JITTER + expectations.whole_within + tail + Duration::from_secs(60));
     probe.check().map_err(|e| e.to_string())?;
     Ok(runner::Plan {
         fault,
         expectations,
         probe,
         inject_at,
+        inject_jitter,
         tail,
         whole_before: Duration::from_secs(120),
     })

@@ -235,6 +235,14 @@ fn scenario_bad_input_is_one_line_exit_2_before_touching_the_lab() {
             &["run", "switchover", "--json", "/nonexistent-dir/s.json"],
             "cannot write the JSON report",
         ),
+        (
+            &["run", "kill-leader", "--inject-jitter", "often"],
+            "(or `loop`: up to the cluster's loop_wait)",
+        ),
+        (
+            &["run", "kill-leader", "--inject-jitter", "10m"],
+            "10m is more than 120 s",
+        ),
     ];
     for (args, wanted) in cases {
         let (code, stderr) = patroni_lab("scenario", args);

@@ -16,9 +16,17 @@ fn scenario(name: &str, args: &[&str]) -> (i32, Value, String) {
     let json =
         std::env::temp_dir().join(format!("plab-scenario-{name}-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&json);
+    // Faults land exactly at --inject-at unless a test is about the jitter (it tests behaviour,
+    // not where in Patroni's loop a fault lands).
+    let jitter: &[&str] = if args.contains(&"--inject-jitter") {
+        &[]
+    } else {
+        &["--inject-jitter", "0s"]
+    };
     let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
         .args(["scenario", "run", name, "--tail", "1s", "--json"])
         .arg(&json)
+        .args(jitter)
         .args(args)
         .env("POSTGRES_PASSWORD", password())
         .output()
@@ -559,4 +567,35 @@ fn runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself() {
     });
     assert_ne!(pgbouncer_paused(), Some(true));
     all_back();
+}
+
+#[test]
+fn a_fault_lands_at_a_random_point_of_the_leaders_loop() {
+    let _lab = LabTest::begin("a_fault_lands_at_a_random_point_of_the_leaders_loop");
+    // `loop`, the default: up to the cluster's loop_wait (10 s in the default profile), read live.
+    let (code, report, stderr) = scenario("restart-leader", &["--inject-at", "1s", "--runs", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let runs = report["runs"].as_array().unwrap();
+    let mut injected = Vec::new();
+    for run in runs {
+        assert_eq!(run["jitter_up_to_ms"].as_f64(), Some(10_000.0), "{run}");
+        let at = run["injected_after_ms"].as_f64().unwrap();
+        assert!((1_000.0..11_000.0).contains(&at), "injected after {at} ms");
+        // The inject step on the timeline is where the report says it was (probe's clock).
+        let step = run["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["what"].as_str().unwrap().starts_with("inject restart-leader ("))
+            .unwrap_or_else(|| panic!("no inject step: {run}"));
+        let step_ms = step["at_us"].as_f64().unwrap() / 1000.0;
+        assert!((step_ms - at).abs() < 500.0, "step at {step_ms} ms, report {at} ms");
+        injected.push(at);
+    }
+    // Two uniform picks over 10 s land within 1 ms of each other far less than once in a
+    // thousand: a fixed point would.
+    assert!(
+        (injected[0] - injected[1]).abs() > 1.0,
+        "both runs injected at {injected:?}"
+    );
 }

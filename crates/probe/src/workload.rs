@@ -343,11 +343,11 @@ async fn prepare(config: &Config, settings: &Settings) -> Result<String, ProbeEr
 /// A run id unique across processes, containers and hosts: the start time in milliseconds and
 /// 64 random bits (the pid is 1 in every container, so it cannot tell runs apart).
 pub fn new_run_id(started_unix_us: u64) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the operating system's random source.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(started_unix_us);
-    format!("r{}-{:016x}", started_unix_us / 1000, h.finish())
+    format!(
+        "r{}-{:016x}",
+        started_unix_us / 1000,
+        patroni_lab_common::random_u64()
+    )
 }
 
 /// PostgreSQL keeps the first 63 bytes of an application name.
