@@ -24,7 +24,7 @@ endif
 COMPOSE_PROJECT_NAME ?= patroni-lab
 export
 
-.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot
+.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot soak
 
 help: ## This list
 	@grep -hE '^[a-z0-9 %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -120,6 +120,12 @@ scenario: $(TOOLS_IMAGE) ## A fault scenario, graded (make scenario NAME=switcho
 
 scenario-%: ## The same as make scenario NAME=%
 	@$(MAKE) --no-print-directory scenario NAME=$*
+
+EVENTS ?= 50
+soak: $(TOOLS_IMAGE) ## Faults at random through one probe run (EVENTS=50 PROFILE=sync SEED=7); report in probe-out/soak.*
+	@mkdir -p probe-out
+	$(LAB_TOOL) soak --events $(EVENTS) $(if $(PROFILE),--profile $(PROFILE)) $(if $(SEED),--seed $(SEED)) \
+	  --json probe-out/soak.json --html probe-out/soak.html $(ARGS)
 
 MATRIX_PROFILES ?= seed,default,fast,sync
 MATRIX_SCENARIOS ?= switchover,switchover-paused,stop-leader,kill-leader,freeze-leader,partition-leader,etcd-loss

@@ -22,6 +22,7 @@ mod probe;
 mod profile;
 mod scenario;
 mod signals;
+mod soak;
 
 #[derive(Parser)]
 #[command(name = "patroni-lab", version, about = "PostgreSQL HA lab tooling")]
@@ -52,6 +53,8 @@ enum Command {
     Scenario(scenario::ScenarioCommand),
     /// Every scenario under every profile: one table (Markdown, JSON, HTML), resumable.
     Matrix(Box<matrix::MatrixArgs>),
+    /// Many faults picked at random (seeded) through one probe run: nothing lost, nothing left.
+    Soak(Box<soak::SoakArgs>),
     /// Named settings profiles (`profiles/*.ini`): what each changes.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
@@ -94,5 +97,6 @@ fn main() -> ExitCode {
         Command::Scenario(cmd) => scenario::run(cmd),
         Command::Profile(cmd) => profile::run(cmd),
         Command::Matrix(args) => matrix::run(*args),
+        Command::Soak(args) => soak::run(*args),
     }
 }

@@ -12,8 +12,8 @@ use patroni_lab_profile::profile::{self, Settings};
 use patroni_lab_scenario::fault::Fault;
 use patroni_lab_scenario::lab::Lab;
 use patroni_lab_scenario::matrix::{self, Cell, Matrix};
+use patroni_lab_scenario::profiles;
 use patroni_lab_scenario::runner::Jitter;
-use patroni_lab_scenario::{guard, profiles};
 
 use crate::scenario::{Progress, plan_for, probe_for, run_line, run_set};
 
@@ -40,8 +40,6 @@ pub struct MatrixArgs {
     load: crate::load::LoadArgs,
 }
 
-const BAD_INPUT: u8 = 2;
-
 /// Everything checked before anything slow: profiles, scenarios, runs, the output folder.
 struct Checked {
     profiles: Vec<(String, Settings)>,
@@ -51,7 +49,7 @@ struct Checked {
 
 /// A row of the matrix: a scenario, or `name:secs` for a fault that lasts (a freeze ladder:
 /// `freeze-leader:2,freeze-leader:4,freeze-leader:8`).
-fn scenario_of(label: &str) -> Result<Fault, String> {
+pub(crate) fn scenario_of(label: &str) -> Result<Fault, String> {
     let (name, secs) = match label.split_once(':') {
         Some((name, secs)) => {
             let secs: u64 = secs
@@ -111,7 +109,7 @@ fn check(args: &MatrixArgs) -> Result<Checked, String> {
 
 /// Runs a blocking call on the lab (REST, the admin console, docker) off the async workers:
 /// those calls start runtimes of their own.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, profiles::ProfileLabError> + Send + 'static,
 ) -> Result<T> {
     Ok(tokio::task::spawn_blocking(f).await??)
@@ -170,6 +168,42 @@ async fn steady_run(
     Ok(matrix::Steady::of(profile, &report))
 }
 
+/// The first profile the running lab matches, read from its services.
+pub(crate) async fn active_profile(
+    lab: &Lab,
+    all: &[(String, Settings)],
+) -> Result<Option<String>> {
+    let live = {
+        let lab = lab.clone();
+        blocking(move || profiles::live(&lab))
+            .await
+            .context("reading the lab's active profile")?
+    };
+    Ok(profiles::matching(all.iter().map(|(n, s)| (n, s)), &live)
+        .into_iter()
+        .next())
+}
+
+/// Applies the profile the lab had before a run (`default` when it is not among `all`).
+pub(crate) async fn put_back(
+    lab: &Lab,
+    all: &[(String, Settings)],
+    default: &Settings,
+    name: &str,
+) -> Result<()> {
+    let settings = all
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, s)| s.clone())
+        .unwrap_or(default.clone());
+    eprintln!("profile {name}: put back");
+    let (lab, n, d) = (lab.clone(), name.to_string(), default.clone());
+    blocking(move || profiles::apply(&lab, &n, &settings, &d))
+        .await
+        .with_context(|| format!("putting profile {name} back"))?;
+    Ok(())
+}
+
 fn minutes(s: f64) -> String {
     format!("{}:{:02}", (s / 60.0) as u64, (s % 60.0) as u64)
 }
@@ -183,26 +217,11 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
         .map(|(_, s)| s.clone())
         .expect("default is always there");
     // The profile to put back at the end: the one the lab runs now, else default.
-    let live = {
-        let lab = lab.clone();
-        blocking(move || profiles::live(&lab))
-            .await
-            .context("reading the lab's active profile")?
-    };
-    let active = profiles::matching(checked.all_profiles.iter().map(|(n, s)| (n, s)), &live)
-        .into_iter()
-        .next();
+    let active = active_profile(&lab, &checked.all_profiles).await?;
     let before = active.clone().unwrap_or_else(|| "default".to_string());
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    crate::signals::stop_on_signals(
-        stop_tx,
+    let stop_rx = crate::signals::stop_undoing_faults(
         "undoing the fault, stopping the probe; saved cells are kept",
-        || {
-            for e in guard::undo_all() {
-                eprintln!("could not undo: {e}");
-            }
-        },
     )?;
 
     let runs = args.runs as usize;
@@ -314,17 +333,7 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
     }
 
     if applied.as_deref() != Some(before.as_str()) {
-        let settings = checked
-            .all_profiles
-            .iter()
-            .find(|(n, _)| *n == before)
-            .map(|(_, s)| s.clone())
-            .unwrap_or(default.clone());
-        eprintln!("profile {before}: put back");
-        let (lab, name, default) = (lab.clone(), before.clone(), default.clone());
-        blocking(move || profiles::apply(&lab, &name, &settings, &default))
-            .await
-            .with_context(|| format!("putting profile {before} back"))?;
+        put_back(&lab, &checked.all_profiles, &default, &before).await?;
     }
 
     let m = Matrix {
@@ -362,25 +371,5 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
 }
 
 pub fn run(args: MatrixArgs) -> ExitCode {
-    let checked = match check(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("patroni-lab matrix: error: {e}");
-            return ExitCode::from(BAD_INPUT);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("patroni-lab matrix: error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run_matrix(&args, checked)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("patroni-lab matrix: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::signals::run_checked("matrix", check(&args), |checked| run_matrix(&args, checked))
 }

@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use patroni_lab_probe::settings::{Settings, parse_duration};
 use patroni_lab_scenario::fault::{self, Fault};
-use patroni_lab_scenario::guard;
 use patroni_lab_scenario::lab::{Lab, Node};
 use patroni_lab_scenario::report::{self, ScenarioReport};
 use patroni_lab_scenario::runner::{self, Jitter};
@@ -385,15 +384,8 @@ pub(crate) fn run_line(run: &runner::ScenarioRun) -> String {
 }
 
 async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    crate::signals::stop_on_signals(
-        stop_tx,
+    let stop_rx = crate::signals::stop_undoing_faults(
         "undoing the fault, stopping the probe, then the report",
-        || {
-            for e in guard::undo_all() {
-                eprintln!("could not undo: {e}");
-            }
-        },
     )?;
     let (name, describe) = (p.plan.fault.name(), p.plan.fault.describe());
     let r = run_set(
@@ -428,18 +420,5 @@ async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
 }
 
 fn execute(args: &RunArgs, prepared: Prepared) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("patroni-lab scenario: error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run_all(args, prepared)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("patroni-lab scenario: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::signals::block_on("scenario", run_all(args, prepared))
 }

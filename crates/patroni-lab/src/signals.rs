@@ -1,7 +1,8 @@
 //! Signals for the long-running subcommands: the first SIGINT or SIGTERM (Ctrl-C, `docker
 //! stop`, `timeout`, a CI runner) asks the run to stop early and still report; a second one
 //! runs `abort` and exits at once. The handlers are installed explicitly, so this holds as
-//! PID 1 in a container too, where no signal has a default action.
+//! PID 1 in a container too, where no signal has a default action. `block_on` runs a long
+//! subcommand on a runtime and turns its error into one line.
 
 use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
@@ -31,4 +32,57 @@ pub fn stop_on_signals(
         }
     });
     Ok(())
+}
+
+/// The stop signal of a run that injects faults: the first signal says `first` and stops the
+/// run (its guards undo the fault in place); a second runs every armed undo and exits.
+pub fn stop_undoing_faults(first: &'static str) -> Result<tokio::sync::watch::Receiver<bool>> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    stop_on_signals(stop_tx, first, || {
+        for e in patroni_lab_scenario::guard::undo_all() {
+            eprintln!("could not undo: {e}");
+        }
+    })?;
+    Ok(stop_rx)
+}
+
+/// Input checked before anything slow: one line and exit 2 when it is bad, else `work` on a
+/// new runtime (see [`block_on`]).
+pub fn run_checked<C, F>(
+    name: &str,
+    checked: std::result::Result<C, String>,
+    work: impl FnOnce(C) -> F,
+) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = Result<std::process::ExitCode>>,
+{
+    match checked {
+        Ok(c) => block_on(name, work(c)),
+        Err(e) => {
+            eprintln!("patroni-lab {name}: error: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs `work` on a new runtime: its exit code, or one line `patroni-lab <name>: error: ...`
+/// and exit 1.
+pub fn block_on(
+    name: &str,
+    work: impl std::future::Future<Output = Result<std::process::ExitCode>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("patroni-lab {name}: error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("patroni-lab {name}: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

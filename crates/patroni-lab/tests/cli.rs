@@ -253,7 +253,7 @@ fn scenario_bad_input_is_one_line_exit_2_before_touching_the_lab() {
 }
 
 #[test]
-fn matrix_and_profile_bad_input_is_one_line_exit_2_before_touching_the_lab() {
+fn matrix_soak_and_profile_bad_input_is_one_line_exit_2_before_touching_the_lab() {
     let cases: &[(&str, &[&str], &str)] = &[
         (
             "matrix",
@@ -289,6 +289,28 @@ fn matrix_and_profile_bad_input_is_one_line_exit_2_before_touching_the_lab() {
         ),
         ("profile", &["apply", "nope"], "unknown profile 'nope'"),
         ("profile", &["describe", "nope"], "unknown profile 'nope'"),
+        ("soak", &["--events", "0"], "--events 0 is out of range"),
+        ("soak", &["--profile", "nope"], "unknown profile 'nope'"),
+        (
+            "soak",
+            &["--faults", "kill-leader,nope"],
+            "unknown scenario 'nope'",
+        ),
+        (
+            "soak",
+            &["--faults", "haproxy-restart:5"],
+            "haproxy-restart does not last",
+        ),
+        (
+            "soak",
+            &["--json", "/nonexistent-dir/s.json"],
+            "cannot write the JSON report",
+        ),
+        (
+            "soak",
+            &["--seed", "many"],
+            "invalid value 'many' for '--seed",
+        ),
     ];
     for (sub, args, wanted) in cases {
         let (code, stderr) = patroni_lab(sub, args);

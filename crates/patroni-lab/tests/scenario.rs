@@ -586,10 +586,18 @@ fn a_fault_lands_at_a_random_point_of_the_leaders_loop() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|e| e["what"].as_str().unwrap().starts_with("inject restart-leader ("))
+            .find(|e| {
+                e["what"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("inject restart-leader (")
+            })
             .unwrap_or_else(|| panic!("no inject step: {run}"));
         let step_ms = step["at_us"].as_f64().unwrap() / 1000.0;
-        assert!((step_ms - at).abs() < 500.0, "step at {step_ms} ms, report {at} ms");
+        assert!(
+            (step_ms - at).abs() < 500.0,
+            "step at {step_ms} ms, report {at} ms"
+        );
         injected.push(at);
     }
     // Two uniform picks over 10 s land within 1 ms of each other far less than once in a

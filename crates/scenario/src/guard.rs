@@ -99,6 +99,11 @@ pub fn armed() -> usize {
     active().len()
 }
 
+/// What each armed undo would do (the soak reports any left at its end).
+pub fn armed_list() -> Vec<String> {
+    active().iter().map(|(_, u)| u.what.clone()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 //!
 //! A newcomer adding a fault touches `fault.rs` (the fault, its undo, its expectations) and its
 //! test; everything else is shared. `profiles` applies a settings profile to the running lab and
-//! reads the active one back.
+//! reads the active one back; `soak` runs many faults, picked at random, through one probe run.
 
 pub mod cluster;
 pub mod fault;
@@ -16,4 +16,5 @@ pub mod matrix;
 pub mod profiles;
 pub mod report;
 pub mod runner;
+pub mod soak;
 pub mod timeline;

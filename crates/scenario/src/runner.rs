@@ -119,7 +119,7 @@ pub enum RunnerError {
 }
 
 /// Sleeps `d` unless `stop` turns true first; returns false when stopped.
-async fn sleep_unless(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+pub(crate) async fn sleep_unless(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     if *stop.borrow() {
         return false;
     }
@@ -127,6 +127,28 @@ async fn sleep_unless(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
         _ = tokio::time::sleep(d) => true,
         _ = stop.changed() => !*stop.borrow(),
     }
+}
+
+/// The probe started in-process with a history file of its own (`tag` in its name); the
+/// sender stops it, the handle gives its report.
+pub(crate) fn start_probe(
+    mut settings: Settings,
+    tag: &str,
+) -> (
+    std::path::PathBuf,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<Report, patroni_lab_probe::session::SessionError>>,
+) {
+    let history = std::env::temp_dir().join(format!(
+        "patroni-lab-{tag}-{}-{}.jsonl",
+        std::process::id(),
+        timeline::unix_us()
+    ));
+    settings.history_path = Some(history.clone());
+    let (stop, stop_rx) = watch::channel(false);
+    let handle =
+        tokio::spawn(async move { session::run(&settings, &Limits::default(), stop_rx).await });
+    (history, stop, handle)
 }
 
 /// Runs `plan` once. `stop` (a signal) ends the run early: the fault is undone, the probe
@@ -155,18 +177,8 @@ pub async fn run_once(
         timeline.clone(),
         poll_rx,
     ));
-    let (probe_stop, probe_rx) = watch::channel(false);
     // The history is kept until the run is graded (writes after the lock moved are read from it).
-    let history = std::env::temp_dir().join(format!(
-        "patroni-lab-scenario-{}-{}.jsonl",
-        std::process::id(),
-        timeline::unix_us()
-    ));
-    let probe = {
-        let mut settings = plan.probe.clone();
-        settings.history_path = Some(history.clone());
-        tokio::spawn(async move { session::run(&settings, &Limits::default(), probe_rx).await })
-    };
+    let (history, probe_stop, probe) = start_probe(plan.probe.clone(), "scenario");
     let mut fault_result = Ok(());
     let mut whole_again = None;
     let mut leader_after = None;

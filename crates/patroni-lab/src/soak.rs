@@ -1,0 +1,258 @@
+//! The `soak` subcommand: many faults picked at random (seeded) through one probe run, under a
+//! profile; a line per event as it ends, then the report: every event with its lost writes,
+//! the probe's summary, what was left behind. The profile the lab had before is put back.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use patroni_lab_probe::html::{self, Marker};
+use patroni_lab_probe::settings::parse_duration;
+use patroni_lab_profile::profile::{self, Settings};
+use patroni_lab_scenario::fault::{self, Fault};
+use patroni_lab_scenario::lab::Lab;
+use patroni_lab_scenario::profiles;
+use patroni_lab_scenario::soak::{self, SoakEvent, SoakPlan, SoakReport};
+
+use crate::matrix::{active_profile, blocking, put_back, scenario_of};
+use crate::scenario::probe_for;
+
+#[derive(Args)]
+pub struct SoakArgs {
+    /// How many faults (1 to 1000).
+    #[arg(long, default_value_t = 50)]
+    events: u32,
+    /// Apply this profile first (see `patroni-lab profile list`); the one before is put back.
+    #[arg(long)]
+    profile: Option<String>,
+    /// The seed of the schedule (faults and gaps); the same seed gives the same schedule.
+    /// Default: a random one, printed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The faults to draw from, comma-separated, `name:secs` for one that lasts (default: every
+    /// scenario at its default length).
+    #[arg(long, value_delimiter = ',')]
+    faults: Vec<String>,
+    /// How long the cluster may take to be whole again after one event; the soak stops when it
+    /// is not.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    whole_within: Duration,
+    /// Lost acknowledged writes allowed before the soak fails.
+    #[arg(long, default_value_t = 0)]
+    max_lost: u64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the HTML report (the whole run's chart with every event marked) here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    #[command(flatten)]
+    load: crate::load::LoadArgs,
+}
+
+/// Everything checked before anything slow.
+struct Checked {
+    faults: Vec<Fault>,
+    /// The profile to apply and `default` (its base), when one is asked for.
+    profile: Option<(String, Settings)>,
+    all_profiles: Vec<(String, Settings)>,
+}
+
+fn check(args: &SoakArgs) -> Result<Checked, String> {
+    if !(1..=1000).contains(&args.events) {
+        return Err(format!(
+            "--events {} is out of range: allowed 1 to 1000",
+            args.events
+        ));
+    }
+    let faults = if args.faults.is_empty() {
+        fault::ALL.to_vec()
+    } else {
+        args.faults
+            .iter()
+            .map(|s| scenario_of(s))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let all = profile::load_all(&profile::folder()).map_err(|e| e.to_string())?;
+    let profile = match &args.profile {
+        Some(name) => Some((
+            name.clone(),
+            profile::resolve(&all, name).map_err(|e| e.to_string())?.1,
+        )),
+        None => None,
+    };
+    let all_profiles = all
+        .iter()
+        .filter_map(|(n, p)| p.complete(&all["default"], n).ok().map(|s| (n.clone(), s)))
+        .collect();
+    for (path, what) in [(&args.json, "JSON"), (&args.html, "HTML")] {
+        if let Some(p) = path {
+            std::fs::File::create(p)
+                .map_err(|e| format!("cannot write the {what} report to {}: {e}", p.display()))?;
+        }
+    }
+    Ok(Checked {
+        faults,
+        profile,
+        all_profiles,
+    })
+}
+
+fn event_line(total: usize, e: &SoakEvent) -> String {
+    let whole = e
+        .whole_again_ms
+        .map_or("NOT whole again".to_string(), |ms| {
+            format!("whole after {:.1} s", ms / 1000.0)
+        });
+    let after = e.leader_after.as_deref().unwrap_or("?");
+    let lost = e
+        .lost_after
+        .map_or(String::new(), |n| format!("; lost after it: {n}"));
+    let error = e
+        .fault_error
+        .as_deref()
+        .map_or(String::new(), |err| format!("; FAULT STEP FAILED: {err}"));
+    format!(
+        "event {:>3} of {total}  {:<18} {} -> {after}: {whole}{lost}{error}",
+        e.index, e.fault, e.leader_before
+    )
+}
+
+/// The report as text: the events, the probe's summary, the verdict's parts.
+fn summary(r: &SoakReport, max_lost: u64) -> String {
+    let mut s = format!(
+        "soak: seed {}, {} of {} events\n",
+        r.seed,
+        r.events.len(),
+        r.events_planned
+    );
+    for e in &r.events {
+        s.push_str(&event_line(r.events_planned, e));
+        s.push('\n');
+    }
+    s.push_str(&patroni_lab_probe::report::summary(&r.probe));
+    match r.lost() {
+        Some(n) => {
+            let before = r.lost_before_first_event.unwrap_or(0);
+            s.push_str(&format!(
+                "lost acknowledged writes: {n} (allowed {max_lost}){}\n",
+                if before > 0 {
+                    format!("; {before} before the first event")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        None => s.push_str("lost acknowledged writes: NOT CHECKED\n"),
+    }
+    match &r.whole_at_end {
+        Ok(leader) => s.push_str(&format!("cluster whole at the end: yes, {leader} leads\n")),
+        Err(e) => s.push_str(&format!("cluster whole at the end: NO ({e})\n")),
+    }
+    if r.leftovers.is_empty() {
+        s.push_str("left behind: nothing (containers running, no undo armed, no packet filter)\n");
+    } else {
+        for l in &r.leftovers {
+            s.push_str(&format!("left behind: {l}\n"));
+        }
+    }
+    s
+}
+
+fn passed(r: &SoakReport, max_lost: u64) -> bool {
+    r.clean() && r.lost().is_some_and(|n| n as u64 <= max_lost)
+}
+
+async fn run_soak(args: &SoakArgs, checked: Checked) -> Result<ExitCode> {
+    let lab = Lab::from_env();
+    let seed = args.seed.unwrap_or_else(patroni_lab_common::random_u64);
+    let default = checked
+        .all_profiles
+        .iter()
+        .find(|(n, _)| n == "default")
+        .map(|(_, s)| s.clone())
+        .expect("default is always there");
+    let mut before = None;
+    if let Some((name, settings)) = &checked.profile {
+        before = Some(
+            active_profile(&lab, &checked.all_profiles)
+                .await?
+                .unwrap_or_else(|| "default".to_string()),
+        );
+        if before.as_deref() != Some(name.as_str()) {
+            eprintln!("profile {name}: applying");
+            let (lab, n, s, d) = (lab.clone(), name.clone(), settings.clone(), default.clone());
+            blocking(move || profiles::apply(&lab, &n, &s, &d))
+                .await
+                .with_context(|| format!("applying profile {name}"))?;
+        } else {
+            before = None;
+        }
+    }
+
+    let stop_rx = crate::signals::stop_undoing_faults(
+        "undoing the fault in place, stopping the probe; the report follows",
+    )?;
+    let mut probe = probe_for(&lab, &args.load).map_err(anyhow::Error::msg)?;
+    // Every fault's client needs at once (a paused switchover holds clients for seconds).
+    for f in &checked.faults {
+        f.adjust_probe(&mut probe);
+    }
+    let plan = SoakPlan {
+        seed,
+        schedule: soak::schedule(seed, args.events as usize, &checked.faults),
+        probe,
+        whole_within: args.whole_within,
+    };
+    let total = plan.schedule.len();
+    eprintln!(
+        "soak: {total} events, seed {seed} (again with --seed {seed}), profile {}",
+        args.profile.as_deref().unwrap_or("as the lab runs")
+    );
+    let result = soak::run(&lab, &plan, stop_rx, |e| {
+        eprintln!("{}", event_line(total, e))
+    })
+    .await;
+
+    if let Some(name) = &before {
+        put_back(&lab, &checked.all_profiles, &default, name).await?;
+    }
+    let report = result?;
+    let text = summary(&report, args.max_lost);
+    say!("{}", text.trim_end());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.html {
+        let markers: Vec<Marker> = report
+            .timeline
+            .iter()
+            .filter(|e| e.what.starts_with("event "))
+            .map(|e| Marker {
+                at_us: e.at_us,
+                label: e.what.clone(),
+            })
+            .collect();
+        let extra = format!("<h2>Events</h2><pre>{}</pre>", html::escape(&text));
+        let title = format!("patroni-lab soak, seed {}", report.seed);
+        std::fs::write(
+            path,
+            html::page_with(&report.probe, &title, &extra, &markers),
+        )
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let ok = passed(&report, args.max_lost);
+    say!("soak: {}", if ok { "PASS" } else { "FAIL" });
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+pub fn run(args: SoakArgs) -> ExitCode {
+    crate::signals::run_checked("soak", check(&args), |checked| run_soak(&args, checked))
+}

@@ -1,0 +1,103 @@
+//! The soak against the real lab: a short seeded soak runs the schedule its seed gives, loses
+//! nothing, leaves nothing behind and says so; the leftover check sees a paused container.
+
+mod support;
+
+use std::process::Command;
+
+use patroni_lab_scenario::fault::Fault;
+use patroni_lab_scenario::lab::Lab;
+use patroni_lab_scenario::soak;
+use serde_json::Value;
+use support::*;
+
+#[test]
+fn a_short_seeded_soak_runs_its_schedule_loses_nothing_and_leaves_nothing() {
+    let _lab =
+        LabTest::begin("a_short_seeded_soak_runs_its_schedule_loses_nothing_and_leaves_nothing");
+    let json = std::env::temp_dir().join(format!("plab-soak-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args([
+            "soak",
+            "--events",
+            "3",
+            "--seed",
+            "11",
+            "--faults",
+            "switchover,restart-leader,pgbouncer-restart",
+            "--json",
+        ])
+        .arg(&json)
+        .current_dir(repo_root())
+        .env("POSTGRES_PASSWORD", password())
+        .output()
+        .expect("run the soak");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(out.status.code(), Some(0), "the soak failed");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+
+    // The seed decides the faults, in order.
+    let wanted: Vec<&str> = soak::schedule(
+        11,
+        3,
+        &[
+            Fault::Switchover,
+            Fault::RestartLeader,
+            Fault::PgbouncerRestart,
+        ],
+    )
+    .iter()
+    .map(|p| p.fault.name())
+    .collect();
+    let events = report["events"].as_array().unwrap();
+    let ran: Vec<&str> = events
+        .iter()
+        .map(|e| e["fault"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, wanted);
+    for e in events {
+        assert!(e["whole_again_ms"].as_f64().is_some(), "{e}");
+        assert_eq!(e["lost_after"].as_u64(), Some(0), "{e}");
+    }
+    // Injections in order, after the probe started.
+    let at: Vec<i64> = events
+        .iter()
+        .map(|e| e["injected_at_us"].as_i64().unwrap())
+        .collect();
+    assert!(at[0] > 0 && at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+    assert_eq!(report["probe"]["lost_writes"]["checked"], Value::Bool(true));
+    assert_eq!(
+        report["probe"]["lost_writes"]["missing"],
+        serde_json::json!([])
+    );
+    assert!(
+        report["whole_at_end"]["Ok"].is_string(),
+        "{}",
+        report["whole_at_end"]
+    );
+    assert_eq!(report["leftovers"], serde_json::json!([]));
+    assert!(stdout.contains("soak: PASS"), "{stdout}");
+    assert!(stdout.contains("left behind: nothing"), "{stdout}");
+}
+
+/// Unpauses HAProxy however the test ends.
+struct Unpause;
+
+impl Drop for Unpause {
+    fn drop(&mut self) {
+        let _ = run("docker", &["unpause", "haproxy"]);
+    }
+}
+
+#[test]
+fn the_leftover_check_sees_a_paused_container() {
+    let _lab = LabTest::begin("the_leftover_check_sees_a_paused_container");
+    let lab = Lab::from_env();
+    assert_eq!(soak::leftovers(&lab), Vec::<String>::new());
+    let _unpause = Unpause;
+    run_ok("docker", &["pause", "haproxy"]);
+    assert_eq!(soak::leftovers(&lab), vec!["haproxy is paused".to_string()]);
+}
