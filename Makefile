@@ -24,7 +24,7 @@ endif
 COMPOSE_PROJECT_NAME ?= patroni-lab
 export
 
-.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot soak
+.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot soak check-safe
 
 help: ## This list
 	@grep -hE '^[a-z0-9 %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -61,7 +61,15 @@ check-profile:
 compose-v2: tools ## Install Docker Compose v2 as a CLI plugin for this user (from Debian's package, via the tools image)
 	@scripts/compose-v2.sh
 
-up: check-profile build ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds (PROFILE=fast applies a profile)
+# Before anything slow: ports published beyond this machine with the passwords everyone knows.
+BIND_IS_LOOPBACK := $(filter 127.% ::1 localhost,$(LAB_BIND_ADDRESS))
+DEFAULT_SECRETS := $(strip $(if $(filter postgres,$(POSTGRES_PASSWORD)),POSTGRES_PASSWORD) \
+  $(if $(filter replicator,$(REPLICATION_PASSWORD)),REPLICATION_PASSWORD) \
+  $(if $(filter patroni,$(PATRONI_API_PASSWORD)),PATRONI_API_PASSWORD))
+check-safe: .env
+	@$(if $(and $(LAB_BIND_ADDRESS),$(if $(BIND_IS_LOOPBACK),,beyond),$(DEFAULT_SECRETS)),$(error refusing to publish the lab on LAB_BIND_ADDRESS=$(LAB_BIND_ADDRESS) with the default $(DEFAULT_SECRETS): set new values in .env (or LAB_BIND_ADDRESS=127.0.0.1)))true
+
+up: check-profile check-safe build ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds (PROFILE=fast applies a profile)
 	$(COMPOSE) up -d
 	@scripts/wait-ready.sh $(COMPOSE)
 	@if [ -n "$(PROFILE)" ]; then $(MAKE) --no-print-directory profile NAME=$(PROFILE); fi

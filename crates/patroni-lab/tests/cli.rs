@@ -319,3 +319,64 @@ fn matrix_soak_and_profile_bad_input_is_one_line_exit_2_before_touching_the_lab(
         assert!(stderr.contains(wanted), "{sub} {args:?}: {stderr}");
     }
 }
+
+#[test]
+fn make_up_refuses_default_passwords_beyond_loopback_in_one_line() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let check = |vars: &[&str]| {
+        let out = Command::new("make")
+            .args(["-s", "check-safe"])
+            .args(vars)
+            .current_dir(&root)
+            .output()
+            .expect("run make");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let changed = [
+        "POSTGRES_PASSWORD=a1",
+        "REPLICATION_PASSWORD=b2",
+        "PATRONI_API_PASSWORD=c3",
+    ];
+    let (code, stderr) = check(&[
+        "LAB_BIND_ADDRESS=0.0.0.0",
+        "POSTGRES_PASSWORD=postgres",
+        "REPLICATION_PASSWORD=replicator",
+        "PATRONI_API_PASSWORD=patroni",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "refusing to publish the lab on LAB_BIND_ADDRESS=0.0.0.0 with the default POSTGRES_PASSWORD REPLICATION_PASSWORD PATRONI_API_PASSWORD: set new values in .env"
+        ),
+        "{stderr}"
+    );
+    // One default left is enough to refuse, and it is named.
+    let (code, stderr) = check(&[
+        "LAB_BIND_ADDRESS=192.0.2.7",
+        changed[0],
+        changed[1],
+        "PATRONI_API_PASSWORD=patroni",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("with the default PATRONI_API_PASSWORD:"),
+        "{stderr}"
+    );
+    // Loopback with the defaults, or any address with every password changed: allowed.
+    for vars in [
+        vec!["LAB_BIND_ADDRESS=127.0.0.1"],
+        vec![
+            "LAB_BIND_ADDRESS=0.0.0.0",
+            changed[0],
+            changed[1],
+            changed[2],
+        ],
+    ] {
+        let (code, stderr) = check(&vars);
+        assert_eq!(code, 0, "{vars:?}: {stderr}");
+    }
+}

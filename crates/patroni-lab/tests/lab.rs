@@ -351,3 +351,44 @@ fn callback_refused_by_a_running_pgbouncer_is_an_error() {
     assert!(stderr.contains("PgBouncer admin console"), "{stderr}");
     assert!(!stderr.contains("not reachable"), "{stderr}");
 }
+
+#[test]
+fn patroni_refuses_anonymous_unsafe_calls_and_answers_anonymous_health_checks() {
+    use patroni_lab_common::patroni::{self, Auth};
+    let lab = LabTest::begin(
+        "patroni_refuses_anonymous_unsafe_calls_and_answers_anonymous_health_checks",
+    );
+    let api = format!("http://127.0.0.1:{}", api_port(&lab.leader));
+    let timeout = Duration::from_secs(5);
+    let replica = other(&lab.leader);
+    let switchover = format!(
+        r#"{{"leader": "{}", "candidate": "{replica}"}}"#,
+        lab.leader
+    );
+    let wrong = Auth {
+        user: "patroni".into(),
+        password: "not-the-password".into(),
+    };
+    for auth in [None, Some(&wrong)] {
+        let (status, body) =
+            patroni::send_json(&api, "POST", "/switchover", &switchover, auth, timeout).unwrap();
+        assert_eq!(status, 401, "POST /switchover with {auth:?}: {body}");
+        let (status, body) =
+            patroni::send_json(&api, "PATCH", "/config", r#"{"ttl": 21}"#, auth, timeout).unwrap();
+        assert_eq!(status, 401, "PATCH /config with {auth:?}: {body}");
+        let (status, body) =
+            patroni::send_json(&api, "POST", "/restart", "{}", auth, timeout).unwrap();
+        assert_eq!(status, 401, "POST /restart with {auth:?}: {body}");
+    }
+    // Nothing moved and nothing changed.
+    assert_eq!(leader().unwrap(), lab.leader);
+    let (status, config) = patroni::get(&api, "/config", timeout).unwrap();
+    assert_eq!(status, 200, "{config}");
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_ne!(config["ttl"], serde_json::json!(21));
+    // Health checks (HAProxy's, Docker's) stay anonymous.
+    for path in ["/primary", "/health", "/patroni"] {
+        let (status, body) = patroni::get(&api, path, timeout).unwrap();
+        assert_eq!(status, 200, "GET {path}: {body}");
+    }
+}
