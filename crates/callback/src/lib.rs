@@ -4,13 +4,15 @@
 //! lifecycle event. When the node reports itself primary, the callback confirms through the
 //! local REST API that this node holds the leader lock, rewrites the `[databases]` section of
 //! the shared `pgbouncer.ini` atomically, and asks PgBouncer to `RELOAD`. Every other role is
-//! a no-op. It never sends `PAUSE`, so it can never leave PgBouncer paused.
+//! a no-op. It never sends `PAUSE`, so it can never leave PgBouncer paused. At PgBouncer's
+//! start, `refresh` renews the shared ini from the image and `userlist` writes the auth file.
 
 pub mod args;
 pub mod ini;
 pub mod pgbouncer;
 pub mod refresh;
 mod run;
+pub mod userlist;
 
 /// Where the lab keeps PgBouncer's files: the shared volume (also mounted in the Patroni
 /// containers) and the image's template.
@@ -23,6 +25,8 @@ pub mod paths {
     pub const PROFILE_INI: &str = "/etc/pgbouncer/shared/profile.ini";
     /// pgbouncer.ini as the image has it.
     pub const TEMPLATE_INI: &str = "/etc/pgbouncer/pgbouncer.ini.template";
+    /// PgBouncer's auth_file: the user's SCRAM secret, written at PgBouncer's start.
+    pub const USERLIST: &str = "/etc/pgbouncer/userlist.txt";
 }
 
 pub use run::{Config, ConfigError, Outcome, Reload, RunError, handle};

@@ -75,9 +75,54 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-/// `patroni-lab pgbouncer-start`: the shared pgbouncer.ini from the image's template, keeping
-/// the leader; one line on stderr saying what it did.
-pub fn refresh_shared_ini() -> ExitCode {
+/// `patroni-lab pgbouncer-start`: the userlist with the server's SCRAM secret, then the shared
+/// pgbouncer.ini from the image's template, keeping the leader; a line on stderr for each.
+pub fn pgbouncer_start() -> ExitCode {
+    if let Err(e) = write_userlist() {
+        eprintln!("patroni-lab pgbouncer-start: error: {e}");
+        return ExitCode::FAILURE;
+    }
+    refresh_shared_ini()
+}
+
+/// How long PgBouncer's start waits for a node to give the secret.
+const SECRET_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn write_userlist() -> anyhow::Result<()> {
+    use patroni_lab_callback::{paths, userlist};
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let source = userlist::Source {
+        // The nodes to ask, comma-separated (the compose file names them).
+        hosts: var("PGBOUNCER_SECRET_FROM")
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "PGBOUNCER_SECRET_FROM (the nodes to read the SCRAM secret from) is not set"
+                )
+            })?
+            .split(',')
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect(),
+        port: 5432,
+        user: var("POSTGRES_USER").unwrap_or_else(|| "postgres".into()),
+        password: var("POSTGRES_PASSWORD")
+            .ok_or_else(|| anyhow::anyhow!("POSTGRES_PASSWORD is not set"))?,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let secret = runtime.block_on(userlist::fetch_secret(&source, SECRET_WAIT))?;
+    let path = std::path::Path::new(paths::USERLIST);
+    userlist::write(path, &source.user, &secret)?;
+    eprintln!(
+        "patroni-lab pgbouncer-start: {} holds {}'s SCRAM secret (no password)",
+        path.display(),
+        source.user
+    );
+    Ok(())
+}
+
+fn refresh_shared_ini() -> ExitCode {
     use patroni_lab_callback::paths;
     use std::path::Path;
     let (template, shared, profile) = (

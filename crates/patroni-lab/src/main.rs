@@ -42,8 +42,8 @@ enum Command {
         #[arg(num_args = 0.., allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// PgBouncer's entrypoint: the shared pgbouncer.ini from the image's template, keeping
-    /// the leader the callback wrote.
+    /// PgBouncer's entrypoint: the userlist with the server's SCRAM secret, and the shared
+    /// pgbouncer.ini from the image's template, keeping the leader the callback wrote.
     #[command(hide = true)]
     PgbouncerStart,
     /// Keep writing through an endpoint and report what clients saw: windows, errors, lost writes.
@@ -92,7 +92,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Callback { args } => callback::run(&args),
-        Command::PgbouncerStart => callback::refresh_shared_ini(),
+        Command::PgbouncerStart => callback::pgbouncer_start(),
         Command::Probe(args) => probe::run(*args),
         Command::Scenario(cmd) => scenario::run(cmd),
         Command::Profile(cmd) => profile::run(cmd),

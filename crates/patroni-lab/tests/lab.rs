@@ -392,3 +392,40 @@ fn patroni_refuses_anonymous_unsafe_calls_and_answers_anonymous_health_checks() 
         assert_eq!(status, 200, "GET {path}: {body}");
     }
 }
+
+#[test]
+fn pgbouncer_keeps_the_servers_scram_secret_not_the_password() {
+    let _lab = LabTest::begin("pgbouncer_keeps_the_servers_scram_secret_not_the_password");
+    let userlist = run_ok(
+        "docker",
+        &["exec", "pgbouncer", "cat", "/etc/pgbouncer/userlist.txt"],
+    );
+    let mode = run_ok(
+        "docker",
+        &[
+            "exec",
+            "pgbouncer",
+            "stat",
+            "-c",
+            "%a",
+            "/etc/pgbouncer/userlist.txt",
+        ],
+    );
+    assert_eq!(mode.trim(), "600");
+    let user = std::env::var("POSTGRES_USER").unwrap_or_else(|_| "postgres".into());
+    let stored = sql(
+        15432,
+        "postgres",
+        &format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{user}'"),
+    )
+    .expect("read pg_authid")[0][0]
+        .clone()
+        .unwrap();
+    assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
+    // The very secret the server has (SCRAM pass-through needs it), and nothing else.
+    assert_eq!(userlist, format!("\"{user}\" \"{stored}\"\n"));
+    assert!(!userlist.contains(&format!("\"{}\"", password())));
+    // Logins through PgBouncer work with it: a client's, and the admin console's.
+    write_through(6432).expect("a write through PgBouncer");
+    sql(6432, "pgbouncer", "SHOW VERSION").expect("the admin console");
+}
