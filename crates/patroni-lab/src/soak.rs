@@ -42,6 +42,9 @@ pub struct SoakArgs {
     /// Lost acknowledged writes allowed before the soak fails.
     #[arg(long, default_value_t = 0)]
     max_lost: u64,
+    /// Print the schedule the seed gives (fault and gap per event) and touch nothing.
+    #[arg(long)]
+    dry_run: bool,
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -166,8 +169,21 @@ fn passed(r: &SoakReport, max_lost: u64) -> bool {
 }
 
 async fn run_soak(args: &SoakArgs, checked: Checked) -> Result<ExitCode> {
-    let lab = Lab::from_env();
     let seed = args.seed.unwrap_or_else(patroni_lab_common::random_u64);
+    if args.dry_run {
+        let schedule = soak::schedule(seed, args.events as usize, &checked.faults);
+        say!("soak schedule for seed {seed}: {} events", schedule.len());
+        for (i, p) in schedule.iter().enumerate() {
+            say!(
+                "event {:>3}: after {:>4.1} s  {}",
+                i + 1,
+                p.gap.as_secs_f64(),
+                p.fault.describe()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lab = Lab::from_env();
     let default = checked
         .all_profiles
         .iter()
