@@ -22,6 +22,9 @@ endif
 
 -include .env
 COMPOSE_PROJECT_NAME ?= patroni-lab
+# The topology: the 2-node lab, or with LAB_NODES=3 (here or in .env) the 3-node overlay.
+LAB_NODES ?= 2
+COMPOSE_FILE := docker-compose.yml$(if $(filter 3,$(LAB_NODES)),:docker-compose.3nodes.yml)
 export
 
 .PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot soak check-safe
@@ -88,8 +91,8 @@ switchover: ## Planned switchover to the replica, forced (no prompt)
 down: ## Stop and remove the containers (data is kept)
 	$(COMPOSE) down --remove-orphans
 
-clean: ## Remove containers and all data volumes
-	$(COMPOSE) down --volumes --remove-orphans
+clean: ## Remove containers and all data volumes (of either topology)
+	COMPOSE_FILE=docker-compose.yml:docker-compose.3nodes.yml $(COMPOSE) down --volumes --remove-orphans
 
 services: # The lab's service names, one per line (for scripts)
 	@$(COMPOSE) config --services

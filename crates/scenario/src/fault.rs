@@ -361,9 +361,14 @@ impl Fault {
                 guard.undo().map_err(FaultError::Step)?;
             }
             Self::PartitionLeader { secs } => {
-                let peers = [lab::ETCD, replica.as_str()]
+                // Every etcd member and every other node.
+                let others = lab.nodes.iter().map(|n| n.name.as_str());
+                let peers = lab
+                    .etcd
                     .iter()
-                    .map(|c| container_ip(c))
+                    .map(String::as_str)
+                    .chain(others.filter(|n| *n != leader))
+                    .map(container_ip)
                     .collect::<Result<Vec<_>, _>>()?;
                 let set = peers.join(", ");
                 let rules = format!(
@@ -387,7 +392,9 @@ impl Fault {
                         },
                     )
                 });
-                step(format!("{leader} cut off from etcd and {replica} ({set})"));
+                step(format!(
+                    "{leader} cut off from etcd and the other members ({set})"
+                ));
                 d(&[
                     "exec",
                     "--user",

@@ -8,12 +8,21 @@ use std::time::Duration;
 use patroni_lab_callback::pgbouncer::AdminTarget;
 use patroni_lab_common::patroni::Auth;
 
-/// The Patroni members (container and member names), and each one's REST API port on the host.
-pub const NODES: [(&str, u16); 2] = [("patroni1", 8008), ("patroni2", 8009)];
-/// Every container of the lab.
+/// The Patroni members (container and member names), and each one's REST API port on the host:
+/// the lab runs the first two, the 3-node topology (docker-compose.3nodes.yml) all three.
+pub const NODES: [(&str, u16); 3] = [("patroni1", 8008), ("patroni2", 8009), ("patroni3", 8010)];
+/// Every container of the 2-node lab.
 pub const SERVICES: [&str; 5] = ["etcd", "patroni1", "patroni2", "pgbouncer", "haproxy"];
-/// The etcd container.
+/// The containers the 3-node topology adds.
+pub const SERVICES_3NODES: [&str; 3] = ["etcd2", "etcd3", "patroni3"];
+/// The etcd container (the only etcd member of the 2-node lab, one of three in the 3-node one).
 pub const ETCD: &str = "etcd";
+/// The etcd members of the 3-node topology.
+pub const ETCD_MEMBERS: [&str; 3] = ["etcd", "etcd2", "etcd3"];
+/// The topology: `LAB_NODES=3` (the overlay), else the 2-node lab.
+pub fn three_nodes() -> bool {
+    std::env::var("LAB_NODES").is_ok_and(|n| n.trim() == "3")
+}
 /// The PgBouncer container.
 pub const PGBOUNCER: &str = "pgbouncer";
 /// The HAProxy container.
@@ -40,6 +49,8 @@ pub struct Node {
 #[derive(Debug, Clone)]
 pub struct Lab {
     pub nodes: Vec<Node>,
+    /// The etcd containers.
+    pub etcd: Vec<String>,
     /// The endpoint clients use (HAProxy).
     pub client_url: String,
     /// PgBouncer's admin console (database `pgbouncer`).
@@ -69,8 +80,14 @@ impl Lab {
             bind
         };
         let user = var("POSTGRES_USER", "postgres");
+        let (nodes, etcd) = if three_nodes() {
+            (&NODES[..], &ETCD_MEMBERS[..])
+        } else {
+            (&NODES[..2], &ETCD_MEMBERS[..1])
+        };
         Self {
-            nodes: NODES
+            etcd: etcd.iter().map(|e| (*e).to_string()).collect(),
+            nodes: nodes
                 .iter()
                 .map(|(name, port)| Node {
                     name: (*name).into(),
@@ -96,6 +113,18 @@ impl Lab {
 
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Every container of this lab (none for a cluster given by URLs).
+    pub fn services(&self) -> Vec<String> {
+        if !self.containers {
+            return Vec::new();
+        }
+        let mut all: Vec<String> = SERVICES.iter().map(|s| s.to_string()).collect();
+        if self.nodes.len() == NODES.len() {
+            all.extend(SERVICES_3NODES.iter().map(|s| s.to_string()));
+        }
+        all
     }
 }
 

@@ -327,8 +327,8 @@ pub fn leftovers(lab: &Lab) -> Vec<String> {
     if !lab.containers {
         return left;
     }
-    for service in crate::lab::SERVICES {
-        match docker(&["inspect", "--format", "{{.State.Status}}", service]) {
+    for service in lab.services() {
+        match docker(&["inspect", "--format", "{{.State.Status}}", &service]) {
             Ok(status) if status.trim() == "running" => {}
             Ok(status) => left.push(format!("{service} is {}", status.trim())),
             Err(e) => left.push(format!("{service}: {e}")),
