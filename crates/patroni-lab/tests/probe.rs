@@ -628,3 +628,31 @@ fn lost_write_check_confirms_the_leader_lock_holder_when_given_the_rest_apis() {
     let error = report["lost_writes"]["error"].as_str().unwrap();
     assert!(error.contains("leader-lock holder"), "{error}");
 }
+
+#[test]
+fn a_wrong_password_is_one_line_exit_1_before_any_load() {
+    let _lab = LabTest::begin("a_wrong_password_is_one_line_exit_1_before_any_load");
+    for port in ["5432", "6432", "15432"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+            .args([
+                "probe",
+                "--quiet",
+                "-T",
+                "5s",
+                "--url",
+                &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            ])
+            .env("PGPASSWORD", format!("{}-not", password()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{port}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{port}: {stderr}");
+        assert!(
+            lines[0].contains("authentication failed")
+                && lines[0].contains("Are host, port, user and password right?"),
+            "{port}: {stderr}"
+        );
+    }
+}
