@@ -167,6 +167,11 @@ fn probe_scenario_and_matrix_pages_load_clean_with_chart_and_table() {
     let r = render(&dir, "matrix/matrix.html", None);
     assert!(r.console.is_empty(), "matrix: console: {:?}", r.console);
     assert!(r.dom.contains("<table id=\"matrix\">"), "matrix: no table");
+    assert_eq!(
+        count(&r.dom, "<rect class=\"bar\""),
+        1,
+        "matrix: one cell, one bar in the chart"
+    );
     assert!(r.dom.contains("restart-leader"), "matrix: no scenario row");
     assert!(r.dom.contains("default"), "matrix: no profile column");
 

@@ -1,7 +1,8 @@
 //! The comparison matrix: scenarios × profiles. Each cell is a set of runs of one scenario under
 //! one profile, summed up in a `Cell` that is saved as soon as it completes (so an interrupted
 //! matrix resumes where it stopped), and the whole is rendered as one table — Markdown for the
-//! terminal and the README, JSON, and an HTML page coloured by grade.
+//! terminal and the README, JSON, and an HTML page (a bar chart of what clients waited, then
+//! the table coloured by grade).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -310,7 +311,109 @@ pub fn markdown(m: &Matrix) -> String {
     s
 }
 
-/// The HTML page: the same table, each cell coloured by its grade.
+/// Bar colours, one per profile column (cycled).
+const PALETTE: [&str; 6] = [
+    "#8c6d31", "#3182bd", "#31a354", "#756bb1", "#e6550d", "#636363",
+];
+
+/// What clients waited, per cell: the median window (the stall when no transaction failed) and
+/// the worst run.
+fn waited_ms(c: &Cell) -> (Option<f64>, Option<f64>) {
+    if c.window_ms.max.unwrap_or(0.0) > 0.0 {
+        (c.window_ms.median, c.window_ms.max)
+    } else {
+        (c.stall_ms.median, c.stall_ms.max)
+    }
+}
+
+/// The chart: per scenario, a bar per profile for the median wait (a line to the worst run),
+/// outlined red when the cell failed, with the lost writes written beside it.
+pub fn chart(m: &Matrix) -> String {
+    const LABEL: f64 = 170.0;
+    const WIDTH: f64 = 1000.0;
+    const BAR: f64 = 14.0;
+    const GAP: f64 = 12.0;
+    let plot = WIDTH - LABEL - 140.0;
+    let longest = m
+        .cells
+        .iter()
+        .filter_map(|c| waited_ms(c).1)
+        .fold(1.0f64, f64::max);
+    let x = |ms: f64| LABEL + ms / longest * plot;
+    let group = BAR * m.profiles.len() as f64 + GAP;
+    let height = 40.0 + group * m.scenarios.len() as f64 + 30.0;
+    let mut svg = format!(
+        r#"<svg id="matrix-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">"#
+    );
+    for (i, p) in m.profiles.iter().enumerate() {
+        let lx = LABEL + i as f64 * 120.0;
+        let _ = write!(
+            svg,
+            r#"<rect x="{lx}" y="8" width="12" height="12" fill="{}"/><text x="{}" y="18">{}</text>"#,
+            PALETTE[i % PALETTE.len()],
+            lx + 16.0,
+            escape(p)
+        );
+    }
+    for (row, scenario) in m.scenarios.iter().enumerate() {
+        let top = 36.0 + row as f64 * group;
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+            LABEL - 8.0,
+            top + group / 2.0,
+            escape(scenario)
+        );
+        for (i, p) in m.profiles.iter().enumerate() {
+            let y = top + i as f64 * BAR;
+            let Some(c) = m.cell(p, scenario) else {
+                continue;
+            };
+            let (median, worst) = waited_ms(c);
+            let w = x(median.unwrap_or(0.0)) - LABEL;
+            let stroke = if c.passed() { "none" } else { "#d62728" };
+            let _ = write!(
+                svg,
+                r#"<rect class="bar" x="{LABEL}" y="{y:.1}" width="{w:.1}" height="{:.1}" fill="{}" stroke="{stroke}" stroke-width="2"><title>{} × {}: {}</title></rect>"#,
+                BAR - 2.0,
+                PALETTE[i % PALETTE.len()],
+                escape(p),
+                escape(scenario),
+                escape(&cell_text(c).replace("**", ""))
+            );
+            if let Some(worst) = worst {
+                let _ = write!(
+                    svg,
+                    r##"<line x1="{:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#333"/>"##,
+                    x(median.unwrap_or(0.0)),
+                    x(worst),
+                    y + BAR / 2.0 - 1.0,
+                    y + BAR / 2.0 - 1.0
+                );
+            }
+            let note = match c.lost {
+                Some(0) => format!("{} s", secs(median)),
+                Some(n) => format!("{} s, lost {n}", secs(median)),
+                None => format!("{} s, lost: not checked", secs(median)),
+            };
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
+                x(worst.or(median).unwrap_or(0.0)) + 4.0,
+                y + BAR - 4.0,
+                escape(&note)
+            );
+        }
+    }
+    let _ = write!(
+        svg,
+        r#"<text x="{LABEL}" y="{:.1}">seconds clients waited: median window (or stall) per cell, line to the worst run; red outline: the cell failed its grade</text></svg>"#,
+        height - 8.0
+    );
+    svg
+}
+
+/// The HTML page: the chart, then the table with each cell coloured by its grade.
 pub fn html(m: &Matrix) -> String {
     let mut rows = String::new();
     for scenario in &m.scenarios {
@@ -336,8 +439,9 @@ pub fn html(m: &Matrix) -> String {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>patroni-lab matrix</title><style>\
 body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}th,td{{border:1px solid #999;padding:.4em .6em;vertical-align:top}}\
 td.pass{{background:#d8f5d0}}td.fail{{background:#f8d0d0}}td.none{{background:#eee;color:#777}}</style></head><body>\
-<h1>patroni-lab: scenarios × profiles</h1><p>{} runs per cell.</p><table id=\"matrix\"><tr><th>scenario</th>{head}</tr>\n{rows}</table></body></html>\n",
-        m.runs_per_cell
+<h1>patroni-lab: scenarios × profiles</h1><p>{} runs per cell.</p>{chart}<table id=\"matrix\"><tr><th>scenario</th>{head}</tr>\n{rows}</table></body></html>\n",
+        m.runs_per_cell,
+        chart = chart(m),
     )
 }
 
@@ -438,6 +542,21 @@ mod tests {
         assert!(page.contains("<td class=\"pass\">2.3 s"));
         assert!(page.contains("<td class=\"fail\">15.2 s"));
         assert!(page.contains("<td class=\"none\">not run</td>"));
+    }
+
+    #[test]
+    fn the_chart_has_a_bar_per_cell_scaled_to_the_worst_and_outlines_failures() {
+        let m = matrix();
+        let svg = chart(&m);
+        let bars = svg.matches("<rect class=\"bar\"").count();
+        assert_eq!(bars, m.cells.len());
+        // The failing cell (15.2 s) is outlined red and its bar is the longest.
+        let failing = svg
+            .split("<rect class=\"bar\"")
+            .find(|b| b.contains("15.2 s"))
+            .unwrap();
+        assert!(failing.contains("stroke=\"#d62728\""), "{failing}");
+        assert_eq!(svg.matches("stroke=\"#d62728\"").count(), 1);
     }
 
     #[test]
