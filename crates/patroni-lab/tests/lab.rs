@@ -429,3 +429,118 @@ fn pgbouncer_keeps_the_servers_scram_secret_not_the_password() {
     write_through(6432).expect("a write through PgBouncer");
     sql(6432, "pgbouncer", "SHOW VERSION").expect("the admin console");
 }
+
+/// What a password in plain text looks like in a file: a `password = ...` / `password: ...`
+/// setting (conninfo, YAML, ini) with a value, or a PgBouncer userlist line whose secret is not
+/// a SCRAM secret.
+const PLAIN_PASSWORD: &str =
+    r#"[Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd] *[=:] *[^ ]|^"[^"]*" "([^S]|S[^C])"#;
+
+/// Text files under `path` in `volume` (read-only, in a throwaway container) that match
+/// [`PLAIN_PASSWORD`], as `file:line:text`.
+fn scan_volume(volume: &str) -> String {
+    let mount = format!("{volume}:/v:ro");
+    let out = run(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &mount,
+            "--entrypoint",
+            "grep",
+            "patroni-lab/patroni:latest",
+            "-rIn",
+            "-E",
+            PLAIN_PASSWORD,
+            "/v",
+        ],
+    );
+    // grep: 0 = found, 1 = nothing found, 2 = trouble.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "scanning {volume}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn no_password_in_plain_text_in_any_volume_or_image_layer() {
+    let _lab = LabTest::begin("no_password_in_plain_text_in_any_volume_or_image_layer");
+    let volumes = run_ok(
+        "docker",
+        &[
+            "volume",
+            "ls",
+            "--filter",
+            "label=com.docker.compose.project=patroni-lab",
+            "--format",
+            "{{.Name}}",
+        ],
+    );
+    let volumes: Vec<&str> = volumes.lines().collect();
+    assert!(volumes.len() >= 5, "the lab's volumes: {volumes:?}");
+    for volume in &volumes {
+        let hits = scan_volume(volume);
+        assert!(
+            hits.is_empty(),
+            "{volume} holds a password in plain text:\n{hits}"
+        );
+    }
+    for image in ["etcd", "patroni", "pgbouncer", "haproxy"] {
+        let layers = run_ok(
+            "docker",
+            &[
+                "history",
+                "--no-trunc",
+                "--format",
+                "{{.CreatedBy}}",
+                &format!("patroni-lab/{image}:latest"),
+            ],
+        );
+        let hits: Vec<&str> = layers
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().contains("password"))
+            .collect();
+        assert!(
+            hits.is_empty(),
+            "an image layer of {image} names a password: {hits:?}"
+        );
+    }
+    // The scan finds what it looks for: Patroni's own config, in the container and on no
+    // volume, holds the passwords (its REST API and PostgreSQL need them).
+    let found = run_ok(
+        "docker",
+        &[
+            "exec",
+            "patroni1",
+            "grep",
+            "-c",
+            "-E",
+            PLAIN_PASSWORD,
+            "/etc/patroni/patroni.yml",
+        ],
+    );
+    assert!(found.trim().parse::<u32>().unwrap() >= 3, "{found}");
+    // And it tells a userlist with a password from one with a SCRAM secret.
+    let userlist_lines = run_ok(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "sh",
+            "patroni-lab/patroni:latest",
+            "-c",
+            &format!(
+                "printf '%s\\n' '\"postgres\" \"hunter2\"' '\"postgres\" \"SCRAM-SHA-256$4096:c2FsdA==$a:b\"' | grep -E '{PLAIN_PASSWORD}' || true"
+            ),
+        ],
+    );
+    assert_eq!(userlist_lines.trim(), "\"postgres\" \"hunter2\"");
+}
