@@ -27,7 +27,7 @@ LAB_NODES ?= 2
 COMPOSE_FILE := docker-compose.yml$(if $(filter 3,$(LAB_NODES)),:docker-compose.3nodes.yml)
 export
 
-.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot soak check-safe
+.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot soak check-safe check-docker
 
 help: ## This list
 	@grep -hE '^[a-z0-9 %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -36,7 +36,7 @@ env: .env
 .env:
 	@cp .env.example .env && echo "made .env from .env.example"
 
-build: .env ## Build the images (makes the Debian base image here if none can be pulled)
+build: .env check-docker ## Build the images (makes the Debian base image here if none can be pulled)
 	@mkdir -p docker/local-ca && rm -f docker/local-ca/*.crt
 	@cp /usr/local/share/ca-certificates/*.crt docker/local-ca/ 2>/dev/null || true
 	@base=$$(scripts/base-image.sh) && echo "base image: $$base" && \
@@ -72,7 +72,12 @@ DEFAULT_SECRETS := $(strip $(if $(filter postgres,$(POSTGRES_PASSWORD)),POSTGRES
 check-safe: .env
 	@$(if $(and $(LAB_BIND_ADDRESS),$(if $(BIND_IS_LOOPBACK),,beyond),$(DEFAULT_SECRETS)),$(error refusing to publish the lab on LAB_BIND_ADDRESS=$(LAB_BIND_ADDRESS) with the default $(DEFAULT_SECRETS): set new values in .env (or LAB_BIND_ADDRESS=127.0.0.1)))true
 
-up: check-profile check-safe build ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds (PROFILE=fast applies a profile)
+# Before anything slow: a Docker daemon that answers (else `make build` would start making a
+# base image it cannot load).
+check-docker:
+	@$(if $(shell docker info >/dev/null 2>&1 && echo ok),,$(error Docker is not reachable (docker info failed): start the Docker daemon, or check DOCKER_HOST and that you may use its socket))true
+
+up: check-profile check-safe check-docker build ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds (PROFILE=fast applies a profile)
 	$(COMPOSE) up -d
 	@scripts/wait-ready.sh $(COMPOSE)
 	@if [ -n "$(PROFILE)" ]; then $(MAKE) --no-print-directory profile NAME=$(PROFILE); fi

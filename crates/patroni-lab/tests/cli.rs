@@ -380,3 +380,28 @@ fn make_up_refuses_default_passwords_beyond_loopback_in_one_line() {
         assert_eq!(code, 0, "{vars:?}: {stderr}");
     }
 }
+
+#[test]
+fn make_up_without_docker_is_one_line_before_building_anything() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // -n: make prints what it would run and runs nothing, but the check is in the recipe's
+    // expansion, so it still stops make before the build's first line.
+    let out = Command::new("make")
+        .args(["-n", "up"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .current_dir(&root)
+        .output()
+        .expect("run make");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("Docker is not reachable (docker info failed): start the Docker daemon"),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains("base-image"),
+        "it would have built: {stdout}"
+    );
+}
