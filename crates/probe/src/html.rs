@@ -232,6 +232,23 @@ pub fn page_with(r: &Report, title: &str, extra_html: &str, markers: &[Marker]) 
         }
         html.push_str("</table>");
     }
+    // The chart's numbers, second by second (always there: the chart's table).
+    html.push_str("<h2>Per second</h2><table id=\"per-second\"><tr><th>s</th><th>ok</th><th>failed</th><th>in doubt</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th></tr>");
+    let ms = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1}"));
+    for sec in &r.analysis.timeline {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            sec.second,
+            sec.ok,
+            sec.failed,
+            sec.in_doubt,
+            ms(sec.p50_ms),
+            ms(sec.p99_ms),
+            ms(sec.max_ms)
+        );
+    }
+    html.push_str("</table>");
     let settings = serde_json::to_string_pretty(&r.settings).unwrap_or_default();
     let _ = writeln!(
         html,
