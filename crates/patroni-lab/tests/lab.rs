@@ -424,7 +424,6 @@ fn pgbouncer_keeps_the_servers_scram_secret_not_the_password() {
     assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
     // The very secret the server has (SCRAM pass-through needs it), and nothing else.
     assert_eq!(userlist, format!("\"{user}\" \"{stored}\"\n"));
-    assert!(!userlist.contains(&format!("\"{}\"", password())));
     // Logins through PgBouncer work with it: a client's, and the admin console's.
     write_through(6432).expect("a write through PgBouncer");
     sql(6432, "pgbouncer", "SHOW VERSION").expect("the admin console");
