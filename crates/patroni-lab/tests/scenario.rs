@@ -573,7 +573,17 @@ fn runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself() {
 fn a_fault_lands_at_a_random_point_of_the_leaders_loop() {
     let _lab = LabTest::begin("a_fault_lands_at_a_random_point_of_the_leaders_loop");
     // `loop`, the default: up to the cluster's loop_wait (10 s in the default profile), read live.
-    let (code, report, stderr) = scenario("restart-leader", &["--inject-at", "1s", "--runs", "2"]);
+    let (code, report, stderr) = scenario(
+        "restart-leader",
+        &[
+            "--inject-at",
+            "1s",
+            "--inject-jitter",
+            "loop",
+            "--runs",
+            "2",
+        ],
+    );
     assert_eq!(code, 0, "{stderr}");
     let runs = report["runs"].as_array().unwrap();
     let mut injected = Vec::new();
