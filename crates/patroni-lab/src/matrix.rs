@@ -96,10 +96,7 @@ fn check(args: &MatrixArgs) -> Result<Checked, String> {
     }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot write to {}: {e}", args.out.display()))?;
-    let all_profiles = all
-        .iter()
-        .filter_map(|(n, p)| p.complete(&all["default"], n).ok().map(|s| (n.clone(), s)))
-        .collect();
+    let all_profiles = crate::profile::completed(&all).into_iter().collect();
     Ok(Checked {
         profiles,
         faults,

@@ -108,7 +108,7 @@ fn describe(p: &Profile, settings: &Settings, default: &Settings) -> String {
 }
 
 /// Every profile completed from `default`, by name.
-fn completed(all: &BTreeMap<String, Profile>) -> BTreeMap<String, Settings> {
+pub(crate) fn completed(all: &BTreeMap<String, Profile>) -> BTreeMap<String, Settings> {
     all.iter()
         .filter_map(|(n, p)| p.complete(&all["default"], n).ok().map(|s| (n.clone(), s)))
         .collect()

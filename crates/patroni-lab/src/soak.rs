@@ -86,10 +86,7 @@ fn check(args: &SoakArgs) -> Result<Checked, String> {
         )),
         None => None,
     };
-    let all_profiles = all
-        .iter()
-        .filter_map(|(n, p)| p.complete(&all["default"], n).ok().map(|s| (n.clone(), s)))
-        .collect();
+    let all_profiles = crate::profile::completed(&all).into_iter().collect();
     for (path, what) in [(&args.json, "JSON"), (&args.html, "HTML")] {
         if let Some(p) = path {
             std::fs::File::create(p)

@@ -151,6 +151,27 @@ pub(crate) fn start_probe(
     (history, stop, handle)
 }
 
+/// Runs `fault` off the async workers (its steps block); `stop` cuts a hold or a wait short,
+/// the undo still runs.
+pub(crate) async fn run_fault(
+    fault: Fault,
+    lab: &Lab,
+    leader: &str,
+    timeline: &Timeline,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), String> {
+    let (l, leader, t, stopped) = (
+        lab.clone(),
+        leader.to_string(),
+        timeline.clone(),
+        stop.clone(),
+    );
+    tokio::task::spawn_blocking(move || fault.run(&l, &leader, &t, &|| *stopped.borrow()))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+}
+
 /// Runs `plan` once. `stop` (a signal) ends the run early: the fault is undone, the probe
 /// stops and still reports.
 pub async fn run_once(
@@ -193,18 +214,7 @@ pub async fn run_once(
                 jitter_up_to.as_secs_f64()
             ),
         );
-        let (fault, l, leader, t) = (
-            plan.fault,
-            lab.clone(),
-            leader_before.clone(),
-            timeline.clone(),
-        );
-        let stopped = stop.clone();
-        fault_result =
-            tokio::task::spawn_blocking(move || fault.run(&l, &leader, &t, &|| *stopped.borrow()))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
+        fault_result = run_fault(plan.fault, lab, &leader_before, &timeline, &stop).await;
         if fault_result.is_ok() {
             let limit = plan
                 .expectations

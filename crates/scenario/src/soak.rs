@@ -16,7 +16,7 @@ use crate::cluster;
 use crate::fault::Fault;
 use crate::guard;
 use crate::lab::{Lab, docker};
-use crate::runner::{sleep_unless, start_probe};
+use crate::runner::{run_fault, sleep_unless, start_probe};
 use crate::timeline::{self, Event, Source, Timeline};
 
 /// The pause between two events: from the cluster being whole to the next fault.
@@ -196,14 +196,9 @@ pub async fn run(
                 planned.fault.name()
             ),
         );
-        let (fault, l, lead, t) = (planned.fault, lab.clone(), leader.clone(), timeline.clone());
-        let stopped = stop.clone();
-        let fault_error =
-            tokio::task::spawn_blocking(move || fault.run(&l, &lead, &t, &|| *stopped.borrow()))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-                .err();
+        let fault_error = run_fault(planned.fault, lab, &leader, &timeline, &stop)
+            .await
+            .err();
         let mut event = SoakEvent {
             index: index + 1,
             fault: planned.fault.name().to_string(),
