@@ -25,9 +25,11 @@ COMPOSE_PROJECT_NAME ?= patroni-lab
 # The topology: the 2-node lab, or with LAB_NODES=3 (here or in .env) the 3-node overlay.
 LAB_NODES ?= 2
 COMPOSE_FILE := docker-compose.yml$(if $(filter 3,$(LAB_NODES)),:docker-compose.3nodes.yml)
+# Where the host reaches the published ports: LAB_BIND_ADDRESS, or loopback when that is 0.0.0.0.
+LAB_HOST ?= $(if $(filter 0.0.0.0,$(LAB_BIND_ADDRESS)),127.0.0.1,$(or $(LAB_BIND_ADDRESS),127.0.0.1))
 export
 
-.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot soak check-safe check-docker
+.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot soak check-safe check-docker check-ports
 
 help: ## This list
 	@grep -hE '^[a-z0-9 %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -77,7 +79,15 @@ check-safe: .env
 check-docker:
 	@$(if $(shell docker info >/dev/null 2>&1 && echo ok),,$(error Docker is not reachable (docker info failed): start the Docker daemon, or check DOCKER_HOST and that you may use its socket))true
 
-up: check-profile check-safe check-docker build ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds (PROFILE=fast applies a profile)
+# Before anything slow: a port the lab publishes that another program holds (named with the
+# variable that moves it). $(shell) sees only the original environment, so .env's values are
+# passed in.
+PORT_CONFLICT = $(shell LAB_BIND_ADDRESS='$(LAB_BIND_ADDRESS)' ETCD_BIND_ADDRESS='$(ETCD_BIND_ADDRESS)' \
+  COMPOSE_FILE='$(COMPOSE_FILE)' scripts/check-ports.sh)
+check-ports: .env
+	@$(if $(PORT_CONFLICT),$(error $(PORT_CONFLICT)))true
+
+up: check-profile check-safe check-docker check-ports build ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds (PROFILE=fast applies a profile)
 	$(COMPOSE) up -d
 	@scripts/wait-ready.sh $(COMPOSE)
 	@if [ -n "$(PROFILE)" ]; then $(MAKE) --no-print-directory profile NAME=$(PROFILE); fi
@@ -109,12 +119,12 @@ logs: ## Follow all services' logs
 	$(COMPOSE) logs -f --tail 100
 
 psql: ## psql through HAProxy (127.0.0.1:5432)
-	@PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh psql -h 127.0.0.1 -p 5432 -U $(POSTGRES_USER) postgres
+	@PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh psql -h $(LAB_HOST) -p 5432 -U $(POSTGRES_USER) postgres
 
 BENCH_ARGS ?= -T 60 -P 10 -C -c 4 --max-tries=10
 bench: ## The seed's pgbench through 5432 (BENCH_ARGS="-T 700 -P 10 -C --max-tries=10")
-	PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh pgbench -i -q -h 127.0.0.1 -p 5432 -U $(POSTGRES_USER) postgres
-	PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh pgbench $(BENCH_ARGS) -h 127.0.0.1 -p 5432 -U $(POSTGRES_USER) postgres
+	PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh pgbench -i -q -h $(LAB_HOST) -p 5432 -U $(POSTGRES_USER) postgres
+	PGPASSWORD=$(POSTGRES_PASSWORD) scripts/pg-client.sh pgbench $(BENCH_ARGS) -h $(LAB_HOST) -p 5432 -U $(POSTGRES_USER) postgres
 
 probe: ## The probe against HAProxy, from a container on the lab network (ARGS="-T 2m --mode persistent --html r.html")
 	@scripts/probe.sh $(ARGS)

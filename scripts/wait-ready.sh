@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Waits until a write through HAProxy (127.0.0.1:5432) succeeds. On time-out, prints the
+# Waits until a write through HAProxy (LAB_HOST, else LAB_BIND_ADDRESS, port 5432) succeeds. On time-out, prints the
 # state and logs of every service that is not healthy, then exits 1.
 # Usage: wait-ready.sh COMPOSE... (the compose command, e.g. docker compose)
 set -uo pipefail
 timeout_s=${LAB_UP_TIMEOUT:-180}
 here=$(cd "$(dirname "$0")" && pwd)
-host=${LAB_HOST:-127.0.0.1}
+bind=${LAB_BIND_ADDRESS:-127.0.0.1}
+[ "$bind" = 0.0.0.0 ] && bind=127.0.0.1
+host=${LAB_HOST:-$bind}
 export PGPASSWORD=${POSTGRES_PASSWORD:-postgres} PGCONNECT_TIMEOUT=3
 start=$(date +%s)
 sql="CREATE TABLE IF NOT EXISTS lab_ready(at timestamptz); INSERT INTO lab_ready VALUES (now());"

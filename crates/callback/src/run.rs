@@ -116,6 +116,11 @@ pub enum RunError {
     },
     #[error("{path}: {source}")]
     Ini { path: String, source: IniError },
+    /// The shared file the callback would rewrite cannot be read: it stays byte for byte.
+    #[error(
+        "{path}: {source}; the file is left as it was: mend that line, or restart PgBouncer (docker restart pgbouncer writes it afresh from the image's template)"
+    )]
+    Unreadable { path: String, source: IniError },
     #[error(transparent)]
     Admin(#[from] AdminError),
     #[error(
@@ -224,7 +229,7 @@ pub(crate) fn replace_atomically(path: &Path, text: &str) -> Result<(), RunError
 /// The caller holds the file lock.
 fn point_file_at(path: &Path, target: &Target) -> Result<(Vec<Target>, bool), RunError> {
     let old = fs::read_to_string(path).map_err(file_error(path))?;
-    let new = ini::retarget(&old, target).map_err(|source| RunError::Ini {
+    let new = ini::retarget(&old, target).map_err(|source| RunError::Unreadable {
         path: path.display().to_string(),
         source,
     })?;
@@ -533,6 +538,25 @@ mod tests {
         let err = handle(&inv, &cfg).unwrap_err().to_string();
         assert!(err.contains("kept moving"), "{err}");
         assert!(err.contains("patroni1 -> patroni2 -> patroni1"), "{err}");
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_malformed_entry_is_an_error_naming_the_line_and_the_file_stays_byte_for_byte() {
+        let stub = RestStub::start("patroni1", &["patroni1"]);
+        let (path, mut cfg) = temp_ini("malformed", "patroni2");
+        cfg.api_url = stub.url.clone();
+        let broken = "[databases]\n* = host=patroni2 port=5432\nnot an entry\n";
+        fs::write(&path, broken).unwrap();
+        let inv = Invocation::parse(&["on_role_change", "primary", "c"]).unwrap();
+        let err = handle(&inv, &cfg).unwrap_err();
+        assert!(matches!(err, RunError::Unreadable { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("line 3:"), "{text}");
+        assert!(text.contains("'not an entry'"), "{text}");
+        assert!(text.contains("left as it was"), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), broken);
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use patroni_lab_profile::profile::{self, Settings};
+use patroni_lab_scenario::cluster;
 use patroni_lab_scenario::fault::Fault;
 use patroni_lab_scenario::lab::Lab;
 use patroni_lab_scenario::matrix::{self, Cell, Matrix};
@@ -207,6 +208,7 @@ fn minutes(s: f64) -> String {
 
 async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
     let lab = Lab::from_env();
+    cluster::containers_up(&lab).map_err(anyhow::Error::msg)?;
     let default = checked
         .all_profiles
         .iter()

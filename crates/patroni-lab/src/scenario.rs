@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use patroni_lab_probe::settings::{Settings, parse_duration};
+use patroni_lab_scenario::cluster;
 use patroni_lab_scenario::fault::{self, Fault};
 use patroni_lab_scenario::lab::{Lab, Node};
 use patroni_lab_scenario::report::{self, ScenarioReport};
@@ -384,6 +385,7 @@ pub(crate) fn run_line(run: &runner::ScenarioRun) -> String {
 }
 
 async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
+    cluster::containers_up(&p.lab).map_err(anyhow::Error::msg)?;
     let stop_rx = crate::signals::stop_undoing_faults(
         "undoing the fault, stopping the probe, then the report",
     )?;

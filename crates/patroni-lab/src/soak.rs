@@ -11,6 +11,7 @@ use clap::Args;
 use patroni_lab_probe::html::{self, Marker};
 use patroni_lab_probe::settings::parse_duration;
 use patroni_lab_profile::profile::{self, Settings};
+use patroni_lab_scenario::cluster;
 use patroni_lab_scenario::fault::{self, Fault};
 use patroni_lab_scenario::lab::Lab;
 use patroni_lab_scenario::profiles;
@@ -181,6 +182,7 @@ async fn run_soak(args: &SoakArgs, checked: Checked) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let lab = Lab::from_env();
+    cluster::containers_up(&lab).map_err(anyhow::Error::msg)?;
     let default = checked
         .all_profiles
         .iter()

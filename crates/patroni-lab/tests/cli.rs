@@ -320,20 +320,26 @@ fn matrix_soak_and_profile_bad_input_is_one_line_exit_2_before_touching_the_lab(
     }
 }
 
+/// `make <args> <vars>` in the repository root: exit code, stderr, stdout.
+fn make(args: &[&str], vars: &[&str]) -> (i32, String, String) {
+    let out = Command::new("make")
+        .args(args)
+        .args(vars)
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .expect("run make");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn make_up_refuses_default_passwords_beyond_loopback_in_one_line() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let check = |vars: &[&str]| {
-        let out = Command::new("make")
-            .args(["-s", "check-safe"])
-            .args(vars)
-            .current_dir(&root)
-            .output()
-            .expect("run make");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let (code, stderr, _) = make(&["-s", "check-safe"], vars);
+        (code, stderr)
     };
     let changed = [
         "POSTGRES_PASSWORD=a1",
@@ -404,4 +410,36 @@ fn make_up_without_docker_is_one_line_before_building_anything() {
         !stdout.contains("base-image"),
         "it would have built: {stdout}"
     );
+}
+
+#[test]
+fn make_up_on_a_port_another_program_holds_is_one_line_naming_port_and_variable() {
+    // -n: nothing runs; the check is in the recipe's expansion and stops make before the build.
+    let make_up = |vars: &[&str]| make(&["-n", "up"], vars);
+    // Other loopback addresses than the lab's, so a running lab does not matter.
+    let cases = [
+        ("127.0.0.3", 6432, "LAB_BIND_ADDRESS", "pgbouncer's"),
+        ("127.0.0.5", 2379, "ETCD_BIND_ADDRESS", "etcd's"),
+    ];
+    for (address, port, variable, service) in cases {
+        let held = std::net::TcpListener::bind((address, port))
+            .unwrap_or_else(|e| panic!("hold {address}:{port} for the test: {e}"));
+        let (code, stderr, stdout) = make_up(&[&format!("{variable}={address}")]);
+        drop(held);
+        assert_eq!(code, 2, "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "port {port} on {address} ({service}) is already in use by another program: stop it, or set {variable} in .env"
+            )),
+            "{stderr}"
+        );
+        assert!(
+            !stdout.contains("base-image"),
+            "it would have built: {stdout}"
+        );
+        // The same address with the port free: no complaint.
+        let (code, stderr, _) = make_up(&[&format!("{variable}={address}")]);
+        assert_eq!(code, 0, "{stderr}");
+    }
 }

@@ -236,7 +236,13 @@ fn haproxy_refuses_clients_while_no_node_is_primary() {
         "HAProxy to mark the writer backend down",
         Duration::from_secs(10),
         || {
-            let csv = run_ok("curl", &["-fsS", "http://127.0.0.1:7001/;csv"]);
+            // HAProxy's stats page (no curl: the tools image has none).
+            let (_, csv) = patroni_lab_common::patroni::get(
+                "http://127.0.0.1:7001",
+                "/;csv",
+                Duration::from_secs(2),
+            )
+            .map_err(|e| e.to_string())?;
             let line = csv
                 .lines()
                 .find(|l| l.starts_with("postgres_primary,BACKEND,"))
@@ -542,4 +548,172 @@ fn no_password_in_plain_text_in_any_volume_or_image_layer() {
         ],
     );
     assert_eq!(userlist_lines.trim(), "\"postgres\" \"hunter2\"");
+}
+
+/// The shared pgbouncer.ini as the test found it: written back (and PgBouncer reloaded) on drop.
+struct SharedIniRestored(String);
+
+fn write_shared_ini(text: &str) {
+    patroni_lab_scenario::lab::docker_with_input(
+        &[
+            "exec",
+            "-i",
+            "pgbouncer",
+            "sh",
+            "-c",
+            &format!("cat > {}", patroni_lab_scenario::lab::PGBOUNCER_INI),
+        ],
+        text,
+    )
+    .unwrap_or_else(|e| panic!("write the shared pgbouncer.ini: {e}"));
+}
+
+impl Drop for SharedIniRestored {
+    fn drop(&mut self) {
+        write_shared_ini(&self.0);
+        let _ = sql(6432, "pgbouncer", "RELOAD");
+    }
+}
+
+#[test]
+fn callback_refuses_a_malformed_shared_pgbouncer_ini_in_one_line_and_leaves_it_as_it_was() {
+    let lab = LabTest::begin(
+        "callback_refuses_a_malformed_shared_pgbouncer_ini_in_one_line_and_leaves_it_as_it_was",
+    );
+    let before = pgbouncer_ini();
+    let _restore = SharedIniRestored(before.clone());
+    let bad = "postgres host=patroni1 this is not an entry";
+    let broken = before.replacen("[databases]\n", &format!("[databases]\n{bad}\n"), 1);
+    assert_ne!(
+        broken, before,
+        "the file has a [databases] section: {before}"
+    );
+    let line = broken.lines().position(|l| l == bad).unwrap() + 1;
+    write_shared_ini(&broken);
+
+    // The callback Patroni runs on the leader after a promotion, with the file broken.
+    let (ok, stderr) = run_callback(&lab.leader, "primary");
+    assert!(!ok, "the callback must fail: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    for part in [
+        patroni_lab_scenario::lab::PGBOUNCER_INI,
+        &format!("line {line}:"),
+        &format!("'{bad}'"),
+        "left as it was",
+        "docker restart pgbouncer",
+    ] {
+        assert!(stderr.contains(part), "'{part}' missing: {stderr}");
+    }
+    assert_eq!(
+        pgbouncer_ini(),
+        broken,
+        "the callback must not rewrite a file it cannot read"
+    );
+    // Nothing reloaded: PgBouncer still serves writes from the leader.
+    let w = write_through(6432).expect("write through 6432");
+    assert!(!w.in_recovery, "6432 reaches a replica");
+}
+
+/// Puts back whatever `docker compose up -d` would (a removed container, a removed volume) and
+/// waits for a whole cluster: the guard of a test that removes a node.
+struct NodeRecreated;
+
+impl Drop for NodeRecreated {
+    fn drop(&mut self) {
+        let _ = compose_output(&["up", "-d"]);
+        let whole = try_wait_for(
+            "both members running again",
+            Duration::from_secs(180),
+            || {
+                let view = cluster()?;
+                let running = view
+                    .members
+                    .iter()
+                    .filter(|m| m.state == "running" || m.state == "streaming")
+                    .count();
+                if running == NODES.len() {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}", view.members))
+                }
+            },
+        );
+        if let Err(e) = whole {
+            eprintln!("fault guard: {e}");
+        }
+    }
+}
+
+#[test]
+fn a_replicas_data_volume_deleted_while_the_leader_runs_is_cloned_again_by_make_up() {
+    let lab = LabTest::begin(
+        "a_replicas_data_volume_deleted_while_the_leader_runs_is_cloned_again_by_make_up",
+    );
+    let replica = other(&lab.leader);
+    let tag = format!("volume-test-{}", std::process::id());
+    sql(
+        5432,
+        "postgres",
+        &format!(
+            "CREATE TABLE IF NOT EXISTS lab_volume_test(tag text); INSERT INTO lab_volume_test VALUES ('{tag}')"
+        ),
+    )
+    .expect("a row written before");
+    let system = |port: u16| {
+        sql(
+            port,
+            "postgres",
+            "SELECT system_identifier::text FROM pg_control_system()",
+        )
+        .map(|rows| rows[0][0].clone().unwrap_or_default())
+    };
+    let system_before = system(5432).unwrap();
+    let project = std::env::var("COMPOSE_PROJECT_NAME").unwrap_or_else(|_| "patroni-lab".into());
+    let volume = format!("{project}_{replica}-data");
+
+    let _recreate = NodeRecreated;
+    run_ok("docker", &["rm", "-f", "-v", replica]);
+    run_ok("docker", &["volume", "rm", &volume]);
+    assert!(
+        !run("docker", &["volume", "inspect", &volume])
+            .status
+            .success(),
+        "{volume} is gone"
+    );
+
+    let out = run("make", &["up"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "make up: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("lab is up"), "{stdout}");
+    // Patroni clones the replica from the leader: streaming again, same system, the row there.
+    let leader = healthy_cluster();
+    assert_eq!(leader, lab.leader, "the leader kept its role");
+    let replica_port = if replica == "patroni1" { 15432 } else { 15433 };
+    let (rows, _) = wait_for(
+        "the row written before the volume was deleted, on the new replica",
+        Duration::from_secs(60),
+        || {
+            sql(
+                replica_port,
+                "postgres",
+                &format!("SELECT count(*)::text FROM lab_volume_test WHERE tag = '{tag}'"),
+            )
+            .and_then(|rows| match rows[0][0].as_deref() {
+                Some("1") => Ok(rows),
+                other => Err(format!("count {other:?}")),
+            })
+        },
+    );
+    assert_eq!(rows.len(), 1);
+    assert_eq!(system(replica_port).unwrap(), system_before, "same cluster");
+    assert!(
+        run("docker", &["volume", "inspect", &volume])
+            .status
+            .success(),
+        "make up made {volume} again"
+    );
 }

@@ -617,3 +617,45 @@ fn a_fault_lands_at_a_random_point_of_the_leaders_loop() {
         "both runs injected at {injected:?}"
     );
 }
+
+/// etcd stopped when a run starts: the scenario runner and the soak each say so in one line,
+/// at once (not after waiting for a whole cluster that cannot come), and exit 1; `make up`
+/// starts etcd again and the lab is whole.
+#[test]
+fn a_run_with_etcd_stopped_is_refused_at_once_naming_it_and_make_up_mends_it() {
+    let _lab =
+        LabTest::begin("a_run_with_etcd_stopped_is_refused_at_once_naming_it_and_make_up_mends_it");
+    let etcd = Stopped::stop("etcd");
+    for (command, args) in [
+        ("scenario", vec!["run", "switchover"]),
+        ("soak", vec!["--events", "1", "--seed", "1"]),
+    ] {
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+            .arg(command)
+            .args(&args)
+            .env("POSTGRES_PASSWORD", password())
+            .current_dir(repo_root())
+            .output()
+            .expect("run patroni-lab");
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{command}: {stderr}");
+        assert!(
+            stderr.contains("etcd is exited: `make up` starts the lab's containers again"),
+            "{command}: {stderr}"
+        );
+        // Measured: well under a second; the wait for a whole cluster it replaces is 120 s.
+        assert!(took < Duration::from_secs(10), "{command} took {took:?}");
+    }
+    let out = run("make", &["up"]);
+    assert!(
+        out.status.success(),
+        "make up: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    etcd.start();
+    healthy_cluster();
+}

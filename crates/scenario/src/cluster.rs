@@ -141,6 +141,19 @@ async fn synchronous_mode(lab: &Lab) -> Result<bool, String> {
     Ok(mode.as_bool() == Some(true) || matches!(mode.as_str(), Some("on" | "true" | "quorum")))
 }
 
+/// Before a run: every container of the lab running (a stopped etcd, say, is named at once,
+/// instead of a wait for a whole cluster that cannot come).
+pub fn containers_up(lab: &Lab) -> Result<(), String> {
+    let down = lab.not_running();
+    if down.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: `make up` starts the lab's containers again",
+        down.join(", ")
+    ))
+}
+
 /// Waits until the cluster is whole; returns the leader and how long it took.
 pub async fn wait_whole(lab: &Lab, limit: Duration) -> Result<(String, Duration), String> {
     let start = Instant::now();

@@ -126,6 +126,20 @@ impl Lab {
         }
         all
     }
+
+    /// Each of this lab's containers that is not running, as "etcd is exited" or "haproxy: no
+    /// such container" (empty for a cluster given by URLs).
+    pub fn not_running(&self) -> Vec<String> {
+        let mut down = Vec::new();
+        for service in self.services() {
+            match docker(&["inspect", "--format", "{{.State.Status}}", &service]) {
+                Ok(status) if status.trim() == "running" => {}
+                Ok(status) => down.push(format!("{service} is {}", status.trim())),
+                Err(_) => down.push(format!("{service}: no such container")),
+            }
+        }
+        down
+    }
 }
 
 /// The Compose command line: `COMPOSE` from the environment when set (`make` exports the one it

@@ -182,6 +182,7 @@ pub async fn run_once(
     if plan.fault.needs_containers() && !lab.containers {
         return Err(RunnerError::NeedsContainers(plan.fault.name()));
     }
+    cluster::containers_up(lab).map_err(RunnerError::NotWhole)?;
     let (leader_before, _) = cluster::wait_whole(lab, plan.whole_before)
         .await
         .map_err(RunnerError::NotWhole)?;

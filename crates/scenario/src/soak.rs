@@ -159,6 +159,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     mut each: impl FnMut(&SoakEvent),
 ) -> Result<SoakReport, SoakError> {
+    cluster::containers_up(lab).map_err(SoakError::NotWhole)?;
     cluster::wait_whole(lab, Duration::from_secs(120))
         .await
         .map_err(SoakError::NotWhole)?;
@@ -322,13 +323,7 @@ pub fn leftovers(lab: &Lab) -> Vec<String> {
     if !lab.containers {
         return left;
     }
-    for service in lab.services() {
-        match docker(&["inspect", "--format", "{{.State.Status}}", &service]) {
-            Ok(status) if status.trim() == "running" => {}
-            Ok(status) => left.push(format!("{service} is {}", status.trim())),
-            Err(e) => left.push(format!("{service}: {e}")),
-        }
-    }
+    left.extend(lab.not_running());
     for node in &lab.nodes {
         if docker(&[
             "exec", "--user", "root", &node.name, "nft", "list", "table", "inet", "plab",
