@@ -614,13 +614,18 @@ fn callback_refuses_a_malformed_shared_pgbouncer_ini_in_one_line_and_leaves_it_a
     assert!(!w.in_recovery, "6432 reaches a replica");
 }
 
-/// Puts back whatever `docker compose up -d` would (a removed container, a removed volume) and
-/// waits for a whole cluster: the guard of a test that removes a node.
-struct NodeRecreated;
+/// A node removed by a test: on drop, when its container is not running (the test failed
+/// before `make up` made it again), `make up` makes it and the test waits until both members
+/// run. `make up`, not Compose directly, so the Compose that made the lab makes the container.
+struct NodeRecreated(&'static str);
 
 impl Drop for NodeRecreated {
     fn drop(&mut self) {
-        let _ = compose_output(&["up", "-d"]);
+        let state = run("docker", &["inspect", "-f", "{{.State.Status}}", self.0]);
+        if String::from_utf8_lossy(&state.stdout).trim() == "running" {
+            return;
+        }
+        let _ = run("make", &["up"]);
         let whole = try_wait_for(
             "both members running again",
             Duration::from_secs(180),
@@ -671,7 +676,7 @@ fn a_replicas_data_volume_deleted_while_the_leader_runs_is_cloned_again_by_make_
     let project = std::env::var("COMPOSE_PROJECT_NAME").unwrap_or_else(|_| "patroni-lab".into());
     let volume = format!("{project}_{replica}-data");
 
-    let _recreate = NodeRecreated;
+    let _recreate = NodeRecreated(replica);
     run_ok("docker", &["rm", "-f", "-v", replica]);
     run_ok("docker", &["volume", "rm", &volume]);
     assert!(
