@@ -236,10 +236,12 @@ fn pgbouncer_restart_gives_one_window_of_about_its_length() {
             "--rate",
             "100",
             "-T",
-            "12s",
+            "25s",
         ],
     );
-    run.wait_acknowledged(100);
+    // 30, not more: a debug-build probe in the tools container acknowledged ~10 writes/s, so
+    // waiting for 100 left the restart at the very end of a 12 s run (seen: window open at the end).
+    run.wait_acknowledged(30);
     // PgBouncer is certainly down from the moment `stop` returns until `start` is issued, and
     // certainly up again once a write through it succeeds: the window must lie in between.
     let stop_issued = Instant::now();

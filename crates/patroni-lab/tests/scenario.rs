@@ -228,7 +228,8 @@ fn sigint_to_the_runner_mid_fault_undoes_it_and_still_reports() {
         },
     );
     let interrupted = Instant::now();
-    run_ok("kill", &["-INT", &child.id().to_string()]);
+    // The shell's kill: the tools image has no kill binary (procps).
+    run_ok("sh", &["-c", &format!("kill -INT {}", child.id())]);
     let status = wait_for(
         "the runner to end after SIGINT",
         Duration::from_secs(90),
