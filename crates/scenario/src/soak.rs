@@ -159,7 +159,6 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     mut each: impl FnMut(&SoakEvent),
 ) -> Result<SoakReport, SoakError> {
-    cluster::containers_up(lab).map_err(SoakError::NotWhole)?;
     cluster::wait_whole(lab, Duration::from_secs(120))
         .await
         .map_err(SoakError::NotWhole)?;
