@@ -1,7 +1,10 @@
 //! Plumbing shared by the callback, the probe and the scenario runner, each piece written once:
 //! the Patroni REST client (`patroni`) and the PostgreSQL helpers every part needs (`pg`: a
-//! connect bounded as a whole, text rows from a simple query, an error's text), and random bits.
+//! connect bounded as a whole, text rows from a simple query, an error's text), etcd's leader
+//! key as etcd has it (`etcd`), base64, and random bits.
 
+pub mod base64;
+pub mod etcd;
 pub mod patroni;
 pub mod pg;
 

@@ -73,28 +73,6 @@ pub struct Auth {
     pub password: String,
 }
 
-/// Standard base64 (RFC 4648, with padding), for the Basic authorization header.
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// `GET {base}{path}` and returns the status code and body.
 pub fn get(base: &str, path: &str, timeout: Duration) -> Result<(u16, String), PatroniError> {
     request(base, "GET", path, None, None, timeout)
@@ -143,7 +121,7 @@ fn request(
         "{method} {path} HTTP/1.0\r\nHost: {host_port}\r\nAccept: application/json\r\nConnection: close\r\n"
     );
     if let Some(a) = auth {
-        let token = base64(format!("{}:{}", a.user, a.password).as_bytes());
+        let token = crate::base64::encode(format!("{}:{}", a.user, a.password).as_bytes());
         request.push_str(&format!("Authorization: Basic {token}\r\n"));
     }
     if let Some(body) = body {
@@ -219,15 +197,6 @@ mod tests {
             b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"x\":1}";
         assert_eq!(parse_reply(reply), Some((503, "{\"x\":1}".to_string())));
         assert_eq!(parse_reply(b"garbage"), None);
-    }
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"patroni:patroni"), "cGF0cm9uaTpwYXRyb25p");
     }
 
     #[test]

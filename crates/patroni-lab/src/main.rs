@@ -16,6 +16,7 @@ macro_rules! say {
 }
 
 mod callback;
+mod exit;
 mod load;
 mod matrix;
 mod probe;

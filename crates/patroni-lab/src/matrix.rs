@@ -16,7 +16,7 @@ use patroni_lab_scenario::matrix::{self, Cell, Matrix};
 use patroni_lab_scenario::profiles;
 use patroni_lab_scenario::runner::Jitter;
 
-use crate::scenario::{Progress, plan_for, probe_for, run_line, run_set};
+use crate::scenario::{Progress, live_expectations, plan_for, probe_for, run_line, run_set};
 
 #[derive(Args)]
 pub struct MatrixArgs {
@@ -149,9 +149,10 @@ async fn steady_run(
     lab: &Lab,
     args: &MatrixArgs,
     profile: &str,
+    key: &str,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<matrix::Steady> {
-    patroni_lab_scenario::cluster::wait_whole(lab, Duration::from_secs(120))
+    patroni_lab_scenario::cluster::wait_whole(lab, Duration::from_secs(120), &stop)
         .await
         .map_err(anyhow::Error::msg)?;
     let mut probe = probe_for(lab, &args.load).map_err(anyhow::Error::msg)?;
@@ -163,7 +164,21 @@ async fn steady_run(
         stop,
     )
     .await?;
-    Ok(matrix::Steady::of(profile, &report))
+    Ok(matrix::Steady::of(profile, &report, key))
+}
+
+/// What produces a profile's figures besides the scenario: its resolved settings, the load,
+/// the topology and this binary's version (see [`matrix::key`]).
+fn made_by(settings: &Settings, load: &patroni_lab_probe::settings::Settings) -> String {
+    format!(
+        "{settings:?}|clients {} {:?} rate {:?} reads {}|LAB_NODES={}|patroni-lab {}",
+        load.clients,
+        load.mode,
+        load.rate,
+        load.read_ratio,
+        std::env::var("LAB_NODES").unwrap_or_else(|_| "2".into()),
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// The first profile the running lab matches, read from its services.
@@ -242,15 +257,25 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
             order.len()
         );
         let first_of_profile = index == 0 || order[index - 1].0 != *profile_name;
+        let settings = &checked
+            .profiles
+            .iter()
+            .find(|(n, _)| n == profile_name)
+            .expect("checked")
+            .1;
+        let load = probe_for(&lab, &args.load).map_err(anyhow::Error::msg)?;
+        let producer = made_by(settings, &load);
         if first_of_profile && args.steady > 0 {
             let secs = args.steady as f64;
-            match matrix::saved_steady(&args.out, profile_name, secs) {
+            let key = matrix::key(&[&producer, "steady", &args.steady.to_string()]);
+            match matrix::saved_steady(&args.out, profile_name, secs, &key) {
                 Some(s) => steady.push(s),
                 None => {
                     ensure_profile(&lab, &checked, &default, profile_name, &mut applied).await?;
                     eprintln!("profile {profile_name}: steady run of {secs} s, no fault");
-                    let s = steady_run(&lab, args, profile_name, stop_rx.clone()).await?;
+                    let s = steady_run(&lab, args, profile_name, &key, stop_rx.clone()).await?;
                     if *stop_rx.borrow() {
+                        eprintln!("{at}: the steady run was interrupted; not saved");
                         break;
                     }
                     matrix::save_steady(&args.out, &s)?;
@@ -258,7 +283,8 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
                 }
             }
         }
-        if let Some(cell) = matrix::saved_cell(&args.out, profile_name, scenario, runs) {
+        let key = matrix::key(&[&producer, scenario, &runs.to_string()]);
+        if let Some(cell) = matrix::saved_cell(&args.out, profile_name, scenario, runs, &key) {
             eprintln!("{at}: saved by an earlier run, kept ({})", cell.grade());
             left_runs -= runs;
             cells.push(cell);
@@ -270,10 +296,14 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
             .iter()
             .position(|s| s == scenario)
             .expect("checked")];
+        // After the profile is applied: ttl-bound faults are graded against its ttl.
+        let expectations =
+            live_expectations(&lab, fault, &patroni_lab_scenario::grade::Overrides::default())
+                .await?;
         let plan = plan_for(
             &lab,
             fault,
-            fault.expectations(),
+            expectations,
             &args.load,
             Duration::from_secs(5),
             Jitter::LoopWait,
@@ -305,9 +335,9 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
             },
         )
         .await?;
-        if report.runs.len() < runs {
+        if report.runs.len() < runs || report.interrupted || *stop_rx.borrow() {
             eprintln!(
-                "{at}: stopped after {} of {runs} runs; not saved",
+                "{at}: interrupted after {} of {runs} runs; not saved",
                 report.runs.len()
             );
             break;
@@ -317,6 +347,7 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
             scenario,
             &report,
             started.elapsed().as_secs_f64(),
+            &key,
         );
         matrix::save_cell(&args.out, &cell)
             .with_context(|| format!("saving the cell in {}", args.out.display()))?;
@@ -360,13 +391,17 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
         minutes(spent_s)
     );
     let complete = m.cells.len() == order.len();
-    Ok(if !complete {
-        ExitCode::FAILURE
+    Ok(ExitCode::from(if *stop_rx.borrow() {
+        crate::exit::INTERRUPTED
+    } else if !complete {
+        crate::exit::ERROR
+    } else if m.cells.iter().any(|c| c.fault_error.is_some()) {
+        crate::exit::FAULT_ERROR
     } else if m.cells.iter().all(Cell::passed) {
-        ExitCode::SUCCESS
+        crate::exit::PASS
     } else {
-        ExitCode::from(3)
-    })
+        crate::exit::FAILED
+    }))
 }
 
 pub fn run(args: MatrixArgs) -> ExitCode {

@@ -69,21 +69,10 @@ pub struct ProbeArgs {
     max_lost: Option<u64>,
 }
 
-/// The exit codes, by precedence when several apply (README, "Exit codes"): a run whose
-/// limits were exceeded exits 3 even when the lost-write check or a report failed afterwards;
-/// else a run whose lost-write check did not run (and was not skipped) exits 4; else a report
-/// that could not be written exits 1.
-mod exit {
-    /// Something went wrong that is not the input: the endpoint unreachable at the start, a
-    /// report that could not be written.
-    pub const ERROR: u8 = 1;
-    /// Bad input: a flag out of range, an unreadable connection string (clap uses 2 as well).
-    pub const BAD_INPUT: u8 = 2;
-    /// The run completed but a limit was exceeded.
-    pub const LIMITS_EXCEEDED: u8 = 3;
-    /// The run completed but its lost writes could not be checked.
-    pub const NOT_CHECKED: u8 = 4;
-}
+// Exit codes (crate::exit), by precedence when several apply: a run whose limits were exceeded
+// exits FAILED even when the lost-write check or a report failed afterwards; else a run whose
+// lost-write check did not run (and was not skipped) exits NOT_CHECKED; else ERROR.
+use crate::exit;
 
 /// Input that is wrong: one line, exit 2.
 #[derive(Debug, thiserror::Error)]
@@ -198,7 +187,7 @@ async fn execute(args: ProbeArgs) -> Result<ExitCode> {
     let report = session::run(&settings, &limits, stop_rx).await?;
     say!("{}", summary(&report).trim_end_matches('\n'));
     let verdict = if !report.exceeded.is_empty() {
-        exit::LIMITS_EXCEEDED
+        exit::FAILED
     } else if settings.lost_check && !report.lost_writes.checked {
         exit::NOT_CHECKED
     } else {

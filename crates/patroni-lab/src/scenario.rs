@@ -12,6 +12,7 @@ use clap::{Args, Subcommand};
 use patroni_lab_probe::settings::{Settings, parse_duration};
 use patroni_lab_scenario::cluster;
 use patroni_lab_scenario::fault::{self, Fault};
+use patroni_lab_scenario::grade::{Expectations, Overrides};
 use patroni_lab_scenario::lab::{Lab, Node};
 use patroni_lab_scenario::report::{self, ScenarioReport};
 use patroni_lab_scenario::runner::{self, Jitter};
@@ -95,8 +96,7 @@ pub struct RunArgs {
     pgbouncer: Option<String>,
 }
 
-const FAILED_EXPECTATIONS: u8 = 3;
-const BAD_INPUT: u8 = 2;
+use crate::exit;
 
 pub fn run(cmd: ScenarioCommand) -> ExitCode {
     match cmd {
@@ -128,7 +128,7 @@ pub fn run(cmd: ScenarioCommand) -> ExitCode {
         ScenarioCommand::Run(args) => match prepare(&args) {
             Err(e) => {
                 eprintln!("patroni-lab scenario: error: {e}");
-                ExitCode::from(BAD_INPUT)
+                ExitCode::from(exit::BAD_INPUT)
             }
             Ok(prepared) => execute(&args, prepared),
         },
@@ -145,8 +145,16 @@ fn list() -> String {
         if let Some(d) = e.max_stall {
             window.push_str(&format!(", stall <= {} s", d.as_secs_f64()));
         }
+        // A bound a Patroni setting sets: say so (the run reads the live settings).
+        let other = fault::Timing {
+            ttl: 20,
+            loop_wait: 5,
+        };
+        if f.expectations_for(other).max_window != e.max_window {
+            window.push_str(" at ttl 30 / loop_wait 10 (a run uses the live ttl and loop_wait)");
+        }
         out.push_str(&format!(
-            "{:<18} {}\n{:<18} expects: {window}, lost 0, split brain 0, whole again within {} s{}\n",
+            "{:<18} {}\n{:<18} expects: {window}, lost 0, split brain 0, old leader's writes after losing the lock 0, whole again within {} s{}\n",
             f.name(),
             f.describe(),
             "",
@@ -163,6 +171,21 @@ fn list() -> String {
 struct Prepared {
     lab: Lab,
     plan: runner::Plan,
+    overrides: Overrides,
+}
+
+/// A fault's expectations under the cluster's live timing (`GET /config`), with the overrides.
+pub(crate) async fn live_expectations(
+    lab: &Lab,
+    fault: Fault,
+    overrides: &Overrides,
+) -> Result<Expectations> {
+    let lab = lab.clone();
+    let config = tokio::task::spawn_blocking(move || patroni_lab_scenario::lab::patroni_config(&lab))
+        .await?
+        .map_err(|e| anyhow::anyhow!("reading the cluster's timing (GET /config): {e}"))?;
+    let timing = fault::Timing::from_config(&config).map_err(anyhow::Error::msg)?;
+    Ok(fault.expectations_for(timing).with(overrides))
 }
 
 /// The member name a Patroni REST API answers for (`GET /patroni`).
@@ -216,13 +239,18 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     let mut lab = Lab::from_env();
     if !args.patroni.is_empty() {
         lab.containers = false;
+        lab.etcd_url = None;
         // Each API says its member's name (the name /cluster and the leader lock use).
         lab.nodes = args
             .patroni
             .iter()
             .map(|url| {
                 let api_url = url.trim_end_matches('/').to_string();
-                member_name(&api_url).map(|name| Node { name, api_url })
+                member_name(&api_url).map(|name| Node {
+                    name,
+                    api_url,
+                    pg_url: None,
+                })
             })
             .collect::<Result<_, _>>()?;
     }
@@ -252,16 +280,15 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
         };
         lab.pgbouncer_admin_url = url.clone();
     }
-    let mut expectations = fault.expectations();
-    if let Some(d) = args.max_window {
-        expectations.max_window = Some(d);
-    }
-    expectations.max_failed = args.max_failed.or(expectations.max_failed);
-    expectations.max_in_doubt = args.max_in_doubt.or(expectations.max_in_doubt);
-    expectations.max_lost = args.max_lost.or(expectations.max_lost);
-    if let Some(d) = args.whole_within {
-        expectations.whole_within = d;
-    }
+    let overrides = Overrides {
+        max_window: args.max_window,
+        max_failed: args.max_failed,
+        max_in_doubt: args.max_in_doubt,
+        max_lost: args.max_lost,
+        whole_within: args.whole_within,
+    };
+    // Checked here with the default timing; the run replans with the live one.
+    let expectations = fault.expectations().with(&overrides);
     let plan = plan_for(
         &lab,
         fault,
@@ -277,7 +304,11 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
                 .map_err(|e| format!("cannot write the {what} report to {}: {e}", p.display()))?;
         }
     }
-    Ok(Prepared { lab, plan })
+    Ok(Prepared {
+        lab,
+        plan,
+        overrides,
+    })
 }
 
 /// The longest injection jitter: Patroni's own ceiling for loop_wait is far below it.
@@ -315,20 +346,21 @@ pub(crate) fn probe_for(lab: &Lab, load: &crate::load::LoadArgs) -> Result<Setti
 pub(crate) fn plan_for(
     lab: &Lab,
     fault: Fault,
-    expectations: patroni_lab_scenario::grade::Expectations,
+    expectations: Expectations,
     load: &crate::load::LoadArgs,
     inject_at: Duration,
     inject_jitter: Jitter,
     tail: Duration,
 ) -> Result<runner::Plan, String> {
     let mut probe = probe_for(lab, load)?;
-    fault.adjust_probe(&mut probe);
+    let client_note = fault.adjust_probe(&mut probe);
     // The run's upper bound: the runner stops the probe once the cluster is whole again.
     probe.duration =
         Some(inject_at + MAX_JITTER + expectations.whole_within + tail + Duration::from_secs(60));
     probe.check().map_err(|e| e.to_string())?;
     Ok(runner::Plan {
         fault,
+        client_note,
         expectations,
         probe,
         inject_at,
@@ -374,7 +406,15 @@ pub(crate) async fn run_set(
 pub(crate) fn run_line(run: &runner::ScenarioRun) -> String {
     format!(
         "{}: window {:.0} ms, whole again {}",
-        if run.passed { "passed" } else { "FAILED" },
+        if run.interrupted {
+            "INTERRUPTED (not graded)"
+        } else if run.fault_error.is_some() {
+            "ERROR (the fault did not run as planned)"
+        } else if run.passed {
+            "passed"
+        } else {
+            "FAILED"
+        },
         run.probe.analysis.longest_window_ms,
         run.whole_again_ms
             .map_or("not within the limit".into(), |ms| format!(
@@ -384,8 +424,19 @@ pub(crate) fn run_line(run: &runner::ScenarioRun) -> String {
     )
 }
 
-async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
+async fn run_all(args: &RunArgs, mut p: Prepared) -> Result<ExitCode> {
     cluster::containers_up(&p.lab).map_err(anyhow::Error::msg)?;
+    let expectations = live_expectations(&p.lab, p.plan.fault, &p.overrides).await?;
+    p.plan = plan_for(
+        &p.lab,
+        p.plan.fault,
+        expectations,
+        &args.load,
+        args.inject_at,
+        args.inject_jitter,
+        args.tail,
+    )
+    .map_err(anyhow::Error::msg)?;
     let stop_rx = crate::signals::stop_undoing_faults(
         "undoing the fault, stopping the probe, then the report",
     )?;
@@ -412,13 +463,17 @@ async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
             .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
         say!("HTML report: {}", path.display());
     }
-    Ok(if r.runs.iter().any(|x| x.fault_error.is_some()) {
-        ExitCode::FAILURE
-    } else if r.passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(FAILED_EXPECTATIONS)
-    })
+    Ok(ExitCode::from(verdict_code(r.verdict)))
+}
+
+/// A set's verdict as an exit code.
+pub(crate) fn verdict_code(v: report::Verdict) -> u8 {
+    match v {
+        report::Verdict::Interrupted => exit::INTERRUPTED,
+        report::Verdict::Error => exit::FAULT_ERROR,
+        report::Verdict::Fail => exit::FAILED,
+        report::Verdict::Pass => exit::PASS,
+    }
 }
 
 fn execute(args: &RunArgs, prepared: Prepared) -> ExitCode {

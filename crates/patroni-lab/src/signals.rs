@@ -27,7 +27,7 @@ pub fn stop_on_signals(
             } else {
                 eprintln!("{name} again: aborting, no report");
                 abort();
-                std::process::exit(130);
+                std::process::exit(crate::exit::ABORTED);
             }
         }
     });
@@ -60,7 +60,7 @@ where
         Ok(c) => block_on(name, work(c)),
         Err(e) => {
             eprintln!("patroni-lab {name}: error: {e}");
-            std::process::ExitCode::from(2)
+            std::process::ExitCode::from(crate::exit::BAD_INPUT)
         }
     }
 }

@@ -115,8 +115,16 @@ fn event_line(total: usize, e: &SoakEvent) -> String {
         .fault_error
         .as_deref()
         .map_or(String::new(), |err| format!("; FAULT STEP FAILED: {err}"));
+    let old = match (
+        e.old_leader_writes_after_lock_lost,
+        &e.old_leader_writes_not_counted,
+    ) {
+        (Some(n), _) if n > 0 => format!("; {} wrote {n} after losing the lock", e.leader_before),
+        (_, Some(why)) => format!("; old leader's writes NOT COUNTED ({why})"),
+        _ => String::new(),
+    };
     format!(
-        "event {:>3} of {total}  {:<18} {} -> {after}: {whole}{lost}{error}",
+        "event {:>3} of {total}  {:<18} {} -> {after}: {whole}{lost}{old}{error}",
         e.index, e.fault, e.leader_before
     )
 }
@@ -134,6 +142,15 @@ fn summary(r: &SoakReport, max_lost: u64) -> String {
         s.push('\n');
     }
     s.push_str(&patroni_lab_probe::report::summary(&r.probe));
+    let t = &r.client_timeouts;
+    s.push_str(&format!(
+        "client time-outs for every event: statement {:.0} ms, connect {:.0} ms{}\n",
+        t.statement_ms,
+        t.connect_ms,
+        t.changed_by_scenario
+            .as_deref()
+            .map_or(String::new(), |n| format!(" ({n})"))
+    ));
     match r.lost() {
         Some(n) => {
             let before = r.lost_before_first_event.unwrap_or(0);
@@ -147,6 +164,15 @@ fn summary(r: &SoakReport, max_lost: u64) -> String {
             ));
         }
         None => s.push_str("lost acknowledged writes: NOT CHECKED\n"),
+    }
+    s.push_str(&format!(
+        "split-brain writes: {} (allowed 0); old leaders' writes after losing the lock: {} (allowed 0)\n",
+        r.split_brain_writes(),
+        r.old_leader_writes()
+            .map_or("NOT COUNTED".to_string(), |n| n.to_string())
+    ));
+    if r.interrupted {
+        s.push_str("INTERRUPTED by a signal: the soak did not run to its end\n");
     }
     match &r.whole_at_end {
         Ok(leader) => s.push_str(&format!("cluster whole at the end: yes, {leader} leads\n")),
@@ -162,8 +188,14 @@ fn summary(r: &SoakReport, max_lost: u64) -> String {
     s
 }
 
+/// The soak passes when every event ran and was proven, nothing is left behind, no more than
+/// `max_lost` acknowledged writes were lost, and no write was acknowledged by two primaries:
+/// no split-brain write and no write by an old leader after it lost the lock (counted).
 fn passed(r: &SoakReport, max_lost: u64) -> bool {
-    r.clean() && r.lost().is_some_and(|n| n as u64 <= max_lost)
+    r.clean()
+        && r.lost().is_some_and(|n| n as u64 <= max_lost)
+        && r.split_brain_writes() == 0
+        && r.old_leader_writes() == Some(0)
 }
 
 async fn run_soak(args: &SoakArgs, checked: Checked) -> Result<ExitCode> {
@@ -212,14 +244,18 @@ async fn run_soak(args: &SoakArgs, checked: Checked) -> Result<ExitCode> {
     )?;
     let mut probe = probe_for(&lab, &args.load).map_err(anyhow::Error::msg)?;
     // Every fault's client needs at once (a paused switchover holds clients for seconds).
+    let mut client_notes = Vec::new();
     for f in &checked.faults {
-        f.adjust_probe(&mut probe);
+        client_notes.extend(f.adjust_probe(&mut probe));
     }
+    client_notes.dedup();
+    let client_note = (!client_notes.is_empty()).then(|| client_notes.join("; "));
     let plan = SoakPlan {
         seed,
         schedule: soak::schedule(seed, args.events as usize, &checked.faults),
         probe,
         whole_within: args.whole_within,
+        client_note,
     };
     let total = plan.schedule.len();
     eprintln!(
@@ -260,12 +296,20 @@ async fn run_soak(args: &SoakArgs, checked: Checked) -> Result<ExitCode> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let ok = passed(&report, args.max_lost);
-    say!("soak: {}", if ok { "PASS" } else { "FAIL" });
-    Ok(if ok {
-        ExitCode::SUCCESS
+    let (verdict, code) = if report.interrupted {
+        ("INTERRUPTED (not graded)", crate::exit::INTERRUPTED)
+    } else if report.events.iter().any(|e| e.fault_error.is_some()) {
+        (
+            "ERROR (a fault did not run as planned)",
+            crate::exit::FAULT_ERROR,
+        )
+    } else if ok {
+        ("PASS", crate::exit::PASS)
     } else {
-        ExitCode::from(3)
-    })
+        ("FAIL", crate::exit::FAILED)
+    };
+    say!("soak: {verdict}");
+    Ok(ExitCode::from(code))
 }
 
 pub fn run(args: SoakArgs) -> ExitCode {

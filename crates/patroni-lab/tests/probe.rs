@@ -661,3 +661,70 @@ fn a_wrong_password_is_one_line_exit_1_before_any_load() {
         );
     }
 }
+
+#[test]
+fn the_runs_clock_starts_after_its_setup_so_wall_and_run_times_agree() {
+    let _lab = LabTest::begin("the_runs_clock_starts_after_its_setup_so_wall_and_run_times_agree");
+    // A known delay in the probe's setup: PgBouncer paused, so its first query waits 2 s.
+    sql(6432, "pgbouncer", "PAUSE postgres").expect("PAUSE");
+    let resume = Resume;
+    let run = ProbeRun::start(
+        "clock",
+        &[
+            "--url",
+            &url(6432, "probe_clock_test"),
+            "--mode",
+            "persistent",
+            "-c",
+            "1",
+            "--rate",
+            "20",
+            "-T",
+            "3s",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    drop(resume);
+    let history_path = run.history.clone();
+    let (code, report) = run.finish();
+    assert_eq!(code, 0);
+    let history = std::fs::read_to_string(&history_path).expect("the history");
+    let started = report["started_unix_us"].as_i64().unwrap();
+    let run_id = report["run_id"].as_str().unwrap();
+    // Each write's wall time as the client stamped it (client_time) against the run's clock.
+    let rows = sql(
+        5432,
+        "postgres",
+        &format!(
+            "SELECT client_id, seq, (extract(epoch FROM client_time) * 1e6)::bigint \
+             FROM probe_writes WHERE run_id = '{run_id}' ORDER BY seq LIMIT 10"
+        ),
+    )
+    .unwrap();
+    assert!(!rows.is_empty(), "no writes for run {run_id}");
+    let attempts: Vec<Value> = history
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for r in rows {
+        let seq: u64 = r[1].as_deref().unwrap().parse().unwrap();
+        let wall: i64 = r[2].as_deref().unwrap().parse().unwrap();
+        let a = attempts
+            .iter()
+            .find(|a| a["kind"] == "write" && a["seq"].as_u64() == Some(seq))
+            .unwrap_or_else(|| panic!("write {seq} not in the history"));
+        let on_run_clock = started + a["start_us"].as_i64().unwrap();
+        let off_ms = (wall - on_run_clock) as f64 / 1000.0;
+        eprintln!("write {seq}: client stamp - run clock = {off_ms:.1} ms");
+        // Before the fix the run's clock started before the 2 s setup: ~2000 ms off.
+        assert!(off_ms.abs() < 50.0, "write {seq} is {off_ms:.1} ms off");
+    }
+}
+
+/// RESUMEs PgBouncer when dropped (also when the test fails).
+struct Resume;
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = sql(6432, "pgbouncer", "RESUME postgres");
+    }
+}

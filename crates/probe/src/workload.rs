@@ -371,8 +371,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<RunOutput, ProbeError> {
     let mut config = connect_config(settings)?;
-    let started_unix_us = unix_us();
-    let run_id = new_run_id(started_unix_us);
+    let run_id = new_run_id(unix_us());
     let application_name = run_application_name(&config, &run_id);
     config.application_name(&application_name);
     // The history file first: a bad path fails before anything connects.
@@ -393,7 +392,9 @@ pub async fn run(
             return Err(e);
         }
     };
-    let start = Instant::now();
+    // The run's clock starts here, after prepare(): the wall clock and the monotonic clock read
+    // together, so `started_unix_us + t` is the wall time of any offset t in the history.
+    let (start, started_unix_us) = (Instant::now(), unix_us());
     let shared = Arc::new(Shared {
         settings: settings.clone(),
         config,

@@ -1,12 +1,12 @@
-//! What the cluster looks like now, read the way a client-side tool can: Patroni's REST API
-//! (members, roles, the leader lock), PgBouncer's admin console (where it sends clients), and
-//! a transaction through the client endpoint (does HAProxy route to a primary?). "Whole" means
-//! all four agree: a leader, every other member streaming, PgBouncer on the leader, and the
-//! endpoint reaching a primary.
+//! What the cluster looks like now, each part read from itself: etcd's leader key, each
+//! member's REST API and its PostgreSQL on a direct connection, PgBouncer's admin console
+//! (paused? where it sends clients), HAProxy's runtime API (which lines are up), and a write
+//! through the client endpoint. "Whole" means they all agree (see [`whole`]).
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use patroni_lab_common::etcd;
 use patroni_lab_common::patroni::{self, ClusterView};
 use patroni_lab_common::pg::query_rows;
 use patroni_lab_probe::workload::connect;
@@ -26,13 +26,18 @@ pub fn view(lab: &Lab) -> Result<ClusterView, String> {
     Err(last)
 }
 
-/// The member holding the leader lock and running.
+/// The member holding the leader lock (etcd's key) and saying it runs.
 pub fn leader(lab: &Lab) -> Result<String, String> {
-    let v = view(lab)?;
-    v.leader()
-        .filter(|m| m.state == "running")
-        .map(|m| m.name.clone())
-        .ok_or_else(|| "no running leader".to_string())
+    let holder = lock_holder(lab)?.ok_or("the leader key is free")?;
+    let node = lab
+        .node(&holder)
+        .ok_or_else(|| format!("the leader key names {holder}, not a member here"))?;
+    let me = member_status(&node.api_url)?;
+    if me["state"].as_str() == Some("running") {
+        Ok(holder)
+    } else {
+        Err(format!("{holder} holds the leader key but is not running"))
+    }
 }
 
 fn config(url: &str, password: &str) -> Result<Config, String> {
@@ -79,55 +84,232 @@ pub async fn pgbouncer_target(lab: &Lab, touch: bool) -> Result<String, String> 
         .ok_or_else(|| "SHOW DATABASES has no postgres entry".to_string())
 }
 
-/// Checks the cluster is whole; returns the leader, or what is missing.
-pub async fn whole(lab: &Lab) -> Result<String, String> {
-    let v = {
-        let lab = lab.clone();
-        tokio::task::spawn_blocking(move || view(&lab))
-            .await
-            .map_err(|e| e.to_string())??
-    };
-    let leader = v
-        .leader()
-        .filter(|m| m.state == "running")
-        .map(|m| m.name.clone())
-        .ok_or("no running leader")?;
-    for m in v.members.iter().filter(|m| m.name != leader) {
-        if m.state != "streaming" {
-            return Err(format!("{} is {} (not streaming)", m.name, m.state));
+/// Who holds the leader lock: etcd's own leader key when etcd is reachable (the lab), else the
+/// REST view of it (a cluster given by URLs). `Ok(None)`: the lock is free.
+pub fn lock_holder(lab: &Lab) -> Result<Option<String>, String> {
+    match &lab.etcd_url {
+        Some(url) => {
+            let key = etcd::leader_key(crate::lab::NAMESPACE, crate::lab::SCOPE);
+            etcd::read_leader(url, &key, REST_TIMEOUT)
+                .map(|k| k.holder)
+                .map_err(|e| format!("etcd: {e}"))
         }
+        None => view(lab).map(|v| v.leader().map(|m| m.name.clone())),
     }
-    // With synchronous replication on, whole means a synchronous standby is registered too: a
-    // replica that is only streaming cannot be promoted (seen here: a kill right after a
-    // switchover under the sync profile left the cluster without a leader for 120 s).
-    if synchronous_mode(lab).await? && !v.members.iter().any(|m| m.role == "sync_standby") {
-        return Err("synchronous_mode is on but no member is the synchronous standby yet".into());
+}
+
+/// A member's own view of itself (`GET /patroni`).
+pub fn member_status(api_url: &str) -> Result<serde_json::Value, String> {
+    match patroni::get(api_url, "/patroni", REST_TIMEOUT) {
+        Ok((_, body)) => serde_json::from_str(&body).map_err(|e| format!("GET /patroni: {e}")),
+        Err(e) => Err(e.to_string()),
     }
-    if v.members.len() < lab.nodes.len() {
+}
+
+/// The cluster as "whole" found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Whole {
+    pub leader: String,
+    /// The leader's postmaster start time, as Patroni reports it.
+    pub postmaster_start_time: String,
+}
+
+/// Checks the cluster is whole, each part on its own: the holder of etcd's leader key says it
+/// is a running primary and is not in recovery on a direct connection; every other member
+/// streams from it (its `pg_stat_replication`); PgBouncer is not paused and sends clients to
+/// it; HAProxy routes through its line only (the `hold` line disabled); a transaction that
+/// needs a transaction id (a write) through the client endpoint is served by it.
+pub async fn whole(lab: &Lab) -> Result<Whole, String> {
+    let (leader, me) = {
+        let lab = lab.clone();
+        tokio::task::spawn_blocking(move || -> Result<(String, serde_json::Value), String> {
+            let leader = lock_holder(&lab)?.ok_or("the leader key is free")?;
+            let node = lab
+                .node(&leader)
+                .ok_or_else(|| format!("the leader key names {leader}, not a member here"))?;
+            Ok((leader, member_status(&node.api_url)?))
+        })
+        .await
+        .map_err(|e| e.to_string())??
+    };
+    let (role, state) = (
+        me["role"].as_str().unwrap_or("?"),
+        me["state"].as_str().unwrap_or("?"),
+    );
+    if !matches!(role, "primary" | "master") || state != "running" {
         return Err(format!(
-            "{} of {} members known to the DCS",
-            v.members.len(),
-            lab.nodes.len()
+            "{leader} holds the leader key but says {role} ({state})"
         ));
     }
+    let node = lab.node(&leader).expect("checked above").clone();
+    // Who streams from the leader, and in which sync state: from its own pg_stat_replication
+    // on a direct connection, else (a cluster given by URLs) from what its Patroni reads there.
+    let (streaming, served_by) = match &node.pg_url {
+        Some(url) => {
+            let rows = query(
+                url,
+                &lab.password,
+                "SELECT pg_is_in_recovery()::text, host(inet_server_addr()); \
+                 SELECT application_name, state, sync_state FROM pg_stat_replication",
+            )
+            .await
+            .map_err(|e| format!("{leader} directly: {e}"))?;
+            let first = rows.first().cloned().unwrap_or_default();
+            if first.first().cloned().flatten().as_deref() != Some("false") {
+                return Err(format!("{leader} is in recovery on a direct connection"));
+            }
+            let addr = first.get(1).cloned().flatten();
+            let senders: Vec<(String, String, String)> = rows
+                .iter()
+                .skip(1)
+                .map(|r| {
+                    let cell = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                    (cell(0), cell(1), cell(2))
+                })
+                .collect();
+            (senders, addr)
+        }
+        None => {
+            let senders = me["replication"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| {
+                            let t = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                            (t("application_name"), t("state"), t("sync_state"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (senders, None)
+        }
+    };
+    for other in lab.nodes.iter().filter(|n| n.name != leader) {
+        match streaming.iter().find(|(name, _, _)| *name == other.name) {
+            Some((_, state, _)) if state == "streaming" => {}
+            Some((_, state, _)) => {
+                return Err(format!(
+                    "{} is {state} from {leader}, not streaming",
+                    other.name
+                ));
+            }
+            None => return Err(format!("{} does not stream from {leader}", other.name)),
+        }
+    }
+    // With synchronous replication on, whole means a synchronous standby too: a replica that
+    // is only streaming cannot be promoted (seen here: a kill right after a switchover under
+    // the sync profile left the cluster without a leader for 120 s).
+    if synchronous_mode(lab).await?
+        && !streaming
+            .iter()
+            .any(|(_, _, sync)| matches!(sync.as_str(), "sync" | "quorum"))
+    {
+        return Err("synchronous_mode is on but no member is a synchronous standby yet".into());
+    }
     if lab.containers {
+        let paused = pgbouncer_paused(lab).await?;
+        if paused {
+            return Err("PgBouncer is paused".into());
+        }
         let target = pgbouncer_target(lab, true).await?;
         if target != leader {
             return Err(format!(
                 "PgBouncer sends clients to {target}, the leader is {leader}"
             ));
         }
+        let lines = {
+            let lab = lab.clone();
+            tokio::task::spawn_blocking(move || haproxy_lines(&lab))
+                .await
+                .map_err(|e| e.to_string())??
+        };
+        for (server, status) in &lines {
+            let up = status.starts_with("UP");
+            if server
+                == crate::lab::HAPROXY_HOLD_LINE
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+            {
+                if !status.starts_with("MAINT") {
+                    return Err(format!("HAProxy's hold line is {status}, not disabled"));
+                }
+            } else if (*server == leader) != up {
+                return Err(format!("HAProxy's line for {server} is {status}"));
+            }
+        }
+        if !lines.iter().any(|(s, _)| *s == leader) {
+            return Err(format!("HAProxy has no line for {leader}"));
+        }
     }
-    let rows = query(&lab.client_url, &lab.password, "SELECT pg_is_in_recovery()").await?;
-    if rows
-        .first()
-        .and_then(|r| r.first().cloned().flatten())
-        .as_deref()
-        != Some("f")
-    {
-        return Err("the client endpoint reaches a server in recovery".into());
+    let rows = query(
+        &lab.client_url,
+        &lab.password,
+        "SELECT host(inet_server_addr()), txid_current()::text",
+    )
+    .await
+    .map_err(|e| format!("a write through the client endpoint: {e}"))?;
+    let through = rows.first().and_then(|r| r.first().cloned().flatten());
+    if served_by.is_some() && through != served_by {
+        return Err(format!(
+            "a write through the client endpoint was served by {}, not by {leader} ({})",
+            through.as_deref().unwrap_or("?"),
+            served_by.as_deref().unwrap_or("?")
+        ));
     }
-    Ok(leader)
+    Ok(Whole {
+        leader,
+        postmaster_start_time: me["postmaster_start_time"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    })
+}
+
+/// Whether PgBouncer is paused (`SHOW STATE`).
+pub async fn pgbouncer_paused(lab: &Lab) -> Result<bool, String> {
+    let rows = patroni_lab_callback::pgbouncer::admin_command(
+        &lab.pgbouncer_admin,
+        "SHOW STATE",
+        Duration::from_secs(3),
+    )
+    .await
+    .map_err(|e| format!("PgBouncer: {e}"))?;
+    Ok(rows.iter().any(|r| {
+        r.first().cloned().flatten().as_deref() == Some("paused")
+            && r.get(1).cloned().flatten().as_deref() == Some("yes")
+    }))
+}
+
+/// HAProxy's client-facing lines and their status (`show stat` through the runtime API):
+/// `("patroni1", "UP")`, `("hold", "MAINT")`, ...
+pub fn haproxy_lines(_lab: &Lab) -> Result<Vec<(String, String)>, String> {
+    let csv = crate::lab::haproxy_runtime("show stat").map_err(|e| e.to_string())?;
+    let (proxy, _) = crate::lab::HAPROXY_HOLD_LINE
+        .split_once('/')
+        .unwrap_or_default();
+    Ok(stat_lines(&csv, proxy))
+}
+
+/// The servers of `proxy` in HAProxy's `show stat` CSV, with their status.
+fn stat_lines(csv: &str, proxy: &str) -> Vec<(String, String)> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (Some(px), Some(sv), Some(st)) = (col("pxname"), col("svname"), col("status")) else {
+        return Vec::new();
+    };
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f.get(px) == Some(&proxy))
+        .filter(|f| !matches!(f.get(sv), Some(&"FRONTEND") | Some(&"BACKEND")))
+        .filter_map(|f| Some((f.get(sv)?.to_string(), f.get(st)?.to_string())))
+        .collect()
 }
 
 /// Whether Patroni's dynamic configuration has synchronous replication on (`GET /config` of the
@@ -154,12 +336,20 @@ pub fn containers_up(lab: &Lab) -> Result<(), String> {
     ))
 }
 
-/// Waits until the cluster is whole; returns the leader and how long it took.
-pub async fn wait_whole(lab: &Lab, limit: Duration) -> Result<(String, Duration), String> {
+/// Waits until the cluster is whole; returns it and how long it took. A signal (`stop`) ends
+/// the wait at once.
+pub async fn wait_whole(
+    lab: &Lab,
+    limit: Duration,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<(Whole, Duration), String> {
     let start = Instant::now();
     loop {
+        if *stop.borrow() {
+            return Err("stopped by a signal while waiting for a whole cluster".into());
+        }
         match whole(lab).await {
-            Ok(leader) => return Ok((leader, start.elapsed())),
+            Ok(w) => return Ok((w, start.elapsed())),
             Err(e) if start.elapsed() >= limit => {
                 return Err(format!(
                     "the cluster is not whole after {:.0} s: {e}",
@@ -168,5 +358,30 @@ pub async fn wait_whole(lab: &Lab, limit: Duration) -> Result<(String, Duration)
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haproxy_stat_lines_of_one_proxy() {
+        let csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight\n\
+postgres_primary,FRONTEND,,,0,1,2000,3,0,0,0,0,0,,,,,OPEN,\n\
+postgres_primary,patroni1,0,0,0,1,,3,0,0,,0,,0,0,0,0,UP,1\n\
+postgres_primary,patroni2,0,0,0,0,,0,0,0,,0,,0,0,0,0,DOWN,1\n\
+postgres_primary,hold,0,0,0,0,,0,0,0,,0,,0,0,0,0,MAINT,1\n\
+postgres_primary,BACKEND,0,0,0,1,200,3,0,0,0,0,,0,0,0,0,UP,1\n\
+patroni1_api,patroni1,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,1\n";
+        assert_eq!(
+            stat_lines(csv, "postgres_primary"),
+            vec![
+                ("patroni1".to_string(), "UP".to_string()),
+                ("patroni2".to_string(), "DOWN".to_string()),
+                ("hold".to_string(), "MAINT".to_string()),
+            ]
+        );
+        assert!(stat_lines("garbage", "postgres_primary").is_empty());
     }
 }

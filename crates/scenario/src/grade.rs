@@ -20,8 +20,33 @@ pub struct Expectations {
     pub max_in_doubt: Option<u64>,
     pub max_lost: Option<u64>,
     pub max_split_brain: Option<u64>,
+    /// Writes the leader before the fault acknowledged after it had lost the leader lock (a
+    /// primary frozen or cut off that goes on committing).
+    pub max_old_leader_writes: Option<u64>,
     #[serde(with = "patroni_lab_probe::settings::ms")]
     pub whole_within: Duration,
+}
+
+/// What the user set on the command line in place of a scenario's own expectations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub max_window: Option<Duration>,
+    pub max_failed: Option<u64>,
+    pub max_in_doubt: Option<u64>,
+    pub max_lost: Option<u64>,
+    pub whole_within: Option<Duration>,
+}
+
+impl Expectations {
+    /// These expectations with the user's overrides in place.
+    pub fn with(mut self, o: &Overrides) -> Self {
+        self.max_window = o.max_window.or(self.max_window);
+        self.max_failed = o.max_failed.or(self.max_failed);
+        self.max_in_doubt = o.max_in_doubt.or(self.max_in_doubt);
+        self.max_lost = o.max_lost.or(self.max_lost);
+        self.whole_within = o.whole_within.unwrap_or(self.whole_within);
+        self
+    }
 }
 
 /// One expectation, graded.
@@ -44,9 +69,25 @@ fn grade_count(name: &'static str, limit: Option<u64>, observed: u64) -> Option<
     })
 }
 
-/// Grades a run: the probe's report and how long the cluster took to be whole again after the
-/// fault (`None`: it was not whole within the limit).
-pub fn grade(e: &Expectations, r: &Report, whole_again: Option<Duration>) -> Vec<Grade> {
+/// Writes the leader before the fault acknowledged after it lost the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OldLeaderWrites {
+    /// The lock never left it: there is no "after".
+    LockKept,
+    Counted(u64),
+    /// The lock moved but the writes could not be counted (why).
+    NotCounted(String),
+}
+
+/// Grades a run: the probe's report, how long the cluster took to be whole again after the
+/// fault (`None`: it was not whole within the limit), and the old leader's writes after it
+/// lost the lock.
+pub fn grade(
+    e: &Expectations,
+    r: &Report,
+    whole_again: Option<Duration>,
+    old_leader: &OldLeaderWrites,
+) -> Vec<Grade> {
     let a = &r.analysis;
     let mut out = Vec::new();
     if let Some(max) = e.max_window {
@@ -104,6 +145,19 @@ pub fn grade(e: &Expectations, r: &Report, whole_again: Option<Duration>) -> Vec
     }
     let brains: u64 = a.split_brain.iter().map(|b| b.writes_after_takeover).sum();
     out.extend(grade_count("split-brain writes", e.max_split_brain, brains));
+    if let Some(max) = e.max_old_leader_writes {
+        let (observed, pass) = match old_leader {
+            OldLeaderWrites::LockKept => ("none: the lock never left it".to_string(), true),
+            OldLeaderWrites::Counted(n) => (n.to_string(), *n <= max),
+            OldLeaderWrites::NotCounted(why) => (format!("NOT COUNTED: {why}"), false),
+        };
+        out.push(Grade {
+            name: "old leader's writes after it lost the lock",
+            expected: format!("<= {max}"),
+            observed,
+            pass,
+        });
+    }
     out.push(Grade {
         name: "whole again",
         expected: format!("within {} s", e.whole_within.as_secs()),
@@ -180,6 +234,7 @@ mod tests {
             max_in_doubt: None,
             max_lost: Some(0),
             max_split_brain: Some(0),
+            max_old_leader_writes: Some(0),
             whole_within: Duration::from_secs(60),
         }
     }
@@ -194,6 +249,7 @@ mod tests {
             &expect(),
             &report(2300.0, false, Some(0)),
             Some(Duration::from_secs(10)),
+            &OldLeaderWrites::LockKept,
         );
         assert!(g.iter().all(|x| x.pass), "{g:?}");
     }
@@ -204,22 +260,49 @@ mod tests {
             &expect(),
             &report(7000.0, false, Some(0)),
             Some(Duration::from_secs(10)),
+            &OldLeaderWrites::LockKept,
         );
         assert!(!passed(&g, "longest window"));
         let g = grade(
             &expect(),
             &report(2000.0, true, Some(0)),
             Some(Duration::from_secs(10)),
+            &OldLeaderWrites::LockKept,
         );
         assert!(!passed(&g, "longest window"), "a window still open fails");
         let g = grade(
             &expect(),
             &report(2000.0, false, Some(2)),
             Some(Duration::from_secs(10)),
+            &OldLeaderWrites::LockKept,
         );
         assert!(!passed(&g, "lost writes"));
-        let g = grade(&expect(), &report(2000.0, false, Some(0)), None);
+        let g = grade(
+            &expect(),
+            &report(2000.0, false, Some(0)),
+            None,
+            &OldLeaderWrites::LockKept,
+        );
         assert!(!passed(&g, "whole again"));
+    }
+
+    #[test]
+    fn old_leader_writes_after_the_lock_moved_fail_and_uncounted_ones_never_read_as_zero() {
+        let r = report(2000.0, false, Some(0));
+        let at = |o: &OldLeaderWrites| {
+            let g = grade(&expect(), &r, Some(Duration::from_secs(1)), o);
+            g.into_iter()
+                .find(|x| x.name == "old leader's writes after it lost the lock")
+                .unwrap()
+        };
+        assert!(at(&OldLeaderWrites::LockKept).pass);
+        assert!(at(&OldLeaderWrites::Counted(0)).pass);
+        let three = at(&OldLeaderWrites::Counted(3));
+        assert!(!three.pass);
+        assert_eq!(three.observed, "3");
+        let not = at(&OldLeaderWrites::NotCounted("no history".into()));
+        assert!(!not.pass);
+        assert!(not.observed.starts_with("NOT COUNTED"), "{not:?}");
     }
 
     #[test]
@@ -228,6 +311,7 @@ mod tests {
             &expect(),
             &report(2000.0, false, None),
             Some(Duration::from_secs(1)),
+            &OldLeaderWrites::LockKept,
         );
         let lost = g.iter().find(|x| x.name == "lost writes").unwrap();
         assert!(!lost.pass);

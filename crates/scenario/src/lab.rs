@@ -8,9 +8,19 @@ use std::time::Duration;
 use patroni_lab_callback::pgbouncer::AdminTarget;
 use patroni_lab_common::patroni::Auth;
 
-/// The Patroni members (container and member names), and each one's REST API port on the host:
-/// the lab runs the first two, the 3-node topology (docker-compose.3nodes.yml) all three.
-pub const NODES: [(&str, u16); 3] = [("patroni1", 8008), ("patroni2", 8009), ("patroni3", 8010)];
+/// The Patroni members (container and member names), each one's REST API port and direct
+/// PostgreSQL port on the host: the lab runs the first two, the 3-node topology
+/// (docker-compose.3nodes.yml) all three.
+pub const NODES: [(&str, u16, u16); 3] = [
+    ("patroni1", 8008, 15432),
+    ("patroni2", 8009, 15433),
+    ("patroni3", 8010, 15434),
+];
+/// etcd's client port, published by the first etcd member on `ETCD_BIND_ADDRESS`.
+pub const ETCD_CLIENT_PORT: u16 = 2379;
+/// Patroni's scope (`CLUSTER_SCOPE` in the containers) and etcd namespace (Patroni's default).
+pub const SCOPE: &str = "postgres-cluster";
+pub const NAMESPACE: &str = "/service/";
 /// Every container of the 2-node lab.
 pub const SERVICES: [&str; 5] = ["etcd", "patroni1", "patroni2", "pgbouncer", "haproxy"];
 /// The containers the 3-node topology adds.
@@ -38,11 +48,13 @@ pub const HAPROXY_HOLD_LINE: &str = "postgres_primary/hold";
 /// HAProxy's profile file (read before haproxy.cfg), on the haproxy-profile volume.
 pub const HAPROXY_PROFILE: &str = "/etc/haproxy/profile/profile.cfg";
 
-/// One Patroni member: its container (also its member name) and its REST API from the host.
+/// One Patroni member: its container (also its member name), its REST API from the host, and
+/// its PostgreSQL reached directly (not through PgBouncer) where that is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub name: String,
     pub api_url: String,
+    pub pg_url: Option<String>,
 }
 
 /// Where the cluster is and how to reach it.
@@ -51,6 +63,9 @@ pub struct Lab {
     pub nodes: Vec<Node>,
     /// The etcd containers.
     pub etcd: Vec<String>,
+    /// etcd's client API as the host reaches it (`None`: a cluster given by URLs, whose DCS
+    /// is read through Patroni's REST API instead).
+    pub etcd_url: Option<String>,
     /// The endpoint clients use (HAProxy).
     pub client_url: String,
     /// PgBouncer's admin console (database `pgbouncer`).
@@ -80,6 +95,12 @@ impl Lab {
             bind
         };
         let user = var("POSTGRES_USER", "postgres");
+        let etcd_bind = var("ETCD_BIND_ADDRESS", "127.0.0.1");
+        let etcd_host = if etcd_bind == "0.0.0.0" {
+            "127.0.0.1".into()
+        } else {
+            etcd_bind
+        };
         let (nodes, etcd) = if three_nodes() {
             (&NODES[..], &ETCD_MEMBERS[..])
         } else {
@@ -87,11 +108,13 @@ impl Lab {
         };
         Self {
             etcd: etcd.iter().map(|e| (*e).to_string()).collect(),
+            etcd_url: Some(format!("http://{etcd_host}:{ETCD_CLIENT_PORT}")),
             nodes: nodes
                 .iter()
-                .map(|(name, port)| Node {
+                .map(|(name, api, pg)| Node {
                     name: (*name).into(),
-                    api_url: format!("http://{host}:{port}"),
+                    api_url: format!("http://{host}:{api}"),
+                    pg_url: Some(format!("postgres://{user}@{host}:{pg}/postgres")),
                 })
                 .collect(),
             client_url: format!("postgres://{user}@{host}:5432/postgres"),

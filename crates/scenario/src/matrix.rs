@@ -45,11 +45,14 @@ pub struct Cell {
     pub fault_error: Option<String>,
     /// Seconds the cell took.
     pub took_s: f64,
+    /// What produced it ([`key`]): a cell is reused only by a matrix with the same key.
+    #[serde(default)]
+    pub key: String,
 }
 
 impl Cell {
     /// `scenario` is the row's label (`freeze-leader:4` for a freeze of 4 s).
-    pub fn of(profile: &str, scenario: &str, r: &ScenarioReport, took_s: f64) -> Self {
+    pub fn of(profile: &str, scenario: &str, r: &ScenarioReport, took_s: f64, key: &str) -> Self {
         let spread = |metric: &str| {
             r.spreads.iter().find(|s| s.metric == metric).map_or(
                 Figure {
@@ -120,6 +123,7 @@ impl Cell {
                 .count(),
             fault_error: r.runs.iter().find_map(|x| x.fault_error.clone()),
             took_s,
+            key: key.to_string(),
         }
     }
 
@@ -147,10 +151,15 @@ pub struct Steady {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub failed: u64,
+    #[serde(default)]
+    pub in_doubt: u64,
+    /// What produced it ([`key`]).
+    #[serde(default)]
+    pub key: String,
 }
 
 impl Steady {
-    pub fn of(profile: &str, r: &patroni_lab_probe::report::Report) -> Self {
+    pub fn of(profile: &str, r: &patroni_lab_probe::report::Report, key: &str) -> Self {
         let secs = r.duration_ms / 1000.0;
         let a = &r.analysis;
         Self {
@@ -163,16 +172,31 @@ impl Steady {
             },
             p50_ms: a.latency.overall.p50_ms,
             p99_ms: a.latency.overall.p99_ms,
-            failed: a.totals.failed + a.totals.in_doubt,
+            failed: a.totals.failed,
+            in_doubt: a.totals.in_doubt,
+            key: key.to_string(),
         }
     }
 }
 
-/// A saved steady run of `profile` that lasted `secs` (within a second), if any.
-pub fn saved_steady(dir: &Path, profile: &str, secs: f64) -> Option<Steady> {
+/// What produced a cell or a steady run, as a short hash of everything that changes its
+/// figures: the profile's resolved settings, the scenario, the runs, the load, the topology and
+/// the binary's version (`parts`, joined). FNV-1a, 64 bits, hex.
+pub fn key(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in parts.join("\u{1f}").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// A saved steady run of `profile` made with the same `key` and lasting `secs` (within a
+/// second), if any.
+pub fn saved_steady(dir: &Path, profile: &str, secs: f64, key: &str) -> Option<Steady> {
     let text = std::fs::read_to_string(steady_path(dir, profile)).ok()?;
     let s: Steady = serde_json::from_str(&text).ok()?;
-    (s.profile == profile && (s.secs - secs).abs() < 1.0).then_some(s)
+    (s.profile == profile && (s.secs - secs).abs() < 1.0 && s.key == key).then_some(s)
 }
 
 pub fn steady_path(dir: &Path, profile: &str) -> PathBuf {
@@ -203,11 +227,23 @@ pub fn cell_path(dir: &Path, profile: &str, scenario: &str) -> PathBuf {
         .join(format!("{scenario}.json"))
 }
 
-/// A cell saved by an earlier, interrupted matrix with the same number of runs, if any.
-pub fn saved_cell(dir: &Path, profile: &str, scenario: &str, runs: usize) -> Option<Cell> {
+/// A cell saved by an earlier, interrupted matrix with the same number of runs and the same
+/// `key`, if any; a cell whose fault did not run as planned (ERROR) is never reused.
+pub fn saved_cell(
+    dir: &Path,
+    profile: &str,
+    scenario: &str,
+    runs: usize,
+    key: &str,
+) -> Option<Cell> {
     let text = std::fs::read_to_string(cell_path(dir, profile, scenario)).ok()?;
     let cell: Cell = serde_json::from_str(&text).ok()?;
-    (cell.runs == runs && cell.profile == profile && cell.scenario == scenario).then_some(cell)
+    (cell.runs == runs
+        && cell.profile == profile
+        && cell.scenario == scenario
+        && cell.key == key
+        && cell.fault_error.is_none())
+    .then_some(cell)
 }
 
 /// Saves a cell (a temporary file, then a rename: an interruption leaves no half cell).
@@ -295,8 +331,8 @@ pub fn markdown(m: &Matrix) -> String {
                     .find(|x| &x.profile == p)
                     .map_or("not run".into(), |x| {
                         format!(
-                            "{:.0} tx/s, p50 {:.1} ms, p99 {:.1} ms, failed {}",
-                            x.tx_per_s, x.p50_ms, x.p99_ms, x.failed
+                            "{:.0} tx/s, p50 {:.1} ms, p99 {:.1} ms, failed {}, in doubt {}",
+                            x.tx_per_s, x.p50_ms, x.p99_ms, x.failed, x.in_doubt
                         )
                     })
             })
@@ -494,6 +530,7 @@ mod tests {
             failovers: 3,
             fault_error: None,
             took_s: 60.0,
+            key: "k1".into(),
         }
     }
 
@@ -511,6 +548,8 @@ mod tests {
                 p50_ms: 20.06,
                 p99_ms: 41.0,
                 failed: 0,
+                in_doubt: 1,
+                key: "k1".into(),
             }],
             cells: vec![
                 cell("default", "switchover", 2300.0, 3),
@@ -532,7 +571,7 @@ mod tests {
         assert!(lines[3].ends_with("| not run |"), "{}", lines[3]);
         assert_eq!(
             lines[4],
-            "| steady, no fault | 180 tx/s, p50 20.1 ms, p99 41.0 ms, failed 0 | not run |"
+            "| steady, no fault | 180 tx/s, p50 20.1 ms, p99 41.0 ms, failed 0, in doubt 1 | not run |"
         );
     }
 
@@ -560,14 +599,34 @@ mod tests {
     }
 
     #[test]
-    fn a_saved_cell_is_found_again_only_for_the_same_runs() {
+    fn a_saved_cell_is_found_again_only_for_the_same_runs_and_key_and_never_an_error() {
         let dir = std::env::temp_dir().join(format!("plab-matrix-{}", std::process::id()));
         let c = cell("fast", "switchover", 2000.0, 3);
         save_cell(&dir, &c).unwrap();
-        assert_eq!(saved_cell(&dir, "fast", "switchover", 3), Some(c));
-        assert_eq!(saved_cell(&dir, "fast", "switchover", 5), None);
-        assert_eq!(saved_cell(&dir, "fast", "kill-leader", 3), None);
+        assert_eq!(
+            saved_cell(&dir, "fast", "switchover", 3, "k1"),
+            Some(c.clone())
+        );
+        assert_eq!(saved_cell(&dir, "fast", "switchover", 5, "k1"), None);
+        assert_eq!(saved_cell(&dir, "fast", "kill-leader", 3, "k1"), None);
+        // Made under another profile content, load, topology or build: not reused.
+        assert_eq!(saved_cell(&dir, "fast", "switchover", 3, "k2"), None);
+        let error = Cell {
+            fault_error: Some("docker kill: no such container".into()),
+            ..c
+        };
+        save_cell(&dir, &error).unwrap();
+        assert_eq!(saved_cell(&dir, "fast", "switchover", 3, "k1"), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_key_changes_with_any_part() {
+        let k = key(&["ttl=30", "switchover", "3"]);
+        assert_eq!(k, key(&["ttl=30", "switchover", "3"]));
+        assert_ne!(k, key(&["ttl=20", "switchover", "3"]));
+        assert_ne!(k, key(&["ttl=30", "switchover3", ""]));
+        assert_eq!(k.len(), 16);
     }
 
     #[test]

@@ -58,8 +58,13 @@ pub struct ScenarioReport {
     pub fault: Fault,
     pub description: String,
     pub expectations: Expectations,
-    /// Whether every expectation held in every run.
+    /// Whether every expectation held in every run (never when a run was interrupted or its
+    /// fault did not run as planned).
     pub passed: bool,
+    /// A signal cut some run short: the set is no measurement.
+    pub interrupted: bool,
+    /// PASS, FAIL, ERROR (a fault did not run as planned or was not proven) or INTERRUPTED.
+    pub verdict: Verdict,
     pub spreads: Vec<Spread>,
     pub runs: Vec<ScenarioRun>,
 }
@@ -115,8 +120,47 @@ impl ScenarioReport {
             description: fault.describe(),
             expectations,
             passed: !runs.is_empty() && runs.iter().all(|r| r.passed),
+            interrupted: runs.iter().any(|r| r.interrupted),
+            verdict: Verdict::of(&runs),
             spreads,
             runs,
+        }
+    }
+}
+
+/// What a set of runs earned, in order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    /// A signal cut a run short: nothing was graded.
+    Interrupted,
+    /// A fault step failed or its effect was not proven.
+    Error,
+    /// Some expectation failed in some run.
+    Fail,
+    /// Every run met every expectation.
+    Pass,
+}
+
+impl Verdict {
+    pub fn of(runs: &[ScenarioRun]) -> Self {
+        if runs.is_empty() || runs.iter().any(|r| r.interrupted) {
+            Self::Interrupted
+        } else if runs.iter().any(|r| r.fault_error.is_some()) {
+            Self::Error
+        } else if runs.iter().all(|r| r.passed) {
+            Self::Pass
+        } else {
+            Self::Fail
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Interrupted => "INTERRUPTED (not graded)",
+            Self::Error => "ERROR (the fault did not run as planned)",
+            Self::Fail => "FAIL",
+            Self::Pass => "PASS",
         }
     }
 }
@@ -131,6 +175,12 @@ pub fn run_summary(run: &ScenarioRun) -> String {
     if let Some(e) = &run.fault_error {
         let _ = writeln!(s, "  FAULT DID NOT RUN AS PLANNED: {e}");
     }
+    if run.interrupted {
+        let _ = writeln!(
+            s,
+            "  INTERRUPTED by a signal: the fault was cut short or never ran; not graded"
+        );
+    }
     let _ = writeln!(s, "  timeline (probe's clock):");
     for e in &run.events {
         let _ = writeln!(s, "    {:>+8.2} s  {}", e.at_us as f64 / 1e6, e.what);
@@ -143,6 +193,35 @@ pub fn run_summary(run: &ScenarioRun) -> String {
             at as f64 / 1e6
         );
     }
+    let gaps: Vec<String> = run
+        .sampling
+        .iter()
+        .map(|g| {
+            let ms = |v: Option<f64>| v.map_or("not measured".to_string(), |x| format!("{x:.0} ms"));
+            format!(
+                "{} {} samples, gap p99 {} max {}",
+                g.source,
+                g.samples,
+                ms(g.p99_gap_ms),
+                ms(g.max_gap_ms)
+            )
+        })
+        .collect();
+    if !gaps.is_empty() {
+        let _ = writeln!(s, "  sampling: {}", gaps.join("; "));
+    }
+    let t = &run.client_timeouts;
+    let _ = writeln!(
+        s,
+        "  clients: statement time-out {:.0} ms, connect time-out {:.0} ms{}; longest single wait {}",
+        t.statement_ms,
+        t.connect_ms,
+        t.changed_by_scenario
+            .as_deref()
+            .map_or(String::new(), |n| format!(" ({n})")),
+        run.longest_wait_ms
+            .map_or("not measured".to_string(), |ms| format!("{ms:.0} ms"))
+    );
     for g in &run.grades {
         let _ = writeln!(
             s,
@@ -201,7 +280,7 @@ pub fn summary(r: &ScenarioReport) -> String {
         s,
         "{}: {} ({} of {} runs passed every expectation)",
         r.scenario,
-        if r.passed { "PASS" } else { "FAIL" },
+        r.verdict.as_str(),
         r.runs.iter().filter(|x| x.passed).count(),
         r.runs.len()
     );
@@ -216,7 +295,7 @@ pub fn page(r: &ScenarioReport) -> String {
         "<h2>{} — {}</h2><p><b>{}</b></p><table><tr><th>metric</th><th>runs</th><th>min</th><th>median</th><th>p95</th><th>max</th></tr>",
         escape(r.scenario),
         escape(&r.description),
-        if r.passed { "PASS" } else { "FAIL" }
+        r.verdict.as_str()
     );
     for sp in &r.spreads {
         let _ = write!(

@@ -11,8 +11,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::cluster;
-use crate::fault::Fault;
-use crate::grade::{self, Expectations, Grade};
+use crate::fault::{Fault, FaultError};
+use crate::grade::{self, Expectations, Grade, OldLeaderWrites};
 use crate::lab::Lab;
 use crate::timeline::{self, Event, Source, Timeline};
 
@@ -20,6 +20,8 @@ use crate::timeline::{self, Event, Source, Timeline};
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub fault: Fault,
+    /// What the scenario changed in the client settings (`Fault::adjust_probe`), if anything.
+    pub client_note: Option<String>,
     pub expectations: Expectations,
     /// The probe's settings; its duration is the run's upper bound.
     pub probe: Settings,
@@ -95,13 +97,33 @@ pub struct ScenarioRun {
     /// cut off or frozen that goes on accepting writes); `None` when the lock never moved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_leader_writes_after_lock_lost: Option<u64>,
-    /// Set when a fault step failed or was cut short by a signal (the fault was undone).
+    /// Set when a fault step failed or its effect was not proven (the fault was undone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_error: Option<String>,
+    /// A signal arrived during the run: the fault was cut short or never injected, or the
+    /// wait for a whole cluster was cut short. Such a run is not graded and never passes.
+    pub interrupted: bool,
+    /// The client time-outs this run's probe used, and what the scenario changed in them.
+    pub client_timeouts: ClientTimeouts,
+    /// The longest any single request waited, whatever its outcome (a queued client, a
+    /// time-out): compare with your application's own time-outs. `None`: no history.
+    pub longest_wait_ms: Option<f64>,
+    /// How evenly each cluster source was sampled: a change on the timeline lies at most one
+    /// gap before the sample that saw it.
+    pub sampling: Vec<timeline::Sampling>,
     pub events: Vec<Event>,
     pub grades: Vec<Grade>,
     pub passed: bool,
     pub probe: Report,
+}
+
+/// The time-outs a run's clients had.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientTimeouts {
+    pub statement_ms: f64,
+    pub connect_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_by_scenario: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +138,38 @@ pub enum RunnerError {
     Probe(String),
     #[error("cannot pick the injection jitter: {0}; pass --inject-jitter with a duration")]
     Jitter(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// PgBouncer's pool mode as it runs (`SHOW CONFIG`).
+async fn pool_mode(lab: &Lab) -> Result<String, String> {
+    let rows = patroni_lab_callback::pgbouncer::admin_command(
+        &lab.pgbouncer_admin,
+        "SHOW CONFIG",
+        Duration::from_secs(3),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    rows.iter()
+        .find(|r| r.first().cloned().flatten().as_deref() == Some("pool_mode"))
+        .and_then(|r| r.get(1).cloned().flatten())
+        .ok_or_else(|| "SHOW CONFIG has no pool_mode".into())
+}
+
+/// A paused switchover cannot work with persistent clients under session pooling: PAUSE waits
+/// for every client to disconnect, and they never do.
+async fn refuse_impossible(lab: &Lab, plan: &Plan) -> Result<(), RunnerError> {
+    if plan.fault.needs_pgbouncer()
+        && plan.probe.mode == patroni_lab_probe::settings::Mode::Persistent
+        && pool_mode(lab).await.map_err(RunnerError::NotWhole)? == "session"
+    {
+        return Err(RunnerError::Refused(format!(
+            "{} with persistent clients under session pooling cannot work: PAUSE waits for every client to disconnect, and persistent clients never do; use --mode per-tx, or a profile with pool_mode = transaction",
+            plan.fault.name()
+        )));
+    }
+    Ok(())
 }
 
 /// Sleeps `d` unless `stop` turns true first; returns false when stopped.
@@ -159,7 +213,7 @@ pub(crate) async fn run_fault(
     leader: &str,
     timeline: &Timeline,
     stop: &watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), FaultError> {
     let (l, leader, t, stopped) = (
         lab.clone(),
         leader.to_string(),
@@ -168,8 +222,8 @@ pub(crate) async fn run_fault(
     );
     tokio::task::spawn_blocking(move || fault.run(&l, &leader, &t, &|| *stopped.borrow()))
         .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map_err(|e| FaultError::Step(format!("the fault's thread failed: {e}")))
+        .and_then(|r| r)
 }
 
 /// Runs `plan` once. `stop` (a signal) ends the run early: the fault is undone, the probe
@@ -183,9 +237,11 @@ pub async fn run_once(
         return Err(RunnerError::NeedsContainers(plan.fault.name()));
     }
     cluster::containers_up(lab).map_err(RunnerError::NotWhole)?;
-    let (leader_before, _) = cluster::wait_whole(lab, plan.whole_before)
+    refuse_impossible(lab, plan).await?;
+    let (before, _) = cluster::wait_whole(lab, plan.whole_before, &stop)
         .await
         .map_err(RunnerError::NotWhole)?;
+    let leader_before = before.leader;
     let jitter_up_to = plan
         .inject_jitter
         .longest(lab)
@@ -221,14 +277,17 @@ pub async fn run_once(
                 .expectations
                 .whole_within
                 .saturating_sub(injected.elapsed());
-            match cluster::wait_whole(lab, limit).await {
-                Ok((leader, _)) => {
+            match cluster::wait_whole(lab, limit, &stop).await {
+                Ok((w, _)) => {
                     whole_again = Some(injected.elapsed());
                     timeline.record(
                         Source::Fault,
-                        format!("cluster whole again, {leader} leads"),
+                        format!(
+                            "cluster whole again, {} leads (postmaster started {})",
+                            w.leader, w.postmaster_start_time
+                        ),
                     );
-                    leader_after = Some(leader);
+                    leader_after = Some(w.leader);
                 }
                 Err(e) => timeline.record(Source::Fault, e),
             }
@@ -241,17 +300,41 @@ pub async fn run_once(
         .map_err(|e| RunnerError::Probe(e.to_string()))?
         .map_err(|e| RunnerError::Probe(e.to_string()))?;
     let _ = poll_stop.send(true);
-    let _ = poller.await;
-    let fault_error = fault_result.err();
+    let sampling = poller.await.unwrap_or_default();
+    // Any signal during the run: whatever it cut short, the run is no measurement of the fault.
+    let interrupted = *stop.borrow() || matches!(fault_result, Err(FaultError::Interrupted(_)));
+    let fault_error = match fault_result {
+        Ok(()) | Err(FaultError::Interrupted(_)) => None,
+        Err(e) => Some(e.to_string()),
+    };
     if let Some(e) = &fault_error {
         timeline.record(Source::Fault, format!("fault step failed: {e} (undone)"));
     }
+    if interrupted {
+        timeline.record(Source::Fault, "run interrupted by a signal: not graded");
+    }
     let events = timeline.events(report.started_unix_us);
     let lock_lost_at_us = lock_lost_at(&events, &leader_before);
-    let old_leader_writes_after_lock_lost =
-        lock_lost_at_us.and_then(|at| writes_after(&history, &report, at));
+    let old_leader = match lock_lost_at_us {
+        None => OldLeaderWrites::LockKept,
+        Some(at) => match writes_after(&history, &report, at) {
+            Some(n) => OldLeaderWrites::Counted(n),
+            None => OldLeaderWrites::NotCounted(
+                "the probe's history or its first server could not be read".into(),
+            ),
+        },
+    };
+    let old_leader_writes_after_lock_lost = match old_leader {
+        OldLeaderWrites::Counted(n) => Some(n),
+        _ => None,
+    };
+    let longest_wait_ms = longest_wait(&history);
     let _ = std::fs::remove_file(&history);
-    let grades = grade::grade(&plan.expectations, &report, whole_again);
+    let grades = if interrupted {
+        Vec::new()
+    } else {
+        grade::grade(&plan.expectations, &report, whole_again, &old_leader)
+    };
     Ok(ScenarioRun {
         injected_after_ms: inject_after.as_secs_f64() * 1000.0,
         jitter_up_to_ms: jitter_up_to.as_secs_f64() * 1000.0,
@@ -261,8 +344,16 @@ pub async fn run_once(
         events,
         lock_lost_at_us,
         old_leader_writes_after_lock_lost,
-        passed: fault_error.is_none() && grades.iter().all(|g| g.pass),
+        passed: !interrupted && fault_error.is_none() && grades.iter().all(|g| g.pass),
         fault_error,
+        interrupted,
+        client_timeouts: ClientTimeouts {
+            statement_ms: plan.probe.statement_timeout.as_secs_f64() * 1000.0,
+            connect_ms: plan.probe.connect_timeout.as_secs_f64() * 1000.0,
+            changed_by_scenario: plan.client_note.clone(),
+        },
+        longest_wait_ms,
+        sampling,
         grades,
         probe: report,
     })
@@ -276,9 +367,20 @@ fn lock_lost_at(events: &[Event], leader: &str) -> Option<i64> {
         .iter()
         .find(|e| e.source == Source::Fault && e.what.starts_with("inject "))?
         .at_us;
+    lock_left_after(events, leader, injected, i64::MAX)
+}
+
+/// The first "leader lock" event in `[from_us, to_us)` that names neither `leader` nor
+/// "unknown".
+pub(crate) fn lock_left_after(
+    events: &[Event],
+    leader: &str,
+    from_us: i64,
+    to_us: i64,
+) -> Option<i64> {
     events
         .iter()
-        .filter(|e| e.at_us >= injected)
+        .filter(|e| e.at_us >= from_us && e.at_us < to_us)
         .find(|e| {
             e.what
                 .strip_prefix("leader lock: ")
@@ -287,16 +389,39 @@ fn lock_lost_at(events: &[Event], leader: &str) -> Option<i64> {
         .map(|e| e.at_us)
 }
 
+/// The longest single attempt in the history, any outcome, in ms.
+fn longest_wait(history: &std::path::Path) -> Option<f64> {
+    let attempts = patroni_lab_probe::analysis::read_history(history).ok()?;
+    attempts
+        .flatten()
+        .map(|a| a.latency_us())
+        .max()
+        .map(|us| us as f64 / 1000.0)
+}
+
 /// Writes the first server of the run (the leader before the fault) acknowledged after `at_us`.
 fn writes_after(history: &std::path::Path, report: &Report, at_us: i64) -> Option<u64> {
-    let old = &report.analysis.servers.first()?.server;
+    let old = &report.analysis.servers.first()?.server.addr;
+    writes_by(history, old, at_us, i64::MAX)
+}
+
+/// Writes acknowledged by the server at `addr` (any timeline) that ended in `(from_us, to_us)`
+/// on the probe's clock; `None` when the history cannot be read.
+pub(crate) fn writes_by(
+    history: &std::path::Path,
+    addr: &str,
+    from_us: i64,
+    to_us: i64,
+) -> Option<u64> {
     let attempts = patroni_lab_probe::analysis::read_history(history).ok()?;
     let mut n = 0;
     for a in attempts.flatten() {
+        let end = a.end_us as i64;
         if a.outcome == patroni_lab_probe::classify::Outcome::Ok
             && a.kind == patroni_lab_probe::record::Kind::Write
-            && a.server.as_ref() == Some(old)
-            && a.end_us as i64 > at_us
+            && a.server.as_ref().is_some_and(|s| s.addr == addr)
+            && end > from_us
+            && end < to_us
         {
             n += 1;
         }

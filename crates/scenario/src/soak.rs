@@ -14,9 +14,10 @@ use tokio::sync::watch;
 
 use crate::cluster;
 use crate::fault::Fault;
+use crate::fault::FaultError;
 use crate::guard;
 use crate::lab::{Lab, docker};
-use crate::runner::{run_fault, sleep_unless, start_probe};
+use crate::runner::{lock_left_after, run_fault, sleep_unless, start_probe, writes_by};
 use crate::timeline::{self, Event, Source, Timeline};
 
 /// The pause between two events: from the cluster being whole to the next fault.
@@ -88,6 +89,18 @@ pub struct SoakEvent {
     /// Acknowledged writes that were lost, acknowledged after this event was injected and
     /// before the next one (`None` when the lost-write check did not run).
     pub lost_after: Option<u64>,
+    /// When the leader before the event lost the lock (the first other holder or none seen
+    /// after the injection, before the next event), on the probe's clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_lost_at_us: Option<i64>,
+    /// Writes the leader before the event acknowledged after it lost the lock and before the
+    /// next event (`None`: the lock did not move, or the history could not be read — see
+    /// `old_leader_writes_not_counted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_leader_writes_after_lock_lost: Option<u64>,
+    /// Why the writes above could not be counted although the lock moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_leader_writes_not_counted: Option<String>,
 }
 
 /// The soak's report.
@@ -95,6 +108,10 @@ pub struct SoakEvent {
 pub struct SoakReport {
     pub seed: u64,
     pub events_planned: usize,
+    /// A signal ended the soak early (it then never passes).
+    pub interrupted: bool,
+    /// The client time-outs every event ran with (one probe serves them all).
+    pub client_timeouts: crate::runner::ClientTimeouts,
     pub events: Vec<SoakEvent>,
     /// Lost writes acknowledged before the first event (`None`: not checked).
     pub lost_before_first_event: Option<u64>,
@@ -102,6 +119,8 @@ pub struct SoakReport {
     /// What was left behind at the end (empty: nothing).
     pub leftovers: Vec<String>,
     pub timeline: Vec<Event>,
+    /// How evenly each cluster source was sampled (see `timeline::Sampling`).
+    pub sampling: Vec<timeline::Sampling>,
     pub probe: Report,
 }
 
@@ -116,10 +135,38 @@ impl SoakReport {
 
     /// Every event ran and the cluster is whole with nothing left behind.
     pub fn clean(&self) -> bool {
-        self.events.len() == self.events_planned
+        !self.interrupted
+            && self.events.len() == self.events_planned
             && self.events.iter().all(|e| e.fault_error.is_none())
             && self.whole_at_end.is_ok()
             && self.leftovers.is_empty()
+    }
+
+    /// Split-brain writes the probe saw (old-server writes begun after the new one's first).
+    pub fn split_brain_writes(&self) -> u64 {
+        self.probe
+            .analysis
+            .split_brain
+            .iter()
+            .map(|b| b.writes_after_takeover)
+            .sum()
+    }
+
+    /// Writes an old leader acknowledged after it lost the lock, over all events (`None`: some
+    /// event's could not be counted although its lock moved).
+    pub fn old_leader_writes(&self) -> Option<u64> {
+        self.events
+            .iter()
+            .map(|e| {
+                match (
+                    &e.old_leader_writes_not_counted,
+                    e.old_leader_writes_after_lock_lost,
+                ) {
+                    (Some(_), _) => None,
+                    (None, n) => Some(n.unwrap_or(0)),
+                }
+            })
+            .sum()
     }
 }
 
@@ -140,6 +187,8 @@ pub struct SoakPlan {
     pub probe: Settings,
     /// How long the cluster may take to be whole again after one event.
     pub whole_within: Duration,
+    /// What the drawn faults changed in the client settings (one probe serves every event).
+    pub client_note: Option<String>,
 }
 
 /// An upper bound for the whole soak: every event at its limit.
@@ -159,7 +208,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     mut each: impl FnMut(&SoakEvent),
 ) -> Result<SoakReport, SoakError> {
-    cluster::wait_whole(lab, Duration::from_secs(120))
+    cluster::wait_whole(lab, Duration::from_secs(120), &stop)
         .await
         .map_err(SoakError::NotWhole)?;
     let timeline = Timeline::default();
@@ -173,14 +222,14 @@ pub async fn run(
     settings.duration = Some(longest(plan));
     let (history, probe_stop, probe) = start_probe(settings, "soak");
     // Injection times on the wall clock; put on the probe's clock once it reports.
-    let mut events: Vec<(SoakEvent, u64)> = Vec::new();
+    let mut events: Vec<(SoakEvent, u64, Option<String>)> = Vec::new();
     let total = plan.schedule.len();
     for (index, planned) in plan.schedule.iter().enumerate() {
         if !sleep_unless(planned.gap, &mut stop).await {
             break;
         }
-        let leader = match cluster::wait_whole(lab, plan.whole_within).await {
-            Ok((leader, _)) => leader,
+        let leader = match cluster::wait_whole(lab, plan.whole_within, &stop).await {
+            Ok((w, _)) => w.leader,
             Err(e) => {
                 timeline.record(Source::Fault, format!("soak stopped: {e}"));
                 break;
@@ -196,9 +245,12 @@ pub async fn run(
                 planned.fault.name()
             ),
         );
-        let fault_error = run_fault(planned.fault, lab, &leader, &timeline, &stop)
-            .await
-            .err();
+        // The leader's address as the probe records servers (its container's address).
+        let leader_addr = crate::fault::container_ip(&leader).ok();
+        let fault_error = match run_fault(planned.fault, lab, &leader, &timeline, &stop).await {
+            Ok(()) | Err(FaultError::Interrupted(_)) => None,
+            Err(e) => Some(e.to_string()),
+        };
         let mut event = SoakEvent {
             index: index + 1,
             fault: planned.fault.name().to_string(),
@@ -208,25 +260,32 @@ pub async fn run(
             whole_again_ms: None,
             fault_error,
             lost_after: None,
+            lock_lost_at_us: None,
+            old_leader_writes_after_lock_lost: None,
+            old_leader_writes_not_counted: None,
         };
         if let Some(e) = &event.fault_error {
             timeline.record(Source::Fault, format!("fault step failed: {e} (undone)"));
         }
         let limit = plan.whole_within.saturating_sub(injected.elapsed());
-        match cluster::wait_whole(lab, limit).await {
-            Ok((leader, _)) => {
+        match cluster::wait_whole(lab, limit, &stop).await {
+            Ok((w, _)) => {
                 event.whole_again_ms = Some(injected.elapsed().as_secs_f64() * 1000.0);
-                event.leader_after = Some(leader.clone());
+                event.leader_after = Some(w.leader.clone());
                 timeline.record(
                     Source::Fault,
-                    format!("event {}: cluster whole again, {leader} leads", index + 1),
+                    format!(
+                        "event {}: cluster whole again, {} leads",
+                        index + 1,
+                        w.leader
+                    ),
                 );
             }
             Err(e) => timeline.record(Source::Fault, e),
         }
         each(&event);
         let stop_here = event.whole_again_ms.is_none() || *stop.borrow();
-        events.push((event, injected_unix));
+        events.push((event, injected_unix, leader_addr));
         if stop_here {
             break;
         }
@@ -238,16 +297,39 @@ pub async fn run(
         .map_err(|e| SoakError::Probe(e.to_string()))?
         .map_err(|e| SoakError::Probe(e.to_string()))?;
     let _ = poll_stop.send(true);
-    let _ = poller.await;
+    let sampling = poller.await.unwrap_or_default();
 
+    let interrupted = *stop.borrow();
     let started = report.started_unix_us as i64;
+    let all = timeline.events(report.started_unix_us);
+    let mut addrs = Vec::new();
     let mut events: Vec<SoakEvent> = events
         .into_iter()
-        .map(|(mut e, unix)| {
+        .map(|(mut e, unix, addr)| {
             e.injected_at_us = unix as i64 - started;
+            addrs.push(addr);
             e
         })
         .collect();
+    // Each event's old leader: when it lost the lock (before the next event), and the writes
+    // it acknowledged from then until the next event.
+    let starts: Vec<i64> = events.iter().map(|e| e.injected_at_us).collect();
+    for (i, e) in events.iter_mut().enumerate() {
+        let next = starts.get(i + 1).copied().unwrap_or(i64::MAX);
+        e.lock_lost_at_us = lock_left_after(&all, &e.leader_before, e.injected_at_us, next);
+        if let Some(at) = e.lock_lost_at_us {
+            match addrs[i]
+                .as_deref()
+                .and_then(|addr| writes_by(&history, addr, at, next))
+            {
+                Some(n) => e.old_leader_writes_after_lock_lost = Some(n),
+                None => {
+                    e.old_leader_writes_not_counted =
+                        Some("the leader's address or the probe's history could not be read".into())
+                }
+            }
+        }
+    }
     let acked_at = lost_ack_times(&history, &report);
     let _ = std::fs::remove_file(&history);
     let lost_before_first_event = acked_at.as_ref().map(|times| {
@@ -266,9 +348,9 @@ pub async fn run(
             );
         }
     }
-    let whole_at_end = cluster::wait_whole(lab, plan.whole_within)
+    let whole_at_end = cluster::wait_whole(lab, plan.whole_within, &stop)
         .await
-        .map(|(leader, _)| leader);
+        .map(|(w, _)| w.leader);
     let leftovers = {
         let lab = lab.clone();
         tokio::task::spawn_blocking(move || leftovers(&lab))
@@ -278,11 +360,18 @@ pub async fn run(
     Ok(SoakReport {
         seed: plan.seed,
         events_planned: total,
+        interrupted,
+        client_timeouts: crate::runner::ClientTimeouts {
+            statement_ms: plan.probe.statement_timeout.as_secs_f64() * 1000.0,
+            connect_ms: plan.probe.connect_timeout.as_secs_f64() * 1000.0,
+            changed_by_scenario: plan.client_note.clone(),
+        },
         events,
         lost_before_first_event,
         whole_at_end,
         leftovers,
-        timeline: timeline.events(report.started_unix_us),
+        timeline: all,
+        sampling,
         probe: report,
     })
 }
@@ -323,6 +412,36 @@ pub fn leftovers(lab: &Lab) -> Vec<String> {
         return left;
     }
     left.extend(lab.not_running());
+    match patroni_lab_callback::pgbouncer::admin_command_blocking(
+        &lab.pgbouncer_admin,
+        "SHOW STATE",
+        Duration::from_secs(3),
+    ) {
+        Ok(rows)
+            if rows.iter().any(|r| {
+                r.first().cloned().flatten().as_deref() == Some("paused")
+                    && r.get(1).cloned().flatten().as_deref() == Some("yes")
+            }) =>
+        {
+            left.push("PgBouncer is paused".into())
+        }
+        Ok(_) => {}
+        Err(e) => left.push(format!("PgBouncer's state cannot be read: {e}")),
+    }
+    match cluster::haproxy_lines(lab) {
+        Ok(lines) => {
+            let hold = crate::lab::HAPROXY_HOLD_LINE
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            for (server, status) in lines {
+                if server == hold && !status.starts_with("MAINT") {
+                    left.push(format!("HAProxy's hold line is enabled ({status})"));
+                }
+            }
+        }
+        Err(e) => left.push(format!("HAProxy's lines cannot be read: {e}")),
+    }
     for node in &lab.nodes {
         if docker(&[
             "exec", "--user", "root", &node.name, "nft", "list", "table", "inet", "plab",

@@ -1,7 +1,10 @@
 //! The fault's timeline on the probe's clock: every fault step the runner takes, and every
-//! change of leader or member role seen by polling the REST API (every 250 ms) and of PgBouncer's
-//! target (SHOW DATABASES). Events are stamped with the wall clock and put on the run's clock
-//! (microseconds since the probe began) once the probe's start is known.
+//! change seen by sampling each source on its own task — each member's REST API and etcd's
+//! leader key every 100 ms (300 ms time-out), PgBouncer's target (SHOW DATABASES) every 250 ms.
+//! A change is stamped when the sample that saw it ended, so it lies at most one sampling gap
+//! earlier; each source's real gaps (max, p99) go in the report. Events are stamped with the
+//! wall clock and put on the run's clock (microseconds since the probe began) once the probe's
+//! start is known.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -64,12 +67,47 @@ impl Timeline {
     }
 }
 
-/// How often the cluster is polled.
-pub const POLL: Duration = Duration::from_millis(250);
+/// How often each source is sampled: a member's REST API and etcd every 100 ms, PgBouncer's
+/// admin console every 250 ms (each source on its own task, so a frozen member slows only its
+/// own samples).
+pub const POLL: Duration = Duration::from_millis(100);
+pub const POLL_PGBOUNCER: Duration = Duration::from_millis(250);
+/// How long one sample may take before the source counts as not answering.
+pub const SAMPLE_TIMEOUT: Duration = Duration::from_millis(300);
 
-/// One node's own view (`GET /patroni`): its role and state, or that it does not answer.
+/// How evenly one source was sampled: the gaps between the ends of its samples (a change is
+/// known to lie within one gap before the sample that saw it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sampling {
+    pub source: String,
+    pub samples: usize,
+    pub max_gap_ms: Option<f64>,
+    pub p99_gap_ms: Option<f64>,
+}
+
+impl Sampling {
+    fn of(source: String, ends: &[std::time::Instant]) -> Self {
+        let mut gaps: Vec<f64> = ends
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+            .collect();
+        gaps.sort_by(f64::total_cmp);
+        let p99 = (!gaps.is_empty()).then(|| {
+            let i = ((gaps.len() as f64) * 0.99).ceil() as usize;
+            gaps[i.clamp(1, gaps.len()) - 1]
+        });
+        Self {
+            source,
+            samples: ends.len(),
+            max_gap_ms: gaps.last().copied(),
+            p99_gap_ms: p99,
+        }
+    }
+}
+
+/// One member's own view (`GET /patroni`): its role and state, or that it does not answer.
 fn node_view(api_url: &str) -> String {
-    let answer = patroni_lab_common::patroni::get(api_url, "/patroni", crate::lab::REST_TIMEOUT);
+    let answer = patroni_lab_common::patroni::get(api_url, "/patroni", SAMPLE_TIMEOUT);
     let Ok((_, body)) = answer else {
         return "REST API not answering".into();
     };
@@ -78,55 +116,130 @@ fn node_view(api_url: &str) -> String {
     format!("{} ({})", text("role"), text("state"))
 }
 
-/// The DCS view (`GET /cluster`): who holds the leader lock.
+/// Who holds the leader lock: etcd's own key (the lab), else the REST view of it.
 fn lock_view(lab: &Lab) -> String {
-    match cluster::view(lab) {
-        Ok(v) => match v.leader() {
-            Some(m) => format!("leader lock: {}", m.name),
-            None => "leader lock: none".into(),
-        },
-        Err(_) => "leader lock: unknown (no /cluster answer; the DCS may be down)".into(),
+    match cluster::lock_holder(lab) {
+        Ok(Some(holder)) => format!("leader lock: {holder}"),
+        Ok(None) => "leader lock: none".into(),
+        Err(_) => "leader lock: unknown (the DCS cannot be read; it may be down)".into(),
     }
 }
 
-/// Records changes until `stop` turns true: each node's role and state, the leader lock, and
-/// PgBouncer's target.
-pub async fn poll_cluster(lab: Lab, timeline: Timeline, mut stop: watch::Receiver<bool>) {
-    let mut last: Vec<String> = Vec::new();
+/// Samples one source every `every` until `stop`, recording each change; returns when each
+/// sample ended.
+async fn sample<F: std::future::Future<Output = String>>(
+    name: String,
+    every: Duration,
+    timeline: Timeline,
+    mut stop: watch::Receiver<bool>,
+    read: impl Fn() -> F,
+) -> Sampling {
+    let mut last: Option<String> = None;
+    let mut ends = Vec::new();
     loop {
-        let seen = {
-            let lab = lab.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut now: Vec<String> = lab
-                    .nodes
-                    .iter()
-                    .map(|n| format!("{}: {}", n.name, node_view(&n.api_url)))
-                    .collect();
-                now.push(lock_view(&lab));
-                now
-            })
-            .await
-            .unwrap_or_default()
-        };
-        let mut now = seen;
-        if lab.containers {
-            now.push(match cluster::pgbouncer_target(&lab, false).await {
-                Ok(t) => format!("PgBouncer -> {t}"),
-                Err(e) => format!("PgBouncer: {e}"),
-            });
+        let next = tokio::time::Instant::now() + every;
+        let seen = read().await;
+        ends.push(std::time::Instant::now());
+        if last.as_deref() != Some(seen.as_str()) {
+            timeline.record(Source::Cluster, seen.clone());
+            last = Some(seen);
         }
-        for (i, line) in now.iter().enumerate() {
-            if last.get(i) != Some(line) {
-                timeline.record(Source::Cluster, line.clone());
-            }
-        }
-        last = now;
         tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
-            _ = stop.changed() => return,
+            _ = tokio::time::sleep_until(next) => {}
+            _ = stop.changed() => {}
         }
         if *stop.borrow() {
-            return;
+            return Sampling::of(name, &ends);
         }
+    }
+}
+
+/// A blocking read off the async workers.
+async fn blocking(read: impl FnOnce() -> String + Send + 'static) -> String {
+    tokio::task::spawn_blocking(read)
+        .await
+        .unwrap_or_else(|e| format!("sampling failed: {e}"))
+}
+
+/// Records changes until `stop` turns true, each source on its own task: each member's role
+/// and state, the leader lock, and PgBouncer's target. Returns each source's sampling gaps.
+pub async fn poll_cluster(lab: Lab, timeline: Timeline, stop: watch::Receiver<bool>) -> Vec<Sampling> {
+    let mut tasks = Vec::new();
+    for node in &lab.nodes {
+        let (name, url) = (node.name.clone(), node.api_url.clone());
+        let read = move || {
+            let (name, url) = (name.clone(), url.clone());
+            blocking(move || format!("{name}: {}", node_view(&url)))
+        };
+        tasks.push(tokio::spawn(sample(
+            format!("{} REST", node.name),
+            POLL,
+            timeline.clone(),
+            stop.clone(),
+            read,
+        )));
+    }
+    {
+        let lab = lab.clone();
+        let source = if lab.etcd_url.is_some() {
+            "etcd leader key"
+        } else {
+            "leader lock (REST /cluster)"
+        };
+        tasks.push(tokio::spawn(sample(
+            source.into(),
+            POLL,
+            timeline.clone(),
+            stop.clone(),
+            move || {
+                let lab = lab.clone();
+                blocking(move || lock_view(&lab))
+            },
+        )));
+    }
+    if lab.containers {
+        let lab = lab.clone();
+        tasks.push(tokio::spawn(sample(
+            "PgBouncer target".into(),
+            POLL_PGBOUNCER,
+            timeline.clone(),
+            stop.clone(),
+            move || {
+                let lab = lab.clone();
+                async move {
+                    match cluster::pgbouncer_target(&lab, false).await {
+                        Ok(t) => format!("PgBouncer -> {t}"),
+                        Err(e) => format!("PgBouncer: {e}"),
+                    }
+                }
+            },
+        )));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        if let Ok(s) = t.await {
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_gaps_are_measured_not_assumed() {
+        let t0 = std::time::Instant::now();
+        let ends: Vec<_> = [0u64, 100, 200, 1200, 1300]
+            .iter()
+            .map(|ms| t0 + Duration::from_millis(*ms))
+            .collect();
+        let s = Sampling::of("x".into(), &ends);
+        assert_eq!(s.samples, 5);
+        assert_eq!(s.max_gap_ms, Some(1000.0));
+        assert_eq!(s.p99_gap_ms, Some(1000.0));
+        let one = Sampling::of("y".into(), &ends[..1]);
+        assert_eq!(one.max_gap_ms, None, "one sample has no gap: not measured, not 0");
     }
 }

@@ -20,8 +20,8 @@ pub const NODES: [&str; 2] = [
 pub fn api_port(node: &str) -> u16 {
     patroni_lab_scenario::lab::NODES
         .iter()
-        .find(|(n, _)| *n == node)
-        .map(|(_, port)| *port)
+        .find(|(n, _, _)| *n == node)
+        .map(|(_, port, _)| *port)
         .unwrap_or_else(|| panic!("{node} is not a lab node"))
 }
 

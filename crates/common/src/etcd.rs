@@ -1,0 +1,89 @@
+//! What etcd itself says, through its v3 JSON API (`POST /v3/kv/range`): who holds Patroni's
+//! leader key. The key is read from etcd, not from a member's REST view of it, so a frozen or
+//! cut-off member cannot make it look held.
+
+use std::time::Duration;
+
+use crate::patroni::{PatroniError, send_json};
+
+/// Patroni's leader key for a cluster: `<namespace><scope>/leader` (namespace `/service/` by
+/// default).
+pub fn leader_key(namespace: &str, scope: &str) -> String {
+    format!("/{}/{scope}/leader", namespace.trim_matches('/'))
+}
+
+/// The leader key as etcd has it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderKey {
+    /// The member holding it (`None`: no key, the lock is free).
+    pub holder: Option<String>,
+    /// The key's lease, as etcd numbers it (decimal); `None` without a key.
+    pub lease: Option<String>,
+    /// etcd's revision when it answered.
+    pub revision: u64,
+}
+
+/// Reads `key` from the etcd at `url` (`http://host:2379`).
+pub fn read_leader(url: &str, key: &str, timeout: Duration) -> Result<LeaderKey, PatroniError> {
+    let body = format!(r#"{{"key": "{}"}}"#, crate::base64::encode(key.as_bytes()));
+    let (status, reply) = send_json(url, "POST", "/v3/kv/range", &body, None, timeout)?;
+    let at = format!("{}/v3/kv/range", url.trim_end_matches('/'));
+    if status != 200 {
+        return Err(PatroniError::Status { url: at, status });
+    }
+    parse_range(&reply).ok_or_else(|| PatroniError::BadReply {
+        url: at,
+        detail: format!("not a range answer: {}", reply.trim()),
+    })
+}
+
+fn parse_range(reply: &str) -> Option<LeaderKey> {
+    let v: serde_json::Value = serde_json::from_str(reply).ok()?;
+    let revision = v["header"]["revision"].as_str()?.parse().ok()?;
+    let kv = v["kvs"].as_array().and_then(|k| k.first());
+    let holder = match kv {
+        Some(kv) => Some(String::from_utf8(crate::base64::decode(kv["value"].as_str()?)?).ok()?),
+        None => None,
+    };
+    let lease = kv.and_then(|kv| kv["lease"].as_str().map(str::to_string));
+    Some(LeaderKey {
+        holder,
+        lease,
+        revision,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_holder_lease_and_revision_or_a_free_lock() {
+        let held = r#"{"header":{"cluster_id":"1","member_id":"2","revision":"917","raft_term":"3"},
+            "kvs":[{"key":"L3NlcnZpY2UvcG9zdGdyZXMtY2x1c3Rlci9sZWFkZXI=","create_revision":"900",
+            "mod_revision":"917","version":"3","value":"cGF0cm9uaTI=","lease":"7587883"}],"count":"1"}"#;
+        assert_eq!(
+            parse_range(held),
+            Some(LeaderKey {
+                holder: Some("patroni2".into()),
+                lease: Some("7587883".into()),
+                revision: 917
+            })
+        );
+        let free =
+            r#"{"header":{"cluster_id":"1","member_id":"2","revision":"918","raft_term":"3"}}"#;
+        assert_eq!(
+            parse_range(free),
+            Some(LeaderKey {
+                holder: None,
+                lease: None,
+                revision: 918
+            })
+        );
+        assert_eq!(parse_range("{}"), None);
+        assert_eq!(
+            leader_key("/service/", "postgres-cluster"),
+            "/service/postgres-cluster/leader"
+        );
+    }
+}
