@@ -297,9 +297,12 @@ async fn run_matrix(args: &MatrixArgs, checked: Checked) -> Result<ExitCode> {
             .position(|s| s == scenario)
             .expect("checked")];
         // After the profile is applied: ttl-bound faults are graded against its ttl.
-        let expectations =
-            live_expectations(&lab, fault, &patroni_lab_scenario::grade::Overrides::default())
-                .await?;
+        let expectations = live_expectations(
+            &lab,
+            fault,
+            &patroni_lab_scenario::grade::Overrides::default(),
+        )
+        .await?;
         let plan = plan_for(
             &lab,
             fault,

@@ -181,9 +181,10 @@ pub(crate) async fn live_expectations(
     overrides: &Overrides,
 ) -> Result<Expectations> {
     let lab = lab.clone();
-    let config = tokio::task::spawn_blocking(move || patroni_lab_scenario::lab::patroni_config(&lab))
-        .await?
-        .map_err(|e| anyhow::anyhow!("reading the cluster's timing (GET /config): {e}"))?;
+    let config =
+        tokio::task::spawn_blocking(move || patroni_lab_scenario::lab::patroni_config(&lab))
+            .await?
+            .map_err(|e| anyhow::anyhow!("reading the cluster's timing (GET /config): {e}"))?;
     let timing = fault::Timing::from_config(&config).map_err(anyhow::Error::msg)?;
     Ok(fault.expectations_for(timing).with(overrides))
 }

@@ -200,6 +200,13 @@ fn a_matrix_runs_its_cells_saves_them_and_resumes() {
     let out = std::env::temp_dir().join(format!("plab-matrix-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let out_arg = out.display().to_string();
+    // A copy of the profiles, so one can be edited between two matrices.
+    let profiles = out.join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("profiles")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, profiles.join(path.file_name().unwrap())).unwrap();
+    }
     let matrix = || {
         let run = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
             .args([
@@ -217,6 +224,7 @@ fn a_matrix_runs_its_cells_saves_them_and_resumes() {
             ])
             .current_dir(repo_root())
             .env("POSTGRES_PASSWORD", password())
+            .env("PATRONI_LAB_PROFILES", &profiles)
             .output()
             .expect("run the matrix");
         let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
@@ -247,5 +255,20 @@ fn a_matrix_runs_its_cells_saves_them_and_resumes() {
         "{stderr}"
     );
     assert!(!stderr.contains("run 1 of 1"), "{stderr}");
+    // A profile changed since: its cell (and steady run) is made again, the other kept.
+    let mut edited = std::fs::read_to_string(profiles.join("session-pool.ini")).unwrap();
+    edited.push_str("query_wait_timeout = 44\n");
+    std::fs::write(profiles.join("session-pool.ini"), edited).unwrap();
+    let (code, stderr) = matrix();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr.matches("saved by an earlier run, kept").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("session-pool × restart-leader: run 1 of 1"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }

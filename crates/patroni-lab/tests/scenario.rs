@@ -57,6 +57,18 @@ fn has_event(report: &Value, text: &str) -> bool {
     events(report).iter().any(|e| e.contains(text))
 }
 
+/// When the first event that contains `text` happened, on the probe's clock (µs).
+fn event_at(report: &Value, text: &str) -> i64 {
+    report["runs"][0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["what"].as_str().unwrap().contains(text))
+        .unwrap_or_else(|| panic!("no event '{text}': {:?}", events(report)))["at_us"]
+        .as_i64()
+        .unwrap()
+}
+
 /// Nothing of the lab is left stopped or paused, and the cluster is whole.
 fn all_back() {
     let running = run_ok(
@@ -192,45 +204,34 @@ fn a_failing_expectation_exits_3_and_still_undoes_the_fault() {
     all_back();
 }
 
-#[test]
-fn sigint_to_the_runner_mid_fault_undoes_it_and_still_reports() {
-    let lab = LabTest::begin("sigint_to_the_runner_mid_fault_undoes_it_and_still_reports");
-    let json =
-        std::env::temp_dir().join(format!("plab-scenario-sigint-{}.json", std::process::id()));
+/// Starts `patroni-lab <args>` with a 40 s freeze of the leader, sends SIGINT two seconds into
+/// the freeze, and returns the exit code and stderr.
+fn interrupt_a_freeze(leader: &str, args: &[&str]) -> (i32, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
-        .args([
-            "scenario",
-            "run",
-            "replica-loss",
-            "--secs",
-            "60",
-            "--inject-at",
-            "2s",
-            "--json",
-        ])
-        .arg(&json)
+        .args(args)
+        .current_dir(repo_root())
         .env("POSTGRES_PASSWORD", password())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let replica = other(&lab.leader).to_string();
     wait_for(
-        "the replica stopped by the fault",
-        Duration::from_secs(60),
+        "the leader frozen by the fault",
+        Duration::from_secs(90),
         || {
-            let running = run_ok("docker", &["ps", "--format", "{{.Names}}"]);
-            if running.lines().any(|l| l == replica) {
-                Err("still running".to_string())
-            } else {
+            let status = run_ok("docker", &["inspect", "-f", "{{.State.Status}}", leader]);
+            if status.trim() == "paused" {
                 Ok(())
+            } else {
+                Err(status)
             }
         },
     );
+    std::thread::sleep(Duration::from_secs(2));
     let interrupted = Instant::now();
     // The shell's kill: the tools image has no kill binary (procps).
     run_ok("sh", &["-c", &format!("kill -INT {}", child.id())]);
-    let status = wait_for(
+    let out = wait_for(
         "the runner to end after SIGINT",
         Duration::from_secs(90),
         || {
@@ -241,21 +242,104 @@ fn sigint_to_the_runner_mid_fault_undoes_it_and_still_reports() {
         },
     )
     .0;
+    let mut stderr = String::new();
+    use std::io::Read as _;
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
     eprintln!(
-        "runner ended {:?} after SIGINT with {status:?}",
+        "runner ended {:?} after SIGINT with {out:?}\nstderr:\n{stderr}",
         interrupted.elapsed()
+    );
+    // Interrupted long before the 40 s freeze was over.
+    assert!(interrupted.elapsed() < Duration::from_secs(40));
+    (out.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn sigint_two_seconds_into_a_freeze_is_interrupted_not_a_pass_and_undone() {
+    let lab =
+        LabTest::begin("sigint_two_seconds_into_a_freeze_is_interrupted_not_a_pass_and_undone");
+    let json =
+        std::env::temp_dir().join(format!("plab-scenario-sigint-{}.json", std::process::id()));
+    let json_arg = json.display().to_string();
+    let (code, _) = interrupt_a_freeze(
+        &lab.leader,
+        &[
+            "scenario",
+            "run",
+            "freeze-leader",
+            "--secs",
+            "40",
+            "--inject-at",
+            "2s",
+            "--inject-jitter",
+            "0s",
+            "--json",
+            &json_arg,
+        ],
     );
     let text = std::fs::read_to_string(&json).expect("the report was still written");
     let _ = std::fs::remove_file(&json);
     let report: Value = serde_json::from_str(&text).unwrap();
+    // Its own exit code (6, README "Exit codes"), not 0 and not a failed expectation (3).
+    assert_eq!(code, 6);
+    assert_eq!(report["passed"], Value::Bool(false));
+    assert_eq!(report["verdict"], "INTERRUPTED");
+    assert_eq!(report["runs"][0]["interrupted"], Value::Bool(true));
+    assert!(report["runs"][0]["grades"].as_array().unwrap().is_empty());
     assert!(
-        has_event(&report, &format!("docker start {replica}")),
+        has_event(&report, &format!("docker unpause {}", lab.leader)),
         "{:?}",
         events(&report)
     );
-    // Interrupted long before the 60 s hold was over.
-    assert!(interrupted.elapsed() < Duration::from_secs(60));
     all_back();
+}
+
+#[test]
+fn a_matrix_interrupted_mid_fault_saves_no_cell_and_says_so() {
+    let lab = LabTest::begin("a_matrix_interrupted_mid_fault_saves_no_cell_and_says_so");
+    let out = std::env::temp_dir().join(format!("plab-matrix-sigint-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let out_arg = out.display().to_string();
+    let (code, stderr) = interrupt_a_freeze(
+        &lab.leader,
+        &[
+            "matrix",
+            "--profiles",
+            "default",
+            "--scenarios",
+            "freeze-leader:40",
+            "--runs",
+            "1",
+            "--steady",
+            "0",
+            "--out",
+            &out_arg,
+        ],
+    );
+    assert_eq!(code, 6, "{stderr}");
+    assert!(stderr.contains("; not saved"), "{stderr}");
+    let cells = out.join("cells");
+    let saved: Vec<_> = walk(&cells);
+    assert!(saved.is_empty(), "cells saved: {saved:?}");
+    let _ = std::fs::remove_dir_all(&out);
+    all_back();
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files.extend(walk(&p));
+        } else {
+            files.push(p);
+        }
+    }
+    files
 }
 
 #[test]
@@ -280,6 +364,16 @@ fn crash_postgres_kills_only_the_postmaster_and_patroni_recovers() {
         "the crash is seen: {:?}",
         events(&report)
     );
+    // The crash is proven (the postmaster gone, then Patroni noticing it) before the cluster
+    // counts as whole again: "whole after 0.2 s" read before Patroni had looked is impossible.
+    let gone = event_at(&report, "'s postmaster (pid");
+    let noticed = event_at(&report, &format!("Patroni on {} noticed", lab.leader));
+    let whole = event_at(&report, "cluster whole again");
+    eprintln!("postmaster gone at {gone} us, noticed at {noticed} us, whole at {whole} us");
+    assert!(gone <= noticed && noticed < whole, "{:?}", events(&report));
+    let injected = event_at(&report, "inject crash-postgres");
+    let whole_ms = report["runs"][0]["whole_again_ms"].as_f64().unwrap();
+    assert!(whole_ms * 1000.0 >= (noticed - injected) as f64);
     all_back();
 }
 
@@ -427,9 +521,11 @@ fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
         !flags("pgbouncer").is_empty(),
         "the dead man's switch is armed"
     );
+    // The switch is derived from the pause's own limits (PAUSE_DEAD_MAN): it fires then.
+    let dead_man = patroni_lab_scenario::fault::PAUSE_DEAD_MAN;
     let (_, took) = wait_for(
         "the dead man's switches to fire",
-        Duration::from_secs(30),
+        dead_man + Duration::from_secs(15),
         || {
             let left = format!("{}{}", flags("pgbouncer"), flags("haproxy"));
             if left.trim().is_empty() {
@@ -440,7 +536,7 @@ fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
         },
     );
     eprintln!("fired {:?} after the runner was killed", killed.elapsed());
-    assert!(took <= Duration::from_secs(25));
+    assert!(took <= dead_man + Duration::from_secs(5));
     wait_for("a write through 6432", Duration::from_secs(10), || {
         write_through(6432)
     });
@@ -549,9 +645,10 @@ fn runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself() {
             .collect()
     };
     assert!(!flags().is_empty(), "the dead man's switch is armed");
+    let dead_man = patroni_lab_scenario::fault::PAUSE_DEAD_MAN;
     let (_, took) = wait_for(
         "the dead man's switch to fire",
-        Duration::from_secs(30),
+        dead_man + Duration::from_secs(15),
         || {
             let left = flags();
             if left.is_empty() {
@@ -561,7 +658,7 @@ fn runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself() {
             }
         },
     );
-    assert!(took <= Duration::from_secs(25));
+    assert!(took <= dead_man + Duration::from_secs(5));
     // And clients get through PgBouncer again.
     wait_for("a write through 6432", Duration::from_secs(10), || {
         write_through(6432)

@@ -201,7 +201,10 @@ impl Fault {
     /// the length of the switchover, so statement and connect time-outs shorter than that
     /// would turn the queueing into errors. Time-outs the user set stay. Returns what it
     /// changed, for the report (`None`: nothing).
-    pub fn adjust_probe(&self, probe: &mut patroni_lab_probe::settings::Settings) -> Option<String> {
+    pub fn adjust_probe(
+        &self,
+        probe: &mut patroni_lab_probe::settings::Settings,
+    ) -> Option<String> {
         if *self == Self::SwitchoverPaused {
             let floor = Duration::from_secs(15);
             let before = (probe.statement_timeout, probe.connect_timeout);
@@ -1112,7 +1115,11 @@ fn paused_switchover(
         let up_since = Instant::now();
         let up = loop {
             match cluster::haproxy_lines(lab) {
-                Ok(lines) if lines.iter().any(|(s, st)| s == replica && st.starts_with("UP")) => {
+                Ok(lines)
+                    if lines
+                        .iter()
+                        .any(|(s, st)| s == replica && st.starts_with("UP")) =>
+                {
                     break Ok(());
                 }
                 Ok(lines) if up_since.elapsed() >= Duration::from_secs(CHECK_UP_LIMIT_S) => {
@@ -1182,7 +1189,10 @@ mod tests {
         assert_eq!(w(Fault::FreezeLeader { secs: 40 }, fast), 30);
         assert_eq!(w(Fault::CrashPostgres, fast), 15);
         // A fault no setting bounds keeps its measured bound.
-        assert_eq!(w(Fault::Switchover, fast), w(Fault::Switchover, Timing::DEFAULT));
+        assert_eq!(
+            w(Fault::Switchover, fast),
+            w(Fault::Switchover, Timing::DEFAULT)
+        );
         let config = serde_json::json!({"ttl": 20, "loop_wait": 5, "retry_timeout": 3});
         assert_eq!(Timing::from_config(&config), Ok(fast));
         assert!(Timing::from_config(&serde_json::json!({})).is_err());

@@ -197,7 +197,8 @@ pub fn run_summary(run: &ScenarioRun) -> String {
         .sampling
         .iter()
         .map(|g| {
-            let ms = |v: Option<f64>| v.map_or("not measured".to_string(), |x| format!("{x:.0} ms"));
+            let ms =
+                |v: Option<f64>| v.map_or("not measured".to_string(), |x| format!("{x:.0} ms"));
             format!(
                 "{} {} samples, gap p99 {} max {}",
                 g.source,

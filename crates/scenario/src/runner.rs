@@ -443,6 +443,56 @@ mod tests {
     }
 
     #[test]
+    fn writes_by_counts_exactly_the_old_servers_acknowledged_writes_after_the_lock_moved() {
+        use patroni_lab_probe::classify::Outcome;
+        use patroni_lab_probe::record::{Attempt, Kind, ServerId};
+        let attempt = |seq: u64, end_ms: u64, addr: &str, outcome: Outcome, kind: Kind| Attempt {
+            client: 0,
+            seq,
+            kind,
+            start_us: end_ms * 1000 - 500,
+            end_us: end_ms * 1000,
+            outcome,
+            connected: false,
+            server: Some(ServerId {
+                addr: addr.into(),
+                timeline: Some(1),
+            }),
+            in_recovery: Some(false),
+            error: None,
+        };
+        let (old, new) = ("172.30.77.11", "172.30.77.12");
+        let history = [
+            attempt(1, 1000, old, Outcome::Ok, Kind::Write), // before the lock moved
+            attempt(2, 5000, old, Outcome::Ok, Kind::Write), // after: counted
+            attempt(3, 5100, old, Outcome::Ok, Kind::Write), // after: counted
+            attempt(4, 5200, old, Outcome::InDoubt, Kind::Write), // not acknowledged
+            attempt(5, 5300, old, Outcome::Ok, Kind::Read),  // not a write
+            attempt(6, 5400, new, Outcome::Ok, Kind::Write), // the new leader's
+            attempt(7, 9000, old, Outcome::Ok, Kind::Write), // past the window's end
+        ];
+        let path = std::env::temp_dir().join(format!(
+            "plab-writes-by-{}-{}.jsonl",
+            std::process::id(),
+            timeline::unix_us()
+        ));
+        let text: String = history
+            .iter()
+            .map(|a| serde_json::to_string(a).unwrap() + "\n")
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(writes_by(&path, old, 4_000_000, 8_000_000), Some(2));
+        assert_eq!(writes_by(&path, new, 4_000_000, 8_000_000), Some(1));
+        assert_eq!(writes_by(&path, old, 0, i64::MAX), Some(4));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            writes_by(&path, old, 0, i64::MAX),
+            None,
+            "no history: not counted, not 0"
+        );
+    }
+
+    #[test]
     fn a_picked_jitter_stays_below_its_bound_and_spreads_over_it() {
         let longest = Duration::from_secs(10);
         let picks: Vec<Duration> = (0..2000).map(|_| pick(longest)).collect();

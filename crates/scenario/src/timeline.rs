@@ -163,7 +163,11 @@ async fn blocking(read: impl FnOnce() -> String + Send + 'static) -> String {
 
 /// Records changes until `stop` turns true, each source on its own task: each member's role
 /// and state, the leader lock, and PgBouncer's target. Returns each source's sampling gaps.
-pub async fn poll_cluster(lab: Lab, timeline: Timeline, stop: watch::Receiver<bool>) -> Vec<Sampling> {
+pub async fn poll_cluster(
+    lab: Lab,
+    timeline: Timeline,
+    stop: watch::Receiver<bool>,
+) -> Vec<Sampling> {
     let mut tasks = Vec::new();
     for node in &lab.nodes {
         let (name, url) = (node.name.clone(), node.api_url.clone());
@@ -240,6 +244,9 @@ mod tests {
         assert_eq!(s.max_gap_ms, Some(1000.0));
         assert_eq!(s.p99_gap_ms, Some(1000.0));
         let one = Sampling::of("y".into(), &ends[..1]);
-        assert_eq!(one.max_gap_ms, None, "one sample has no gap: not measured, not 0");
+        assert_eq!(
+            one.max_gap_ms, None,
+            "one sample has no gap: not measured, not 0"
+        );
     }
 }
