@@ -16,3 +16,11 @@ pub fn random_u64() -> u64 {
     h.write_u64(0);
     h.finish()
 }
+
+/// The wall clock in microseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use patroni_lab_profile::profile::{self, Settings};
 use patroni_lab_scenario::cluster;
-use patroni_lab_scenario::fault::Fault;
+use patroni_lab_scenario::faults::Fault;
 use patroni_lab_scenario::lab::Lab;
 use patroni_lab_scenario::matrix::{self, Cell, Matrix};
 use patroni_lab_scenario::profiles;

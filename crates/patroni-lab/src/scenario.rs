@@ -11,7 +11,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use patroni_lab_probe::settings::{Settings, parse_duration};
 use patroni_lab_scenario::cluster;
-use patroni_lab_scenario::fault::{self, Fault};
+use patroni_lab_scenario::fault;
+use patroni_lab_scenario::faults::{self, Fault};
 use patroni_lab_scenario::grade::{Expectations, Overrides};
 use patroni_lab_scenario::lab::{Lab, Node};
 use patroni_lab_scenario::report::{self, ScenarioReport};
@@ -20,7 +21,11 @@ use patroni_lab_scenario::runner::{self, Jitter};
 #[derive(Subcommand)]
 pub enum ScenarioCommand {
     /// Every scenario, with what it does and what it expects.
-    List,
+    List {
+        /// As the Markdown table SCENARIOS.md holds (generated from the registry).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Run a scenario with the probe going through it, and grade what clients saw.
     Run(Box<RunArgs>),
     /// The paused switchover's dead man's switch (started by the runner, not by hand).
@@ -43,8 +48,8 @@ pub enum ScenarioCommand {
 pub struct RunArgs {
     /// The scenario (see `patroni-lab scenario list`).
     name: String,
-    /// How long faults that last are held (freeze-leader, etcd-loss, replica-loss), in seconds.
-    #[arg(long)]
+    /// How long a fault that lasts is held, in seconds (1 to 600).
+    #[arg(long, long_help = secs_help())]
     secs: Option<u64>,
     /// Runs of the scenario (1 to 100); the report gives min/median/p95/max across them.
     #[arg(long, default_value_t = 1)]
@@ -100,8 +105,13 @@ use crate::exit;
 
 pub fn run(cmd: ScenarioCommand) -> ExitCode {
     match cmd {
-        ScenarioCommand::List => {
-            say!("{}", list().trim_end_matches('\n'));
+        ScenarioCommand::List { markdown } => {
+            let text = if markdown {
+                faults::markdown_table()
+            } else {
+                list()
+            };
+            say!("{}", text.trim_end_matches('\n'));
             ExitCode::SUCCESS
         }
         ScenarioCommand::ResumeAfter {
@@ -117,7 +127,7 @@ pub fn run(cmd: ScenarioCommand) -> ExitCode {
                 user,
                 password: std::env::var("PGBOUNCER_ADMIN_PASSWORD").unwrap_or_default(),
             };
-            match fault::resume_after(Duration::from_secs(secs), &flag, &admin) {
+            match faults::resume_after(Duration::from_secs(secs), &flag, &admin) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("patroni-lab scenario resume-after: error: {e}");
@@ -137,35 +147,24 @@ pub fn run(cmd: ScenarioCommand) -> ExitCode {
 
 fn list() -> String {
     let mut out = String::new();
-    for f in fault::ALL {
-        let e = f.expectations();
-        let mut window = e
-            .max_window
-            .map_or("-".into(), |d| format!("window <= {} s", d.as_secs_f64()));
-        if let Some(d) = e.max_stall {
-            window.push_str(&format!(", stall <= {} s", d.as_secs_f64()));
-        }
-        // A bound a Patroni setting sets: say so (the run reads the live settings).
-        let other = fault::Timing {
-            ttl: 20,
-            loop_wait: 5,
-        };
-        if f.expectations_for(other).max_window != e.max_window {
-            window.push_str(" at ttl 30 / loop_wait 10 (a run uses the live ttl and loop_wait)");
-        }
+    for f in faults::all() {
         out.push_str(&format!(
-            "{:<18} {}\n{:<18} expects: {window}, lost 0, split brain 0, old leader's writes after losing the lock 0, whole again within {} s{}\n",
+            "{:<18} {}\n{:<18} expects: {}\n",
             f.name(),
             f.describe(),
             "",
-            e.whole_within.as_secs(),
-            match (e.max_failed, e.max_in_doubt) {
-                (Some(a), Some(b)) => format!(", failed <= {a}, in doubt <= {b}"),
-                _ => String::new(),
-            }
+            f.expects()
         ));
     }
     out
+}
+
+/// `--secs`'s long help, from the registry (the faults that last and their defaults).
+fn secs_help() -> String {
+    format!(
+        "How long a fault that lasts is held, in seconds (1 to 600). The faults that last, with their defaults: {}.",
+        faults::lasting_defaults()
+    )
 }
 
 struct Prepared {

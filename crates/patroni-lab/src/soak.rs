@@ -12,7 +12,7 @@ use patroni_lab_probe::html::{self, Marker};
 use patroni_lab_probe::settings::parse_duration;
 use patroni_lab_profile::profile::{self, Settings};
 use patroni_lab_scenario::cluster;
-use patroni_lab_scenario::fault::{self, Fault};
+use patroni_lab_scenario::faults::{self, Fault};
 use patroni_lab_scenario::lab::Lab;
 use patroni_lab_scenario::profiles;
 use patroni_lab_scenario::soak::{self, SoakEvent, SoakPlan, SoakReport};
@@ -72,7 +72,7 @@ fn check(args: &SoakArgs) -> Result<Checked, String> {
         ));
     }
     let faults = if args.faults.is_empty() {
-        fault::ALL.to_vec()
+        faults::all()
     } else {
         args.faults
             .iter()

@@ -176,6 +176,16 @@ fn scenario_list_names_every_fault_with_its_expectations() {
         .unwrap();
     assert!(out.status.success());
     let out = String::from_utf8_lossy(&out.stdout);
+    let faults = patroni_lab_scenario::faults::all();
+    for f in &faults {
+        assert!(
+            out.lines().any(|l| l.starts_with(f.name())),
+            "{} missing: {out}",
+            f.name()
+        );
+    }
+    assert_eq!(out.matches("expects:").count(), faults.len(), "{out}");
+    // The registry names the faults this lab has always had (a fault gone missing fails here).
     for name in [
         "switchover",
         "switchover-paused",
@@ -190,12 +200,47 @@ fn scenario_list_names_every_fault_with_its_expectations() {
         "pgbouncer-restart",
         "haproxy-restart",
     ] {
-        assert!(
-            out.lines().any(|l| l.starts_with(name)),
-            "{name} missing: {out}"
-        );
+        assert!(faults.iter().any(|f| f.name() == name), "{name} missing");
     }
-    assert_eq!(out.matches("expects:").count(), 12, "{out}");
+}
+
+#[test]
+fn scenarios_md_holds_the_table_the_registry_generates() {
+    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args(["scenario", "list", "--markdown"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8_lossy(&out.stdout);
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../SCENARIOS.md"),
+    )
+    .unwrap();
+    let start = "<!-- generated: patroni-lab scenario list --markdown -->\n";
+    let copy = doc
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once("<!-- end generated -->"))
+        .map(|(table, _)| table)
+        .expect("SCENARIOS.md has the generated table's markers");
+    assert_eq!(
+        copy, generated,
+        "SCENARIOS.md's table drifted: paste `patroni-lab scenario list --markdown` between the markers"
+    );
+    // The --secs help is generated too: every fault that lasts is named with its default.
+    let help = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args(["scenario", "run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for f in patroni_lab_scenario::faults::all() {
+        if let Some(secs) = f.secs() {
+            assert!(
+                help.contains(&format!("{} {secs} s", f.name())),
+                "--secs help misses {}: {help}",
+                f.name()
+            );
+        }
+    }
 }
 
 #[test]

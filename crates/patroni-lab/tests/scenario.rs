@@ -348,12 +348,8 @@ fn crash_postgres_kills_only_the_postmaster_and_patroni_recovers() {
     let (code, report, _) = scenario("crash-postgres", &[]);
     assert_eq!(code, 0);
     grades_all_pass(&report);
-    // Patroni itself stayed up: its REST API kept answering while PostgreSQL was down.
-    assert!(
-        !has_event(&report, &format!("{}: REST API not answering", lab.leader)),
-        "{:?}",
-        events(&report)
-    );
+    // Patroni itself stayed up: its own REST API said what happened to PostgreSQL (it may be
+    // slower than the sampler's 300 ms time-out while it queries a dead postmaster).
     // Seen as a leader state other than "running" (Patroni says crashed, stopped, starting or,
     // when it polls a dead postmaster, unknown — which one depends on when the poll lands).
     let leader_prefix = format!("{}: ", lab.leader);
@@ -368,6 +364,11 @@ fn crash_postgres_kills_only_the_postmaster_and_patroni_recovers() {
     // counts as whole again: "whole after 0.2 s" read before Patroni had looked is impossible.
     let gone = event_at(&report, "'s postmaster (pid");
     let noticed = event_at(&report, &format!("Patroni on {} noticed", lab.leader));
+    assert!(
+        !has_event(&report, "noticed: state unknown"),
+        "{:?}",
+        events(&report)
+    );
     let whole = event_at(&report, "cluster whole again");
     eprintln!("postmaster gone at {gone} us, noticed at {noticed} us, whole at {whole} us");
     assert!(gone <= noticed && noticed < whole, "{:?}", events(&report));
@@ -522,7 +523,7 @@ fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
         "the dead man's switch is armed"
     );
     // The switch is derived from the pause's own limits (PAUSE_DEAD_MAN): it fires then.
-    let dead_man = patroni_lab_scenario::fault::PAUSE_DEAD_MAN;
+    let dead_man = patroni_lab_scenario::faults::PAUSE_DEAD_MAN;
     let (_, took) = wait_for(
         "the dead man's switches to fire",
         dead_man + Duration::from_secs(15),
@@ -645,7 +646,7 @@ fn runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself() {
             .collect()
     };
     assert!(!flags().is_empty(), "the dead man's switch is armed");
-    let dead_man = patroni_lab_scenario::fault::PAUSE_DEAD_MAN;
+    let dead_man = patroni_lab_scenario::faults::PAUSE_DEAD_MAN;
     let (_, took) = wait_for(
         "the dead man's switch to fire",
         dead_man + Duration::from_secs(15),

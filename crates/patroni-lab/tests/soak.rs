@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Command;
 
-use patroni_lab_scenario::fault::Fault;
+use patroni_lab_scenario::faults::Fault;
 use patroni_lab_scenario::lab::Lab;
 use patroni_lab_scenario::soak;
 use serde_json::Value;
@@ -43,11 +43,8 @@ fn a_short_seeded_soak_runs_its_schedule_loses_nothing_and_leaves_nothing() {
     let wanted: Vec<&str> = soak::schedule(
         11,
         3,
-        &[
-            Fault::Switchover,
-            Fault::RestartLeader,
-            Fault::PgbouncerRestart,
-        ],
+        &["switchover", "restart-leader", "pgbouncer-restart"]
+            .map(|n| Fault::parse(n, None).unwrap()),
     )
     .iter()
     .map(|p| p.fault.name())

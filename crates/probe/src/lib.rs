@@ -11,6 +11,7 @@ pub mod classify;
 pub mod history;
 pub mod html;
 pub mod lost;
+pub mod model;
 pub mod percentile;
 pub mod record;
 pub mod report;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::analysis::Second;
+use crate::model::Second;
 use crate::percentile::Latencies;
 
 /// How long after a second has passed its latencies are still taken: the history is written

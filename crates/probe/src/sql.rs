@@ -2,7 +2,7 @@
 //! transaction returns to say which server (address and timeline) answered it.
 
 use crate::record::ServerId;
-use crate::workload::unix_us;
+use patroni_lab_common::unix_us;
 
 /// The probe's table: one row per write, keyed by run, client and sequence number.
 pub fn table_ddl(table: &str) -> String {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::analysis::{Window, ms};
+use crate::model::{Window, ms};
 
 /// Merges per-client windows into all-clients windows (the union of their spans).
 pub(crate) fn merge(client_windows: &[Window]) -> Vec<Window> {

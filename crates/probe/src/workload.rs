@@ -6,7 +6,7 @@ use std::io::BufWriter;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use patroni_lab_common::pg::query_rows;
 use patroni_lab_common::pg::{ConnectError, connect_within};
@@ -130,13 +130,6 @@ pub async fn connect(config: &Config, limit: Duration) -> Result<Session, Failur
         Err(ConnectError::Failed(e)) => Err(classify::classify(&e, Phase::Connect)),
         Err(ConnectError::TimedOut(limit)) => Err(classify::timed_out(Phase::Connect, limit)),
     }
-}
-
-pub(crate) fn unix_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// A tiny deterministic generator for the read/write mix (no dependency needed).
@@ -371,7 +364,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<RunOutput, ProbeError> {
     let mut config = connect_config(settings)?;
-    let run_id = new_run_id(unix_us());
+    let run_id = new_run_id(patroni_lab_common::unix_us());
     let application_name = run_application_name(&config, &run_id);
     config.application_name(&application_name);
     // The history file first: a bad path fails before anything connects.
@@ -394,7 +387,7 @@ pub async fn run(
     };
     // The run's clock starts here, after prepare(): the wall clock and the monotonic clock read
     // together, so `started_unix_us + t` is the wall time of any offset t in the history.
-    let (start, started_unix_us) = (Instant::now(), unix_us());
+    let (start, started_unix_us) = (Instant::now(), patroni_lab_common::unix_us());
     let shared = Arc::new(Shared {
         settings: settings.clone(),
         config,

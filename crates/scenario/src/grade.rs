@@ -38,6 +38,51 @@ pub struct Overrides {
 }
 
 impl Expectations {
+    /// What every fault expects unless it says more: nothing lost, no split brain, no write
+    /// by an old leader after it lost the lock (a fault that never moves the lock passes that
+    /// as "lock kept"), whole again within 90 s; no bound on window, stall, failed, in doubt.
+    pub fn base() -> Self {
+        Self {
+            max_window: None,
+            max_stall: None,
+            max_failed: None,
+            max_in_doubt: None,
+            max_lost: Some(0),
+            max_split_brain: Some(0),
+            max_old_leader_writes: Some(0),
+            whole_within: Duration::from_secs(90),
+        }
+    }
+
+    /// In one line: "window <= 6 s, stall <= 4 s, failed <= 0, in doubt <= 0, lost 0, ...".
+    pub fn summary(&self) -> String {
+        let secs = |d: Duration| format!("{} s", d.as_secs_f64());
+        let mut parts = Vec::new();
+        if let Some(d) = self.max_window {
+            parts.push(format!("window <= {}", secs(d)));
+        }
+        if let Some(d) = self.max_stall {
+            parts.push(format!("stall <= {}", secs(d)));
+        }
+        if let Some(n) = self.max_failed {
+            parts.push(format!("failed <= {n}"));
+        }
+        if let Some(n) = self.max_in_doubt {
+            parts.push(format!("in doubt <= {n}"));
+        }
+        if let Some(n) = self.max_lost {
+            parts.push(format!("lost <= {n}"));
+        }
+        if let Some(n) = self.max_split_brain {
+            parts.push(format!("split brain <= {n}"));
+        }
+        if let Some(n) = self.max_old_leader_writes {
+            parts.push(format!("old leader's writes after losing the lock <= {n}"));
+        }
+        parts.push(format!("whole again within {}", secs(self.whole_within)));
+        parts.join(", ")
+    }
+
     /// These expectations with the user's overrides in place.
     pub fn with(mut self, o: &Overrides) -> Self {
         self.max_window = o.max_window.or(self.max_window);

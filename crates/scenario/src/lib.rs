@@ -9,6 +9,7 @@
 
 pub mod cluster;
 pub mod fault;
+pub mod faults;
 pub mod grade;
 pub mod guard;
 pub mod lab;

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use patroni_lab_probe::html::{self, Marker, escape};
 use serde::Serialize;
 
-use crate::fault::Fault;
+use crate::faults::Fault;
 use crate::grade::Expectations;
 use crate::runner::ScenarioRun;
 

@@ -11,7 +11,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::cluster;
-use crate::fault::{Fault, FaultError};
+use crate::fault::FaultError;
+use crate::faults::Fault;
 use crate::grade::{self, Expectations, Grade, OldLeaderWrites};
 use crate::lab::Lab;
 use crate::timeline::{self, Event, Source, Timeline};
@@ -196,7 +197,7 @@ pub(crate) fn start_probe(
     let history = std::env::temp_dir().join(format!(
         "patroni-lab-{tag}-{}-{}.jsonl",
         std::process::id(),
-        timeline::unix_us()
+        patroni_lab_common::unix_us()
     ));
     settings.history_path = Some(history.clone());
     let (stop, stop_rx) = watch::channel(false);
@@ -474,7 +475,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!(
             "plab-writes-by-{}-{}.jsonl",
             std::process::id(),
-            timeline::unix_us()
+            patroni_lab_common::unix_us()
         ));
         let text: String = history
             .iter()

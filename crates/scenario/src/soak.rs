@@ -13,8 +13,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::cluster;
-use crate::fault::Fault;
 use crate::fault::FaultError;
+use crate::faults::Fault;
 use crate::guard;
 use crate::lab::{Lab, docker};
 use crate::runner::{lock_left_after, run_fault, sleep_unless, start_probe, writes_by};
@@ -235,7 +235,7 @@ pub async fn run(
                 break;
             }
         };
-        let injected_unix = timeline::unix_us();
+        let injected_unix = patroni_lab_common::unix_us();
         let injected = Instant::now();
         timeline.record(
             Source::Fault,
@@ -246,7 +246,7 @@ pub async fn run(
             ),
         );
         // The leader's address as the probe records servers (its container's address).
-        let leader_addr = crate::fault::container_ip(&leader).ok();
+        let leader_addr = crate::fault::steps::container_ip(&leader).ok();
         let fault_error = match run_fault(planned.fault, lab, &leader, &timeline, &stop).await {
             Ok(()) | Err(FaultError::Interrupted(_)) => None,
             Err(e) => Some(e.to_string()),
@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
-        let faults = crate::fault::ALL;
+        let faults = &crate::faults::all();
         let a = schedule(7, 50, faults);
         assert_eq!(a, schedule(7, 50, faults));
         assert_ne!(a, schedule(8, 50, faults));
@@ -472,7 +472,7 @@ mod tests {
 
     #[test]
     fn fifty_events_draw_on_most_of_the_vocabulary() {
-        let faults = crate::fault::ALL;
+        let faults = &crate::faults::all();
         for seed in 0..20 {
             let drawn: std::collections::HashSet<&str> = schedule(seed, 50, faults)
                 .iter()

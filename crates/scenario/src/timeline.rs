@@ -7,7 +7,7 @@
 //! start is known.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -34,13 +34,6 @@ pub struct Event {
     pub what: String,
 }
 
-pub fn unix_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
 /// The events of one run, shared by the runner and the poller.
 #[derive(Debug, Clone, Default)]
 pub struct Timeline(Arc<Mutex<Vec<Event>>>);
@@ -48,7 +41,7 @@ pub struct Timeline(Arc<Mutex<Vec<Event>>>);
 impl Timeline {
     pub fn record(&self, source: Source, what: impl Into<String>) {
         let e = Event {
-            unix_us: unix_us(),
+            unix_us: patroni_lab_common::unix_us(),
             at_us: 0,
             source,
             what: what.into(),
@@ -109,7 +102,10 @@ impl Sampling {
 fn node_view(api_url: &str) -> String {
     let answer = patroni_lab_common::patroni::get(api_url, "/patroni", SAMPLE_TIMEOUT);
     let Ok((_, body)) = answer else {
-        return "REST API not answering".into();
+        return format!(
+            "REST API not answering within {} ms",
+            SAMPLE_TIMEOUT.as_millis()
+        );
     };
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     let text = |k: &str| v[k].as_str().unwrap_or("?").to_string();

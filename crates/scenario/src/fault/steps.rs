@@ -1,0 +1,334 @@
+//! The building blocks faults are made of, each written once: docker steps and their undo
+//! guards, the hold that a signal cuts short, and the proofs that a fault took effect
+//! (a container's state, a new start time, a port that refuses, the leader key moving).
+
+use std::time::{Duration, Instant};
+
+use crate::cluster;
+use crate::fault::{Ctx, FaultError};
+use crate::guard::{Guard, Undo};
+use crate::lab::{self, Lab, docker};
+use crate::timeline::{Source, Timeline};
+
+pub fn err(e: impl ToString) -> FaultError {
+    FaultError::Step(e.to_string())
+}
+
+pub fn docker_undo(args: &[&str]) -> Undo {
+    let owned: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    Undo::new(format!("docker {}", args.join(" ")), move || {
+        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+        docker(&refs).map(|_| ()).map_err(|e| e.to_string())
+    })
+}
+
+/// A container's address on the lab network.
+pub fn container_ip(name: &str) -> Result<String, FaultError> {
+    let ip = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        name,
+    ])
+    .map_err(err)?;
+    if ip.is_empty() {
+        Err(FaultError::Step(format!(
+            "{name} has no address (is it running?)"
+        )))
+    } else {
+        Ok(ip)
+    }
+}
+
+/// A guard that starts `container` again (a no-op when it runs).
+pub fn start_again(container: &str) -> Guard {
+    Guard::arm(docker_undo(&["start", container]))
+}
+
+/// Holds a fault for `d`; a signal (`stopped`) cuts it short, which is an
+/// [`FaultError::Interrupted`]: the fault did not last as planned.
+pub fn hold(d: Duration, stopped: &dyn Fn() -> bool) -> Result<(), FaultError> {
+    let start = Instant::now();
+    let end = start + d;
+    while Instant::now() < end {
+        if stopped() {
+            return Err(FaultError::Interrupted(format!(
+                "{:.1} s into a hold of {} s",
+                start.elapsed().as_secs_f64(),
+                d.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100).min(end - Instant::now()));
+    }
+    Ok(())
+}
+
+/// How long a fault's effect may take to show (a container's state, a refused port, a new
+/// postmaster after `POST /restart` returned): seconds at most, measured well under 1 s.
+pub const PROOF_LIMIT: Duration = Duration::from_secs(10);
+/// How long Patroni may take to notice a crashed postmaster: its next loop, at most loop_wait
+/// (10 s by default, 14 s in the profiles here) plus a REST time-out or two.
+pub const NOTICE_LIMIT: Duration = Duration::from_secs(30);
+/// etcd's client port and Patroni's REST port inside the lab network.
+pub const ETCD_PORT: u16 = lab::ETCD_CLIENT_PORT;
+pub const REST_PORT: u16 = 8008;
+
+/// Polls `check` until it sees the fault's effect (recorded as "proof: ..."), for at most
+/// `limit`; else the fault is [`FaultError::Unproven`].
+pub fn prove(
+    timeline: &Timeline,
+    what: &str,
+    limit: Duration,
+    stopped: &dyn Fn() -> bool,
+    check: impl Fn() -> Result<String, String>,
+) -> Result<(), FaultError> {
+    let start = Instant::now();
+    loop {
+        let last = match check() {
+            Ok(seen) => {
+                timeline.record(Source::Fault, format!("proof: {seen}"));
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if stopped() {
+            return Err(FaultError::Interrupted(format!("while waiting for {what}")));
+        }
+        if start.elapsed() >= limit {
+            return Err(FaultError::Unproven(format!(
+                "{what} not seen within {} s ({last})",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A container's state as Docker has it (`running`, `paused`, `exited`, ...).
+pub fn container_status(name: &str) -> Result<String, String> {
+    docker(&["inspect", "-f", "{{.State.Status}}", name])
+        .map(|s| s.trim().to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Proves Docker has `container` in a state `wanted` accepts.
+pub fn prove_status(
+    timeline: &Timeline,
+    container: &str,
+    wanted: impl Fn(&str) -> bool,
+    stopped: &dyn Fn() -> bool,
+) -> Result<(), FaultError> {
+    prove(
+        timeline,
+        &format!("{container}'s state"),
+        PROOF_LIMIT,
+        stopped,
+        || {
+            let status = container_status(container)?;
+            if wanted(&status) {
+                Ok(format!("{container} is {status} (docker inspect)"))
+            } else {
+                Err(format!("{container} is {status}"))
+            }
+        },
+    )
+}
+
+/// When Docker last started `container`.
+pub fn started_at(container: &str) -> Result<String, FaultError> {
+    docker(&["inspect", "-f", "{{.State.StartedAt}}", container])
+        .map(|s| s.trim().to_string())
+        .map_err(err)
+}
+
+/// The postmaster start time a member's Patroni reports.
+pub fn postmaster_start(api_url: &str) -> Result<String, FaultError> {
+    let me = cluster::member_status(api_url).map_err(FaultError::Step)?;
+    me["postmaster_start_time"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| FaultError::Step(format!("{api_url}/patroni has no postmaster_start_time")))
+}
+
+/// Proves another member than `old` holds the leader key.
+pub fn prove_new_holder(
+    lab: &Lab,
+    old: &str,
+    timeline: &Timeline,
+    stopped: &dyn Fn() -> bool,
+) -> Result<(), FaultError> {
+    prove(
+        timeline,
+        "the leader key moving",
+        PROOF_LIMIT,
+        stopped,
+        || match cluster::lock_holder(lab)? {
+            Some(h) if h != old => Ok(format!("the leader key is held by {h}")),
+            Some(h) => Err(format!("the leader key is still held by {h}")),
+            None => Err("the leader key is free".into()),
+        },
+    )
+}
+
+/// Whether the TCP port at `url` (`http://host:port`) refuses a connection.
+pub fn refuses(url: &str) -> Result<String, String> {
+    use std::net::ToSocketAddrs;
+    let host_port = url.trim_start_matches("http://").trim_end_matches('/');
+    let addr = host_port
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| format!("{host_port} has no address"))?;
+    match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+        Ok(_) => Err(format!("{host_port} still accepts connections")),
+        Err(e) => Ok(format!("etcd's client port {host_port} refuses: {e}")),
+    }
+}
+
+/// From inside `container`, tries a TCP connect (1 s) to each target; proof when none answers.
+pub fn unreachable_from(container: &str, targets: &[(String, u16)]) -> Result<String, String> {
+    let list = targets
+        .iter()
+        .map(|(ip, port)| format!("('{ip}',{port})"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let script = format!(
+        "import socket\nfor a in [{list}]:\n    try:\n        socket.create_connection(a, 1).close(); print('%s:%d' % a)\n    except OSError:\n        pass\n"
+    );
+    let reached =
+        docker(&["exec", container, "python3", "-c", &script]).map_err(|e| e.to_string())?;
+    if reached.trim().is_empty() {
+        let all: Vec<String> = targets.iter().map(|(ip, p)| format!("{ip}:{p}")).collect();
+        Ok(format!(
+            "from {container}, {} do not answer",
+            all.join(", ")
+        ))
+    } else {
+        Err(format!(
+            "from {container}, {} still answer",
+            reached.split_whitespace().collect::<Vec<_>>().join(", ")
+        ))
+    }
+}
+
+/// Waits until a member other than `old` holds the leader lock and runs.
+pub fn wait_new_leader(
+    lab: &Lab,
+    old: &str,
+    limit: Duration,
+    stopped: &dyn Fn() -> bool,
+) -> Result<String, FaultError> {
+    let start = Instant::now();
+    loop {
+        if stopped() {
+            return Err(FaultError::Interrupted(
+                "while waiting for a new leader".into(),
+            ));
+        }
+        if let Ok(l) = cluster::leader(lab) {
+            if l != old {
+                return Ok(l);
+            }
+        }
+        if start.elapsed() >= limit {
+            return Err(FaultError::Step(format!(
+                "no other member took the lead within {} s",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Runs `docker <args>` as a fault step.
+pub fn d(args: &[&str]) -> Result<(), FaultError> {
+    docker(args).map(|_| ()).map_err(err)
+}
+
+/// A fault on one container that lasts: `docker <verb> container`, proven by its state
+/// (`proven`), held for the fault's duration, then undone by `undo` (armed before the step).
+pub fn hold_container(
+    ctx: &Ctx,
+    container: &str,
+    verb: &str,
+    undo: Guard,
+    proven: impl Fn(&str) -> bool,
+) -> Result<(), FaultError> {
+    ctx.step(format!("docker {verb} {container}"));
+    let done = d(&[verb, container])
+        .and_then(|_| prove_status(ctx.timeline, container, proven, ctx.stopped))
+        .and_then(|_| hold(ctx.duration(), ctx.stopped));
+    ctx.step(undo.what().to_string());
+    undo.undo().map_err(FaultError::Step)?;
+    done
+}
+
+/// The leader's container taken down (`docker stop` or `docker kill -s KILL`), proven not
+/// running, started again once another member leads.
+pub fn leader_down(ctx: &Ctx, args: &[&str], what: &str) -> Result<(), FaultError> {
+    let guard = start_again(ctx.leader);
+    ctx.step(what.to_string());
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(ctx.leader);
+    d(&all)?;
+    prove_status(ctx.timeline, ctx.leader, |s| s != "running", ctx.stopped)?;
+    wait_new_leader(ctx.lab, ctx.leader, Duration::from_secs(120), ctx.stopped)?;
+    ctx.step(guard.what().to_string());
+    guard.undo().map_err(FaultError::Step)
+}
+
+/// `docker restart` of a service, proven by a new container start time.
+pub fn restart_service(ctx: &Ctx, name: &str) -> Result<(), FaultError> {
+    let guard = start_again(name);
+    let before = started_at(name)?;
+    ctx.step(format!("docker restart {name}"));
+    d(&["restart", name])?;
+    ctx.step(format!("{name} restarted"));
+    drop(guard);
+    let now = started_at(name)?;
+    if now == before {
+        return Err(FaultError::Unproven(format!(
+            "{name} still has the start time {before}"
+        )));
+    }
+    ctx.step(format!(
+        "proof: {name} started anew at {now} (was {before})"
+    ));
+    Ok(())
+}
+
+/// `POST {path}` with `body` to the leader's REST API (authenticated); its answer when 200.
+pub fn post_to_leader(
+    ctx: &Ctx,
+    path: &str,
+    body: &str,
+    limit: Duration,
+) -> Result<String, FaultError> {
+    let node = ctx
+        .lab
+        .node(ctx.leader)
+        .ok_or_else(|| FaultError::Step(format!("no REST API for {}", ctx.leader)))?;
+    let (status, reply) = patroni_lab_common::patroni::send_json(
+        &node.api_url,
+        "POST",
+        path,
+        body,
+        Some(&ctx.lab.auth),
+        limit,
+    )
+    .map_err(err)?;
+    if status != 200 {
+        return Err(FaultError::Step(format!(
+            "POST {path} answered {status}: {}",
+            reply.trim()
+        )));
+    }
+    Ok(reply.trim().to_string())
+}
+
+/// The REST API URL of `member`.
+pub fn api_url<'a>(lab: &'a Lab, member: &str) -> Result<&'a str, FaultError> {
+    lab.node(member)
+        .map(|n| n.api_url.as_str())
+        .ok_or_else(|| FaultError::Step(format!("no REST API for {member}")))
+}

@@ -1,0 +1,279 @@
+//! The faults, one file each, and the registry: one line per fault. Everything that lists
+//! faults (`scenario list`, the `--secs` help, SCENARIOS.md's table, the CLI test) reads it,
+//! and [`Fault`] (a kind and, for a fault that lasts, its seconds) is what the runner, the
+//! matrix and the soak pass around. Adding a fault: a file here implementing
+//! [`crate::fault::FaultKind`], its line below, and its test.
+
+use serde::{Serialize, Serializer};
+
+use crate::fault::{FaultError, FaultKind, Needs, Timing};
+use crate::grade::Expectations;
+use crate::lab::Lab;
+use crate::timeline::Timeline;
+
+macro_rules! registry {
+    ($($file:ident :: $kind:ident),* $(,)?) => {
+        $(mod $file;)*
+        /// Every fault, in the order `scenario list` shows them.
+        pub static REGISTRY: &[&dyn FaultKind] = &[$(&$file::$kind),*];
+    };
+}
+
+registry! {
+    switchover::Switchover,
+    switchover_paused::SwitchoverPaused,
+    restart_leader::RestartLeader,
+    stop_leader::StopLeader,
+    kill_leader::KillLeader,
+    crash_postgres::CrashPostgres,
+    freeze_leader::FreezeLeader,
+    partition_leader::PartitionLeader,
+    etcd_loss::EtcdLoss,
+    replica_loss::ReplicaLoss,
+    pgbouncer_restart::PgbouncerRestart,
+    haproxy_restart::HaproxyRestart,
+}
+
+pub use switchover_paused::{PAUSE_DEAD_MAN, resume_after};
+
+/// A fault as the runner uses it: its kind, and its seconds for a fault that lasts.
+#[derive(Clone, Copy)]
+pub struct Fault {
+    kind: &'static dyn FaultKind,
+    secs: Option<u64>,
+}
+
+impl PartialEq for Fault {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name() && self.secs == other.secs
+    }
+}
+impl Eq for Fault {}
+
+impl std::fmt::Debug for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.secs {
+            Some(s) => write!(f, "{}:{s}", self.name()),
+            None => f.write_str(self.name()),
+        }
+    }
+}
+
+/// As before the registry: `{"fault": "freeze-leader", "secs": 40}` or `{"fault": "switchover"}`.
+impl Serialize for Fault {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("fault", self.name())?;
+        if let Some(secs) = self.secs {
+            m.serialize_entry("secs", &secs)?;
+        }
+        m.end()
+    }
+}
+
+/// Every fault with its default duration, in the registry's order.
+pub fn all() -> Vec<Fault> {
+    REGISTRY
+        .iter()
+        .map(|k| Fault {
+            kind: *k,
+            secs: k.default_secs(),
+        })
+        .collect()
+}
+
+impl Fault {
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// The fault named `name`, with `secs` for the faults that last (their default otherwise).
+    pub fn parse(name: &str, secs: Option<u64>) -> Result<Self, FaultError> {
+        let kind = *REGISTRY
+            .iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| FaultError::Unknown(name.to_string()))?;
+        let default = kind.default_secs();
+        Ok(Self {
+            kind,
+            secs: default.map(|d| secs.unwrap_or(d)),
+        })
+    }
+
+    /// How long the fault lasts, for the faults that last.
+    pub fn secs(&self) -> Option<u64> {
+        self.secs
+    }
+
+    /// What it does, in one line.
+    pub fn describe(&self) -> String {
+        self.kind.describe(self.secs)
+    }
+
+    /// Whether it acts on the lab's containers (refused against a cluster given by URLs).
+    pub fn needs_containers(&self) -> bool {
+        self.kind.needs() == Needs::Containers
+    }
+
+    /// Whether it needs PgBouncer's admin console (given with `--pgbouncer` outside the lab).
+    pub fn needs_pgbouncer(&self) -> bool {
+        self.kind.needs() == Needs::PgbouncerAdmin
+    }
+
+    /// Client settings the scenario needs; returns what it changed (`None`: nothing).
+    pub fn adjust_probe(
+        &self,
+        probe: &mut patroni_lab_probe::settings::Settings,
+    ) -> Option<String> {
+        self.kind.adjust_probe(probe)
+    }
+
+    /// How a live setting sets the window's bound, when one does ("ttl + 15 s").
+    pub fn bound_rule(&self) -> Option<&'static str> {
+        self.kind.bound_rule()
+    }
+
+    /// What it expects under the default timing, in one line, with the rule that makes a bound
+    /// follow the live settings.
+    pub fn expects(&self) -> String {
+        let e = self.expectations().summary();
+        match self.bound_rule() {
+            Some(rule) => e.replacen(
+                ", ",
+                &format!(" (window bound: {rule}, from the live settings), "),
+                1,
+            ),
+            None => e,
+        }
+    }
+
+    /// What clients should see under the default timing (ttl 30 s, loop_wait 10 s).
+    pub fn expectations(&self) -> Expectations {
+        self.expectations_for(Timing::DEFAULT)
+    }
+
+    /// What clients should see under the live `timing`. Flags override each.
+    pub fn expectations_for(&self, timing: Timing) -> Expectations {
+        self.kind.expectations(self.secs, timing)
+    }
+
+    /// Injects the fault, proves it, holds it, and undoes it, recording each step. Blocking;
+    /// `stopped` cuts a hold or a wait short (the undo still runs).
+    pub fn run(
+        &self,
+        lab: &Lab,
+        leader: &str,
+        timeline: &Timeline,
+        stopped: &dyn Fn() -> bool,
+    ) -> Result<(), FaultError> {
+        let replica = lab
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .find(|n| *n != leader)
+            .ok_or_else(|| FaultError::Step("no replica to fail over to".into()))?
+            .to_string();
+        self.kind.run(&crate::fault::Ctx {
+            lab,
+            leader,
+            replica,
+            timeline,
+            secs: self.secs,
+            stopped,
+        })
+    }
+}
+
+/// The scenarios as a Markdown table (SCENARIOS.md's, generated: a test fails when it drifts).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| scenario | what it does | expected (at ttl 30 / loop_wait 10) |\n|---|---|---|\n",
+    );
+    for f in all() {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            f.name(),
+            f.describe(),
+            f.expects()
+        ));
+    }
+    out
+}
+
+/// The faults that last, with their defaults, for the `--secs` help.
+pub fn lasting_defaults() -> String {
+    all()
+        .iter()
+        .filter_map(|f| f.secs().map(|s| format!("{} {s} s", f.name())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_has_a_unique_name_that_parses_back() {
+        for f in all() {
+            assert_eq!(Fault::parse(f.name(), None).unwrap(), f);
+            assert!(!f.describe().is_empty());
+            assert_eq!(all().iter().filter(|g| g.name() == f.name()).count(), 1);
+        }
+        let freeze = Fault::parse("freeze-leader", Some(8)).unwrap();
+        assert_eq!(freeze.secs(), Some(8));
+        assert_eq!(
+            serde_json::to_value(freeze).unwrap(),
+            serde_json::json!({"fault": "freeze-leader", "secs": 8})
+        );
+        assert_eq!(
+            serde_json::to_value(Fault::parse("switchover", Some(8)).unwrap()).unwrap(),
+            serde_json::json!({"fault": "switchover"}),
+            "a fault that does not last takes no seconds"
+        );
+        assert_eq!(
+            Fault::parse("nope", None).unwrap_err().to_string(),
+            "unknown scenario 'nope': `patroni-lab scenario list` shows them"
+        );
+    }
+
+    #[test]
+    fn every_fault_expects_no_loss_and_no_split_brain() {
+        for f in all() {
+            let e = f.expectations();
+            assert_eq!(e.max_lost, Some(0), "{}", f.name());
+            assert_eq!(e.max_split_brain, Some(0), "{}", f.name());
+            assert_eq!(e.max_old_leader_writes, Some(0), "{}", f.name());
+            assert!(e.max_window.is_some(), "{}", f.name());
+        }
+    }
+
+    #[test]
+    fn ttl_bound_faults_are_graded_against_the_live_ttl() {
+        let fast = Timing {
+            ttl: 20,
+            loop_wait: 5,
+        };
+        let w = |name: &str, secs: Option<u64>, t: Timing| {
+            Fault::parse(name, secs)
+                .unwrap()
+                .expectations_for(t)
+                .max_window
+                .unwrap()
+                .as_secs()
+        };
+        assert_eq!(w("kill-leader", None, Timing::DEFAULT), 45);
+        assert_eq!(w("kill-leader", None, fast), 35);
+        assert_eq!(w("freeze-leader", Some(40), fast), 30);
+        assert_eq!(w("crash-postgres", None, fast), 15);
+        // A fault no setting bounds keeps its measured bound.
+        assert_eq!(
+            w("switchover", None, fast),
+            w("switchover", None, Timing::DEFAULT)
+        );
+        let config = serde_json::json!({"ttl": 20, "loop_wait": 5, "retry_timeout": 3});
+        assert_eq!(Timing::from_config(&config), Ok(fast));
+        assert!(Timing::from_config(&serde_json::json!({})).is_err());
+    }
+}

@@ -1,0 +1,31 @@
+//! `pgbouncer-restart`: PgBouncer restarted (`docker restart`), proven by a new start time.
+
+use std::time::Duration;
+
+use crate::fault::steps::restart_service;
+use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::grade::Expectations;
+use crate::lab;
+
+pub struct PgbouncerRestart;
+
+impl FaultKind for PgbouncerRestart {
+    fn name(&self) -> &'static str {
+        "pgbouncer-restart"
+    }
+    fn describe(&self, _: Option<u64>) -> String {
+        "docker restart of PgBouncer".into()
+    }
+    fn needs(&self) -> Needs {
+        Needs::Containers
+    }
+    fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
+        Expectations {
+            max_window: Some(Duration::from_secs(10)),
+            ..Expectations::base()
+        }
+    }
+    fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
+        restart_service(ctx, lab::PGBOUNCER)
+    }
+}

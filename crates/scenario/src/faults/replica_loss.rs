@@ -1,0 +1,40 @@
+//! `replica-loss`: the replica's container stopped for N s, then started.
+
+use std::time::Duration;
+
+use crate::fault::steps::{hold_container, start_again};
+use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::grade::Expectations;
+
+pub struct ReplicaLoss;
+
+impl FaultKind for ReplicaLoss {
+    fn name(&self) -> &'static str {
+        "replica-loss"
+    }
+    fn describe(&self, secs: Option<u64>) -> String {
+        format!(
+            "docker stop of the replica for {} s, then started",
+            secs.unwrap_or_default()
+        )
+    }
+    fn default_secs(&self) -> Option<u64> {
+        Some(10)
+    }
+    fn needs(&self) -> Needs {
+        Needs::Containers
+    }
+    /// Asynchronous replication: clients of the primary do not notice.
+    fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
+        Expectations {
+            max_window: Some(Duration::from_secs(1)),
+            max_failed: Some(0),
+            max_in_doubt: Some(0),
+            ..Expectations::base()
+        }
+    }
+    fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
+        let undo = start_again(&ctx.replica);
+        hold_container(ctx, &ctx.replica, "stop", undo, |s| s != "running")
+    }
+}
