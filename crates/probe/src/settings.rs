@@ -58,6 +58,19 @@ pub struct Settings {
     pub history_path: Option<PathBuf>,
     /// Table the writes go to.
     pub table: String,
+    /// Clients kept on one fixed server besides the others (e.g. a leader's own address, so
+    /// its writes are seen after it lost the lock); `None`: every client uses the endpoint.
+    pub pinned: Option<Pinned>,
+}
+
+/// Clients that always connect to one server, numbered after the endpoint's clients.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pinned {
+    #[serde(skip)]
+    pub conninfo: String,
+    /// The server as reports show it (no password).
+    pub endpoint: String,
+    pub clients: u32,
 }
 
 /// Every default, said once: the command line shows these (clap `default_value`) and
@@ -198,6 +211,7 @@ impl Settings {
             live: false,
             history_path: None,
             table: defaults::TABLE.into(),
+            pinned: None,
         }
     }
 }

@@ -147,6 +147,8 @@ impl Mix {
 struct Shared {
     settings: Settings,
     config: Config,
+    /// The pinned clients' server (clients numbered from `settings.clients` on).
+    pinned: Option<Config>,
     run_id: String,
     start: Instant,
     /// Time between two transactions of one client, when a rate is set.
@@ -265,7 +267,11 @@ async fn client_loop(
         };
         if conn.is_none() || s.mode == Mode::PerTransaction {
             attempt.connected = true;
-            match connect(&shared.config, s.connect_timeout).await {
+            let config = match &shared.pinned {
+                Some(pinned) if id >= s.clients => pinned,
+                _ => &shared.config,
+            };
+            match connect(config, s.connect_timeout).await {
                 Ok(session) => conn = Some(session),
                 Err(failure) => {
                     conn = None;
@@ -388,9 +394,21 @@ pub async fn run(
     // The run's clock starts here, after prepare(): the wall clock and the monotonic clock read
     // together, so `started_unix_us + t` is the wall time of any offset t in the history.
     let (start, started_unix_us) = (Instant::now(), patroni_lab_common::unix_us());
+    let pinned = match &settings.pinned {
+        Some(p) => {
+            let mut c = connect_config(&Settings {
+                conninfo: p.conninfo.clone(),
+                ..settings.clone()
+            })?;
+            c.application_name(&application_name);
+            Some(c)
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         settings: settings.clone(),
         config,
+        pinned,
         run_id: run_id.clone(),
         start,
         interval: settings
@@ -400,7 +418,8 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (tx, rx) = mpsc::channel(10_000);
     let collector = tokio::spawn(collect(rx, BufWriter::new(file), settings.live, start));
-    let clients: Vec<_> = (0..settings.clients)
+    let pinned_clients = settings.pinned.as_ref().map_or(0, |p| p.clients);
+    let clients: Vec<_> = (0..settings.clients + pinned_clients)
         .map(|id| tokio::spawn(client_loop(id, shared.clone(), tx.clone(), stop_rx.clone())))
         .collect();
     drop(tx);

@@ -111,6 +111,11 @@ pub trait FaultKind: Sync {
     fn bound_rule(&self) -> Option<&'static str> {
         None
     }
+    /// Clients the probe keeps on the leader's own address besides the others (to see what
+    /// a leader that lost its lock still acknowledges).
+    fn pinned_clients(&self) -> u32 {
+        0
+    }
     /// Client settings the fault needs; returns what it changed, for the report.
     fn adjust_probe(&self, _probe: &mut patroni_lab_probe::settings::Settings) -> Option<String> {
         None

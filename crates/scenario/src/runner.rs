@@ -98,6 +98,10 @@ pub struct ScenarioRun {
     /// cut off or frozen that goes on accepting writes); `None` when the lock never moved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_leader_writes_after_lock_lost: Option<u64>,
+    /// Of those, how many the newest primary's table does not have (they were lost); the rest
+    /// reached the new leader before it was promoted. `None`: not counted or not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_leader_writes_lost: Option<u64>,
     /// Set when a fault step failed or its effect was not proven (the fault was undone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_error: Option<String>,
@@ -257,7 +261,22 @@ pub async fn run_once(
         poll_rx,
     ));
     // The history is kept until the run is graded (writes after the lock moved are read from it).
-    let (history, probe_stop, probe) = start_probe(plan.probe.clone(), "scenario");
+    let mut probe_settings = plan.probe.clone();
+    if plan.fault.pinned_clients() > 0 {
+        let node = lab.node(&leader_before);
+        let url = node.and_then(|n| n.pg_url.clone()).ok_or_else(|| {
+            RunnerError::Refused(format!(
+                "{} keeps clients on the leader's own address, and {leader_before}'s is not known",
+                plan.fault.name()
+            ))
+        })?;
+        probe_settings.pinned = Some(patroni_lab_probe::settings::Pinned {
+            endpoint: url.clone(),
+            conninfo: url,
+            clients: plan.fault.pinned_clients(),
+        });
+    }
+    let (history, probe_stop, probe) = start_probe(probe_settings, "scenario");
     let mut fault_result = Ok(());
     let mut whole_again = None;
     let mut leader_after = None;
@@ -316,14 +335,26 @@ pub async fn run_once(
     }
     let events = timeline.events(report.started_unix_us);
     let lock_lost_at_us = lock_lost_at(&events, &leader_before);
-    let old_leader = match lock_lost_at_us {
+    let after = lock_lost_at_us.map(|at| writes_after(&history, &report, at));
+    let old_leader = match &after {
         None => OldLeaderWrites::LockKept,
-        Some(at) => match writes_after(&history, &report, at) {
-            Some(n) => OldLeaderWrites::Counted(n),
-            None => OldLeaderWrites::NotCounted(
-                "the probe's history or its first server could not be read".into(),
-            ),
-        },
+        Some(Some(ids)) => OldLeaderWrites::Counted(ids.len() as u64),
+        Some(None) => OldLeaderWrites::NotCounted(
+            "the probe's history or its first server could not be read".into(),
+        ),
+    };
+    // Of those, the ones the newest primary does not have (checked against its table).
+    let old_leader_writes_lost = match (&after, report.lost_writes.checked) {
+        (Some(Some(ids)), true) => {
+            let missing: std::collections::HashSet<(u32, u64)> = report
+                .lost_writes
+                .missing
+                .iter()
+                .map(|w| (w.client, w.seq))
+                .collect();
+            Some(ids.iter().filter(|id| missing.contains(id)).count() as u64)
+        }
+        _ => None,
     };
     let old_leader_writes_after_lock_lost = match old_leader {
         OldLeaderWrites::Counted(n) => Some(n),
@@ -345,6 +376,7 @@ pub async fn run_once(
         events,
         lock_lost_at_us,
         old_leader_writes_after_lock_lost,
+        old_leader_writes_lost,
         passed: !interrupted && fault_error.is_none() && grades.iter().all(|g| g.pass),
         fault_error,
         interrupted,
@@ -400,10 +432,11 @@ fn longest_wait(history: &std::path::Path) -> Option<f64> {
         .map(|us| us as f64 / 1000.0)
 }
 
-/// Writes the first server of the run (the leader before the fault) acknowledged after `at_us`.
-fn writes_after(history: &std::path::Path, report: &Report, at_us: i64) -> Option<u64> {
+/// Writes (client, seq) the first server of the run (the leader before the fault)
+/// acknowledged after `at_us`.
+fn writes_after(history: &std::path::Path, report: &Report, at_us: i64) -> Option<Vec<(u32, u64)>> {
     let old = &report.analysis.servers.first()?.server.addr;
-    writes_by(history, old, at_us, i64::MAX)
+    writes_by_ids(history, old, at_us, i64::MAX)
 }
 
 /// Writes acknowledged by the server at `addr` (any timeline) that ended in `(from_us, to_us)`
@@ -414,8 +447,18 @@ pub(crate) fn writes_by(
     from_us: i64,
     to_us: i64,
 ) -> Option<u64> {
+    writes_by_ids(history, addr, from_us, to_us).map(|ids| ids.len() as u64)
+}
+
+/// As [`writes_by`], the writes themselves (client, seq).
+fn writes_by_ids(
+    history: &std::path::Path,
+    addr: &str,
+    from_us: i64,
+    to_us: i64,
+) -> Option<Vec<(u32, u64)>> {
     let attempts = patroni_lab_probe::analysis::read_history(history).ok()?;
-    let mut n = 0;
+    let mut n = Vec::new();
     for a in attempts.flatten() {
         let end = a.end_us as i64;
         if a.outcome == patroni_lab_probe::classify::Outcome::Ok
@@ -424,7 +467,7 @@ pub(crate) fn writes_by(
             && end > from_us
             && end < to_us
         {
-            n += 1;
+            n.push((a.client, a.seq));
         }
     }
     Some(n)

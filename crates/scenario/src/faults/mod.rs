@@ -111,6 +111,11 @@ impl Fault {
         self.kind.describe(self.secs)
     }
 
+    /// Clients the probe keeps on the leader's own address besides the others.
+    pub fn pinned_clients(&self) -> u32 {
+        self.kind.pinned_clients()
+    }
+
     /// Whether it acts on the lab's containers (refused against a cluster given by URLs).
     pub fn needs_containers(&self) -> bool {
         self.kind.needs() == Needs::Containers
