@@ -11,11 +11,11 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use patroni_lab_probe::settings::{Settings, parse_duration};
 use patroni_lab_scenario::cluster;
-use patroni_lab_scenario::fault;
 use patroni_lab_scenario::faults::{self, Fault};
-use patroni_lab_scenario::grade::{Expectations, Overrides};
+use patroni_lab_scenario::grade::Overrides;
 use patroni_lab_scenario::lab::{Lab, Node};
-use patroni_lab_scenario::report::{self, ScenarioReport};
+use patroni_lab_scenario::plan::{self, Progress};
+use patroni_lab_scenario::report;
 use patroni_lab_scenario::runner::{self, Jitter};
 
 #[derive(Subcommand)]
@@ -55,15 +55,15 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1)]
     runs: u32,
     /// When the fault is injected after the probe started.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = plan::INJECT_AT, value_parser = parse_duration)]
     inject_at: Duration,
     /// How much later than --inject-at the fault may land, picked at random per run: `loop`
     /// (up to the cluster's loop_wait, so faults meet the leader anywhere in its loop) or a
     /// duration (0s: exactly at --inject-at).
-    #[arg(long, default_value = "loop", value_parser = parse_jitter)]
+    #[arg(long, default_value = "loop", value_parser = plan::parse_jitter)]
     inject_jitter: Jitter,
     /// How long the probe goes on once the cluster is whole again.
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, default_value = plan::TAIL, value_parser = parse_duration)]
     tail: Duration,
     /// Write the JSON report (all runs) here.
     #[arg(long)]
@@ -170,22 +170,9 @@ fn secs_help() -> String {
 struct Prepared {
     lab: Lab,
     plan: runner::Plan,
+    /// The probe for the lab and load, before the fault adjusts it.
+    probe: Settings,
     overrides: Overrides,
-}
-
-/// A fault's expectations under the cluster's live timing (`GET /config`), with the overrides.
-pub(crate) async fn live_expectations(
-    lab: &Lab,
-    fault: Fault,
-    overrides: &Overrides,
-) -> Result<Expectations> {
-    let lab = lab.clone();
-    let config =
-        tokio::task::spawn_blocking(move || patroni_lab_scenario::lab::patroni_config(&lab))
-            .await?
-            .map_err(|e| anyhow::anyhow!("reading the cluster's timing (GET /config): {e}"))?;
-    let timing = fault::Timing::from_config(&config).map_err(anyhow::Error::msg)?;
-    Ok(fault.expectations_for(timing).with(overrides))
 }
 
 /// The member name a Patroni REST API answers for (`GET /patroni`).
@@ -289,11 +276,11 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     };
     // Checked here with the default timing; the run replans with the live one.
     let expectations = fault.expectations().with(&overrides);
-    let plan = plan_for(
-        &lab,
+    let probe = probe_for(&lab, &args.load)?;
+    let plan = plan::plan_for(
         fault,
         expectations,
-        &args.load,
+        probe.clone(),
         args.inject_at,
         args.inject_jitter,
         args.tail,
@@ -307,131 +294,20 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     Ok(Prepared {
         lab,
         plan,
+        probe,
         overrides,
     })
 }
 
-/// The longest injection jitter: Patroni's own ceiling for loop_wait is far below it.
-const MAX_JITTER: Duration = Duration::from_secs(120);
-
-/// `--inject-jitter`: `loop` or a duration up to [`MAX_JITTER`].
-fn parse_jitter(s: &str) -> Result<Jitter, String> {
-    if s == "loop" {
-        return Ok(Jitter::LoopWait);
-    }
-    let d =
-        parse_duration(s).map_err(|e| format!("{e} (or `loop`: up to the cluster's loop_wait)"))?;
-    if d > MAX_JITTER {
-        return Err(format!(
-            "{s} is more than {} s; a jitter is meant to cover one Patroni loop",
-            MAX_JITTER.as_secs()
-        ));
-    }
-    Ok(Jitter::UpTo(d))
-}
-
-/// The probe's settings for this lab and load (no live line; the lost-write check confirms
-/// the leader through the lab's REST APIs).
-pub(crate) fn probe_for(lab: &Lab, load: &crate::load::LoadArgs) -> Result<Settings, String> {
-    let mut probe = Settings::lab_defaults(&lab.client_url);
-    probe.password = Some(lab.password.clone());
-    probe.endpoint = lab.client_url.clone();
-    load.apply(&mut probe)?;
-    probe.live = false;
-    probe.patroni = lab.nodes.iter().map(|n| n.api_url.clone()).collect();
-    Ok(probe)
-}
-
-/// A run's plan: the probe's settings for this lab and load, bounded by the expectations.
-pub(crate) fn plan_for(
-    lab: &Lab,
-    fault: Fault,
-    expectations: Expectations,
-    load: &crate::load::LoadArgs,
-    inject_at: Duration,
-    inject_jitter: Jitter,
-    tail: Duration,
-) -> Result<runner::Plan, String> {
-    let mut probe = probe_for(lab, load)?;
-    let client_note = fault.adjust_probe(&mut probe);
-    // The run's upper bound: the runner stops the probe once the cluster is whole again.
-    probe.duration =
-        Some(inject_at + MAX_JITTER + expectations.whole_within + tail + Duration::from_secs(60));
-    probe.check().map_err(|e| e.to_string())?;
-    Ok(runner::Plan {
-        fault,
-        client_note,
-        expectations,
-        probe,
-        inject_at,
-        inject_jitter,
-        tail,
-        whole_before: Duration::from_secs(120),
-    })
-}
-
-/// Where a set of runs is, for progress lines.
-pub(crate) enum Progress<'a> {
-    Starting(u32),
-    Ended(&'a runner::ScenarioRun),
-}
-
-/// Runs `plan` up to `runs` times (fewer when stopped) and sums them up; `each` hears of every
-/// run as it starts and ends.
-pub(crate) async fn run_set(
-    lab: &Lab,
-    plan: &runner::Plan,
-    runs: u32,
-    stop: tokio::sync::watch::Receiver<bool>,
-    mut each: impl FnMut(Progress),
-) -> Result<ScenarioReport> {
-    let mut done = Vec::new();
-    for i in 1..=runs {
-        each(Progress::Starting(i));
-        let run = runner::run_once(lab, plan, stop.clone()).await?;
-        each(Progress::Ended(&run));
-        done.push(run);
-        if *stop.borrow() {
-            break;
-        }
-    }
-    Ok(ScenarioReport::new(
-        plan.fault,
-        plan.expectations.clone(),
-        done,
-    ))
-}
-
-/// One line on a run that ended.
-pub(crate) fn run_line(run: &runner::ScenarioRun) -> String {
-    format!(
-        "{}: window {:.0} ms, whole again {}",
-        if run.interrupted {
-            "INTERRUPTED (not graded)"
-        } else if run.fault_error.is_some() {
-            "ERROR (the fault did not run as planned)"
-        } else if run.passed {
-            "passed"
-        } else {
-            "FAILED"
-        },
-        run.probe.analysis.longest_window_ms,
-        run.whole_again_ms
-            .map_or("not within the limit".into(), |ms| format!(
-                "after {:.1} s",
-                ms / 1000.0
-            ))
-    )
-}
-
 async fn run_all(args: &RunArgs, mut p: Prepared) -> Result<ExitCode> {
     cluster::containers_up(&p.lab).map_err(anyhow::Error::msg)?;
-    let expectations = live_expectations(&p.lab, p.plan.fault, &p.overrides).await?;
-    p.plan = plan_for(
-        &p.lab,
+    let expectations = plan::live_expectations(&p.lab, p.plan.fault, &p.overrides)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    p.plan = plan::plan_for(
         p.plan.fault,
         expectations,
-        &args.load,
+        p.probe.clone(),
         args.inject_at,
         args.inject_jitter,
         args.tail,
@@ -441,14 +317,14 @@ async fn run_all(args: &RunArgs, mut p: Prepared) -> Result<ExitCode> {
         "undoing the fault, stopping the probe, then the report",
     )?;
     let (name, describe) = (p.plan.fault.name(), p.plan.fault.describe());
-    let r = run_set(
+    let r = plan::run_set(
         &p.lab,
         &p.plan,
         args.runs,
         stop_rx,
         |progress| match progress {
             Progress::Starting(i) => eprintln!("{name} run {i} of {}: {describe}", args.runs),
-            Progress::Ended(run) => eprintln!("  {}", run_line(run)),
+            Progress::Ended(run) => eprintln!("  {}", plan::run_line(run)),
         },
     )
     .await?;
@@ -478,4 +354,9 @@ pub(crate) fn verdict_code(v: report::Verdict) -> u8 {
 
 fn execute(args: &RunArgs, prepared: Prepared) -> ExitCode {
     crate::signals::block_on("scenario", run_all(args, prepared))
+}
+
+/// The probe's settings for this lab and the load flags.
+pub(crate) fn probe_for(lab: &Lab, load: &crate::load::LoadArgs) -> Result<Settings, String> {
+    plan::probe_for(lab, |p| load.apply(p))
 }

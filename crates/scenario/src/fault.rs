@@ -111,6 +111,11 @@ pub trait FaultKind: Sync {
     fn bound_rule(&self) -> Option<&'static str> {
         None
     }
+    /// Whether the soak draws it by default. A fault that makes a split brain on purpose
+    /// (freeze-patroni) is not: a soak is a claim that nothing is lost.
+    fn in_soak(&self) -> bool {
+        true
+    }
     /// Clients the probe keeps on the leader's own address besides the others (to see what
     /// a leader that lost its lock still acknowledges).
     fn pinned_clients(&self) -> u32 {

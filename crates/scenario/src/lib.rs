@@ -14,6 +14,7 @@ pub mod grade;
 pub mod guard;
 pub mod lab;
 pub mod matrix;
+pub mod plan;
 pub mod profiles;
 pub mod report;
 pub mod runner;

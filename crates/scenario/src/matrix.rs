@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::ScenarioReport;
 
+pub mod run;
+
 pub const SCHEMA: &str = "patroni-lab/matrix";
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -259,3 +259,13 @@ pub fn apply(
         }
     }
 }
+
+/// Every profile completed from `default`, by name (a profile that does not complete is left
+/// out; `profile list` says why).
+pub fn completed(
+    all: &std::collections::BTreeMap<String, patroni_lab_profile::profile::Profile>,
+) -> std::collections::BTreeMap<String, Settings> {
+    all.iter()
+        .filter_map(|(n, p)| p.complete(&all["default"], n).ok().map(|s| (n.clone(), s)))
+        .collect()
+}

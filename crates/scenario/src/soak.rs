@@ -376,6 +376,138 @@ pub async fn run(
     })
 }
 
+pub fn event_line(total: usize, e: &SoakEvent) -> String {
+    let whole = e
+        .whole_again_ms
+        .map_or("NOT whole again".to_string(), |ms| {
+            format!("whole after {:.1} s", ms / 1000.0)
+        });
+    let after = e.leader_after.as_deref().unwrap_or("?");
+    let lost = e
+        .lost_after
+        .map_or(String::new(), |n| format!("; lost after it: {n}"));
+    let error = e
+        .fault_error
+        .as_deref()
+        .map_or(String::new(), |err| format!("; FAULT STEP FAILED: {err}"));
+    let old = match (
+        e.old_leader_writes_after_lock_lost,
+        &e.old_leader_writes_not_counted,
+    ) {
+        (Some(n), _) if n > 0 => format!("; {} wrote {n} after losing the lock", e.leader_before),
+        (_, Some(why)) => format!("; old leader's writes NOT COUNTED ({why})"),
+        _ => String::new(),
+    };
+    format!(
+        "event {:>3} of {total}  {:<18} {} -> {after}: {whole}{lost}{old}{error}",
+        e.index, e.fault, e.leader_before
+    )
+}
+
+/// The report as text: the events, the probe's summary, the verdict's parts.
+pub fn summary(r: &SoakReport, max_lost: u64) -> String {
+    let mut s = format!(
+        "soak: seed {}, {} of {} events\n",
+        r.seed,
+        r.events.len(),
+        r.events_planned
+    );
+    for e in &r.events {
+        s.push_str(&event_line(r.events_planned, e));
+        s.push('\n');
+    }
+    s.push_str(&patroni_lab_probe::report::summary(&r.probe));
+    let t = &r.client_timeouts;
+    s.push_str(&format!(
+        "client time-outs for every event: statement {:.0} ms, connect {:.0} ms{}\n",
+        t.statement_ms,
+        t.connect_ms,
+        t.changed_by_scenario
+            .as_deref()
+            .map_or(String::new(), |n| format!(" ({n})"))
+    ));
+    match r.lost() {
+        Some(n) => {
+            let before = r.lost_before_first_event.unwrap_or(0);
+            s.push_str(&format!(
+                "lost acknowledged writes: {n} (allowed {max_lost}){}\n",
+                if before > 0 {
+                    format!("; {before} before the first event")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        None => s.push_str("lost acknowledged writes: NOT CHECKED\n"),
+    }
+    s.push_str(&format!(
+        "split-brain writes: {} (allowed 0); old leaders' writes after losing the lock: {} (allowed 0)\n",
+        r.split_brain_writes(),
+        r.old_leader_writes()
+            .map_or("NOT COUNTED".to_string(), |n| n.to_string())
+    ));
+    if r.interrupted {
+        s.push_str("INTERRUPTED by a signal: the soak did not run to its end\n");
+    }
+    match &r.whole_at_end {
+        Ok(leader) => s.push_str(&format!("cluster whole at the end: yes, {leader} leads\n")),
+        Err(e) => s.push_str(&format!("cluster whole at the end: NO ({e})\n")),
+    }
+    if r.leftovers.is_empty() {
+        s.push_str("left behind: nothing (containers running, no undo armed, no packet filter)\n");
+    } else {
+        for l in &r.leftovers {
+            s.push_str(&format!("left behind: {l}\n"));
+        }
+    }
+    s
+}
+
+/// The soak passes when every event ran and was proven, nothing is left behind, no more than
+/// `max_lost` acknowledged writes were lost, and no write was acknowledged by two primaries:
+/// no split-brain write and no write by an old leader after it lost the lock (counted).
+pub fn passed(r: &SoakReport, max_lost: u64) -> bool {
+    r.clean()
+        && r.lost().is_some_and(|n| n as u64 <= max_lost)
+        && r.split_brain_writes() == 0
+        && r.old_leader_writes() == Some(0)
+}
+
+/// The soak's verdict, in order of precedence: INTERRUPTED (a signal), ERROR (a fault that did
+/// not run as planned), PASS or FAIL (see [`passed`]).
+pub fn verdict(r: &SoakReport, max_lost: u64) -> crate::report::Verdict {
+    use crate::report::Verdict;
+    if r.interrupted {
+        Verdict::Interrupted
+    } else if r.events.iter().any(|e| e.fault_error.is_some()) {
+        Verdict::Error
+    } else if passed(r, max_lost) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
+}
+
+/// The HTML report: the whole run's chart with every event marked, then the summary.
+pub fn page(r: &SoakReport, max_lost: u64) -> String {
+    use patroni_lab_probe::html::{self, Marker};
+    let markers: Vec<Marker> = r
+        .timeline
+        .iter()
+        .filter(|e| e.what.starts_with("event "))
+        .map(|e| Marker {
+            at_us: e.at_us,
+            label: e.what.clone(),
+        })
+        .collect();
+    let extra = format!(
+        "<h2>Events</h2><pre>{}</pre>",
+        html::escape(&summary(r, max_lost))
+    );
+    let title = format!("patroni-lab soak, seed {}", r.seed);
+    html::page_with(&r.probe, &title, &extra, &markers)
+}
+
 /// When each lost write was acknowledged, on the probe's clock (`None`: not checked or the
 /// history cannot be read).
 fn lost_ack_times(history: &Path, report: &Report) -> Option<Vec<i64>> {
@@ -463,7 +595,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
-        let faults = &crate::faults::all();
+        let faults = &crate::faults::soak_defaults();
         let a = schedule(7, 50, faults);
         assert_eq!(a, schedule(7, 50, faults));
         assert_ne!(a, schedule(8, 50, faults));
@@ -472,7 +604,7 @@ mod tests {
 
     #[test]
     fn fifty_events_draw_on_most_of_the_vocabulary() {
-        let faults = &crate::faults::all();
+        let faults = &crate::faults::soak_defaults();
         for seed in 0..20 {
             let drawn: std::collections::HashSet<&str> = schedule(seed, 50, faults)
                 .iter()

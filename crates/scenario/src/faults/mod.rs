@@ -206,6 +206,12 @@ pub fn markdown_table() -> String {
     out
 }
 
+/// The faults a soak draws from by default (in the registry's order: a seed's schedule stays
+/// the same when a fault outside the soak is added).
+pub fn soak_defaults() -> Vec<Fault> {
+    all().into_iter().filter(|f| f.kind.in_soak()).collect()
+}
+
 /// The faults that last, with their defaults, for the `--secs` help.
 pub fn lasting_defaults() -> String {
     all()

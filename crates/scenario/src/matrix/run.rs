@@ -1,0 +1,408 @@
+//! The matrix engine: every scenario under every profile, a cell at a time, with progress and
+//! an ETA; each cell saved as it completes (keyed by what produced it) so an interrupted matrix
+//! resumes; an interrupted cell never saved; the table written as Markdown, JSON and HTML; the
+//! profile the lab had before put back at the end.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use patroni_lab_probe::settings::Settings as ProbeSettings;
+use patroni_lab_profile::profile::{self, Settings};
+use tokio::sync::watch;
+
+use super::{Cell, Matrix, SCHEMA, SCHEMA_VERSION, Steady};
+use crate::faults::Fault;
+use crate::grade::Overrides;
+use crate::lab::Lab;
+use crate::plan::{self, Progress};
+use crate::profiles::{self, ProfileLabError};
+use crate::runner::Jitter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    #[error("{0}")]
+    Lab(String),
+    #[error(transparent)]
+    Profile(#[from] ProfileLabError),
+    #[error(transparent)]
+    Runner(#[from] crate::runner::RunnerError),
+    #[error("{what}: {detail}")]
+    Io { what: String, detail: String },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MatrixError {
+    let what = what.into();
+    move |e| MatrixError::Io {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+/// A matrix to run, checked before anything slow.
+pub struct MatrixPlan {
+    /// The columns, with their resolved settings.
+    pub profiles: Vec<(String, Settings)>,
+    /// The rows: each label (`freeze-leader:4`) and its fault.
+    pub scenarios: Vec<(String, Fault)>,
+    pub runs: u32,
+    /// Seconds of a steady run per profile (0: none).
+    pub steady: u64,
+    pub out: PathBuf,
+    /// The probe's settings for the lab with the load.
+    pub probe: ProbeSettings,
+    /// Every profile, completed from default (to recognise and put back the lab's own).
+    pub all_profiles: Vec<(String, Settings)>,
+}
+
+/// How a matrix ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Every cell done (saved now or earlier).
+    Complete,
+    /// A signal stopped it; the cells done are saved.
+    Interrupted,
+}
+
+/// A row of the matrix: a scenario, or `name:secs` for a fault that lasts (a freeze ladder:
+/// `freeze-leader:2,freeze-leader:4,freeze-leader:8`).
+pub fn scenario_of(label: &str) -> Result<Fault, String> {
+    let (name, secs) = match label.split_once(':') {
+        Some((name, secs)) => {
+            let secs: u64 = secs
+                .parse()
+                .ok()
+                .filter(|s| (1..=600).contains(s))
+                .ok_or_else(|| format!("{label}: the seconds after ':' must be 1 to 600"))?;
+            (name, Some(secs))
+        }
+        None => (label, None),
+    };
+    let fault = Fault::parse(name, secs).map_err(|e| e.to_string())?;
+    if secs.is_some() && fault.secs().is_none() {
+        return Err(format!(
+            "{label}: {name} does not last; it takes no seconds"
+        ));
+    }
+    Ok(fault)
+}
+
+/// Checks a matrix request: profiles that resolve, scenarios that parse, runs and steady in
+/// range, an output folder that can be written.
+pub fn check(
+    profile_names: &[String],
+    scenario_labels: &[String],
+    runs: u32,
+    steady: u64,
+    out: PathBuf,
+    probe: ProbeSettings,
+) -> Result<MatrixPlan, String> {
+    let all = profile::load_all(&profile::folder()).map_err(|e| e.to_string())?;
+    let mut profiles = Vec::new();
+    for name in profile_names {
+        let (_, settings) = profile::resolve(&all, name).map_err(|e| e.to_string())?;
+        profiles.push((name.clone(), settings));
+    }
+    let scenarios = scenario_labels
+        .iter()
+        .map(|s| scenario_of(s).map(|f| (s.clone(), f)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !(1..=100).contains(&runs) {
+        return Err(format!("--runs {runs} is out of range: allowed 1 to 100"));
+    }
+    if steady > 3600 {
+        return Err(format!(
+            "--steady {steady} is out of range: allowed 0 to 3600 seconds"
+        ));
+    }
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot write to {}: {e}", out.display()))?;
+    Ok(MatrixPlan {
+        profiles,
+        scenarios,
+        runs,
+        steady,
+        out,
+        probe,
+        all_profiles: profiles::completed(&all).into_iter().collect(),
+    })
+}
+
+/// Runs a blocking call on the lab (REST, the admin console, docker) off the async workers:
+/// those calls start runtimes of their own.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ProfileLabError> + Send + 'static,
+) -> Result<T, MatrixError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| MatrixError::Lab(e.to_string()))?
+        .map_err(MatrixError::from)
+}
+
+/// The first profile the running lab matches, read from its services.
+pub async fn active_profile(
+    lab: &Lab,
+    all: &[(String, Settings)],
+) -> Result<Option<String>, MatrixError> {
+    let live = {
+        let lab = lab.clone();
+        blocking(move || profiles::live(&lab)).await?
+    };
+    Ok(profiles::matching(all.iter().map(|(n, s)| (n, s)), &live)
+        .into_iter()
+        .next())
+}
+
+/// Applies profile `name` (`default`'s settings when it is not among `all`), saying so.
+pub async fn apply(
+    lab: &Lab,
+    all: &[(String, Settings)],
+    name: &str,
+    log: &mut impl FnMut(String),
+    what: &str,
+) -> Result<(), MatrixError> {
+    let default = all
+        .iter()
+        .find(|(n, _)| n == "default")
+        .map(|(_, s)| s.clone())
+        .expect("default is always there");
+    let settings = all
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, s)| s.clone())
+        .unwrap_or(default.clone());
+    log(format!("profile {name}: {what}"));
+    let (lab, n) = (lab.clone(), name.to_string());
+    blocking(move || profiles::apply(&lab, &n, &settings, &default))
+        .await
+        .map(|_| ())
+}
+
+/// Applies `name` unless it is the profile applied last.
+async fn ensure(
+    lab: &Lab,
+    m: &MatrixPlan,
+    name: &str,
+    applied: &mut Option<String>,
+    log: &mut impl FnMut(String),
+) -> Result<(), MatrixError> {
+    if applied.as_deref() != Some(name) {
+        apply(lab, &m.profiles, name, log, "applying").await?;
+        *applied = Some(name.to_string());
+    }
+    Ok(())
+}
+
+/// What produces a profile's figures besides the scenario: its resolved settings, the load,
+/// the topology and this build's version (see [`super::key`]).
+fn made_by(settings: &Settings, load: &ProbeSettings) -> String {
+    format!(
+        "{settings:?}|clients {} {:?} rate {:?} reads {}|LAB_NODES={}|patroni-lab {}",
+        load.clients,
+        load.mode,
+        load.rate,
+        load.read_ratio,
+        std::env::var("LAB_NODES").unwrap_or_else(|_| "2".into()),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+fn minutes(s: f64) -> String {
+    format!("{}:{:02}", (s / 60.0) as u64, (s % 60.0) as u64)
+}
+
+/// Runs the matrix; `log` hears every progress line. Returns the table (also written to
+/// `out/matrix.{md,json,html}`), how it ended, and the minutes spent on runs.
+pub async fn run(
+    lab: &Lab,
+    m: &MatrixPlan,
+    stop: watch::Receiver<bool>,
+    mut log: impl FnMut(String),
+) -> Result<(Matrix, Ended, String), MatrixError> {
+    crate::cluster::containers_up(lab).map_err(MatrixError::Lab)?;
+    let all = &m.all_profiles;
+    // The profile the lab runs now: applying it again would change nothing; put back at the end.
+    let active = active_profile(lab, all).await?;
+    let before = active.clone().unwrap_or_else(|| "default".to_string());
+    let mut applied = active;
+    let labels: Vec<String> = m.scenarios.iter().map(|(l, _)| l.clone()).collect();
+    let names: Vec<String> = m.profiles.iter().map(|(n, _)| n.clone()).collect();
+    let order = super::plan(&names, &labels);
+    let runs = m.runs as usize;
+    let (mut done_runs, mut spent_s, mut left_runs) = (0usize, 0.0f64, order.len() * runs);
+    let (mut cells, mut steady) = (Vec::new(), Vec::new());
+    let mut ended = Ended::Complete;
+    for (index, (profile_name, scenario)) in order.iter().enumerate() {
+        if *stop.borrow() {
+            ended = Ended::Interrupted;
+            break;
+        }
+        let at = format!(
+            "[cell {} of {}] {profile_name} × {scenario}",
+            index + 1,
+            order.len()
+        );
+        let settings = &m
+            .profiles
+            .iter()
+            .find(|(n, _)| n == profile_name)
+            .expect("checked")
+            .1;
+        let producer = made_by(settings, &m.probe);
+        let first_of_profile = index == 0 || order[index - 1].0 != *profile_name;
+        if first_of_profile && m.steady > 0 {
+            let secs = m.steady as f64;
+            let key = super::key(&[&producer, "steady", &m.steady.to_string()]);
+            match super::saved_steady(&m.out, profile_name, secs, &key) {
+                Some(s) => steady.push(s),
+                None => {
+                    ensure(lab, m, profile_name, &mut applied, &mut log).await?;
+                    log(format!(
+                        "profile {profile_name}: steady run of {secs} s, no fault"
+                    ));
+                    let s = steady_run(lab, m, profile_name, &key, stop.clone()).await?;
+                    if *stop.borrow() {
+                        log(format!("{at}: the steady run was interrupted; not saved"));
+                        ended = Ended::Interrupted;
+                        break;
+                    }
+                    super::save_steady(&m.out, &s).map_err(io("saving a steady run"))?;
+                    steady.push(s);
+                }
+            }
+        }
+        let key = super::key(&[&producer, scenario, &runs.to_string()]);
+        if let Some(cell) = super::saved_cell(&m.out, profile_name, scenario, runs, &key) {
+            log(format!(
+                "{at}: saved by an earlier run, kept ({})",
+                cell.grade()
+            ));
+            left_runs -= runs;
+            cells.push(cell);
+            continue;
+        }
+        ensure(lab, m, profile_name, &mut applied, &mut log).await?;
+        let fault = m
+            .scenarios
+            .iter()
+            .find(|(l, _)| l == scenario)
+            .expect("checked")
+            .1;
+        // After the profile is applied: ttl-bound faults are graded against its ttl.
+        let expectations = plan::live_expectations(lab, fault, &Overrides::default())
+            .await
+            .map_err(MatrixError::Lab)?;
+        let run_plan = plan::plan_for(
+            fault,
+            expectations,
+            m.probe.clone(),
+            plan::default_duration(plan::INJECT_AT),
+            Jitter::LoopWait,
+            plan::default_duration(plan::TAIL),
+        )
+        .map_err(MatrixError::Lab)?;
+        let started = Instant::now();
+        let mut run_started = Instant::now();
+        let report = plan::run_set(
+            lab,
+            &run_plan,
+            m.runs,
+            stop.clone(),
+            |progress| match progress {
+                Progress::Starting(i) => {
+                    run_started = Instant::now();
+                    let eta = super::eta_s(done_runs, spent_s, left_runs)
+                        .map_or("ETA after the first run".into(), |s| {
+                            format!("ETA {} for the matrix", minutes(s))
+                        });
+                    log(format!("{at}: run {i} of {runs}; {eta}"));
+                }
+                Progress::Ended(run) => {
+                    done_runs += 1;
+                    left_runs -= 1;
+                    spent_s += run_started.elapsed().as_secs_f64();
+                    log(format!("  {}", plan::run_line(run)));
+                }
+            },
+        )
+        .await?;
+        if report.runs.len() < runs || report.interrupted || *stop.borrow() {
+            log(format!(
+                "{at}: interrupted after {} of {runs} runs; not saved",
+                report.runs.len()
+            ));
+            ended = Ended::Interrupted;
+            break;
+        }
+        let cell = Cell::of(
+            profile_name,
+            scenario,
+            &report,
+            started.elapsed().as_secs_f64(),
+            &key,
+        );
+        super::save_cell(&m.out, &cell)
+            .map_err(io(format!("saving the cell in {}", m.out.display())))?;
+        let report_path = m
+            .out
+            .join("cells")
+            .join(profile_name)
+            .join(format!("{scenario}.report.json"));
+        let text = serde_json::to_string_pretty(&report).map_err(|e| MatrixError::Io {
+            what: "the cell's report".into(),
+            detail: e.to_string(),
+        })?;
+        std::fs::write(&report_path, text + "\n")
+            .map_err(io(format!("cannot write {}", report_path.display())))?;
+        log(format!("{at}: {}", cell.grade()));
+        cells.push(cell);
+    }
+    if applied.as_deref() != Some(before.as_str()) {
+        apply(lab, all, &before, &mut log, "put back").await?;
+    }
+    let table = Matrix {
+        schema: SCHEMA,
+        schema_version: SCHEMA_VERSION,
+        profiles: names,
+        scenarios: labels,
+        runs_per_cell: runs,
+        cells,
+        steady,
+    };
+    let json = serde_json::to_string_pretty(&table).map_err(|e| MatrixError::Io {
+        what: "the matrix".into(),
+        detail: e.to_string(),
+    })?;
+    for (file, text) in [
+        ("matrix.md", super::markdown(&table)),
+        ("matrix.json", json + "\n"),
+        ("matrix.html", super::html(&table)),
+    ] {
+        let path = m.out.join(file);
+        std::fs::write(&path, text).map_err(io(format!("cannot write {}", path.display())))?;
+    }
+    let spent = format!("spent {} on {done_runs} runs", minutes(spent_s));
+    Ok((table, ended, spent))
+}
+
+/// A steady probe run under the active profile, once the cluster is whole.
+async fn steady_run(
+    lab: &Lab,
+    m: &MatrixPlan,
+    profile: &str,
+    key: &str,
+    stop: watch::Receiver<bool>,
+) -> Result<Steady, MatrixError> {
+    crate::cluster::wait_whole(lab, plan::WHOLE_BEFORE, &stop)
+        .await
+        .map_err(MatrixError::Lab)?;
+    let mut probe = m.probe.clone();
+    probe.duration = Some(Duration::from_secs(m.steady));
+    probe.check().map_err(|e| MatrixError::Lab(e.to_string()))?;
+    let report = patroni_lab_probe::session::run(
+        &probe,
+        &patroni_lab_probe::report::Limits::default(),
+        stop,
+    )
+    .await
+    .map_err(|e| MatrixError::Lab(format!("the probe failed: {e}")))?;
+    Ok(Steady::of(profile, &report, key))
+}

@@ -1,0 +1,156 @@
+//! Turning a request into runs, each default said once: the runner's timings (inject at, tail,
+//! how long to wait for a whole cluster first), the probe's settings for the lab and its load,
+//! a fault's expectations under the live timing, the plan of a run, and a set of runs with
+//! progress lines. The scenario command, the matrix and the soak all plan through here.
+
+use std::time::Duration;
+
+use patroni_lab_probe::settings::{Settings, parse_duration};
+
+use crate::fault::Timing;
+use crate::faults::Fault;
+use crate::grade::{Expectations, Overrides};
+use crate::lab::Lab;
+use crate::report::ScenarioReport;
+use crate::runner::{self, Jitter, Plan, RunnerError, ScenarioRun};
+
+/// When the fault is injected after the probe started (before the jitter).
+pub const INJECT_AT: &str = "5s";
+/// How long the probe goes on once the cluster is whole again.
+pub const TAIL: &str = "3s";
+/// How long a run waits for a whole cluster before it starts.
+pub const WHOLE_BEFORE: Duration = Duration::from_secs(120);
+/// The longest injection jitter: Patroni's own ceiling for loop_wait is far below it.
+pub const MAX_JITTER: Duration = Duration::from_secs(120);
+
+/// A default above as a duration.
+pub fn default_duration(text: &str) -> Duration {
+    parse_duration(text).expect("the runner's defaults are valid durations")
+}
+
+/// `--inject-jitter`: `loop` or a duration up to [`MAX_JITTER`].
+pub fn parse_jitter(s: &str) -> Result<Jitter, String> {
+    if s == "loop" {
+        return Ok(Jitter::LoopWait);
+    }
+    let d =
+        parse_duration(s).map_err(|e| format!("{e} (or `loop`: up to the cluster's loop_wait)"))?;
+    if d > MAX_JITTER {
+        return Err(format!(
+            "{s} is more than {} s; a jitter is meant to cover one Patroni loop",
+            MAX_JITTER.as_secs()
+        ));
+    }
+    Ok(Jitter::UpTo(d))
+}
+
+/// The probe's settings for this lab, with the load `apply_load` puts in (no live line; the
+/// lost-write check confirms the leader through the lab's REST APIs).
+pub fn probe_for(
+    lab: &Lab,
+    apply_load: impl FnOnce(&mut Settings) -> Result<(), String>,
+) -> Result<Settings, String> {
+    let mut probe = Settings::lab_defaults(&lab.client_url);
+    probe.password = Some(lab.password.clone());
+    probe.endpoint = lab.client_url.clone();
+    apply_load(&mut probe)?;
+    probe.live = false;
+    probe.patroni = lab.nodes.iter().map(|n| n.api_url.clone()).collect();
+    Ok(probe)
+}
+
+/// A run's plan: `probe` (the lab's, with its load) adjusted for the fault and bounded by the
+/// expectations.
+pub fn plan_for(
+    fault: Fault,
+    expectations: Expectations,
+    mut probe: Settings,
+    inject_at: Duration,
+    inject_jitter: Jitter,
+    tail: Duration,
+) -> Result<Plan, String> {
+    let client_note = fault.adjust_probe(&mut probe);
+    // The run's upper bound: the runner stops the probe once the cluster is whole again.
+    probe.duration =
+        Some(inject_at + MAX_JITTER + expectations.whole_within + tail + Duration::from_secs(60));
+    probe.check().map_err(|e| e.to_string())?;
+    Ok(Plan {
+        fault,
+        client_note,
+        expectations,
+        probe,
+        inject_at,
+        inject_jitter,
+        tail,
+        whole_before: WHOLE_BEFORE,
+    })
+}
+
+/// A fault's expectations under the cluster's live timing (`GET /config`), with the overrides.
+pub async fn live_expectations(
+    lab: &Lab,
+    fault: Fault,
+    overrides: &Overrides,
+) -> Result<Expectations, String> {
+    let lab = lab.clone();
+    let config = tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("reading the cluster's timing (GET /config): {e}"))?;
+    let timing = Timing::from_config(&config)?;
+    Ok(fault.expectations_for(timing).with(overrides))
+}
+
+/// Where a set of runs is, for progress lines.
+pub enum Progress<'a> {
+    Starting(u32),
+    Ended(&'a ScenarioRun),
+}
+
+/// Runs `plan` up to `runs` times (fewer when stopped) and sums them up; `each` hears of every
+/// run as it starts and ends.
+pub async fn run_set(
+    lab: &Lab,
+    plan: &Plan,
+    runs: u32,
+    stop: tokio::sync::watch::Receiver<bool>,
+    mut each: impl FnMut(Progress),
+) -> Result<ScenarioReport, RunnerError> {
+    let mut done = Vec::new();
+    for i in 1..=runs {
+        each(Progress::Starting(i));
+        let run = runner::run_once(lab, plan, stop.clone()).await?;
+        each(Progress::Ended(&run));
+        done.push(run);
+        if *stop.borrow() {
+            break;
+        }
+    }
+    Ok(ScenarioReport::new(
+        plan.fault,
+        plan.expectations.clone(),
+        done,
+    ))
+}
+
+/// One line on a run that ended.
+pub fn run_line(run: &ScenarioRun) -> String {
+    format!(
+        "{}: window {:.0} ms, whole again {}",
+        if run.interrupted {
+            "INTERRUPTED (not graded)"
+        } else if run.fault_error.is_some() {
+            "ERROR (the fault did not run as planned)"
+        } else if run.passed {
+            "passed"
+        } else {
+            "FAILED"
+        },
+        run.probe.analysis.longest_window_ms,
+        run.whole_again_ms
+            .map_or("not within the limit".into(), |ms| format!(
+                "after {:.1} s",
+                ms / 1000.0
+            ))
+    )
+}
