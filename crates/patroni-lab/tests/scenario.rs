@@ -758,3 +758,65 @@ fn a_run_with_etcd_stopped_is_refused_at_once_naming_it_and_make_up_mends_it() {
     etcd.start();
     healthy_cluster();
 }
+
+#[test]
+fn freeze_patroni_makes_a_split_brain_that_the_report_counts_and_fails_on() {
+    let lab =
+        LabTest::begin("freeze_patroni_makes_a_split_brain_that_the_report_counts_and_fails_on");
+    // Patroni frozen 40 s (> ttl 30): the lock expires, the replica is promoted, and the old
+    // primary (no watchdog) goes on committing for the clients on its own address.
+    let (code, report, _) = scenario("freeze-patroni", &["--secs", "40"]);
+    let run = &report["runs"][0];
+    assert!(
+        has_event(&report, &format!("{}'s Patroni (pid ", lab.leader))
+            && has_event(&report, ") is T (stopped)"),
+        "{:?}",
+        events(&report)
+    );
+    assert!(has_event(&report, "still runs as a primary"));
+    assert!(has_event(
+        &report,
+        &format!("docker exec {} kill -CONT", lab.leader)
+    ));
+    assert!(
+        has_event(&report, &format!("leader lock: {}", other(&lab.leader))),
+        "{:?}",
+        events(&report)
+    );
+    // Counted exactly: writes the old leader acknowledged after etcd's key left it.
+    let after = run["old_leader_writes_after_lock_lost"].as_u64().unwrap();
+    assert!(after > 0, "{run}");
+    // Checked against the tables: the ones the new primary lacks are lost writes, no more than
+    // were counted (the rest reached the replica before it was promoted).
+    let lost_of_them = run["old_leader_writes_lost"].as_u64().unwrap();
+    let lost = run["probe"]["lost_writes"]["missing"]
+        .as_array()
+        .unwrap()
+        .len() as u64;
+    eprintln!(
+        "after the lock moved: {after} acknowledged by the old leader, {lost_of_them} of them lost; {lost} lost in all"
+    );
+    assert!(lost_of_them > 0 && lost_of_them <= after, "{run}");
+    assert!(lost >= lost_of_them);
+    // Both detectors fire and the scenario fails on them.
+    let brains: u64 = run["probe"]["split_brain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["writes_after_takeover"].as_u64().unwrap())
+        .sum();
+    assert!(brains > 0, "{}", run["probe"]["split_brain"]);
+    let failed: Vec<&str> = run["grades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["pass"] == Value::Bool(false))
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        failed.contains(&"old leader's writes after it lost the lock"),
+        "{failed:?}"
+    );
+    assert_eq!(code, 3);
+    all_back();
+}

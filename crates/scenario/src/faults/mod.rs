@@ -27,6 +27,7 @@ registry! {
     kill_leader::KillLeader,
     crash_postgres::CrashPostgres,
     freeze_leader::FreezeLeader,
+    freeze_patroni::FreezePatroni,
     partition_leader::PartitionLeader,
     etcd_loss::EtcdLoss,
     replica_loss::ReplicaLoss,

@@ -1,0 +1,129 @@
+//! `freeze-patroni`: SIGSTOP to the leader's Patroni daemon only for N s, then SIGCONT. Its PostgreSQL keeps running as a primary: with no watchdog (none in
+//! containers, as on many VMs) nothing stops it when the lock expires and the replica is
+//! promoted, so clients still connected to it keep committing — a split brain. The probe keeps
+//! clients on the leader's own address to see those writes; the scenario must FAIL on them.
+
+use std::time::Duration;
+
+use crate::cluster;
+use crate::fault::steps::{PROOF_LIMIT, d, docker_undo, err, hold, prove};
+use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::grade::Expectations;
+use crate::guard::Guard;
+use crate::lab::docker;
+
+pub struct FreezePatroni;
+
+impl FaultKind for FreezePatroni {
+    fn name(&self) -> &'static str {
+        "freeze-patroni"
+    }
+    fn describe(&self, secs: Option<u64>) -> String {
+        format!(
+            "SIGSTOP to the leader's Patroni only for {} s (PostgreSQL keeps running as primary, no watchdog), then SIGCONT; 2 more clients on the leader's own address",
+            secs.unwrap_or_default()
+        )
+    }
+    fn default_secs(&self) -> Option<u64> {
+        Some(45)
+    }
+    fn bound_rule(&self) -> Option<&'static str> {
+        Some("min(secs, ttl) + 10 s")
+    }
+    fn needs(&self) -> Needs {
+        Needs::Containers
+    }
+    fn pinned_clients(&self) -> u32 {
+        2
+    }
+    fn in_soak(&self) -> bool {
+        false
+    }
+    /// Through 5432 as freeze-leader: HAProxy drops the frozen member once its REST API stops
+    /// answering, and clients wait for the lock to expire. The writes of the clients on the
+    /// old leader's own address after it lost the lock are what this fault shows: graded 0,
+    /// so it fails whenever the split brain happens (a freeze longer than ttl).
+    fn expectations(&self, secs: Option<u64>, t: Timing) -> Expectations {
+        Expectations {
+            max_window: Some(Duration::from_secs(secs.unwrap_or(0).min(t.ttl) + 10)),
+            whole_within: Duration::from_secs(150),
+            ..Expectations::base()
+        }
+    }
+    fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
+        let leader = ctx.leader;
+        let pid = patroni_pid(leader)?;
+        let undo = Guard::arm(docker_undo(&["exec", leader, "kill", "-CONT", &pid]));
+        ctx.step(format!("SIGSTOP to {leader}'s Patroni daemon (pid {pid})"));
+        let done = d(&["exec", leader, "kill", "-STOP", &pid])
+            .and_then(|_| {
+                prove(ctx.timeline, "Patroni stopped", PROOF_LIMIT, ctx.stopped, || {
+                    let status = docker(&["exec", leader, "cat", &format!("/proc/{pid}/status")])
+                        .map_err(|e| e.to_string())?;
+                    let state = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("State:"))
+                        .map(str::trim)
+                        .unwrap_or("?")
+                        .to_string();
+                    if state.starts_with('T') {
+                        Ok(format!("{leader}'s Patroni (pid {pid}) is {state}"))
+                    } else {
+                        Err(format!("{leader}'s Patroni is {state}"))
+                    }
+                })
+            })
+            .and_then(|_| {
+                prove(
+                    ctx.timeline,
+                    "PostgreSQL still a primary",
+                    PROOF_LIMIT,
+                    ctx.stopped,
+                    || primary_still(ctx),
+                )
+            })
+            .and_then(|_| hold(ctx.duration(), ctx.stopped));
+        ctx.step(undo.what().to_string());
+        undo.undo().map_err(FaultError::Step)?;
+        done
+    }
+}
+
+/// The pid of the Patroni daemon in `container`. Running as PID 1, Patroni forks itself and
+/// the parent only reaps zombies: the daemon is the other `patroni` process (PID 1 itself only
+/// when there is no other).
+fn patroni_pid(container: &str) -> Result<String, FaultError> {
+    let script = "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = patroni ] && echo ${p#/proc/}; done";
+    let pids = docker(&["exec", container, "sh", "-c", script]).map_err(err)?;
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    pids.iter()
+        .find(|p| **p != "1")
+        .or(pids.first())
+        .map(|p| p.to_string())
+        .ok_or_else(|| FaultError::Step(format!("no patroni process in {container}")))
+}
+
+/// The frozen leader's PostgreSQL, on a direct connection, is still out of recovery.
+fn primary_still(ctx: &Ctx) -> Result<String, String> {
+    let url = ctx
+        .lab
+        .node(ctx.leader)
+        .and_then(|n| n.pg_url.clone())
+        .ok_or("no direct address for the leader")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let rows = runtime.block_on(cluster::query(
+        &url,
+        &ctx.lab.password,
+        "SELECT pg_is_in_recovery()::text",
+    ))?;
+    match rows.first().and_then(|r| r.first().cloned().flatten()).as_deref() {
+        Some("false") => Ok(format!(
+            "PostgreSQL on {} still runs as a primary",
+            ctx.leader
+        )),
+        other => Err(format!("in recovery: {other:?}")),
+    }
+}
