@@ -109,6 +109,21 @@ fn profiles_are_applied_to_the_running_lab_and_undone() {
     for key in ["ttl", "loop_wait", "retry_timeout", "primary_start_timeout"] {
         assert_eq!(config[key], wanted[key], "{key}: {config}");
     }
+    // Every member has taken it in, each asked on its own REST API (not only the one the
+    // profile was written through).
+    for node in NODES {
+        let own = patroni_lab_common::patroni::get(
+            &format!("http://127.0.0.1:{}", api_port(node)),
+            "/config",
+            Duration::from_secs(2),
+        )
+        .expect("GET /config")
+        .1;
+        let own: serde_json::Value = serde_json::from_str(&own).unwrap();
+        for key in ["ttl", "loop_wait", "retry_timeout"] {
+            assert_eq!(own[key], wanted[key], "{node} {key}: {own}");
+        }
+    }
     assert_eq!(
         config["ttl"],
         serde_json::json!(20),

@@ -98,3 +98,35 @@ fn the_leftover_check_sees_a_paused_container() {
     run_ok("docker", &["pause", "haproxy"]);
     assert_eq!(soak::leftovers(&lab), vec!["haproxy is paused".to_string()]);
 }
+
+/// Disables HAProxy's hold line and RESUMEs PgBouncer however the test ends.
+struct Unhold;
+
+impl Drop for Unhold {
+    fn drop(&mut self) {
+        let _ = patroni_lab_scenario::lab::haproxy_runtime("disable server postgres_primary/hold");
+        let _ = sql(6432, "pgbouncer", "RESUME postgres");
+    }
+}
+
+#[test]
+fn the_leftover_check_sees_an_enabled_hold_line_and_a_paused_pgbouncer() {
+    let _lab =
+        LabTest::begin("the_leftover_check_sees_an_enabled_hold_line_and_a_paused_pgbouncer");
+    let lab = Lab::from_env();
+    let _unhold = Unhold;
+    patroni_lab_scenario::lab::haproxy_runtime("enable server postgres_primary/hold").unwrap();
+    sql(6432, "pgbouncer", "PAUSE postgres").unwrap();
+    let left = soak::leftovers(&lab);
+    assert!(
+        left.iter()
+            .any(|l| l.starts_with("HAProxy's hold line is enabled")),
+        "{left:?}"
+    );
+    assert!(
+        left.contains(&"PgBouncer is paused".to_string()),
+        "{left:?}"
+    );
+    drop(_unhold);
+    assert_eq!(soak::leftovers(&lab), Vec::<String>::new());
+}

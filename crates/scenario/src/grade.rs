@@ -274,13 +274,8 @@ mod tests {
     fn expect() -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(6)),
-            max_stall: None,
-            max_failed: None,
-            max_in_doubt: None,
-            max_lost: Some(0),
-            max_split_brain: Some(0),
-            max_old_leader_writes: Some(0),
             whole_within: Duration::from_secs(60),
+            ..Expectations::base()
         }
     }
 

@@ -543,36 +543,15 @@ pub fn leftovers(lab: &Lab) -> Vec<String> {
     if !lab.containers {
         return left;
     }
-    left.extend(lab.not_running());
-    match patroni_lab_callback::pgbouncer::admin_command_blocking(
-        &lab.pgbouncer_admin,
-        "SHOW STATE",
-        Duration::from_secs(3),
-    ) {
-        Ok(rows)
-            if rows.iter().any(|r| {
-                r.first().cloned().flatten().as_deref() == Some("paused")
-                    && r.get(1).cloned().flatten().as_deref() == Some("yes")
-            }) =>
-        {
-            left.push("PgBouncer is paused".into())
-        }
-        Ok(_) => {}
-        Err(e) => left.push(format!("PgBouncer's state cannot be read: {e}")),
+    let down = lab.not_running();
+    // A service that is not running is reported as such; its own state cannot be read.
+    let is_up = |name: &str| !down.iter().any(|d| d.starts_with(name));
+    left.extend(down.iter().cloned());
+    if is_up(crate::lab::PGBOUNCER) {
+        left.extend(pgbouncer_leftover(lab));
     }
-    match cluster::haproxy_lines(lab) {
-        Ok(lines) => {
-            let hold = crate::lab::HAPROXY_HOLD_LINE
-                .rsplit('/')
-                .next()
-                .unwrap_or_default();
-            for (server, status) in lines {
-                if server == hold && !status.starts_with("MAINT") {
-                    left.push(format!("HAProxy's hold line is enabled ({status})"));
-                }
-            }
-        }
-        Err(e) => left.push(format!("HAProxy's lines cannot be read: {e}")),
+    if is_up(crate::lab::HAPROXY) {
+        left.extend(haproxy_leftover(lab));
     }
     for node in &lab.nodes {
         if docker(&[
@@ -587,6 +566,41 @@ pub fn leftovers(lab: &Lab) -> Vec<String> {
         }
     }
     left
+}
+
+/// PgBouncer left paused, as a leftover line.
+fn pgbouncer_leftover(lab: &Lab) -> Option<String> {
+    match patroni_lab_callback::pgbouncer::admin_command_blocking(
+        &lab.pgbouncer_admin,
+        "SHOW STATE",
+        Duration::from_secs(3),
+    ) {
+        Ok(rows)
+            if rows.iter().any(|r| {
+                r.first().cloned().flatten().as_deref() == Some("paused")
+                    && r.get(1).cloned().flatten().as_deref() == Some("yes")
+            }) =>
+        {
+            Some("PgBouncer is paused".into())
+        }
+        Ok(_) => None,
+        Err(e) => Some(format!("PgBouncer's state cannot be read: {e}")),
+    }
+}
+
+/// HAProxy's hold line left enabled, as a leftover line.
+fn haproxy_leftover(lab: &Lab) -> Option<String> {
+    let hold = crate::lab::HAPROXY_HOLD_LINE
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    match cluster::haproxy_lines(lab) {
+        Ok(lines) => lines
+            .into_iter()
+            .find(|(server, status)| server == hold && !status.starts_with("MAINT"))
+            .map(|(_, status)| format!("HAProxy's hold line is enabled ({status})")),
+        Err(e) => Some(format!("HAProxy's lines cannot be read: {e}")),
+    }
 }
 
 #[cfg(test)]
