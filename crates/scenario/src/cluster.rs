@@ -266,19 +266,37 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
     })
 }
 
-/// Whether PgBouncer is paused (`SHOW STATE`).
+/// Whether PgBouncer is paused: all of it (`PAUSE`: `SHOW STATE` says paused yes) or one
+/// database (`PAUSE postgres`, as the paused switchover does: its `SHOW DATABASES` row's
+/// `paused` column is 1).
 pub async fn pgbouncer_paused(lab: &Lab) -> Result<bool, String> {
-    let rows = patroni_lab_callback::pgbouncer::admin_command(
-        &lab.pgbouncer_admin,
-        "SHOW STATE",
-        Duration::from_secs(3),
-    )
-    .await
-    .map_err(|e| format!("PgBouncer: {e}"))?;
-    Ok(rows.iter().any(|r| {
-        r.first().cloned().flatten().as_deref() == Some("paused")
-            && r.get(1).cloned().flatten().as_deref() == Some("yes")
-    }))
+    let admin = |command: &'static str| {
+        patroni_lab_callback::pgbouncer::admin_command(
+            &lab.pgbouncer_admin,
+            command,
+            Duration::from_secs(3),
+        )
+    };
+    let state = admin("SHOW STATE")
+        .await
+        .map_err(|e| format!("PgBouncer: {e}"))?;
+    let dbs = admin("SHOW DATABASES")
+        .await
+        .map_err(|e| format!("PgBouncer: {e}"))?;
+    Ok(paused_in(&state, &dbs))
+}
+
+/// Whether `SHOW STATE` and `SHOW DATABASES` (their rows) say PgBouncer or a database is paused.
+pub fn paused_in(state: &[Vec<Option<String>>], dbs: &[Vec<Option<String>>]) -> bool {
+    let cell = |r: &Vec<Option<String>>, i: usize| r.get(i).cloned().flatten();
+    let all = state
+        .iter()
+        .any(|r| cell(r, 0).as_deref() == Some("paused") && cell(r, 1).as_deref() == Some("yes"));
+    // SHOW DATABASES: `paused` is the second to last column (then `disabled`).
+    let one = dbs
+        .iter()
+        .any(|r| r.len() >= 2 && cell(r, r.len() - 2).as_deref() == Some("1"));
+    all || one
 }
 
 /// HAProxy's client-facing lines and their status (`show stat` through the runtime API):
@@ -364,6 +382,34 @@ pub async fn wait_whole(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paused_is_all_of_pgbouncer_or_one_database() {
+        let row = |cells: &[&str]| {
+            cells
+                .iter()
+                .map(|c| Some(c.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let state = |p: &str| {
+            vec![
+                row(&["active", "yes"]),
+                row(&["paused", p]),
+                row(&["suspended", "no"]),
+            ]
+        };
+        // name, host, port, ..., paused, disabled (PgBouncer 1.24: 17 columns).
+        let db = |paused: &str| {
+            let mut r = row(&["postgres", "patroni1", "5432"]);
+            r.extend((0..12).map(|_| Some("0".to_string())));
+            r.push(Some(paused.into()));
+            r.push(Some("0".into()));
+            r
+        };
+        assert!(!paused_in(&state("no"), &[db("0")]));
+        assert!(paused_in(&state("yes"), &[db("0")]));
+        assert!(paused_in(&state("no"), &[db("1")]), "PAUSE postgres");
+    }
 
     #[test]
     fn haproxy_stat_lines_of_one_proxy() {

@@ -568,23 +568,20 @@ pub fn leftovers(lab: &Lab) -> Vec<String> {
     left
 }
 
-/// PgBouncer left paused, as a leftover line.
+/// PgBouncer (or one of its databases) left paused, as a leftover line.
 fn pgbouncer_leftover(lab: &Lab) -> Option<String> {
-    match patroni_lab_callback::pgbouncer::admin_command_blocking(
-        &lab.pgbouncer_admin,
-        "SHOW STATE",
-        Duration::from_secs(3),
-    ) {
-        Ok(rows)
-            if rows.iter().any(|r| {
-                r.first().cloned().flatten().as_deref() == Some("paused")
-                    && r.get(1).cloned().flatten().as_deref() == Some("yes")
-            }) =>
-        {
-            Some("PgBouncer is paused".into())
+    let admin = |command: &str| {
+        patroni_lab_callback::pgbouncer::admin_command_blocking(
+            &lab.pgbouncer_admin,
+            command,
+            Duration::from_secs(3),
+        )
+    };
+    match (admin("SHOW STATE"), admin("SHOW DATABASES")) {
+        (Ok(state), Ok(dbs)) => {
+            cluster::paused_in(&state, &dbs).then(|| "PgBouncer is paused".into())
         }
-        Ok(_) => None,
-        Err(e) => Some(format!("PgBouncer's state cannot be read: {e}")),
+        (Err(e), _) | (_, Err(e)) => Some(format!("PgBouncer's state cannot be read: {e}")),
     }
 }
 
