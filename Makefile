@@ -96,11 +96,11 @@ wait: ## Wait until a write through 127.0.0.1:5432 succeeds
 	@scripts/wait-ready.sh $(COMPOSE)
 
 list: ## patronictl list (through whichever node is running)
-	@node=$$(docker ps --format '{{.Names}}' | grep -m1 -E '^patroni[12]$$') || { echo "no patroni container is running: make up" >&2; exit 1; }; \
+	@node=$$(docker ps --format '{{.Names}}' | grep -m1 -E '^patroni[0-9]+$$') || { echo "no patroni container is running: make up" >&2; exit 1; }; \
 	  docker exec $(EXEC_TTY) $$node $(PATRONICTL) list
 
 switchover: ## Planned switchover to the replica, forced (no prompt)
-	@node=$$(docker ps --format '{{.Names}}' | grep -m1 -E '^patroni[12]$$') || { echo "no patroni container is running: make up" >&2; exit 1; }; \
+	@node=$$(docker ps --format '{{.Names}}' | grep -m1 -E '^patroni[0-9]+$$') || { echo "no patroni container is running: make up" >&2; exit 1; }; \
 	  docker exec $(EXEC_TTY) $$node $(PATRONICTL) switchover --force
 
 down: ## Stop and remove the containers (data is kept)

@@ -1,5 +1,8 @@
 //! PgBouncer's admin console, reached over the PostgreSQL protocol: `RELOAD` and the like.
 
+/// The port PgBouncer listens on in the lab (its `listen_port`; the admin console too).
+pub const PORT: u16 = 6432;
+
 use std::time::Duration;
 
 use patroni_lab_common::pg::{ConnectError, Rows, connect_within, error_text, query_rows};

@@ -48,7 +48,7 @@ impl Config {
                 }),
             }
         };
-        let port = number("PGBOUNCER_PORT", 6432)?;
+        let port = number("PGBOUNCER_PORT", u64::from(crate::pgbouncer::PORT))?;
         let port = u16::try_from(port).map_err(|_| ConfigError::Invalid {
             name: "PGBOUNCER_PORT",
             value: port.to_string(),

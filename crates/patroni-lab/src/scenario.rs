@@ -258,7 +258,11 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
         };
         lab.pgbouncer_admin = patroni_lab_callback::pgbouncer::AdminTarget {
             host,
-            port: c.get_ports().first().copied().unwrap_or(6432),
+            port: c
+                .get_ports()
+                .first()
+                .copied()
+                .unwrap_or(patroni_lab_callback::pgbouncer::PORT),
             user: c.get_user().unwrap_or("postgres").to_string(),
             password: c
                 .get_password()

@@ -33,8 +33,9 @@ pub const ETCD_MEMBERS: [&str; 3] = ["etcd", "etcd2", "etcd3"];
 pub fn three_nodes() -> bool {
     std::env::var("LAB_NODES").is_ok_and(|n| n.trim() == "3")
 }
-/// The PgBouncer container.
+/// The PgBouncer container, and its port (the admin console's too).
 pub const PGBOUNCER: &str = "pgbouncer";
+pub const PGBOUNCER_PORT: u16 = patroni_lab_callback::pgbouncer::PORT;
 /// The HAProxy container.
 pub const HAPROXY: &str = "haproxy";
 /// How long one REST call may take.
@@ -118,10 +119,10 @@ impl Lab {
                 })
                 .collect(),
             client_url: format!("postgres://{user}@{host}:5432/postgres"),
-            pgbouncer_admin_url: format!("postgres://{user}@{host}:6432/pgbouncer"),
+            pgbouncer_admin_url: format!("postgres://{user}@{host}:{PGBOUNCER_PORT}/pgbouncer"),
             pgbouncer_admin: AdminTarget {
                 host: host.clone(),
-                port: 6432,
+                port: PGBOUNCER_PORT,
                 user: user.clone(),
                 password: var("POSTGRES_PASSWORD", "postgres"),
             },

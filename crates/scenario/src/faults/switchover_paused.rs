@@ -174,7 +174,10 @@ fn arm_pause_switch(lab: &Lab, token: &str) -> Result<Box<dyn Fn() + Send + Sync
         dead_mans_switch(
             lab::PGBOUNCER,
             &flag,
-            "PGPASSWORD=$POSTGRES_PASSWORD psql -h 127.0.0.1 -p 6432 -U ${POSTGRES_USER:-postgres} -d pgbouncer -c 'RESUME postgres'",
+            &format!(
+                "PGPASSWORD=$POSTGRES_PASSWORD psql -h 127.0.0.1 -p {} -U ${{POSTGRES_USER:-postgres}} -d pgbouncer -c 'RESUME postgres'",
+                lab::PGBOUNCER_PORT
+            ),
         )?;
         return Ok(Box::new(move || {
             let _ = docker(&["exec", lab::PGBOUNCER, "rm", "-f", &flag]);
