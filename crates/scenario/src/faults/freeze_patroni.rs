@@ -93,7 +93,7 @@ impl FaultKind for FreezePatroni {
 /// the parent only reaps zombies: the daemon is the other `patroni` process (PID 1 itself only
 /// when there is no other).
 fn patroni_pid(container: &str) -> Result<String, FaultError> {
-    let script = "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = patroni ] && echo ${p#/proc/}; done";
+    let script = "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = patroni ] && echo ${p#/proc/}; done; true";
     let pids = docker(&["exec", container, "sh", "-c", script]).map_err(err)?;
     let pids: Vec<&str> = pids.split_whitespace().collect();
     pids.iter()
