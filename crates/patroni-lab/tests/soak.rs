@@ -130,3 +130,54 @@ fn the_leftover_check_sees_an_enabled_hold_line_and_a_paused_pgbouncer() {
     drop(_unhold);
     assert_eq!(soak::leftovers(&lab), Vec::<String>::new());
 }
+
+#[test]
+fn a_soak_with_a_lossy_fault_puts_every_lost_write_with_the_event_it_followed() {
+    let _lab = LabTest::begin(
+        "a_soak_with_a_lossy_fault_puts_every_lost_write_with_the_event_it_followed",
+    );
+    // The leader cut off from etcd and the replica (asynchronous replication): the writes it
+    // acknowledges meanwhile are lost. Allowed here, so the soak's own verdict still passes.
+    let json = std::env::temp_dir().join(format!("plab-soak-lossy-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args([
+            "soak",
+            "--events",
+            "1",
+            "--seed",
+            "1",
+            "--faults",
+            "partition-leader:20",
+            "--max-lost",
+            "1000000",
+            "--json",
+        ])
+        .arg(&json)
+        .current_dir(repo_root())
+        .env("POSTGRES_PASSWORD", password())
+        .output()
+        .expect("run the soak");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let lost = report["probe"]["lost_writes"]["missing"]
+        .as_array()
+        .unwrap()
+        .len() as u64;
+    assert!(lost > 0, "a partition of an async primary loses writes");
+    // Every lost write is put with the one event, none before it.
+    assert_eq!(report["lost_before_first_event"].as_u64(), Some(0));
+    assert_eq!(report["events"][0]["lost_after"].as_u64(), Some(lost));
+    // Patroni's promise holds: nothing acknowledged by the old leader after its lock moved.
+    assert_eq!(
+        report["events"][0]["old_leader_writes_after_lock_lost"].as_u64(),
+        Some(0),
+        "{}",
+        report["events"][0]
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+}
