@@ -11,33 +11,43 @@ use patroni_lab_scenario::soak;
 use serde_json::Value;
 use support::*;
 
+/// Runs `patroni-lab soak <args> --json <tmp>` to the end; returns the exit code, stdout and the
+/// JSON report.
+fn soak_run(tag: &str, args: &[&str]) -> (Option<i32>, String, Value) {
+    let json = std::env::temp_dir().join(format!("plab-soak-{tag}-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .arg("soak")
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .current_dir(repo_root())
+        .env("POSTGRES_PASSWORD", password())
+        .output()
+        .expect("run the soak");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    (out.status.code(), stdout, report)
+}
+
 #[test]
 fn a_short_seeded_soak_runs_its_schedule_loses_nothing_and_leaves_nothing() {
     let _lab =
         LabTest::begin("a_short_seeded_soak_runs_its_schedule_loses_nothing_and_leaves_nothing");
-    let json = std::env::temp_dir().join(format!("plab-soak-{}.json", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
-        .args([
-            "soak",
+    let (code, stdout, report) = soak_run(
+        "short",
+        &[
             "--events",
             "3",
             "--seed",
             "11",
             "--faults",
             "switchover,restart-leader,pgbouncer-restart",
-            "--json",
-        ])
-        .arg(&json)
-        .current_dir(repo_root())
-        .env("POSTGRES_PASSWORD", password())
-        .output()
-        .expect("run the soak");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert_eq!(out.status.code(), Some(0), "the soak failed");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json);
+        ],
+    );
+    assert_eq!(code, Some(0), "the soak failed");
 
     // The seed decides the faults, in order.
     let wanted: Vec<&str> = soak::schedule(
@@ -110,21 +120,15 @@ impl Drop for Unhold {
 }
 
 #[test]
-fn the_leftover_check_sees_an_enabled_hold_line_and_a_paused_pgbouncer() {
-    let _lab =
-        LabTest::begin("the_leftover_check_sees_an_enabled_hold_line_and_a_paused_pgbouncer");
+fn the_leftover_check_sees_an_enabled_hold_line() {
+    let _lab = LabTest::begin("the_leftover_check_sees_an_enabled_hold_line");
     let lab = Lab::from_env();
     let _unhold = Unhold;
     patroni_lab_scenario::lab::haproxy_runtime("enable server postgres_primary/hold").unwrap();
-    sql(6432, "pgbouncer", "PAUSE postgres").unwrap();
     let left = soak::leftovers(&lab);
     assert!(
         left.iter()
             .any(|l| l.starts_with("HAProxy's hold line is enabled")),
-        "{left:?}"
-    );
-    assert!(
-        left.contains(&"PgBouncer is paused".to_string()),
         "{left:?}"
     );
     drop(_unhold);
@@ -136,34 +140,22 @@ fn a_soak_with_a_lossy_fault_puts_every_lost_write_with_the_event_it_followed() 
     let _lab = LabTest::begin(
         "a_soak_with_a_lossy_fault_puts_every_lost_write_with_the_event_it_followed",
     );
-    // The leader cut off from etcd and the replica (asynchronous replication): the writes it
+    // The leader cut off from etcd and the replica for longer than ttl (asynchronous
+    // replication; a shorter cut may end before its lock expires, then nothing moves): the writes it
     // acknowledges meanwhile are lost. Allowed here, so the soak's own verdict still passes.
-    let json = std::env::temp_dir().join(format!("plab-soak-lossy-{}.json", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
-        .args([
-            "soak",
+    let (code, stdout, report) = soak_run(
+        "lossy",
+        &[
             "--events",
             "1",
             "--seed",
             "1",
             "--faults",
-            "partition-leader:20",
+            "partition-leader:45",
             "--max-lost",
             "1000000",
-            "--json",
-        ])
-        .arg(&json)
-        .current_dir(repo_root())
-        .env("POSTGRES_PASSWORD", password())
-        .output()
-        .expect("run the soak");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!(
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json);
     let lost = report["probe"]["lost_writes"]["missing"]
         .as_array()
         .unwrap()
@@ -179,5 +171,5 @@ fn a_soak_with_a_lossy_fault_puts_every_lost_write_with_the_event_it_followed() 
         "{}",
         report["events"][0]
     );
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(code, Some(0), "{stdout}");
 }

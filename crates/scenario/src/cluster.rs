@@ -217,12 +217,9 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
                 "PgBouncer sends clients to {target}, the leader is {leader}"
             ));
         }
-        let lines = {
-            let lab = lab.clone();
-            tokio::task::spawn_blocking(move || haproxy_lines(&lab))
-                .await
-                .map_err(|e| e.to_string())??
-        };
+        let lines = tokio::task::spawn_blocking(haproxy_lines)
+            .await
+            .map_err(|e| e.to_string())??;
         for (server, status) in &lines {
             let up = status.starts_with("UP");
             if server
@@ -266,6 +263,21 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
     })
 }
 
+/// The first cell `sql` returns on `member`'s PostgreSQL over a direct connection, from a
+/// blocking thread (faults run on one); `Err` when the member has no direct address.
+pub fn direct_cell(lab: &Lab, member: &str, sql: &str) -> Result<Option<String>, String> {
+    let url = lab
+        .node(member)
+        .and_then(|n| n.pg_url.clone())
+        .ok_or_else(|| format!("no direct address for {member}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let rows = runtime.block_on(query(&url, &lab.password, sql))?;
+    Ok(rows.first().and_then(|r| r.first().cloned().flatten()))
+}
+
 /// Whether PgBouncer is paused: all of it (`PAUSE`: `SHOW STATE` says paused yes) or one
 /// database (`PAUSE postgres`, as the paused switchover does: its `SHOW DATABASES` row's
 /// `paused` column is 1).
@@ -301,7 +313,7 @@ pub fn paused_in(state: &[Vec<Option<String>>], dbs: &[Vec<Option<String>>]) -> 
 
 /// HAProxy's client-facing lines and their status (`show stat` through the runtime API):
 /// `("patroni1", "UP")`, `("hold", "MAINT")`, ...
-pub fn haproxy_lines(_lab: &Lab) -> Result<Vec<(String, String)>, String> {
+pub fn haproxy_lines() -> Result<Vec<(String, String)>, String> {
     let csv = crate::lab::haproxy_runtime("show stat").map_err(|e| e.to_string())?;
     let (proxy, _) = crate::lab::HAPROXY_HOLD_LINE
         .split_once('/')

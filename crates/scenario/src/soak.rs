@@ -551,7 +551,7 @@ pub fn leftovers(lab: &Lab) -> Vec<String> {
         left.extend(pgbouncer_leftover(lab));
     }
     if is_up(crate::lab::HAPROXY) {
-        left.extend(haproxy_leftover(lab));
+        left.extend(haproxy_leftover());
     }
     for node in &lab.nodes {
         if docker(&[
@@ -586,12 +586,12 @@ fn pgbouncer_leftover(lab: &Lab) -> Option<String> {
 }
 
 /// HAProxy's hold line left enabled, as a leftover line.
-fn haproxy_leftover(lab: &Lab) -> Option<String> {
+fn haproxy_leftover() -> Option<String> {
     let hold = crate::lab::HAPROXY_HOLD_LINE
         .rsplit('/')
         .next()
         .unwrap_or_default();
-    match cluster::haproxy_lines(lab) {
+    match cluster::haproxy_lines() {
         Ok(lines) => lines
             .into_iter()
             .find(|(server, status)| server == hold && !status.starts_with("MAINT"))

@@ -105,21 +105,9 @@ fn patroni_pid(container: &str) -> Result<String, FaultError> {
 
 /// The frozen leader's PostgreSQL, on a direct connection, is still out of recovery.
 fn primary_still(ctx: &Ctx) -> Result<String, String> {
-    let url = ctx
-        .lab
-        .node(ctx.leader)
-        .and_then(|n| n.pg_url.clone())
-        .ok_or("no direct address for the leader")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let rows = runtime.block_on(cluster::query(
-        &url,
-        &ctx.lab.password,
-        "SELECT pg_is_in_recovery()::text",
-    ))?;
-    match rows.first().and_then(|r| r.first().cloned().flatten()).as_deref() {
+    let in_recovery =
+        cluster::direct_cell(ctx.lab, ctx.leader, "SELECT pg_is_in_recovery()::text")?;
+    match in_recovery.as_deref() {
         Some("false") => Ok(format!(
             "PostgreSQL on {} still runs as a primary",
             ctx.leader

@@ -94,20 +94,11 @@ fn pgbouncer_admin(lab: &Lab, command: &str) -> Result<(), FaultError> {
 
 /// A write on `node`'s PostgreSQL itself (a transaction id assigned: not in recovery), on a
 /// direct connection; for a cluster given by URLs, its Patroni saying it runs as primary.
-fn direct_write(
-    lab: &Lab,
-    node: &str,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<String, String> {
+fn direct_write(lab: &Lab, node: &str) -> Result<String, String> {
     let n = lab.node(node).ok_or_else(|| format!("no member {node}"))?;
     match &n.pg_url {
-        Some(url) => {
-            let rows = runtime.block_on(cluster::query(
-                url,
-                &lab.password,
-                "SELECT txid_current()::text",
-            ))?;
-            let txid = rows.first().and_then(|r| r.first().cloned().flatten());
+        Some(_) => {
+            let txid = cluster::direct_cell(lab, node, "SELECT txid_current()::text")?;
             Ok(format!(
                 "transaction {} on a direct connection",
                 txid.unwrap_or_default()
@@ -342,7 +333,7 @@ fn paused_switchover(
     // RESUME onto a primary that works: the new leader must accept a write on a direct
     // connection first (its name in pgbouncer.ini comes right after `pg_ctl promote`).
     let accepted = loop {
-        match direct_write(lab, replica, &runtime) {
+        match direct_write(lab, replica) {
             Ok(seen) => break seen,
             Err(e) if start.elapsed() >= PAUSE_LIMIT => {
                 return Err(FaultError::Step(format!(
@@ -360,7 +351,7 @@ fn paused_switchover(
         // Hold clients until HAProxy routes through the new leader's own line.
         let up_since = Instant::now();
         let up = loop {
-            match cluster::haproxy_lines(lab) {
+            match cluster::haproxy_lines() {
                 Ok(lines)
                     if lines
                         .iter()
