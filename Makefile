@@ -29,7 +29,7 @@ COMPOSE_FILE := docker-compose.yml$(if $(filter 3,$(LAB_NODES)),:docker-compose.
 LAB_HOST ?= $(if $(filter 0.0.0.0,$(LAB_BIND_ADDRESS)),127.0.0.1,$(or $(LAB_BIND_ADDRESS),127.0.0.1))
 export
 
-.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot soak check-safe check-docker check-ports
+.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot soak check-safe check-docker check-ports doctor
 
 help: ## This list
 	@grep -hE '^[a-z0-9 %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -156,6 +156,9 @@ soak: $(TOOLS_IMAGE) ## Faults at random through one probe run (EVENTS=50 PROFIL
 MATRIX_PROFILES ?= seed,default,fast,sync
 MATRIX_SCENARIOS ?= switchover,switchover-paused,stop-leader,kill-leader,freeze-leader,partition-leader,etcd-loss
 MATRIX_RUNS ?= 3
+doctor: $(TOOLS_IMAGE) ## Name every known bad state of the live cluster, with evidence and repair (ARGS=--repair)
+	$(LAB_TOOL) doctor $(ARGS)
+
 matrix: $(TOOLS_IMAGE) ## Scenarios x profiles (MATRIX_PROFILES=a,b MATRIX_SCENARIOS=x,y MATRIX_RUNS=3); table in probe-out/matrix/
 	$(LAB_TOOL) matrix --profiles $(MATRIX_PROFILES) --scenarios $(MATRIX_SCENARIOS) --runs $(MATRIX_RUNS) $(ARGS)
 

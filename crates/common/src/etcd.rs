@@ -1,6 +1,7 @@
-//! What etcd itself says, through its v3 JSON API (`POST /v3/kv/range`): who holds Patroni's
-//! leader key. The key is read from etcd, not from a member's REST view of it, so a frozen or
-//! cut-off member cannot make it look held.
+//! What etcd itself says, through its v3 JSON API: who holds Patroni's leader key
+//! (`POST /v3/kv/range`) and how long its lease has left (`POST /v3/lease/timetolive`). Both are
+//! read from etcd, not from a member's REST view of them, so a frozen or cut-off member cannot
+//! make the lock look held.
 
 use std::time::Duration;
 
@@ -34,6 +35,55 @@ pub fn read_leader(url: &str, key: &str, timeout: Duration) -> Result<LeaderKey,
     parse_range(&reply).ok_or_else(|| PatroniError::BadReply {
         url: at,
         detail: format!("not a range answer: {}", reply.trim()),
+    })
+}
+
+/// A lease's time to live as etcd has it now. etcd gives whole seconds, truncated: `remaining_s`
+/// is 24 for anything from 24.0 to 24.99 s left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTtl {
+    /// Whole seconds left (`None`: the lease has expired or never existed).
+    pub remaining_s: Option<u64>,
+    /// The TTL the lease was granted (Patroni's `ttl`); every renewal starts it afresh.
+    pub granted_s: u64,
+}
+
+/// Reads lease `id` (decimal, as the leader key names it) from the etcd at `url`.
+pub fn lease_ttl(url: &str, id: &str, timeout: Duration) -> Result<LeaseTtl, PatroniError> {
+    let at = format!("{}/v3/lease/timetolive", url.trim_end_matches('/'));
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PatroniError::BadReply {
+            url: at,
+            detail: format!("{id:?} is not a lease ID"),
+        });
+    }
+    let body = format!(r#"{{"ID": "{id}"}}"#);
+    let (status, reply) = send_json(url, "POST", "/v3/lease/timetolive", &body, None, timeout)?;
+    if status != 200 {
+        return Err(PatroniError::Status { url: at, status });
+    }
+    parse_ttl(&reply).ok_or_else(|| PatroniError::BadReply {
+        url: at,
+        detail: format!("not a timetolive answer: {}", reply.trim()),
+    })
+}
+
+fn parse_ttl(reply: &str) -> Option<LeaseTtl> {
+    let v: serde_json::Value = serde_json::from_str(reply).ok()?;
+    // int64 fields come as strings; an expired lease has TTL -1 (and grantedTTL absent or 0).
+    let number = |k: &str| -> Option<i64> {
+        match &v[k] {
+            serde_json::Value::String(s) => s.parse().ok(),
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::Null => Some(0),
+            _ => None,
+        }
+    };
+    let ttl = number("TTL")?;
+    v.get("header")?;
+    Some(LeaseTtl {
+        remaining_s: u64::try_from(ttl).ok(),
+        granted_s: u64::try_from(number("grantedTTL")?).ok()?,
     })
 }
 
@@ -81,6 +131,23 @@ mod tests {
             })
         );
         assert_eq!(parse_range("{}"), None);
+        let live = r#"{"header":{"revision":"930"},"ID":"7587883","TTL":"24","grantedTTL":"30"}"#;
+        assert_eq!(
+            parse_ttl(live),
+            Some(LeaseTtl {
+                remaining_s: Some(24),
+                granted_s: 30
+            })
+        );
+        let gone = r#"{"header":{"revision":"931"},"ID":"7587883","TTL":"-1"}"#;
+        assert_eq!(
+            parse_ttl(gone),
+            Some(LeaseTtl {
+                remaining_s: None,
+                granted_s: 0
+            })
+        );
+        assert_eq!(parse_ttl("{}"), None);
         assert_eq!(
             leader_key("/service/", "postgres-cluster"),
             "/service/postgres-cluster/leader"

@@ -16,6 +16,7 @@ macro_rules! say {
 }
 
 mod callback;
+mod doctor;
 mod exit;
 mod load;
 mod matrix;
@@ -56,6 +57,8 @@ enum Command {
     Matrix(Box<matrix::MatrixArgs>),
     /// Many faults picked at random (seeded) through one probe run: nothing lost, nothing left.
     Soak(Box<soak::SoakArgs>),
+    /// Read the live cluster and name every known bad state, with evidence and repair.
+    Doctor(doctor::DoctorArgs),
     /// Named settings profiles (`profiles/*.ini`): what each changes.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
@@ -99,5 +102,6 @@ fn main() -> ExitCode {
         Command::Profile(cmd) => profile::run(cmd),
         Command::Matrix(args) => matrix::run(*args),
         Command::Soak(args) => soak::run(*args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }

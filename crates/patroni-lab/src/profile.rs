@@ -29,15 +29,13 @@ pub enum ProfileCommand {
     },
 }
 
-const BAD_INPUT: u8 = 2;
-
 pub fn run(cmd: ProfileCommand) -> ExitCode {
     let dir = profile::folder();
     let all = match profile::load_all(&dir) {
         Ok(all) => all,
         Err(e) => {
             eprintln!("patroni-lab profile: error: {e}");
-            return ExitCode::from(BAD_INPUT);
+            return ExitCode::from(crate::exit::BAD_INPUT);
         }
     };
     let default = all["default"].settings.clone();
@@ -64,7 +62,7 @@ pub fn run(cmd: ProfileCommand) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("patroni-lab profile: error: {e}");
-                ExitCode::from(BAD_INPUT)
+                ExitCode::from(crate::exit::BAD_INPUT)
             }
         },
     }
@@ -163,7 +161,7 @@ fn apply(all: &BTreeMap<String, Profile>, name: &str) -> ExitCode {
         Ok(found) => found,
         Err(e) => {
             eprintln!("patroni-lab profile apply: error: {e}");
-            return ExitCode::from(BAD_INPUT);
+            return ExitCode::from(crate::exit::BAD_INPUT);
         }
     };
     let default = &all["default"].settings;

@@ -14,6 +14,7 @@ use patroni_lab_scenario::cluster;
 use patroni_lab_scenario::faults::{self, Fault};
 use patroni_lab_scenario::grade::Overrides;
 use patroni_lab_scenario::lab::{Lab, Node};
+use patroni_lab_scenario::lease;
 use patroni_lab_scenario::plan::{self, Progress};
 use patroni_lab_scenario::report;
 use patroni_lab_scenario::runner::{self, Jitter};
@@ -62,6 +63,11 @@ pub struct RunArgs {
     /// duration (0s: exactly at --inject-at).
     #[arg(long, default_value = "loop", value_parser = plan::parse_jitter)]
     inject_jitter: Jitter,
+    /// Inject not at random but once the leader lease, after --inject-at, comes down to this
+    /// much time left (read from etcd): a kill then costs this long before the lock expires.
+    /// It must lie within the loop (ttl − loop_wait + 1 to ttl − 1 s; checked live).
+    #[arg(long, value_parser = parse_duration, conflicts_with = "inject_jitter")]
+    at_lease_remaining: Option<Duration>,
     /// How long the probe goes on once the cluster is whole again.
     #[arg(long, default_value = plan::TAIL, value_parser = parse_duration)]
     tail: Duration,
@@ -176,7 +182,7 @@ struct Prepared {
 }
 
 /// The member name a Patroni REST API answers for (`GET /patroni`).
-fn member_name(api_url: &str) -> Result<String, String> {
+pub(crate) fn member_name(api_url: &str) -> Result<String, String> {
     let timeout = patroni_lab_scenario::lab::REST_TIMEOUT;
     let (status, body) = patroni_lab_common::patroni::get(api_url, "/patroni", timeout)
         .map_err(|e| format!("--patroni: {e}"))?;
@@ -286,7 +292,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
         expectations,
         probe.clone(),
         args.inject_at,
-        args.inject_jitter,
+        args.placement(),
         args.tail,
     )?;
     for (path, what) in [(&args.json, "JSON"), (&args.html, "HTML")] {
@@ -303,8 +309,31 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     })
 }
 
+impl RunArgs {
+    /// Where the fault lands: at a chosen lease time left, else the jitter.
+    fn placement(&self) -> Jitter {
+        self.at_lease_remaining
+            .map_or(self.inject_jitter, Jitter::AtLeaseRemaining)
+    }
+}
+
 async fn run_all(args: &RunArgs, mut p: Prepared) -> Result<ExitCode> {
     cluster::containers_up(&p.lab).map_err(anyhow::Error::msg)?;
+    if let Some(left) = args.at_lease_remaining {
+        if p.lab.etcd_url.is_none() {
+            eprintln!(
+                "patroni-lab scenario: error: --at-lease-remaining reads the lease from etcd, and a cluster given by URLs has none here; leave it out"
+            );
+            return Ok(ExitCode::from(exit::BAD_INPUT));
+        }
+        let timing = plan::live_timing(&p.lab)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if let Err(e) = lease::check_reachable(left, timing.ttl, timing.loop_wait) {
+            eprintln!("patroni-lab scenario: error: {e}");
+            return Ok(ExitCode::from(exit::BAD_INPUT));
+        }
+    }
     let expectations = plan::live_expectations(&p.lab, p.plan.fault, &p.overrides)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -313,7 +342,7 @@ async fn run_all(args: &RunArgs, mut p: Prepared) -> Result<ExitCode> {
         expectations,
         p.probe.clone(),
         args.inject_at,
-        args.inject_jitter,
+        args.placement(),
         args.tail,
     )
     .map_err(anyhow::Error::msg)?;

@@ -288,6 +288,21 @@ fn scenario_bad_input_is_one_line_exit_2_before_touching_the_lab() {
             &["run", "kill-leader", "--inject-jitter", "10m"],
             "10m is more than 120 s",
         ),
+        (
+            &[
+                "run",
+                "kill-leader",
+                "--inject-jitter",
+                "0s",
+                "--at-lease-remaining",
+                "22s",
+            ],
+            "cannot be used with",
+        ),
+        (
+            &["run", "kill-leader", "--at-lease-remaining", "soon"],
+            "--at-lease-remaining",
+        ),
     ];
     for (args, wanted) in cases {
         let (code, stderr) = patroni_lab("scenario", args);

@@ -18,11 +18,12 @@ fn scenario(name: &str, args: &[&str]) -> (i32, Value, String) {
     let _ = std::fs::remove_file(&json);
     // Faults land exactly at --inject-at unless a test is about the jitter (it tests behaviour,
     // not where in Patroni's loop a fault lands).
-    let jitter: &[&str] = if args.contains(&"--inject-jitter") {
-        &[]
-    } else {
-        &["--inject-jitter", "0s"]
-    };
+    let jitter: &[&str] =
+        if args.contains(&"--inject-jitter") || args.contains(&"--at-lease-remaining") {
+            &[]
+        } else {
+            &["--inject-jitter", "0s"]
+        };
     let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
         .args(["scenario", "run", name, "--tail", "1s", "--json"])
         .arg(&json)
@@ -712,12 +713,87 @@ fn a_fault_lands_at_a_random_point_of_the_leaders_loop() {
         );
         injected.push(at);
     }
-    // Two uniform picks over 10 s land within 1 ms of each other far less than once in a
-    // thousand: a fixed point would.
-    assert!(
-        (injected[0] - injected[1]).abs() > 1.0,
-        "both runs injected at {injected:?}"
+    // Where each landed in the leader's loop, from etcd's own lease: somewhere in one loop
+    // (renewed every loop_wait plus the loop's own work, measured well under 1 s here), the two
+    // figures adding up to the granted TTL, to the precision stated.
+    for run in runs {
+        let lease = &run["lease_at_inject"];
+        let (left, age) = (lease["remaining_ms"].as_f64(), lease["age_ms"].as_f64());
+        let (Some(left), Some(age)) = (left, age) else {
+            panic!("no lease phase recorded: {run}");
+        };
+        assert_eq!(lease["granted_s"].as_u64(), Some(30), "{lease}");
+        assert!((age + left - 30_000.0).abs() < 1e-3, "{lease}");
+        assert!((0.0..11_000.0).contains(&age), "{lease}");
+        assert!(lease["precision_ms"].as_f64().unwrap() < 250.0, "{lease}");
+    }
+}
+
+/// A kill placed at a chosen lease time left: the leader key expires that long after the kill
+/// (read from etcd's key by the timeline's own sampler, not from the lease tracker that placed
+/// it). A fault at a random point would land anywhere in 20–30 s.
+#[test]
+fn a_kill_at_a_chosen_lease_time_left_loses_the_lock_that_much_later() {
+    let _lab = LabTest::begin("a_kill_at_a_chosen_lease_time_left_loses_the_lock_that_much_later");
+    let (code, report, stderr) = scenario(
+        "kill-leader",
+        &[
+            "--inject-at",
+            "1s",
+            "--at-lease-remaining",
+            "22s",
+            "--runs",
+            "2",
+        ],
     );
+    assert_eq!(code, 0, "{stderr}");
+    for run in report["runs"].as_array().unwrap() {
+        let left = run["lease_at_inject"]["remaining_ms"].as_f64().unwrap();
+        assert!((21_750.0..=22_000.0).contains(&left), "{run}");
+        let at = |text: &str| {
+            run["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["what"].as_str().unwrap().starts_with(text))
+                .unwrap_or_else(|| panic!("no '{text}' event: {run}"))["at_us"]
+                .as_i64()
+                .unwrap()
+        };
+        let injected = at("inject kill-leader (22.00 s of lease left, as asked");
+        let lost = run["lock_lost_at_us"].as_i64().unwrap();
+        // etcd revokes an expired lease on its next check (every 500 ms), and the key is sampled
+        // every 100 ms: the key goes 22.0–22.7 s after the kill; ±1 s.
+        let after = (lost - injected) as f64 / 1e6;
+        assert!(
+            (21.0..=23.0).contains(&after),
+            "lock lost {after} s after the kill"
+        );
+        assert!(at("leader lock: none") >= injected, "{run}");
+    }
+    all_back();
+}
+
+/// A lease time left the loop never passes through is bad input, said in one line before any
+/// run (checked against the live ttl and loop_wait).
+#[test]
+fn a_lease_time_left_outside_the_loop_is_refused_in_one_line() {
+    let _lab = LabTest::begin("a_lease_time_left_outside_the_loop_is_refused_in_one_line");
+    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args([
+            "scenario",
+            "run",
+            "kill-leader",
+            "--at-lease-remaining",
+            "35s",
+        ])
+        .env("POSTGRES_PASSWORD", password())
+        .output()
+        .expect("run patroni-lab");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("21 to 29 s left"), "{stderr}");
 }
 
 /// etcd stopped when a run starts: the scenario runner and the soak each say so in one line,

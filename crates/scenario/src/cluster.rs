@@ -3,16 +3,13 @@
 //! (paused? where it sends clients), HAProxy's runtime API (which lines are up), and a write
 //! through the client endpoint. "Whole" means they all agree (see [`whole`]).
 
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use patroni_lab_common::etcd;
 use patroni_lab_common::patroni::{self, ClusterView};
-use patroni_lab_common::pg::query_rows;
-use patroni_lab_probe::workload::connect;
-use tokio_postgres::Config;
 
-use crate::lab::{Lab, REST_TIMEOUT};
+use crate::findings::{Diagnosis, Finding, Severity};
+use crate::lab::{self, Lab, REST_TIMEOUT};
 
 /// The REST view from the first API that answers.
 pub fn view(lab: &Lab) -> Result<ClusterView, String> {
@@ -40,28 +37,7 @@ pub fn leader(lab: &Lab) -> Result<String, String> {
     }
 }
 
-fn config(url: &str, password: &str) -> Result<Config, String> {
-    let mut c = Config::from_str(url).map_err(|e| format!("{url}: {e}"))?;
-    c.password(password);
-    c.application_name("patroni-lab-scenario");
-    Ok(c)
-}
-
-/// Runs one simple query against `url` with a whole time-out.
-pub async fn query(
-    url: &str,
-    password: &str,
-    sql: &str,
-) -> Result<Vec<Vec<Option<String>>>, String> {
-    let c = config(url, password)?;
-    let limit = Duration::from_secs(3);
-    let session = connect(&c, limit).await.map_err(|f| f.message)?;
-    match tokio::time::timeout(limit, query_rows(&session.client, sql)).await {
-        Ok(Ok(rows)) => Ok(rows),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {limit:?}")),
-    }
-}
+pub use crate::direct::query;
 
 /// The host PgBouncer sends database `postgres` to, as it runs now (SHOW DATABASES). A `*`
 /// database appears once a client has used it (and again after a RELOAD): with `touch`, a
@@ -196,6 +172,11 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
             None => return Err(format!("{} does not stream from {leader}", other.name)),
         }
     }
+    // A replica can stream and still be on its own timeline with the leader's ID (it never
+    // replays): compare its last checkpoint with the leader's WAL (the doctor's check).
+    if let Some(leader_url) = &node.pg_url {
+        not_diverged(lab, &leader, leader_url).await?;
+    }
     // With synchronous replication on, whole means a synchronous standby too: a replica that
     // is only streaming cannot be promoted (seen here: a kill right after a switchover under
     // the sync profile left the cluster without a leader for 120 s).
@@ -207,34 +188,18 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
         return Err("synchronous_mode is on but no member is a synchronous standby yet".into());
     }
     if lab.containers {
-        let paused = pgbouncer_paused(lab).await?;
-        if paused {
-            return Err("PgBouncer is paused".into());
+        // PgBouncer not paused and on the leader, HAProxy's line for it the only one UP, the
+        // hold line disabled: the doctor's checks of the front, the first thing wrong said.
+        let (wrong, unread) = front(lab, Some(&leader)).await;
+        if let Some(f) = wrong.first() {
+            return Err(f.what.clone());
         }
-        let target = pgbouncer_target(lab, true).await?;
-        if target != leader {
-            return Err(format!(
-                "PgBouncer sends clients to {target}, the leader is {leader}"
-            ));
+        if let Some(u) = unread.first() {
+            return Err(format!("cannot read {u}"));
         }
         let lines = tokio::task::spawn_blocking(haproxy_lines)
             .await
             .map_err(|e| e.to_string())??;
-        for (server, status) in &lines {
-            let up = status.starts_with("UP");
-            if server
-                == crate::lab::HAPROXY_HOLD_LINE
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-            {
-                if !status.starts_with("MAINT") {
-                    return Err(format!("HAProxy's hold line is {status}, not disabled"));
-                }
-            } else if (*server == leader) != up {
-                return Err(format!("HAProxy's line for {server} is {status}"));
-            }
-        }
         if !lines.iter().any(|(s, _)| *s == leader) {
             return Err(format!("HAProxy has no line for {leader}"));
         }
@@ -261,6 +226,122 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
             .unwrap_or_default()
             .to_string(),
     })
+}
+
+/// PgBouncer and HAProxy against the leader (`None`: only what needs no leader): what is
+/// wrong with the parts clients go through, and what could not be read.
+pub async fn front(lab: &Lab, leader: Option<&str>) -> (Vec<Finding>, Vec<String>) {
+    let mut d = Diagnosis {
+        leader: None,
+        findings: Vec::new(),
+        not_checked: Vec::new(),
+    };
+    match pgbouncer_paused(lab).await {
+        Ok(true) => d.findings.push(Finding {
+            code: "pgbouncer-paused",
+            severity: Severity::Broken,
+            part: lab::PGBOUNCER.into(),
+            what: "PgBouncer is paused: clients through it wait, then time out".into(),
+            evidence: "SHOW STATE / SHOW DATABASES say paused".into(),
+            repair: "RESUME on PgBouncer's admin console (`patroni-lab doctor --repair` does it)"
+                .into(),
+        }),
+        Ok(false) => {}
+        Err(e) => d.not_checked.push(format!("PgBouncer's state: {e}")),
+    }
+    if let Some(leader) = leader {
+        match pgbouncer_target(lab, true).await {
+            Ok(t) if t != leader => d.findings.push(Finding {
+                code: "pgbouncer-not-on-leader",
+                severity: Severity::Broken,
+                part: lab::PGBOUNCER.into(),
+                what: format!("PgBouncer sends clients to {t}, not to the leader {leader}"),
+                evidence: format!("host= in {}", lab::PGBOUNCER_INI),
+                repair: format!(
+                    "run the leader's callback again: `docker exec {leader} patroni-lab callback on_role_change primary {}`",
+                    lab::SCOPE
+                ),
+            }),
+            Ok(_) => {}
+            Err(e) => d.not_checked.push(format!("PgBouncer's target: {e}")),
+        }
+    }
+    let lines = tokio::task::spawn_blocking(haproxy_lines)
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    let lines = match lines {
+        Ok(l) => l,
+        Err(e) => {
+            d.not_checked.push(format!("HAProxy's lines: {e}"));
+            return (d.findings, d.not_checked);
+        }
+    };
+    let hold = lab::HAPROXY_HOLD_LINE
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    for (server, status) in &lines {
+        if server == hold {
+            if !status.starts_with("MAINT") {
+                d.findings.push(Finding {
+                    code: "haproxy-hold-enabled",
+                    severity: Severity::Broken,
+                    part: lab::HAPROXY.into(),
+                    what: "HAProxy's hold line is enabled: new clients on 5432 are held".into(),
+                    evidence: format!("show stat: {} {status}", lab::HAPROXY_HOLD_LINE),
+                    repair: format!(
+                        "disable server {} on HAProxy's runtime API (`patroni-lab doctor --repair` does it)",
+                        lab::HAPROXY_HOLD_LINE
+                    ),
+                });
+            }
+        } else if let Some(leader) = leader {
+            let up = status.starts_with("UP");
+            if (server == leader) != up {
+                d.findings.push(Finding {
+                    code: "haproxy-not-on-leader",
+                    severity: Severity::Broken,
+                    part: lab::HAPROXY.into(),
+                    what: format!("HAProxy's line for {server} is {status}; the leader is {leader}"),
+                    evidence: "show stat on HAProxy's runtime API".into(),
+                    repair: "HAProxy follows Patroni's /primary health check: if it stays, see that member's REST API".into(),
+                });
+            }
+        }
+    }
+    (d.findings, d.not_checked)
+}
+
+/// Fails when a member other than `leader` is on its own timeline with the leader's ID.
+async fn not_diverged(lab: &Lab, leader: &str, leader_url: &str) -> Result<(), String> {
+    let lsn = query(
+        leader_url,
+        &lab.password,
+        "SELECT pg_current_wal_lsn()::text",
+    )
+    .await?
+    .first()
+    .and_then(|r| r.first().cloned().flatten())
+    .and_then(|s| crate::direct::parse_lsn(&s))
+    .unwrap_or(0);
+    for other in lab.nodes.iter().filter(|n| n.name != leader) {
+        let Some(url) = &other.pg_url else { continue };
+        let Ok(r) = crate::direct::replica_state(url, &lab.password).await else {
+            continue;
+        };
+        if !r.in_recovery {
+            continue;
+        }
+        if let Ok(Some(evidence)) =
+            crate::direct::diverged(leader_url, &lab.password, &r, lsn).await
+        {
+            return Err(format!(
+                "{} is on its own timeline {} (the leader's has the same ID): {evidence}; `patroni-lab doctor` names the repair",
+                other.name, r.checkpoint_tli
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The first cell `sql` returns on `member`'s PostgreSQL over a direct connection, from a

@@ -33,6 +33,10 @@ pub const ETCD_MEMBERS: [&str; 3] = ["etcd", "etcd2", "etcd3"];
 pub fn three_nodes() -> bool {
     std::env::var("LAB_NODES").is_ok_and(|n| n.trim() == "3")
 }
+/// PostgreSQL's data directory in a member's container (Patroni's `data_dir`) and its
+/// `pg_controldata`, which reads the control file also while PostgreSQL is down.
+pub const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+pub const PG_CONTROLDATA: &str = "/usr/lib/postgresql/17/bin/pg_controldata";
 /// The PgBouncer container, and its port (the admin console's too).
 pub const PGBOUNCER: &str = "pgbouncer";
 pub const PGBOUNCER_PORT: u16 = patroni_lab_callback::pgbouncer::PORT;
@@ -256,4 +260,24 @@ pub fn docker(args: &[&str]) -> Result<String, LabError> {
             detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
     }
+}
+
+/// The lab member whose container has address `addr` (the probe sees servers by address);
+/// `None` outside the lab or when no member has it.
+pub fn member_at(lab: &Lab, addr: &str) -> Option<String> {
+    if !lab.containers {
+        return None;
+    }
+    lab.nodes.iter().find_map(|n| {
+        let ip = docker(&[
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+            &n.name,
+        ])
+        .ok()?;
+        ip.split_whitespace()
+            .any(|i| i == addr)
+            .then(|| n.name.clone())
+    })
 }

@@ -3,16 +3,21 @@
 //! steps and role changes on the probe's clock, grades the run against the scenario's
 //! expectations, and writes one report.
 //!
-//! A newcomer adding a fault touches `fault.rs` (the fault, its undo, its expectations) and its
-//! test; everything else is shared. `profiles` applies a settings profile to the running lab and
+//! A newcomer adding a fault adds one file in `faults/` (the fault, its proof, its undo, its
+//! expectations) and its line in the registry (`faults/mod.rs`); everything else is shared.
+//! `lease` places faults in the leader's loop. `profiles` applies a settings profile to the running lab and
 //! reads the active one back; `soak` runs many faults, picked at random, through one probe run.
 
 pub mod cluster;
+pub mod direct;
+pub mod doctor;
 pub mod fault;
 pub mod faults;
+pub mod findings;
 pub mod grade;
 pub mod guard;
 pub mod lab;
+pub mod lease;
 pub mod matrix;
 pub mod plan;
 pub mod profiles;

@@ -86,18 +86,23 @@ pub fn plan_for(
     })
 }
 
-/// A fault's expectations under the cluster's live timing (`GET /config`), with the overrides.
-pub async fn live_expectations(
-    lab: &Lab,
-    fault: Fault,
-    overrides: &Overrides,
-) -> Result<Expectations, String> {
+/// The cluster's live timing (`GET /config`).
+pub async fn live_timing(lab: &Lab) -> Result<Timing, String> {
     let lab = lab.clone();
     let config = tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("reading the cluster's timing (GET /config): {e}"))?;
-    let timing = Timing::from_config(&config)?;
+    Timing::from_config(&config)
+}
+
+/// A fault's expectations under the cluster's live timing, with the overrides.
+pub async fn live_expectations(
+    lab: &Lab,
+    fault: Fault,
+    overrides: &Overrides,
+) -> Result<Expectations, String> {
+    let timing = live_timing(lab).await?;
     Ok(fault.expectations_for(timing).with(overrides))
 }
 

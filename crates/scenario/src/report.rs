@@ -111,6 +111,10 @@ impl ScenarioReport {
                 &figure(&|r| r.old_leader_writes_after_lock_lost.map(|n| n as f64)),
             ),
             Spread::of("whole_again_ms", &figure(&|r| r.whole_again_ms)),
+            Spread::of(
+                "lease_remaining_at_inject_ms",
+                &figure(&|r| r.lease_at_inject.map(|p| p.remaining_ms)),
+            ),
         ];
         Self {
             schema: SCHEMA,

@@ -15,6 +15,7 @@ use crate::fault::FaultError;
 use crate::faults::Fault;
 use crate::grade::{self, Expectations, Grade, OldLeaderWrites};
 use crate::lab::Lab;
+use crate::lease::{LeasePhase, Tracker};
 use crate::timeline::{self, Event, Source, Timeline};
 
 /// What to run.
@@ -47,13 +48,21 @@ pub enum Jitter {
     UpTo(Duration),
     /// Up to the cluster's `loop_wait`, read from `GET /config` when the run starts.
     LoopWait,
+    /// Not at random: once the leader lease, after `inject_at`, comes down to this much time
+    /// left (`--at-lease-remaining`: the best or the worst point of the loop, on purpose).
+    AtLeaseRemaining(Duration),
 }
+
+/// The longest wait for the lease to come down to a chosen time left (two loops of any
+/// timing Patroni allows, with room).
+const MAX_LEASE_WAIT: Duration = Duration::from_secs(120);
 
 impl Jitter {
     /// The longest jitter for this run.
     async fn longest(self, lab: &Lab) -> Result<Duration, String> {
         match self {
             Self::UpTo(d) => Ok(d),
+            Self::AtLeaseRemaining(_) => Ok(Duration::ZERO),
             Self::LoopWait => {
                 let lab = lab.clone();
                 let config = tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab))
@@ -85,6 +94,18 @@ pub struct ScenarioRun {
     pub injected_after_ms: f64,
     /// The longest jitter this run could have had.
     pub jitter_up_to_ms: f64,
+    /// The leader lease when the fault was injected: where in the leader's loop it landed
+    /// (absent: not measured — no etcd URL, or no change of etcd's figure seen yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_at_inject: Option<LeasePhase>,
+    /// When the cluster was not whole again in time: what the doctor found (each finding is
+    /// also on the timeline).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub doctor: Vec<crate::doctor::Finding>,
+    /// The lost acknowledged writes by the member that acknowledged them (from the probe's
+    /// history), so the loss shows beside its cause.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost_by: Vec<LostBy>,
     pub leader_before: String,
     pub leader_after: Option<String>,
     /// From the fault's injection to the cluster being whole again (`None`: not within the
@@ -120,6 +141,58 @@ pub struct ScenarioRun {
     pub grades: Vec<Grade>,
     pub passed: bool,
     pub probe: Report,
+}
+
+/// Lost acknowledged writes that one server acknowledged.
+#[derive(Debug, Clone, Serialize)]
+pub struct LostBy {
+    /// The server as the probe saw it (address and timeline).
+    pub server: String,
+    /// The lab member at that address, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    pub writes: u64,
+    /// When the first and the last of them were acknowledged, on the probe's clock.
+    pub first_ack_us: u64,
+    pub last_ack_us: u64,
+}
+
+/// The probe's lost writes grouped by the server that acknowledged them.
+fn lost_by(history: &std::path::Path, report: &Report, lab: &Lab) -> Vec<LostBy> {
+    let lost = &report.lost_writes;
+    if !lost.checked || lost.missing.is_empty() {
+        return Vec::new();
+    }
+    let missing: std::collections::HashSet<(u32, u64)> =
+        lost.missing.iter().map(|w| (w.client, w.seq)).collect();
+    let Ok(attempts) = patroni_lab_probe::analysis::read_history(history) else {
+        return Vec::new();
+    };
+    let mut by: Vec<LostBy> = Vec::new();
+    for a in attempts.flatten() {
+        if a.outcome != patroni_lab_probe::classify::Outcome::Ok
+            || !missing.contains(&(a.client, a.seq))
+        {
+            continue;
+        }
+        let Some(server) = &a.server else { continue };
+        let name = server.to_string();
+        match by.iter_mut().find(|l| l.server == name) {
+            Some(l) => {
+                l.writes += 1;
+                l.first_ack_us = l.first_ack_us.min(a.end_us);
+                l.last_ack_us = l.last_ack_us.max(a.end_us);
+            }
+            None => by.push(LostBy {
+                member: crate::lab::member_at(lab, &server.addr),
+                server: name,
+                writes: 1,
+                first_ack_us: a.end_us,
+                last_ack_us: a.end_us,
+            }),
+        }
+    }
+    by
 }
 
 /// The time-outs a run's clients had.
@@ -231,12 +304,24 @@ pub(crate) async fn run_fault(
         .and_then(|r| r)
 }
 
+/// What happened between the start of the probe and its stop.
+struct Course {
+    injected_after: Duration,
+    jitter_up_to: Duration,
+    lease_at_inject: Option<LeasePhase>,
+    fault_result: Result<(), FaultError>,
+    whole_again: Option<Duration>,
+    leader_after: Option<String>,
+    /// What the doctor found when the cluster was not whole in time.
+    doctor: Vec<crate::doctor::Finding>,
+}
+
 /// Runs `plan` once. `stop` (a signal) ends the run early: the fault is undone, the probe
 /// stops and still reports.
 pub async fn run_once(
     lab: &Lab,
     plan: &Plan,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<ScenarioRun, RunnerError> {
     if plan.fault.needs_containers() && !lab.containers {
         return Err(RunnerError::NeedsContainers(plan.fault.name()));
@@ -252,68 +337,27 @@ pub async fn run_once(
         .longest(lab)
         .await
         .map_err(RunnerError::Jitter)?;
-    let inject_after = plan.inject_at + pick(jitter_up_to);
     let timeline = Timeline::default();
     let (poll_stop, poll_rx) = watch::channel(false);
     let poller = tokio::spawn(timeline::poll_cluster(
         lab.clone(),
         timeline.clone(),
-        poll_rx,
+        poll_rx.clone(),
     ));
+    let lease = Tracker::start(lab, poll_rx);
     // The history is kept until the run is graded (writes after the lock moved are read from it).
-    let mut probe_settings = plan.probe.clone();
-    if plan.fault.pinned_clients() > 0 {
-        let node = lab.node(&leader_before);
-        let url = node.and_then(|n| n.pg_url.clone()).ok_or_else(|| {
-            RunnerError::Refused(format!(
-                "{} keeps clients on the leader's own address, and {leader_before}'s is not known",
-                plan.fault.name()
-            ))
-        })?;
-        probe_settings.pinned = Some(patroni_lab_probe::settings::Pinned {
-            endpoint: url.clone(),
-            conninfo: url,
-            clients: plan.fault.pinned_clients(),
-        });
-    }
+    let probe_settings = pinned(lab, plan, &leader_before)?;
     let (history, probe_stop, probe) = start_probe(probe_settings, "scenario");
-    let mut fault_result = Ok(());
-    let mut whole_again = None;
-    let mut leader_after = None;
-    if sleep_unless(inject_after, &mut stop).await {
-        let injected = Instant::now();
-        timeline.record(
-            Source::Fault,
-            format!(
-                "inject {} ({:.2} s of jitter, up to {:.2} s)",
-                plan.fault.name(),
-                (inject_after - plan.inject_at).as_secs_f64(),
-                jitter_up_to.as_secs_f64()
-            ),
-        );
-        fault_result = run_fault(plan.fault, lab, &leader_before, &timeline, &stop).await;
-        if fault_result.is_ok() {
-            let limit = plan
-                .expectations
-                .whole_within
-                .saturating_sub(injected.elapsed());
-            match cluster::wait_whole(lab, limit, &stop).await {
-                Ok((w, _)) => {
-                    whole_again = Some(injected.elapsed());
-                    timeline.record(
-                        Source::Fault,
-                        format!(
-                            "cluster whole again, {} leads (postmaster started {})",
-                            w.leader, w.postmaster_start_time
-                        ),
-                    );
-                    leader_after = Some(w.leader);
-                }
-                Err(e) => timeline.record(Source::Fault, e),
-            }
-            sleep_unless(plan.tail, &mut stop).await;
-        }
-    }
+    let course = inject(
+        lab,
+        plan,
+        &leader_before,
+        jitter_up_to,
+        lease.as_ref().map(|(t, _)| t),
+        &timeline,
+        stop.clone(),
+    )
+    .await;
     let _ = probe_stop.send(true);
     let report = probe
         .await
@@ -321,9 +365,184 @@ pub async fn run_once(
         .map_err(|e| RunnerError::Probe(e.to_string()))?;
     let _ = poll_stop.send(true);
     let sampling = poller.await.unwrap_or_default();
+    if let Some((_, task)) = lease {
+        let _ = task.await;
+    }
+    Ok(conclude(
+        lab,
+        plan,
+        leader_before,
+        course,
+        &timeline,
+        sampling,
+        &history,
+        report,
+        &stop,
+    ))
+}
+
+/// The probe's settings, with the fault's pinned clients on the leader's own address.
+fn pinned(lab: &Lab, plan: &Plan, leader: &str) -> Result<Settings, RunnerError> {
+    let mut probe = plan.probe.clone();
+    if plan.fault.pinned_clients() > 0 {
+        let url = lab
+            .node(leader)
+            .and_then(|n| n.pg_url.clone())
+            .ok_or_else(|| {
+                RunnerError::Refused(format!(
+                    "{} keeps clients on the leader's own address, and {leader}'s is not known",
+                    plan.fault.name()
+                ))
+            })?;
+        probe.pinned = Some(patroni_lab_probe::settings::Pinned {
+            endpoint: url.clone(),
+            conninfo: url,
+            clients: plan.fault.pinned_clients(),
+        });
+    }
+    Ok(probe)
+}
+
+/// Waits for the injection point (a random jitter, or the lease's chosen time left), injects
+/// the fault, waits for a whole cluster and the tail.
+async fn inject(
+    lab: &Lab,
+    plan: &Plan,
+    leader_before: &str,
+    jitter_up_to: Duration,
+    lease: Option<&Tracker>,
+    timeline: &Timeline,
+    mut stop: watch::Receiver<bool>,
+) -> Course {
+    let started = Instant::now();
+    let mut course = Course {
+        injected_after: plan.inject_at + pick(jitter_up_to),
+        jitter_up_to,
+        lease_at_inject: None,
+        fault_result: Ok(()),
+        whole_again: None,
+        leader_after: None,
+        doctor: Vec::new(),
+    };
+    let placed = match place(plan, started, lease, &mut course, &mut stop).await {
+        Some(p) => p,
+        None => return course,
+    };
+    let injected = Instant::now();
+    course.lease_at_inject = lease.and_then(Tracker::now);
+    let lease_note = course.lease_at_inject.map_or(String::new(), |p| {
+        format!(
+            "; lease {:.2} s left, renewed {:.2} s before (±{:.0} ms)",
+            p.remaining_ms / 1000.0,
+            p.age_ms / 1000.0,
+            p.precision_ms
+        )
+    });
+    timeline.record(
+        Source::Fault,
+        format!("inject {} ({placed}{lease_note})", plan.fault.name()),
+    );
+    course.fault_result = run_fault(plan.fault, lab, leader_before, timeline, &stop).await;
+    if course.fault_result.is_ok() {
+        let limit = plan
+            .expectations
+            .whole_within
+            .saturating_sub(injected.elapsed());
+        match cluster::wait_whole(lab, limit, &stop).await {
+            Ok((w, _)) => {
+                course.whole_again = Some(injected.elapsed());
+                timeline.record(
+                    Source::Fault,
+                    format!(
+                        "cluster whole again, {} leads (postmaster started {})",
+                        w.leader, w.postmaster_start_time
+                    ),
+                );
+                course.leader_after = Some(w.leader);
+            }
+            Err(e) => {
+                timeline.record(Source::Fault, e);
+                // Why: the doctor's findings, each on the timeline.
+                let d = crate::doctor::examine(lab).await;
+                for f in &d.findings {
+                    timeline.record(
+                        Source::Fault,
+                        format!("doctor: {} [{}]: {}", f.part, f.code, f.what),
+                    );
+                }
+                for n in &d.not_checked {
+                    timeline.record(Source::Fault, format!("doctor: not checked: {n}"));
+                }
+                course.doctor = d.findings;
+            }
+        }
+        sleep_unless(plan.tail, &mut stop).await;
+    }
+    course
+}
+
+/// Waits for the injection point: the lease's chosen time left, else `inject_at` plus the
+/// run's jitter. Says how it was placed; `None` when stopped or the placement failed (then in
+/// `course.fault_result`).
+async fn place(
+    plan: &Plan,
+    started: Instant,
+    lease: Option<&Tracker>,
+    course: &mut Course,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<String> {
+    let Jitter::AtLeaseRemaining(left) = plan.inject_jitter else {
+        if !sleep_unless(course.injected_after, stop).await {
+            return None;
+        }
+        return Some(format!(
+            "{:.2} s of jitter, up to {:.2} s",
+            (course.injected_after - plan.inject_at).as_secs_f64(),
+            course.jitter_up_to.as_secs_f64()
+        ));
+    };
+    let Some(tracker) = lease else {
+        course.fault_result = Err(FaultError::Step(
+            "--at-lease-remaining needs etcd's lease, and this cluster has no etcd URL".into(),
+        ));
+        return None;
+    };
+    if !sleep_unless(plan.inject_at, stop).await {
+        return None;
+    }
+    match tracker.wait_for(left, MAX_LEASE_WAIT, stop).await {
+        Ok(Some(_)) => {
+            course.injected_after = started.elapsed();
+            Some(format!(
+                "{:.2} s of lease left, as asked",
+                left.as_secs_f64()
+            ))
+        }
+        Ok(None) => None,
+        Err(e) => {
+            course.fault_result = Err(FaultError::Step(e));
+            None
+        }
+    }
+}
+
+/// The run's result: what the probe saw, the writes after the lock moved, the grades.
+#[allow(clippy::too_many_arguments)]
+fn conclude(
+    lab: &Lab,
+    plan: &Plan,
+    leader_before: String,
+    course: Course,
+    timeline: &Timeline,
+    sampling: Vec<timeline::Sampling>,
+    history: &std::path::Path,
+    report: Report,
+    stop: &watch::Receiver<bool>,
+) -> ScenarioRun {
     // Any signal during the run: whatever it cut short, the run is no measurement of the fault.
-    let interrupted = *stop.borrow() || matches!(fault_result, Err(FaultError::Interrupted(_)));
-    let fault_error = match fault_result {
+    let interrupted =
+        *stop.borrow() || matches!(course.fault_result, Err(FaultError::Interrupted(_)));
+    let fault_error = match &course.fault_result {
         Ok(()) | Err(FaultError::Interrupted(_)) => None,
         Err(e) => Some(e.to_string()),
     };
@@ -333,9 +552,27 @@ pub async fn run_once(
     if interrupted {
         timeline.record(Source::Fault, "run interrupted by a signal: not graded");
     }
+    let lost_by = lost_by(history, &report, lab);
+    for l in &lost_by {
+        timeline.record_at(
+            Source::Fault,
+            report.started_unix_us + l.first_ack_us,
+            format!(
+                "lost: {} acknowledged writes by {} ({}), acknowledged from {:+.2} s to {:+.2} s",
+                l.writes,
+                l.member.as_deref().unwrap_or("a member not known here"),
+                l.server,
+                l.first_ack_us as f64 / 1e6,
+                l.last_ack_us as f64 / 1e6
+            ),
+        );
+    }
     let events = timeline.events(report.started_unix_us);
     let lock_lost_at_us = lock_lost_at(&events, &leader_before);
-    let after = lock_lost_at_us.map(|at| writes_after(&history, &report, at));
+    let after = lock_lost_at_us.map(|at| {
+        let until = lock_regained(&events, &leader_before, at).unwrap_or(i64::MAX);
+        writes_after(history, &report, at, until)
+    });
     let old_leader = match &after {
         None => OldLeaderWrites::LockKept,
         Some(Some(ids)) => OldLeaderWrites::Counted(ids.len() as u64),
@@ -360,19 +597,22 @@ pub async fn run_once(
         OldLeaderWrites::Counted(n) => Some(n),
         _ => None,
     };
-    let longest_wait_ms = longest_wait(&history);
-    let _ = std::fs::remove_file(&history);
+    let longest_wait_ms = longest_wait(history);
+    let _ = std::fs::remove_file(history);
     let grades = if interrupted {
         Vec::new()
     } else {
-        grade::grade(&plan.expectations, &report, whole_again, &old_leader)
+        grade::grade(&plan.expectations, &report, course.whole_again, &old_leader)
     };
-    Ok(ScenarioRun {
-        injected_after_ms: inject_after.as_secs_f64() * 1000.0,
-        jitter_up_to_ms: jitter_up_to.as_secs_f64() * 1000.0,
+    ScenarioRun {
+        injected_after_ms: course.injected_after.as_secs_f64() * 1000.0,
+        jitter_up_to_ms: course.jitter_up_to.as_secs_f64() * 1000.0,
+        lease_at_inject: course.lease_at_inject,
+        doctor: course.doctor,
+        lost_by,
         leader_before,
-        leader_after,
-        whole_again_ms: whole_again.map(|d| d.as_secs_f64() * 1000.0),
+        leader_after: course.leader_after,
+        whole_again_ms: course.whole_again.map(|d| d.as_secs_f64() * 1000.0),
         events,
         lock_lost_at_us,
         old_leader_writes_after_lock_lost,
@@ -389,7 +629,7 @@ pub async fn run_once(
         sampling,
         grades,
         probe: report,
-    })
+    }
 }
 
 /// When the lock left `leader`: the first "leader lock: ..." event after the injection that
@@ -434,9 +674,28 @@ fn longest_wait(history: &std::path::Path) -> Option<f64> {
 
 /// Writes (client, seq) the first server of the run (the leader before the fault)
 /// acknowledged after `at_us`.
-fn writes_after(history: &std::path::Path, report: &Report, at_us: i64) -> Option<Vec<(u32, u64)>> {
+fn writes_after(
+    history: &std::path::Path,
+    report: &Report,
+    at_us: i64,
+    until_us: i64,
+) -> Option<Vec<(u32, u64)>> {
     let old = &report.analysis.servers.first()?.server.addr;
-    writes_by_ids(history, old, at_us, i64::MAX)
+    writes_by_ids(history, old, at_us, until_us)
+}
+
+/// When `leader` held the lock again after losing it at `lost_us` (a sequence's later step can
+/// make it lead again: its writes from then on are a leader's, not an old leader's).
+fn lock_regained(events: &[Event], leader: &str, lost_us: i64) -> Option<i64> {
+    events
+        .iter()
+        .filter(|e| e.at_us > lost_us)
+        .find(|e| {
+            e.what
+                .strip_prefix("leader lock: ")
+                .is_some_and(|holder| holder == leader)
+        })
+        .map(|e| e.at_us)
 }
 
 /// Writes acknowledged by the server at `addr` (any timeline) that ended in `(from_us, to_us)`
@@ -570,5 +829,25 @@ mod tests {
         taken.push(event(31, Source::Cluster, "leader lock: none"));
         taken.push(event(32, Source::Cluster, "leader lock: patroni2"));
         assert_eq!(lock_lost_at(&taken, "patroni1"), Some(31_000_000));
+    }
+
+    #[test]
+    fn a_leader_that_leads_again_later_is_no_old_leader_from_then_on() {
+        // A sequence: patroni2 hands over (lock none, then patroni1), patroni1 is stopped,
+        // patroni2 takes the lock again at 19 s.
+        let events = vec![
+            event(0, Source::Cluster, "leader lock: patroni2"),
+            event(1, Source::Fault, "inject switchover-then-stop"),
+            event(3, Source::Cluster, "leader lock: none"),
+            event(4, Source::Cluster, "leader lock: patroni1"),
+            event(7, Source::Cluster, "leader lock: none"),
+            event(19, Source::Cluster, "leader lock: patroni2"),
+        ];
+        assert_eq!(lock_lost_at(&events, "patroni2"), Some(3_000_000));
+        assert_eq!(
+            lock_regained(&events, "patroni2", 3_000_000),
+            Some(19_000_000)
+        );
+        assert_eq!(lock_regained(&events, "patroni1", 4_000_000), None);
     }
 }

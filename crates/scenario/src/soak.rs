@@ -281,7 +281,22 @@ pub async fn run(
                     ),
                 );
             }
-            Err(e) => timeline.record(Source::Fault, e),
+            Err(e) => {
+                timeline.record(Source::Fault, e);
+                // Why: the doctor's findings, each on the timeline.
+                for f in crate::doctor::examine(lab).await.findings {
+                    timeline.record(
+                        Source::Fault,
+                        format!(
+                            "event {}: doctor: {} [{}]: {}",
+                            index + 1,
+                            f.part,
+                            f.code,
+                            f.what
+                        ),
+                    );
+                }
+            }
         }
         each(&event);
         let stop_here = event.whole_again_ms.is_none() || *stop.borrow();

@@ -40,8 +40,13 @@ pub struct Timeline(Arc<Mutex<Vec<Event>>>);
 
 impl Timeline {
     pub fn record(&self, source: Source, what: impl Into<String>) {
+        self.record_at(source, patroni_lab_common::unix_us(), what);
+    }
+
+    /// Records an event that happened at `unix_us` (wall clock), not now.
+    pub fn record_at(&self, source: Source, unix_us: u64, what: impl Into<String>) {
         let e = Event {
-            unix_us: patroni_lab_common::unix_us(),
+            unix_us,
             at_us: 0,
             source,
             what: what.into(),

@@ -45,7 +45,7 @@ impl FaultKind for CrashPostgres {
             "head",
             "-n",
             "1",
-            "/var/lib/postgresql/data/pgdata/postmaster.pid",
+            &format!("{}/postmaster.pid", crate::lab::PGDATA),
         ])
         .map_err(err)?;
         let pid: u32 = pid

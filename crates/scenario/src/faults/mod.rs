@@ -33,7 +33,10 @@ registry! {
     replica_loss::ReplicaLoss,
     pgbouncer_restart::PgbouncerRestart,
     haproxy_restart::HaproxyRestart,
+    switchover_then_stop::SwitchoverThenStop,
 }
+
+pub mod sequence;
 
 pub use switchover_paused::{PAUSE_DEAD_MAN, resume_after};
 
@@ -91,6 +94,11 @@ impl Fault {
 
     /// The fault named `name`, with `secs` for the faults that last (their default otherwise).
     pub fn parse(name: &str, secs: Option<u64>) -> Result<Self, FaultError> {
+        if name.contains(',') {
+            let kind: &'static dyn FaultKind =
+                Box::leak(Box::new(sequence::Sequence::parse(name)?));
+            return Ok(Self { kind, secs: None });
+        }
         let kind = *REGISTRY
             .iter()
             .find(|k| k.name() == name)

@@ -1,0 +1,177 @@
+//! The `doctor` subcommand: what the library's doctor found, one line per finding (what, the
+//! evidence, the repair), the parts it could not read, the exit code by the worst finding; with
+//! `--repair`, the repairs that can be automated (asking before one that discards data unless
+//! `--yes`), then a second look.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use patroni_lab_scenario::doctor::{self, Diagnosis, Severity};
+use patroni_lab_scenario::lab::{Lab, Node};
+
+use crate::exit;
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// Perform the repairs that can be automated (RESUME, the hold line, a fault's packet
+    /// filter, reinit of a diverged replica), then look again.
+    #[arg(long)]
+    repair: bool,
+    /// With --repair: do not ask before a repair that discards a member's data.
+    #[arg(long, requires = "repair")]
+    yes: bool,
+    /// Write the findings as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Patroni REST APIs of an existing cluster, comma-separated, instead of the lab (its WAL
+    /// and the lab's PgBouncer/HAProxy are then not checked).
+    #[arg(long, value_delimiter = ',')]
+    patroni: Vec<String>,
+}
+
+/// How long a repair may take to show (a reinit clones the leader's data).
+const REPAIR_WAIT: Duration = Duration::from_secs(180);
+
+pub fn run(args: DoctorArgs) -> ExitCode {
+    let mut lab = Lab::from_env();
+    if !args.patroni.is_empty() {
+        let nodes: Result<Vec<Node>, String> = args
+            .patroni
+            .iter()
+            .map(|url| {
+                let api_url = url.trim_end_matches('/').to_string();
+                crate::scenario::member_name(&api_url).map(|name| Node {
+                    name,
+                    api_url,
+                    pg_url: None,
+                })
+            })
+            .collect();
+        match nodes {
+            Ok(nodes) => lab.nodes = nodes,
+            Err(e) => {
+                eprintln!("patroni-lab doctor: error: {e}");
+                return ExitCode::from(exit::BAD_INPUT);
+            }
+        }
+        lab.containers = false;
+        lab.etcd_url = None;
+    }
+    if let Some(p) = &args.json {
+        if let Err(e) = std::fs::File::create(p) {
+            eprintln!(
+                "patroni-lab doctor: error: cannot write the JSON report to {}: {e}",
+                p.display()
+            );
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    }
+    crate::signals::block_on("doctor", examine(args, lab))
+}
+
+async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {
+    let mut d = doctor::examine(&lab).await;
+    show(&d);
+    if args.repair && !d.findings.is_empty() {
+        let yes = args.yes;
+        let done = doctor::repair(&lab, &d.findings, |f| {
+            !doctor::discards_data(f)
+                || yes
+                || ask(&format!(
+                    "{}: {} — repair (this discards {}'s data)?",
+                    f.part, f.code, f.part
+                ))
+        })
+        .await;
+        for r in &done {
+            match &r.done {
+                Ok(what) => say!("repaired {} on {}: {what}", r.code, r.part),
+                Err(e) => say!("repair of {} on {} failed: {e}", r.code, r.part),
+            }
+        }
+        if !done.is_empty() {
+            say!("looking again (up to {} s)...", REPAIR_WAIT.as_secs());
+            d = again(&lab, &d).await;
+            show(&d);
+        }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&d)? + "\n")
+            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
+    }
+    Ok(ExitCode::from(code(&d)))
+}
+
+/// Looks again until the findings repaired are gone (a reinit takes a while), up to
+/// [`REPAIR_WAIT`].
+async fn again(lab: &Lab, before: &Diagnosis) -> Diagnosis {
+    let deadline = tokio::time::Instant::now() + REPAIR_WAIT;
+    loop {
+        let d = doctor::examine(lab).await;
+        let still = d.findings.iter().any(|f| {
+            before
+                .findings
+                .iter()
+                .any(|b| b.code == f.code && b.part == f.part)
+        });
+        if !still || tokio::time::Instant::now() >= deadline {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Asks on the terminal; without one, the answer is no (and says how to say yes).
+fn ask(question: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        say!("{question} not done: no terminal to ask on; pass --yes to allow it");
+        return false;
+    }
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes")
+}
+
+fn show(d: &Diagnosis) {
+    say!(
+        "leader: {}",
+        d.leader.as_deref().unwrap_or("none (or not readable)")
+    );
+    for f in &d.findings {
+        let level = match f.severity {
+            Severity::Broken => "BROKEN",
+            Severity::Degraded => "DEGRADED",
+        };
+        say!("{level} {} [{}]: {}", f.part, f.code, f.what);
+        say!("    evidence: {}", f.evidence);
+        say!("    repair: {}", f.repair);
+    }
+    for n in &d.not_checked {
+        say!("not checked: {n}");
+    }
+    say!(
+        "{}",
+        match (d.worst(), d.not_checked.is_empty()) {
+            (Some(Severity::Broken), _) => "doctor: BROKEN",
+            (Some(Severity::Degraded), _) => "doctor: DEGRADED",
+            (None, true) => "doctor: healthy",
+            (None, false) => "doctor: nothing wrong found, but not everything could be checked",
+        }
+    );
+}
+
+/// The exit code by the worst finding; parts not read with nothing found is not "healthy".
+fn code(d: &Diagnosis) -> u8 {
+    match d.worst() {
+        Some(Severity::Broken) => exit::BROKEN,
+        Some(Severity::Degraded) => exit::DEGRADED,
+        None if !d.not_checked.is_empty() => exit::NOT_CHECKED,
+        None => exit::PASS,
+    }
+}

@@ -1,0 +1,513 @@
+//! The doctor: reads the live cluster (the lab, or a cluster given by URLs: REST and SQL) and
+//! names every known bad state in one line each, with its evidence and its repair. Each check
+//! reads its part on its own; a part that cannot be read is said so ("not checked"), never
+//! taken for healthy. `repair` performs the repairs that are safe to automate.
+//!
+//! The state that motivated it: two members that each made a timeline with the same ID (a
+//! switchover, then the new leader stopped before the old one streamed from it: Patroni issues
+//! #1251 and #2118). Patroni compares timeline IDs only, so the member that comes back is shown
+//! as a "running" replica that never streams again. The doctor compares the WAL itself: the
+//! bytes of the replica's last checkpoint record against the leader's WAL at the same place.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cluster::{self, query};
+use crate::direct::{diverged, lsn_text, parse_lsn, replica_state};
+pub use crate::findings::{Diagnosis, Finding, Severity};
+use crate::lab::{self, Lab, Node};
+
+/// Reads the cluster and lists what is wrong.
+pub async fn examine(lab: &Lab) -> Diagnosis {
+    let mut d = Diagnosis {
+        leader: None,
+        findings: Vec::new(),
+        not_checked: Vec::new(),
+    };
+    let holder = {
+        let lab = lab.clone();
+        tokio::task::spawn_blocking(move || cluster::lock_holder(&lab))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+    };
+    match holder {
+        Ok(Some(h)) => d.leader = Some(h),
+        Ok(None) => d.findings.push(Finding {
+            code: "no-leader",
+            severity: Severity::Broken,
+            part: "cluster".into(),
+            what: "no member holds the leader key: nobody accepts writes".into(),
+            evidence: "the leader key is free".into(),
+            repair: "see `patronictl list`: a member should take the lock within ttl; if none can (all replicas lagging or not running), start the stopped members".into(),
+        }),
+        Err(e) => d.not_checked.push(format!("the leader key: {e}")),
+    }
+    let statuses = member_statuses(lab).await;
+    versions(&statuses, &mut d);
+    if let Some(leader) = d.leader.clone() {
+        members(lab, &leader, &statuses, &mut d).await;
+    }
+    if lab.containers {
+        let (found, unread) = cluster::front(lab, d.leader.as_deref()).await;
+        d.findings.extend(found);
+        d.not_checked.extend(unread);
+        leftovers(lab, &mut d).await;
+    }
+    d
+}
+
+/// Each member's `GET /patroni`, or why it could not be read.
+async fn member_statuses(lab: &Lab) -> Vec<(Node, Result<serde_json::Value, String>)> {
+    let mut out = Vec::new();
+    for node in &lab.nodes {
+        let url = node.api_url.clone();
+        let status = tokio::task::spawn_blocking(move || cluster::member_status(&url))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        out.push((node.clone(), status));
+    }
+    out
+}
+
+/// Members on different PostgreSQL or Patroni versions.
+fn versions(statuses: &[(Node, Result<serde_json::Value, String>)], d: &mut Diagnosis) {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for (node, status) in statuses {
+        // A member whose PostgreSQL is not up reports no version: nothing to compare.
+        if let Some(s) = status
+            .as_ref()
+            .ok()
+            .filter(|s| s["server_version"].is_u64())
+        {
+            let pg = s["server_version"].to_string();
+            let patroni = s["patroni"]["version"].as_str().unwrap_or("?").to_string();
+            seen.push((
+                node.name.clone(),
+                format!("PostgreSQL {pg}, Patroni {patroni}"),
+            ));
+        }
+    }
+    if seen.windows(2).any(|w| w[0].1 != w[1].1) {
+        let list: Vec<String> = seen.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+        d.findings.push(Finding {
+            code: "mixed-versions",
+            severity: Severity::Degraded,
+            part: "cluster".into(),
+            what: "members run different versions".into(),
+            evidence: list.join("; "),
+            repair: "finish the upgrade: run every member on the same image".into(),
+        });
+    }
+}
+
+/// The leader's own state, and each replica against it: streaming, diverged, promotable.
+async fn members(
+    lab: &Lab,
+    leader: &str,
+    statuses: &[(Node, Result<serde_json::Value, String>)],
+    d: &mut Diagnosis,
+) {
+    let Some((leader_node, Ok(me))) = statuses.iter().find(|(n, _)| n.name == leader) else {
+        d.not_checked
+            .push(format!("{leader}'s REST API (it holds the leader key)"));
+        return;
+    };
+    let (role, state) = (
+        me["role"].as_str().unwrap_or("?"),
+        me["state"].as_str().unwrap_or("?"),
+    );
+    if !matches!(role, "primary" | "master") || state != "running" {
+        d.findings.push(Finding {
+            code: "leader-not-serving",
+            severity: Severity::Broken,
+            part: leader.into(),
+            what: format!("{leader} holds the leader key but is {role} ({state})"),
+            evidence: format!("GET /patroni on {leader}: role {role}, state {state}"),
+            repair:
+                "wait one loop_wait; if it stays, see its log (`docker logs`) and `patronictl list`"
+                    .into(),
+        });
+    }
+    let Some(leader_url) = leader_node.pg_url.clone() else {
+        d.not_checked.push(format!(
+            "the replicas' WAL (no direct address for {leader})"
+        ));
+        return;
+    };
+    let leader_sql = query(
+        &leader_url,
+        &lab.password,
+        "SELECT pg_current_wal_lsn()::text, timeline_id::text FROM pg_control_checkpoint(); \
+         SELECT application_name, state, sync_state FROM pg_stat_replication",
+    )
+    .await;
+    let rows = match leader_sql {
+        Ok(rows) => rows,
+        Err(e) => {
+            d.not_checked.push(format!("{leader} directly: {e}"));
+            return;
+        }
+    };
+    let cell = |r: usize, c: usize| rows.get(r).and_then(|x| x.get(c).cloned().flatten());
+    let leader_lsn = cell(0, 0).and_then(|s| parse_lsn(&s)).unwrap_or(0);
+    let senders: Vec<(String, String, String)> = rows
+        .iter()
+        .skip(1)
+        .map(|r| {
+            let c = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            (c(0), c(1), c(2))
+        })
+        .collect();
+    let config = {
+        let lab = lab.clone();
+        tokio::task::spawn_blocking(move || lab::patroni_config(&lab))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+    };
+    let max_lag = config
+        .as_ref()
+        .ok()
+        .and_then(|c| c["maximum_lag_on_failover"].as_u64())
+        .unwrap_or(1_048_576);
+    let mut promotable = 0;
+    let mut replicas = 0;
+    let leader_at = LeaderAt {
+        name: leader,
+        url: &leader_url,
+        lsn: leader_lsn,
+        senders: &senders,
+        max_lag,
+    };
+    for (node, status) in statuses.iter().filter(|(n, _)| n.name != leader) {
+        replicas += 1;
+        if replica(lab, &leader_at, node, status, d).await {
+            promotable += 1;
+        }
+    }
+    if replicas > 0 && promotable == 0 {
+        d.findings.push(Finding {
+            code: "no-failover-possible",
+            severity: Severity::Degraded,
+            part: "cluster".into(),
+            what: format!(
+                "no replica could take over: the next failure of {leader} is a full outage"
+            ),
+            evidence: format!(
+                "no replica streams within maximum_lag_on_failover ({max_lag} bytes) without nofailover"
+            ),
+            repair: "mend the replicas named above first".into(),
+        });
+    }
+    synchronous(lab, leader, &senders, config.as_ref().ok(), d);
+}
+
+/// The leader as the replicas are checked against it.
+struct LeaderAt<'a> {
+    name: &'a str,
+    url: &'a str,
+    lsn: u64,
+    senders: &'a [(String, String, String)],
+    max_lag: u64,
+}
+
+/// One replica against the leader: diverged, streaming; returns whether it could be promoted.
+async fn replica(
+    lab: &Lab,
+    l: &LeaderAt<'_>,
+    node: &Node,
+    status: &Result<serde_json::Value, String>,
+    d: &mut Diagnosis,
+) -> bool {
+    let (leader, leader_url, leader_lsn, senders, max_lag) =
+        (l.name, l.url, l.lsn, l.senders, l.max_lag);
+    let mut promotable = false;
+    let Ok(status) = status else {
+        d.not_checked.push(format!("{}'s REST API", node.name));
+        return false;
+    };
+    if status["role"].as_str() == Some("primary") {
+        return false; // A second primary is the leader check's business (split brain).
+    }
+    let state = status["state"].as_str().unwrap_or("?");
+    if !matches!(state, "running" | "streaming") {
+        d.findings.push(Finding {
+            code: "member-not-running",
+            severity: Severity::Degraded,
+            part: node.name.clone(),
+            what: format!("{}'s PostgreSQL is {state}, not running", node.name),
+            evidence: format!("GET /patroni on {}: state {state}", node.name),
+            repair: format!(
+                "see `docker logs {}`: \"startup process failure\" or \"invalid record\" there means it cannot follow the leader's WAL: `patronictl reinit {} {}`",
+                node.name,
+                lab::SCOPE,
+                node.name
+            ),
+        });
+    }
+    let streams = senders
+        .iter()
+        .any(|(n, s, _)| *n == node.name && s == "streaming");
+    let Some(url) = &node.pg_url else {
+        d.not_checked
+            .push(format!("{} directly (no address)", node.name));
+        return false;
+    };
+    let replica = match replica_state(url, &lab.password).await {
+        Ok(r) => r,
+        // PostgreSQL down (a member that fails to start): its control file still says where
+        // its last checkpoint is, read in its container.
+        Err(e) => match control_file(lab, &node.name).await {
+            Some(r) => r,
+            None => {
+                d.not_checked.push(format!("{} directly: {e}", node.name));
+                return false;
+            }
+        },
+    };
+    let lag = replica
+        .replay_lsn
+        .map(|r| leader_lsn.saturating_sub(r))
+        .unwrap_or(u64::MAX);
+    if streams && lag <= max_lag && status["tags"]["nofailover"] != true {
+        promotable = true;
+    }
+    // Checked whether it streams or not: a replica on a diverged timeline can show as
+    // streaming for a moment each time its WAL receiver restarts.
+    let diverged = if replica.in_recovery {
+        diverged(leader_url, &lab.password, &replica, leader_lsn).await
+    } else {
+        Ok(None)
+    };
+    match diverged {
+        Ok(Some(evidence)) => {
+            promotable = false;
+            d.findings.push(Finding {
+                code: "diverged-timeline",
+                severity: Severity::Broken,
+                part: node.name.clone(),
+                what: format!(
+                    "{} is on its own timeline {} (the leader's timeline {} has the same ID but other WAL): it will never stream again, and holds WAL the leader never had",
+                    node.name, replica.checkpoint_tli, replica.checkpoint_tli
+                ),
+                evidence,
+                repair: format!(
+                    "patronictl reinit {} {} (discards {}'s data and clones it from the leader; `patroni-lab doctor --repair` does it)",
+                    lab::SCOPE,
+                    node.name,
+                    node.name
+                ),
+                });
+        }
+        Ok(None) => {}
+        Err(e) => d
+            .not_checked
+            .push(format!("{}'s WAL against the leader's: {e}", node.name)),
+    }
+    if streams {
+        return promotable;
+    }
+    d.findings.push(Finding {
+            code: "replica-not-streaming",
+            severity: Severity::Degraded,
+            part: node.name.clone(),
+            what: format!(
+                "{} says {} ({}) but does not stream from {leader}",
+                node.name,
+                status["role"].as_str().unwrap_or("?"),
+                status["state"].as_str().unwrap_or("?")
+            ),
+            evidence: format!(
+                "no pg_stat_replication row on {leader}; its WAL receiver: {}; replayed up to {}, the leader is at {}",
+                replica.receiver.as_deref().unwrap_or("none"),
+                replica.replay_lsn.map_or("nothing".into(), lsn_text),
+                lsn_text(leader_lsn)
+            ),
+            repair: format!(
+                "see `docker logs {}`; a replica that cannot follow is mended with `patronictl reinit {} {}`",
+                node.name,
+                lab::SCOPE,
+                node.name
+            ),
+        });
+    promotable
+}
+
+/// A member's control file (`pg_controldata` in its container), in the lab only.
+async fn control_file(lab: &Lab, member: &str) -> Option<crate::direct::ReplicaState> {
+    if !lab.containers {
+        return None;
+    }
+    let member = member.to_string();
+    let text = tokio::task::spawn_blocking(move || {
+        lab::docker(&["exec", &member, lab::PG_CONTROLDATA, lab::PGDATA])
+    })
+    .await
+    .ok()?
+    .ok()?;
+    crate::direct::from_controldata(&text)
+}
+
+/// A synchronous standby missing under synchronous_mode.
+fn synchronous(
+    _lab: &Lab,
+    leader: &str,
+    senders: &[(String, String, String)],
+    config: Option<&serde_json::Value>,
+    d: &mut Diagnosis,
+) {
+    let Some(config) = config else {
+        d.not_checked
+            .push("synchronous_mode (GET /config did not answer)".into());
+        return;
+    };
+    if config["synchronous_mode"].as_bool() == Some(true)
+        && !senders
+            .iter()
+            .any(|(_, _, s)| matches!(s.as_str(), "sync" | "quorum"))
+    {
+        d.findings.push(Finding {
+            code: "no-sync-standby",
+            severity: Severity::Degraded,
+            part: leader.into(),
+            what: "synchronous_mode is on but no replica is a synchronous standby: a failover now cannot promote anyone".into(),
+            evidence: format!("pg_stat_replication on {leader}: {senders:?}"),
+            repair: "mend or start a replica; Patroni makes it synchronous once it streams".into(),
+        });
+    }
+}
+
+/// A fault's leftovers: a container paused or not running, a packet filter.
+async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
+    let lab = lab.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for line in lab.not_running() {
+            out.push(Finding {
+                code: "container-not-running",
+                severity: Severity::Broken,
+                part: line.split(' ').next().unwrap_or_default().to_string(),
+                what: line.clone(),
+                evidence: "docker inspect".into(),
+                repair: "`make up` starts the lab's containers again (`docker unpause` for a paused one)".into(),
+            });
+        }
+        for node in &lab.nodes {
+            let filter = lab::docker(&[
+                "exec", "--user", "root", &node.name, "nft", "list", "table", "inet", "plab",
+            ]);
+            if filter.is_ok() {
+                out.push(Finding {
+                    code: "packet-filter-left",
+                    severity: Severity::Broken,
+                    part: node.name.clone(),
+                    what: format!("{} still has a fault's packet filter (table inet plab)", node.name),
+                    evidence: "nft list table inet plab".into(),
+                    repair: format!(
+                        "docker exec --user root {} nft delete table inet plab (`patroni-lab doctor --repair` does it)",
+                        node.name
+                    ),
+                });
+            }
+        }
+        out
+    })
+    .await
+    .unwrap_or_default();
+    d.findings.extend(found);
+}
+
+/// What `repair` did for one finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repaired {
+    pub code: &'static str,
+    pub part: String,
+    pub done: Result<String, String>,
+}
+
+/// Whether a finding's repair discards data (asked for before it runs).
+pub fn discards_data(f: &Finding) -> bool {
+    f.code == "diverged-timeline"
+}
+
+/// Performs the repairs that can be automated for `findings` (those `allow` lets through).
+pub async fn repair(
+    lab: &Lab,
+    findings: &[Finding],
+    allow: impl Fn(&Finding) -> bool,
+) -> Vec<Repaired> {
+    let mut done = Vec::new();
+    for f in findings.iter().filter(|f| allow(f)) {
+        let result = match f.code {
+            "pgbouncer-paused" => patroni_lab_callback::pgbouncer::admin_command(
+                &lab.pgbouncer_admin,
+                "RESUME",
+                Duration::from_secs(5),
+            )
+            .await
+            .map(|_| "RESUME sent".to_string())
+            .map_err(|e| e.to_string()),
+            "haproxy-hold-enabled" => {
+                let command = format!("disable server {}", lab::HAPROXY_HOLD_LINE);
+                tokio::task::spawn_blocking(move || lab::haproxy_runtime(&command))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                    .map(|_| "hold line disabled".to_string())
+            }
+            "packet-filter-left" => {
+                let member = f.part.clone();
+                tokio::task::spawn_blocking(move || {
+                    lab::docker(&[
+                        "exec", "--user", "root", &member, "nft", "delete", "table", "inet", "plab",
+                    ])
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map(|_| "packet filter removed".to_string())
+            }
+            "diverged-timeline" => reinit(lab, &f.part).await,
+            _ => continue,
+        };
+        done.push(Repaired {
+            code: f.code,
+            part: f.part.clone(),
+            done: result,
+        });
+    }
+    done
+}
+
+/// `POST /reinitialize` on `member` (what `patronictl reinit` does): its data is discarded and
+/// cloned from the leader.
+async fn reinit(lab: &Lab, member: &str) -> Result<String, String> {
+    let node = lab
+        .node(member)
+        .cloned()
+        .ok_or_else(|| format!("{member} is not a member here"))?;
+    let auth = lab.auth.clone();
+    tokio::task::spawn_blocking(move || {
+        patroni_lab_common::patroni::send_json(
+            &node.api_url,
+            "POST",
+            "/reinitialize",
+            r#"{"force": true}"#,
+            Some(&auth),
+            lab::REST_TIMEOUT,
+        )
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+    .and_then(|(status, body)| {
+        if status == 200 {
+            Ok(format!("reinitialize started on {member}"))
+        } else {
+            Err(format!(
+                "POST /reinitialize on {member}: {status} {}",
+                body.trim()
+            ))
+        }
+    })
+}
