@@ -27,7 +27,7 @@ while :; do
                 docker logs --tail 60 "$svc" >&2 2>&1 || true
             fi
         done
-        echo "Try: make logs, or make clean && make up to start from scratch." >&2
+        echo "Try: make doctor (names what is wrong and the repair), make logs, or make clean && make up to start from scratch." >&2
         exit 1
     fi
     sleep 1

@@ -35,6 +35,8 @@ pub struct DoctorArgs {
 
 /// How long a repair may take to show (a reinit clones the leader's data).
 const REPAIR_WAIT: Duration = Duration::from_secs(180);
+/// Rounds of repair and a second look.
+const REPAIR_ROUNDS: usize = 3;
 
 pub fn run(args: DoctorArgs) -> ExitCode {
     let mut lab = Lab::from_env();
@@ -76,15 +78,26 @@ pub fn run(args: DoctorArgs) -> ExitCode {
 async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {
     let mut d = doctor::examine(&lab).await;
     show(&d);
-    if args.repair && !d.findings.is_empty() {
+    // A repair can uncover what could not be read before (a paused member's packet filter):
+    // up to three rounds of repair and a second look.
+    let mut asked_already: Vec<(String, &'static str)> = Vec::new();
+    for _ in 0..REPAIR_ROUNDS {
+        if !args.repair || d.findings.is_empty() {
+            break;
+        }
         let yes = args.yes;
         let done = doctor::repair(&lab, &d.findings, |f| {
-            !doctor::discards_data(f)
-                || yes
-                || ask(&format!(
-                    "{}: {} — repair (this discards {}'s data)?",
-                    f.part, f.code, f.part
-                ))
+            if !doctor::discards_data(f) || yes {
+                return true;
+            }
+            if asked_already.contains(&(f.part.clone(), f.code)) {
+                return false;
+            }
+            asked_already.push((f.part.clone(), f.code));
+            ask(&format!(
+                "{}: {} — repair (this discards {}'s data)?",
+                f.part, f.code, f.part
+            ))
         })
         .await;
         for r in &done {
@@ -93,11 +106,12 @@ async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {
                 Err(e) => say!("repair of {} on {} failed: {e}", r.code, r.part),
             }
         }
-        if !done.is_empty() {
-            say!("looking again (up to {} s)...", REPAIR_WAIT.as_secs());
-            d = again(&lab, &d).await;
-            show(&d);
+        if done.is_empty() {
+            break;
         }
+        say!("looking again (up to {} s)...", REPAIR_WAIT.as_secs());
+        d = again(&lab, &done).await;
+        show(&d);
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&d)? + "\n")
@@ -106,17 +120,25 @@ async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {
     Ok(ExitCode::from(code(&d)))
 }
 
-/// Looks again until the findings repaired are gone (a reinit takes a while), up to
-/// [`REPAIR_WAIT`].
-async fn again(lab: &Lab, before: &Diagnosis) -> Diagnosis {
+/// Looks again until the parts repaired are through: none of the repaired findings left and
+/// none of the states a mended part passes through (a reinitialised member is "starting",
+/// then not yet streaming), up to [`REPAIR_WAIT`].
+async fn again(lab: &Lab, repaired: &[doctor::Repaired]) -> Diagnosis {
+    const PASSING: [&str; 4] = [
+        "member-not-running",
+        "replica-not-streaming",
+        "no-failover-possible",
+        "container-not-running",
+    ];
     let deadline = tokio::time::Instant::now() + REPAIR_WAIT;
     loop {
         let d = doctor::examine(lab).await;
         let still = d.findings.iter().any(|f| {
-            before
-                .findings
+            repaired
                 .iter()
-                .any(|b| b.code == f.code && b.part == f.part)
+                .any(|r| r.code == f.code && r.part == f.part)
+                || (PASSING.contains(&f.code)
+                    && (f.part == "cluster" || repaired.iter().any(|r| r.part == f.part)))
         });
         if !still || tokio::time::Instant::now() >= deadline {
             return d;

@@ -42,6 +42,11 @@ pub struct SoakArgs {
     /// Lost acknowledged writes allowed before the soak fails.
     #[arg(long, default_value_t = 0)]
     max_lost: u64,
+    /// Storm: events in pairs, the second 0–2 s after the first with no wait for a whole
+    /// cluster in between, on whoever leads then (ordinary operations close together are
+    /// what break clusters). The same seed gives the same storm.
+    #[arg(long)]
+    storm: bool,
     /// Print the schedule the seed gives (fault and gap per event) and touch nothing.
     #[arg(long)]
     dry_run: bool,
@@ -103,13 +108,18 @@ fn check(args: &SoakArgs) -> Result<Checked, String> {
 async fn run_soak(args: &SoakArgs, checked: Checked) -> Result<ExitCode> {
     let seed = args.seed.unwrap_or_else(patroni_lab_common::random_u64);
     if args.dry_run {
-        let schedule = soak::schedule(seed, args.events as usize, &checked.faults);
+        let schedule = soak::schedule(seed, args.events as usize, &checked.faults, args.storm);
         say!("soak schedule for seed {seed}: {} events", schedule.len());
         for (i, p) in schedule.iter().enumerate() {
             say!(
-                "event {:>3}: after {:>4.1} s  {}",
+                "event {:>3}: after {:>4.1} s{}  {}",
                 i + 1,
                 p.gap.as_secs_f64(),
+                if p.storm {
+                    " (storm: no wait for a whole cluster)"
+                } else {
+                    ""
+                },
                 p.fault.describe()
             );
         }
@@ -142,7 +152,7 @@ async fn run_soak(args: &SoakArgs, checked: Checked) -> Result<ExitCode> {
     let client_note = (!client_notes.is_empty()).then(|| client_notes.join("; "));
     let plan = SoakPlan {
         seed,
-        schedule: soak::schedule(seed, args.events as usize, &checked.faults),
+        schedule: soak::schedule(seed, args.events as usize, &checked.faults, args.storm),
         probe,
         whole_within: args.whole_within,
         client_note,

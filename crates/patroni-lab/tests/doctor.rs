@@ -99,15 +99,18 @@ fn a_whole_lab_is_healthy_before_and_after_a_switchover() {
     assert_eq!(code, 0, "after a switchover: {stdout}");
 }
 
-/// A paused PgBouncer and an enabled hold line, as a fault cut short would leave them: named,
-/// exit 8; `--repair` mends both and says healthy.
+/// What a fault cut short or a hand slip leaves: PgBouncer paused and pointed at the replica,
+/// HAProxy's hold line enabled, the replica's container paused and a packet filter left in it.
+/// Each is named (exit 8), and `--repair` mends them all (healthy, exit 0).
 #[test]
-fn a_paused_pgbouncer_and_an_enabled_hold_line_are_named_and_repaired() {
-    let _lab = LabTest::begin("a_paused_pgbouncer_and_an_enabled_hold_line_are_named_and_repaired");
+fn a_faults_leftovers_are_each_named_and_repaired() {
+    let lab_test = LabTest::begin("a_faults_leftovers_are_each_named_and_repaired");
+    let (leader, replica) = (lab_test.leader.clone(), other(&lab_test.leader));
     let lab = patroni_lab_scenario::lab::Lab::from_env();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let _repointed = RepointedByHand::to(&leader, replica);
     // A client first, so PgBouncer's autodb has the database to pause.
-    write_through(6432).unwrap();
+    let _ = write_through(6432);
     rt.block_on(patroni_lab_callback::pgbouncer::admin_command(
         &lab.pgbouncer_admin,
         "PAUSE postgres",
@@ -119,24 +122,49 @@ fn a_paused_pgbouncer_and_an_enabled_hold_line_are_named_and_repaired() {
         patroni_lab_scenario::lab::HAPROXY_HOLD_LINE
     );
     patroni_lab_scenario::lab::haproxy_runtime(&hold).unwrap();
+    run_ok(
+        "docker",
+        &[
+            "exec", "--user", "root", replica, "nft", "add", "table", "inet", "plab",
+        ],
+    );
+    run_ok("docker", &["pause", replica]);
     let (code, stdout, report) = doctor(&[]);
     let found = codes(&report);
-    let repaired = doctor(&["--repair"]);
+    let (repaired_code, repaired, _) = doctor(&["--repair"]);
+    // Whatever the doctor did, nothing is left for the next test.
+    let _ = run("docker", &["unpause", replica]);
+    let _ = run(
+        "docker",
+        &[
+            "exec", "--user", "root", replica, "nft", "delete", "table", "inet", "plab",
+        ],
+    );
+    let _ = patroni_lab_scenario::lab::haproxy_runtime(&format!(
+        "disable server {}",
+        patroni_lab_scenario::lab::HAPROXY_HOLD_LINE
+    ));
+    let _ = sql(6432, "pgbouncer", "RESUME");
     assert_eq!(code, 8, "{stdout}");
-    assert!(
-        found.contains(&"pgbouncer-paused pgbouncer".to_string()),
-        "{found:?}"
-    );
-    assert!(
-        found.contains(&"haproxy-hold-enabled haproxy".to_string()),
-        "{found:?}"
-    );
-    assert_eq!(repaired.0, 0, "{}", repaired.1);
-    assert!(
-        repaired.1.contains("repaired pgbouncer-paused"),
-        "{}",
-        repaired.1
-    );
+    for wanted in [
+        "pgbouncer-paused pgbouncer".to_string(),
+        "haproxy-hold-enabled haproxy".to_string(),
+        format!("container-not-running {replica}"),
+    ] {
+        assert!(found.contains(&wanted), "{wanted}: {found:?}");
+    }
+    assert_eq!(repaired_code, 0, "{repaired}");
+    for wanted in [
+        "repaired pgbouncer-paused".to_string(),
+        "repaired haproxy-hold-enabled".to_string(),
+        format!("repaired container-not-running on {replica}"),
+    ] {
+        assert!(repaired.contains(&wanted), "{wanted}: {repaired}");
+    }
+    // The packet filter and PgBouncer's target can only be read once the replica and
+    // PgBouncer answer again: the second look found and mended them (or the first did).
+    let (code, stdout, _) = doctor(&[]);
+    assert_eq!(code, 0, "{stdout}");
     write_through(6432).unwrap();
 }
 

@@ -55,6 +55,7 @@ fn a_short_seeded_soak_runs_its_schedule_loses_nothing_and_leaves_nothing() {
         3,
         &["switchover", "restart-leader", "pgbouncer-restart"]
             .map(|n| Fault::parse(n, None).unwrap()),
+        false,
     )
     .iter()
     .map(|p| p.fault.name())

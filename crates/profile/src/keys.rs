@@ -116,6 +116,12 @@ pub const KEYS: &[Key] = &[
         about: "the leader keeps running without etcd while every member still answers it",
     },
     Key {
+        section: Section::Patroni,
+        name: "check_timeline",
+        kind: Kind::Bool,
+        about: "a replica on an older timeline than the cluster's last (its /history in etcd) is not promoted",
+    },
+    Key {
         section: Section::PgBouncer,
         name: "pool_mode",
         kind: Kind::Word(&["session", "transaction", "statement"]),
@@ -175,7 +181,9 @@ pub fn patroni_default(name: &str) -> Option<&'static str> {
     match name {
         "primary_start_timeout" => Some("300"),
         "maximum_lag_on_failover" => Some("1048576"),
-        "synchronous_mode" | "synchronous_mode_strict" | "failsafe_mode" => Some("false"),
+        "synchronous_mode" | "synchronous_mode_strict" | "failsafe_mode" | "check_timeline" => {
+            Some("false")
+        }
         _ => None,
     }
 }

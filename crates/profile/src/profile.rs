@@ -371,6 +371,7 @@ maximum_lag_on_failover = 1048576
 synchronous_mode = false
 synchronous_mode_strict = false
 failsafe_mode = false
+check_timeline = false
 [pgbouncer]
 pool_mode = transaction
 server_login_retry = 1

@@ -258,7 +258,7 @@ pub async fn front(lab: &Lab, leader: Option<&str>) -> (Vec<Finding>, Vec<String
                 what: format!("PgBouncer sends clients to {t}, not to the leader {leader}"),
                 evidence: format!("host= in {}", lab::PGBOUNCER_INI),
                 repair: format!(
-                    "run the leader's callback again: `docker exec {leader} patroni-lab callback on_role_change primary {}`",
+                    "run the leader's callback again: `docker exec {leader} patroni-lab callback on_role_change primary {}` (`patroni-lab doctor --repair` does it)",
                     lab::SCOPE
                 ),
             }),
@@ -468,6 +468,35 @@ pub async fn wait_whole(
                 ));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// Waits until someone holds the leader key (a storm's next fault acts on them, whole or
+/// not); returns the holder.
+pub async fn wait_holder(
+    lab: &Lab,
+    limit: Duration,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<String, String> {
+    let start = Instant::now();
+    loop {
+        if *stop.borrow() {
+            return Err("stopped by a signal while waiting for a leader".into());
+        }
+        let l = lab.clone();
+        let holder = tokio::task::spawn_blocking(move || lock_holder(&l))
+            .await
+            .map_err(|e| e.to_string())?;
+        match holder {
+            Ok(Some(h)) => return Ok(h),
+            _ if start.elapsed() >= limit => {
+                return Err(format!(
+                    "nobody held the leader key within {:.0} s",
+                    limit.as_secs_f64()
+                ));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }

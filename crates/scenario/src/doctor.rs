@@ -231,19 +231,7 @@ async fn replica(
     }
     let state = status["state"].as_str().unwrap_or("?");
     if !matches!(state, "running" | "streaming") {
-        d.findings.push(Finding {
-            code: "member-not-running",
-            severity: Severity::Degraded,
-            part: node.name.clone(),
-            what: format!("{}'s PostgreSQL is {state}, not running", node.name),
-            evidence: format!("GET /patroni on {}: state {state}", node.name),
-            repair: format!(
-                "see `docker logs {}`: \"startup process failure\" or \"invalid record\" there means it cannot follow the leader's WAL: `patronictl reinit {} {}`",
-                node.name,
-                lab::SCOPE,
-                node.name
-            ),
-        });
+        d.findings.push(not_running_finding(&node.name, state));
     }
     let streams = senders
         .iter()
@@ -282,22 +270,11 @@ async fn replica(
     match diverged {
         Ok(Some(evidence)) => {
             promotable = false;
-            d.findings.push(Finding {
-                code: "diverged-timeline",
-                severity: Severity::Broken,
-                part: node.name.clone(),
-                what: format!(
-                    "{} is on its own timeline {} (the leader's timeline {} has the same ID but other WAL): it will never stream again, and holds WAL the leader never had",
-                    node.name, replica.checkpoint_tli, replica.checkpoint_tli
-                ),
+            d.findings.push(diverged_finding(
+                &node.name,
+                replica.checkpoint_tli,
                 evidence,
-                repair: format!(
-                    "patronictl reinit {} {} (discards {}'s data and clones it from the leader; `patroni-lab doctor --repair` does it)",
-                    lab::SCOPE,
-                    node.name,
-                    node.name
-                ),
-                });
+            ));
         }
         Ok(None) => {}
         Err(e) => d
@@ -331,6 +308,38 @@ async fn replica(
             ),
         });
     promotable
+}
+
+/// A member whose PostgreSQL is not running.
+fn not_running_finding(member: &str, state: &str) -> Finding {
+    Finding {
+        code: "member-not-running",
+        severity: Severity::Degraded,
+        part: member.to_string(),
+        what: format!("{member}'s PostgreSQL is {state}, not running"),
+        evidence: format!("GET /patroni on {member}: state {state}"),
+        repair: format!(
+            "see `docker logs {member}`: \"startup process failure\" or \"invalid record\" there means it cannot follow the leader's WAL: `patronictl reinit {} {member}`",
+            lab::SCOPE
+        ),
+    }
+}
+
+/// A member on its own timeline with the leader's timeline ID.
+fn diverged_finding(member: &str, tli: u32, evidence: String) -> Finding {
+    Finding {
+        code: "diverged-timeline",
+        severity: Severity::Broken,
+        part: member.to_string(),
+        what: format!(
+            "{member} is on its own timeline {tli} (the leader's timeline {tli} has the same ID but other WAL): it will never stream again, and holds WAL the leader never had"
+        ),
+        evidence,
+        repair: format!(
+            "patronictl reinit {} {member} (discards {member}'s data and clones it from the leader; `patroni-lab doctor --repair` does it)",
+            lab::SCOPE
+        ),
+    }
 }
 
 /// A member's control file (`pg_controldata` in its container), in the lab only.
@@ -389,7 +398,7 @@ async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
                 part: line.split(' ').next().unwrap_or_default().to_string(),
                 what: line.clone(),
                 evidence: "docker inspect".into(),
-                repair: "`make up` starts the lab's containers again (`docker unpause` for a paused one)".into(),
+                repair: "`make up` starts the lab's containers again; a paused one: `docker unpause` (`patroni-lab doctor --repair` does it)".into(),
             });
         }
         for node in &lab.nodes {
@@ -434,10 +443,10 @@ pub fn discards_data(f: &Finding) -> bool {
 pub async fn repair(
     lab: &Lab,
     findings: &[Finding],
-    allow: impl Fn(&Finding) -> bool,
+    mut allow: impl FnMut(&Finding) -> bool,
 ) -> Vec<Repaired> {
     let mut done = Vec::new();
-    for f in findings.iter().filter(|f| allow(f)) {
+    for f in findings.iter().filter(|f| allow(f)).collect::<Vec<_>>() {
         let result = match f.code {
             "pgbouncer-paused" => patroni_lab_callback::pgbouncer::admin_command(
                 &lab.pgbouncer_admin,
@@ -468,6 +477,33 @@ pub async fn repair(
                 .map(|_| "packet filter removed".to_string())
             }
             "diverged-timeline" => reinit(lab, &f.part).await,
+            "pgbouncer-not-on-leader" => match cluster::lock_holder(lab) {
+                // The leader's own callback, as Patroni runs it on a role change.
+                Ok(Some(leader)) => {
+                    docker_step(
+                        vec![
+                            "exec".into(),
+                            leader.clone(),
+                            "patroni-lab".into(),
+                            "callback".into(),
+                            "on_role_change".into(),
+                            "primary".into(),
+                            lab::SCOPE.into(),
+                        ],
+                        format!("{leader}'s callback ran"),
+                    )
+                    .await
+                }
+                Ok(None) => Err("nobody holds the leader key".into()),
+                Err(e) => Err(e),
+            },
+            "container-not-running" if f.what.ends_with(" is paused") => {
+                docker_step(
+                    vec!["unpause".into(), f.part.clone()],
+                    format!("{} unpaused", f.part),
+                )
+                .await
+            }
             _ => continue,
         };
         done.push(Repaired {
@@ -477,6 +513,18 @@ pub async fn repair(
         });
     }
     done
+}
+
+/// One `docker` command off the async workers; `done` when it succeeded.
+async fn docker_step(args: Vec<String>, done: String) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        lab::docker(&args)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+    .map(|_| done)
 }
 
 /// `POST /reinitialize` on `member` (what `patronictl reinit` does): its data is discarded and

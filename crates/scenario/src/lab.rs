@@ -262,12 +262,13 @@ pub fn docker(args: &[&str]) -> Result<String, LabError> {
     }
 }
 
-/// The lab member whose container has address `addr` (the probe sees servers by address);
-/// `None` outside the lab or when no member has it.
+/// The lab member whose container has address `addr` (the probe sees servers as
+/// `ip:port`); `None` outside the lab or when no member has it.
 pub fn member_at(lab: &Lab, addr: &str) -> Option<String> {
     if !lab.containers {
         return None;
     }
+    let addr = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
     lab.nodes.iter().find_map(|n| {
         let ip = docker(&[
             "inspect",

@@ -157,6 +157,24 @@ pub struct LostBy {
     pub last_ack_us: u64,
 }
 
+/// Each group of lost writes on the timeline, when its first write was acknowledged.
+fn record_lost_by(timeline: &Timeline, started_unix_us: u64, lost_by: &[LostBy]) {
+    for l in lost_by {
+        timeline.record_at(
+            Source::Fault,
+            started_unix_us + l.first_ack_us,
+            format!(
+                "lost: {} acknowledged writes by {} ({}), acknowledged from {:+.2} s to {:+.2} s",
+                l.writes,
+                l.member.as_deref().unwrap_or("a member not known here"),
+                l.server,
+                l.first_ack_us as f64 / 1e6,
+                l.last_ack_us as f64 / 1e6
+            ),
+        );
+    }
+}
+
 /// The probe's lost writes grouped by the server that acknowledged them.
 fn lost_by(history: &std::path::Path, report: &Report, lab: &Lab) -> Vec<LostBy> {
     let lost = &report.lost_writes;
@@ -553,20 +571,7 @@ fn conclude(
         timeline.record(Source::Fault, "run interrupted by a signal: not graded");
     }
     let lost_by = lost_by(history, &report, lab);
-    for l in &lost_by {
-        timeline.record_at(
-            Source::Fault,
-            report.started_unix_us + l.first_ack_us,
-            format!(
-                "lost: {} acknowledged writes by {} ({}), acknowledged from {:+.2} s to {:+.2} s",
-                l.writes,
-                l.member.as_deref().unwrap_or("a member not known here"),
-                l.server,
-                l.first_ack_us as f64 / 1e6,
-                l.last_ack_us as f64 / 1e6
-            ),
-        );
-    }
+    record_lost_by(timeline, report.started_unix_us, &lost_by);
     let events = timeline.events(report.started_unix_us);
     let lock_lost_at_us = lock_lost_at(&events, &leader_before);
     let after = lock_lost_at_us.map(|at| {

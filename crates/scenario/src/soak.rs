@@ -22,6 +22,8 @@ use crate::timeline::{self, Event, Source, Timeline};
 
 /// The pause between two events: from the cluster being whole to the next fault.
 pub const GAP: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(10));
+/// In a storm, the gap between the two faults of a pair (no wait for a whole cluster).
+pub const STORM_GAP: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(2));
 
 /// A small seeded generator (SplitMix64): reproducible schedules without a crate.
 #[derive(Debug, Clone)]
@@ -55,20 +57,31 @@ impl Picker {
     }
 }
 
-/// One planned event: wait `gap` after the cluster is whole, then inject `fault`.
+/// One planned event: wait `gap` after the cluster is whole (in a storm's pair, after the
+/// event before, whole or not), then inject `fault`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planned {
     pub gap: Duration,
     pub fault: Fault,
+    /// The second of a storm's pair: no wait for a whole cluster between it and the event
+    /// before; it acts on whoever holds the leader key then.
+    pub storm: bool,
 }
 
-/// The whole schedule for `seed`: `events` faults drawn from `faults` with their gaps.
-pub fn schedule(seed: u64, events: usize, faults: &[Fault]) -> Vec<Planned> {
+/// The whole schedule for `seed`: `events` faults drawn from `faults` with their gaps. With
+/// `storm`, events come in pairs, the second `STORM_GAP` after the first with no wait for a
+/// whole cluster in between (the same seed gives the same storm).
+pub fn schedule(seed: u64, events: usize, faults: &[Fault], storm: bool) -> Vec<Planned> {
     let mut picker = Picker::new(seed);
     (0..events)
-        .map(|_| Planned {
-            gap: picker.between(GAP.0, GAP.1),
-            fault: faults[picker.below(faults.len())],
+        .map(|i| {
+            let second = storm && i % 2 == 1;
+            let (lo, hi) = if second { STORM_GAP } else { GAP };
+            Planned {
+                gap: picker.between(lo, hi),
+                fault: faults[picker.below(faults.len())],
+                storm: second,
+            }
         })
         .collect()
 }
@@ -228,8 +241,15 @@ pub async fn run(
         if !sleep_unless(planned.gap, &mut stop).await {
             break;
         }
-        let leader = match cluster::wait_whole(lab, plan.whole_within, &stop).await {
-            Ok((w, _)) => w.leader,
+        let ready = if planned.storm {
+            cluster::wait_holder(lab, plan.whole_within, &stop).await
+        } else {
+            cluster::wait_whole(lab, plan.whole_within, &stop)
+                .await
+                .map(|(w, _)| w.leader)
+        };
+        let leader = match ready {
+            Ok(leader) => leader,
             Err(e) => {
                 timeline.record(Source::Fault, format!("soak stopped: {e}"));
                 break;
@@ -267,37 +287,17 @@ pub async fn run(
         if let Some(e) = &event.fault_error {
             timeline.record(Source::Fault, format!("fault step failed: {e} (undone)"));
         }
-        let limit = plan.whole_within.saturating_sub(injected.elapsed());
-        match cluster::wait_whole(lab, limit, &stop).await {
-            Ok((w, _)) => {
-                event.whole_again_ms = Some(injected.elapsed().as_secs_f64() * 1000.0);
-                event.leader_after = Some(w.leader.clone());
-                timeline.record(
-                    Source::Fault,
-                    format!(
-                        "event {}: cluster whole again, {} leads",
-                        index + 1,
-                        w.leader
-                    ),
-                );
-            }
-            Err(e) => {
-                timeline.record(Source::Fault, e);
-                // Why: the doctor's findings, each on the timeline.
-                for f in crate::doctor::examine(lab).await.findings {
-                    timeline.record(
-                        Source::Fault,
-                        format!(
-                            "event {}: doctor: {} [{}]: {}",
-                            index + 1,
-                            f.part,
-                            f.code,
-                            f.what
-                        ),
-                    );
-                }
-            }
+        // In a storm's pair, the second fault follows without waiting for a whole cluster.
+        if plan.schedule.get(index + 1).is_some_and(|next| next.storm) {
+            timeline.record(
+                Source::Fault,
+                format!("event {}: storm, the next event follows at once", index + 1),
+            );
+            events.push((event, injected_unix, leader_addr));
+            each(&events.last().expect("just pushed").0);
+            continue;
         }
+        settle(lab, plan, injected, &timeline, &stop, &mut event).await;
         each(&event);
         let stop_here = event.whole_again_ms.is_none() || *stop.borrow();
         events.push((event, injected_unix, leader_addr));
@@ -326,43 +326,7 @@ pub async fn run(
             e
         })
         .collect();
-    // Each event's old leader: when it lost the lock (before the next event), and the writes
-    // it acknowledged from then until the next event.
-    let starts: Vec<i64> = events.iter().map(|e| e.injected_at_us).collect();
-    for (i, e) in events.iter_mut().enumerate() {
-        let next = starts.get(i + 1).copied().unwrap_or(i64::MAX);
-        e.lock_lost_at_us = lock_left_after(&all, &e.leader_before, e.injected_at_us, next);
-        if let Some(at) = e.lock_lost_at_us {
-            match addrs[i]
-                .as_deref()
-                .and_then(|addr| writes_by(&history, addr, at, next))
-            {
-                Some(n) => e.old_leader_writes_after_lock_lost = Some(n),
-                None => {
-                    e.old_leader_writes_not_counted =
-                        Some("the leader's address or the probe's history could not be read".into())
-                }
-            }
-        }
-    }
-    let acked_at = lost_ack_times(&history, &report);
-    let _ = std::fs::remove_file(&history);
-    let lost_before_first_event = acked_at.as_ref().map(|times| {
-        let first = events.first().map_or(i64::MAX, |e| e.injected_at_us);
-        times.iter().filter(|t| **t < first).count() as u64
-    });
-    if let Some(times) = &acked_at {
-        let starts: Vec<i64> = events.iter().map(|e| e.injected_at_us).collect();
-        for (i, e) in events.iter_mut().enumerate() {
-            let next = starts.get(i + 1).copied().unwrap_or(i64::MAX);
-            e.lost_after = Some(
-                times
-                    .iter()
-                    .filter(|t| **t >= e.injected_at_us && **t < next)
-                    .count() as u64,
-            );
-        }
-    }
+    let lost_before_first_event = attribute(&mut events, &addrs, &all, &history, &report);
     let whole_at_end = cluster::wait_whole(lab, plan.whole_within, &stop)
         .await
         .map(|(w, _)| w.leader);
@@ -389,6 +353,96 @@ pub async fn run(
         sampling,
         probe: report,
     })
+}
+
+/// Waits for a whole cluster after an event; when it does not come, the doctor's findings go
+/// on the timeline.
+async fn settle(
+    lab: &Lab,
+    plan: &SoakPlan,
+    injected: Instant,
+    timeline: &Timeline,
+    stop: &watch::Receiver<bool>,
+    event: &mut SoakEvent,
+) {
+    let limit = plan.whole_within.saturating_sub(injected.elapsed());
+    match cluster::wait_whole(lab, limit, stop).await {
+        Ok((w, _)) => {
+            event.whole_again_ms = Some(injected.elapsed().as_secs_f64() * 1000.0);
+            event.leader_after = Some(w.leader.clone());
+            timeline.record(
+                Source::Fault,
+                format!(
+                    "event {}: cluster whole again, {} leads",
+                    event.index, w.leader
+                ),
+            );
+        }
+        Err(e) => {
+            timeline.record(Source::Fault, e);
+            // Why: the doctor's findings, each on the timeline.
+            for f in crate::doctor::examine(lab).await.findings {
+                timeline.record(
+                    Source::Fault,
+                    format!(
+                        "event {}: doctor: {} [{}]: {}",
+                        event.index, f.part, f.code, f.what
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Puts each lost write and each old leader's write with its event: the old leader's writes
+/// after it lost the lock (before the next event), and the lost writes acknowledged from the
+/// event to the next. Returns the lost writes acknowledged before the first event. Removes
+/// the history.
+fn attribute(
+    events: &mut [SoakEvent],
+    addrs: &[Option<String>],
+    all: &[crate::timeline::Event],
+    history: &std::path::Path,
+    report: &Report,
+) -> Option<u64> {
+    // Each event's old leader: when it lost the lock (before the next event), and the writes
+    // it acknowledged from then until the next event.
+    let starts: Vec<i64> = events.iter().map(|e| e.injected_at_us).collect();
+    for (i, e) in events.iter_mut().enumerate() {
+        let next = starts.get(i + 1).copied().unwrap_or(i64::MAX);
+        e.lock_lost_at_us = lock_left_after(all, &e.leader_before, e.injected_at_us, next);
+        if let Some(at) = e.lock_lost_at_us {
+            match addrs[i]
+                .as_deref()
+                .and_then(|addr| writes_by(history, addr, at, next))
+            {
+                Some(n) => e.old_leader_writes_after_lock_lost = Some(n),
+                None => {
+                    e.old_leader_writes_not_counted =
+                        Some("the leader's address or the probe's history could not be read".into())
+                }
+            }
+        }
+    }
+    let acked_at = lost_ack_times(history, report);
+    let _ = std::fs::remove_file(history);
+    let lost_before_first_event = acked_at.as_ref().map(|times| {
+        let first = events.first().map_or(i64::MAX, |e| e.injected_at_us);
+        times.iter().filter(|t| **t < first).count() as u64
+    });
+    if let Some(times) = &acked_at {
+        let starts: Vec<i64> = events.iter().map(|e| e.injected_at_us).collect();
+        for (i, e) in events.iter_mut().enumerate() {
+            let next = starts.get(i + 1).copied().unwrap_or(i64::MAX);
+            e.lost_after = Some(
+                times
+                    .iter()
+                    .filter(|t| **t >= e.injected_at_us && **t < next)
+                    .count() as u64,
+            );
+        }
+    }
+    lost_before_first_event
 }
 
 pub fn event_line(total: usize, e: &SoakEvent) -> String {
@@ -622,9 +676,17 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
         let faults = &crate::faults::soak_defaults();
-        let a = schedule(7, 50, faults);
-        assert_eq!(a, schedule(7, 50, faults));
-        assert_ne!(a, schedule(8, 50, faults));
+        let a = schedule(7, 50, faults, false);
+        assert_eq!(a, schedule(7, 50, faults, false));
+        assert_ne!(a, schedule(8, 50, faults, false));
+        assert!(a.iter().all(|p| !p.storm));
+        let storm = schedule(7, 50, faults, true);
+        assert_eq!(storm, schedule(7, 50, faults, true));
+        for (i, p) in storm.iter().enumerate() {
+            assert_eq!(p.storm, i % 2 == 1);
+            let (lo, hi) = if p.storm { STORM_GAP } else { GAP };
+            assert!(p.gap >= lo && p.gap < hi, "{p:?}");
+        }
         assert!(a.iter().all(|p| p.gap >= GAP.0 && p.gap < GAP.1));
     }
 
@@ -632,7 +694,7 @@ mod tests {
     fn fifty_events_draw_on_most_of_the_vocabulary() {
         let faults = &crate::faults::soak_defaults();
         for seed in 0..20 {
-            let drawn: std::collections::HashSet<&str> = schedule(seed, 50, faults)
+            let drawn: std::collections::HashSet<&str> = schedule(seed, 50, faults, false)
                 .iter()
                 .map(|p| p.fault.name())
                 .collect();
