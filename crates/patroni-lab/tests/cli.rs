@@ -503,3 +503,47 @@ fn make_up_on_a_port_another_program_holds_is_one_line_naming_port_and_variable(
         assert_eq!(code, 0, "{stderr}");
     }
 }
+
+/// A storm's schedule: pairs, the second 0–2 s after the first and marked as not waiting for a
+/// whole cluster; the same seed gives the same storm; the plain schedule has no storm.
+#[test]
+fn a_storm_comes_in_pairs_without_a_wait_for_a_whole_cluster() {
+    let dry = |storm: bool| {
+        let mut args = vec!["soak", "--events", "6", "--seed", "3", "--dry-run"];
+        if storm {
+            args.push("--storm");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+            .args(&args)
+            .env(
+                "PATRONI_LAB_PROFILES",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../../profiles"),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let storm = dry(true);
+    assert_eq!(storm, dry(true));
+    let events: Vec<&str> = storm.lines().skip(1).collect();
+    assert_eq!(events.len(), 6, "{storm}");
+    for (i, line) in events.iter().enumerate() {
+        assert_eq!(line.contains("(storm: no wait"), i % 2 == 1, "{line}");
+        if i % 2 == 1 {
+            let gap: f64 = line
+                .split("after")
+                .nth(1)
+                .and_then(|r| r.trim().split(' ').next())
+                .and_then(|g| g.parse().ok())
+                .unwrap();
+            assert!(gap < 2.0, "{line}");
+        }
+    }
+    assert!(!dry(false).contains("storm"));
+}

@@ -143,6 +143,17 @@ pub struct ScenarioRun {
     pub probe: Report,
 }
 
+impl ClientTimeouts {
+    /// The time-outs of `probe`, and what the scenario changed in them.
+    pub fn of(probe: &Settings, changed: &Option<String>) -> Self {
+        Self {
+            statement_ms: probe.statement_timeout.as_secs_f64() * 1000.0,
+            connect_ms: probe.connect_timeout.as_secs_f64() * 1000.0,
+            changed_by_scenario: changed.clone(),
+        }
+    }
+}
+
 /// Lost acknowledged writes that one server acknowledged.
 #[derive(Debug, Clone, Serialize)]
 pub struct LostBy {
@@ -625,11 +636,7 @@ fn conclude(
         passed: !interrupted && fault_error.is_none() && grades.iter().all(|g| g.pass),
         fault_error,
         interrupted,
-        client_timeouts: ClientTimeouts {
-            statement_ms: plan.probe.statement_timeout.as_secs_f64() * 1000.0,
-            connect_ms: plan.probe.connect_timeout.as_secs_f64() * 1000.0,
-            changed_by_scenario: plan.client_note.clone(),
-        },
+        client_timeouts: ClientTimeouts::of(&plan.probe, &plan.client_note),
         longest_wait_ms,
         sampling,
         grades,

@@ -340,11 +340,7 @@ pub async fn run(
         seed: plan.seed,
         events_planned: total,
         interrupted,
-        client_timeouts: crate::runner::ClientTimeouts {
-            statement_ms: plan.probe.statement_timeout.as_secs_f64() * 1000.0,
-            connect_ms: plan.probe.connect_timeout.as_secs_f64() * 1000.0,
-            changed_by_scenario: plan.client_note.clone(),
-        },
+        client_timeouts: crate::runner::ClientTimeouts::of(&plan.probe, &plan.client_note),
         events,
         lost_before_first_event,
         whole_at_end,

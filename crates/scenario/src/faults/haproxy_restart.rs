@@ -19,9 +19,10 @@ impl FaultKind for HaproxyRestart {
     fn needs(&self) -> Needs {
         Needs::Containers
     }
+    /// Clients reconnect once it listens again: measured 1.6 s (5 runs), 2.2-2.5 s with the test build of the probe; bound 5 s.
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
         Expectations {
-            max_window: Some(Duration::from_secs(10)),
+            max_window: Some(Duration::from_secs(5)),
             ..Expectations::base()
         }
     }
