@@ -392,6 +392,52 @@ pub fn paused_in(state: &[Vec<Option<String>>], dbs: &[Vec<Option<String>>]) -> 
     all || one
 }
 
+/// What resumes what `SHOW STATE` and `SHOW DATABASES` say is paused: `RESUME` for all of
+/// PgBouncer, `RESUME <db>` for each paused database (a plain `RESUME` fails with "pooler is
+/// not paused/suspended" when only a database is).
+pub fn resume_commands(state: &[Vec<Option<String>>], dbs: &[Vec<Option<String>>]) -> Vec<String> {
+    let cell = |r: &Vec<Option<String>>, i: usize| r.get(i).cloned().flatten();
+    let mut out = Vec::new();
+    if state
+        .iter()
+        .any(|r| cell(r, 0).as_deref() == Some("paused") && cell(r, 1).as_deref() == Some("yes"))
+    {
+        out.push("RESUME".to_string());
+    }
+    for r in dbs {
+        if r.len() >= 2 && cell(r, r.len() - 2).as_deref() == Some("1") {
+            if let Some(name) = cell(r, 0) {
+                out.push(format!("RESUME {name}"));
+            }
+        }
+    }
+    out
+}
+
+/// Resumes whatever is paused in PgBouncer; says what it sent.
+pub async fn pgbouncer_resume(lab: &Lab) -> Result<String, String> {
+    let target = &lab.pgbouncer_admin;
+    let limit = Duration::from_secs(5);
+    let admin = patroni_lab_callback::pgbouncer::admin_command;
+    let state = admin(target, "SHOW STATE", limit)
+        .await
+        .map_err(|e| e.to_string())?;
+    let dbs = admin(target, "SHOW DATABASES", limit)
+        .await
+        .map_err(|e| e.to_string())?;
+    let commands = resume_commands(&state, &dbs);
+    for c in &commands {
+        admin(target, c, limit)
+            .await
+            .map_err(|e| format!("{c}: {e}"))?;
+    }
+    Ok(if commands.is_empty() {
+        "nothing was paused any more".into()
+    } else {
+        format!("{} sent", commands.join(", "))
+    })
+}
+
 /// HAProxy's client-facing lines and their status (`show stat` through the runtime API):
 /// `("patroni1", "UP")`, `("hold", "MAINT")`, ...
 pub fn haproxy_lines() -> Result<Vec<(String, String)>, String> {
@@ -531,6 +577,16 @@ mod tests {
         assert!(!paused_in(&state("no"), &[db("0")]));
         assert!(paused_in(&state("yes"), &[db("0")]));
         assert!(paused_in(&state("no"), &[db("1")]), "PAUSE postgres");
+        assert_eq!(
+            resume_commands(&state("no"), &[db("0")]),
+            Vec::<String>::new()
+        );
+        assert_eq!(resume_commands(&state("yes"), &[db("0")]), vec!["RESUME"]);
+        assert_eq!(
+            resume_commands(&state("no"), &[db("1")]),
+            vec!["RESUME postgres"],
+            "a plain RESUME fails when only a database is paused"
+        );
     }
 
     #[test]

@@ -9,8 +9,6 @@
 //! as a "running" replica that never streams again. The doctor compares the WAL itself: the
 //! bytes of the replica's last checkpoint record against the leader's WAL at the same place.
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use crate::cluster::{self, query};
@@ -448,14 +446,7 @@ pub async fn repair(
     let mut done = Vec::new();
     for f in findings.iter().filter(|f| allow(f)).collect::<Vec<_>>() {
         let result = match f.code {
-            "pgbouncer-paused" => patroni_lab_callback::pgbouncer::admin_command(
-                &lab.pgbouncer_admin,
-                "RESUME",
-                Duration::from_secs(5),
-            )
-            .await
-            .map(|_| "RESUME sent".to_string())
-            .map_err(|e| e.to_string()),
+            "pgbouncer-paused" => cluster::pgbouncer_resume(lab).await,
             "haproxy-hold-enabled" => {
                 let command = format!("disable server {}", lab::HAPROXY_HOLD_LINE);
                 tokio::task::spawn_blocking(move || lab::haproxy_runtime(&command))
