@@ -19,11 +19,11 @@ impl FaultKind for RestartLeader {
     fn needs(&self) -> Needs {
         Needs::Rest
     }
-    /// A fast shutdown and start of the same primary: measured 1.2-1.5 s (3 runs); bound 3 s,
-    /// 2x the worst.
+    /// A fast shutdown and start of the same primary: measured 1.2-1.5 s (3 runs, release
+    /// probe), 3.6 s in a full test run (test probe, the machine busy); bound 6 s.
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
         Expectations {
-            max_window: Some(Duration::from_secs(3)),
+            max_window: Some(Duration::from_secs(6)),
             ..Expectations::base()
         }
     }
