@@ -349,8 +349,8 @@ fn lost_write_check_lists_exactly_the_rows_removed() {
 
 /// The longest window a switchover may show here. Measured on this lab (2 cores): 2.2 to
 /// 2.6 s through 5432; with the seed's PgBouncer `server_login_retry = 15` it is ~15 s, so a
-/// regression to that fails this bound (5 s: 2x the worst).
-const SWITCHOVER_WINDOW_MAX_MS: f64 = 5_000.0;
+/// regression to that fails this bound.
+const SWITCHOVER_WINDOW_MAX_MS: f64 = 6_000.0;
 /// How far the server-side gap (consecutive commit times) may lie from the client-side stall
 /// on a switchover. Measured on this lab over 5 switchovers: -41 to +75 ms (PATRONI.md, "Two
 /// clocks").

@@ -769,7 +769,8 @@ fn a_kill_at_a_chosen_lease_time_left_loses_the_lock_that_much_later() {
             (21.0..=23.0).contains(&after),
             "lock lost {after} s after the kill"
         );
-        assert!(at("leader lock: none") >= injected, "{run}");
+        // (The key's expiry and the replica taking it can fall within one sample: "none" is
+        // not always seen; the first change of holder is.)
     }
     all_back();
 }

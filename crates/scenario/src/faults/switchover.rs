@@ -18,10 +18,11 @@ impl FaultKind for Switchover {
     fn needs(&self) -> Needs {
         Needs::Rest
     }
-    /// Measured 2.2-2.6 s (5 runs); bound 5 s, 2x the worst. The seed's settings give ~15 s.
+    /// Measured 2.2-2.6 s (5 runs, release probe; the test build on a busy machine measures
+    /// longer, as stop-leader's 5.2 s showed); bound 6 s. The seed's settings give ~15 s.
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
         Expectations {
-            max_window: Some(Duration::from_secs(5)),
+            max_window: Some(Duration::from_secs(6)),
             ..Expectations::base()
         }
     }
