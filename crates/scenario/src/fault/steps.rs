@@ -332,3 +332,41 @@ pub fn api_url<'a>(lab: &'a Lab, member: &str) -> Result<&'a str, FaultError> {
         .map(|n| n.api_url.as_str())
         .ok_or_else(|| FaultError::Step(format!("no REST API for {member}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proof_is_on_the_timeline_and_an_effect_never_seen_is_unproven() {
+        let t = Timeline::default();
+        let seen = std::cell::Cell::new(0);
+        // Seen on the third look: one proof line.
+        let ok = prove(&t, "the effect", Duration::from_secs(5), &|| false, || {
+            seen.set(seen.get() + 1);
+            if seen.get() < 3 {
+                Err("not yet".into())
+            } else {
+                Ok("the effect, seen".into())
+            }
+        });
+        assert_eq!(ok, Ok(()));
+        let lines: Vec<String> = t.events(0).into_iter().map(|e| e.what).collect();
+        assert_eq!(lines, vec!["proof: the effect, seen".to_string()]);
+        // Never seen: Unproven (exit 5 in the binary), with the last thing seen.
+        let never = prove(&t, "the effect", Duration::ZERO, &|| false, || {
+            Err("still running".into())
+        });
+        assert_eq!(
+            never,
+            Err(FaultError::Unproven(
+                "the effect not seen within 0 s (still running)".into()
+            ))
+        );
+        // A signal while waiting: Interrupted, not Unproven.
+        let cut = prove(&t, "the effect", Duration::from_secs(5), &|| true, || {
+            Err("still running".into())
+        });
+        assert!(matches!(cut, Err(FaultError::Interrupted(_))), "{cut:?}");
+    }
+}
