@@ -471,6 +471,22 @@ fn paused_switchover_has_no_failed_and_no_in_doubt_writes_in_both_modes() {
                 events(&report)
             );
         }
+        // PgBouncer resumes only once the new leader accepted a write on a direct connection,
+        // and the hold line goes only once HAProxy marks the new leader UP (issue 14, item 5).
+        let all = events(&report);
+        let index = |text: &str| {
+            all.iter()
+                .position(|e| e.contains(text))
+                .unwrap_or_else(|| panic!("{mode}: no '{text}' in {all:?}"))
+        };
+        assert!(
+            index("accepted a write") < index("RESUME postgres"),
+            "{mode}: {all:?}"
+        );
+        assert!(
+            index("HAProxy marks") < index("HAProxy hold line disabled"),
+            "{mode}: {all:?}"
+        );
         assert_eq!(pgbouncer_paused(), Some(false), "{mode}: resumed");
         assert!(haproxy_hold_disabled(), "{mode}: hold line off again");
         all_back();
