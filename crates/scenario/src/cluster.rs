@@ -135,15 +135,7 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
                 return Err(format!("{leader} is in recovery on a direct connection"));
             }
             let addr = first.get(1).cloned().flatten();
-            let senders: Vec<(String, String, String)> = rows
-                .iter()
-                .skip(1)
-                .map(|r| {
-                    let cell = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                    (cell(0), cell(1), cell(2))
-                })
-                .collect();
-            (senders, addr)
+            (senders(rows.get(1..).unwrap_or_default()), addr)
         }
         None => {
             let senders = me["replication"]
@@ -310,6 +302,16 @@ pub async fn front(lab: &Lab, leader: Option<&str>) -> (Vec<Finding>, Vec<String
         }
     }
     (d.findings, d.not_checked)
+}
+
+/// `pg_stat_replication` rows (application_name, state, sync_state) as triples.
+pub fn senders(rows: &[Vec<Option<String>>]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|r| {
+            let cell = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            (cell(0), cell(1), cell(2))
+        })
+        .collect()
 }
 
 /// Fails when a member other than `leader` is on its own timeline with the leader's ID.

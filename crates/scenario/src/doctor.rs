@@ -55,6 +55,23 @@ pub async fn examine(lab: &Lab) -> Diagnosis {
     d
 }
 
+/// Examines the cluster and puts each finding, and each part not read, on `timeline` (after
+/// `prefix`): why a run or a soak event was not whole again.
+pub async fn explain(lab: &Lab, timeline: &crate::timeline::Timeline, prefix: &str) -> Diagnosis {
+    use crate::timeline::Source;
+    let d = examine(lab).await;
+    for f in &d.findings {
+        timeline.record(
+            Source::Fault,
+            format!("{prefix}doctor: {} [{}]: {}", f.part, f.code, f.what),
+        );
+    }
+    for n in &d.not_checked {
+        timeline.record(Source::Fault, format!("{prefix}doctor: not checked: {n}"));
+    }
+    d
+}
+
 /// Each member's `GET /patroni`, or why it could not be read.
 async fn member_statuses(lab: &Lab) -> Vec<(Node, Result<serde_json::Value, String>)> {
     let mut out = Vec::new();
@@ -149,14 +166,7 @@ async fn members(
     };
     let cell = |r: usize, c: usize| rows.get(r).and_then(|x| x.get(c).cloned().flatten());
     let leader_lsn = cell(0, 0).and_then(|s| parse_lsn(&s)).unwrap_or(0);
-    let senders: Vec<(String, String, String)> = rows
-        .iter()
-        .skip(1)
-        .map(|r| {
-            let c = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-            (c(0), c(1), c(2))
-        })
-        .collect();
+    let senders = cluster::senders(rows.get(1..).unwrap_or_default());
     let config = {
         let lab = lab.clone();
         tokio::task::spawn_blocking(move || lab::patroni_config(&lab))

@@ -492,16 +492,7 @@ async fn inject(
             Err(e) => {
                 timeline.record(Source::Fault, e);
                 // Why: the doctor's findings, each on the timeline.
-                let d = crate::doctor::examine(lab).await;
-                for f in &d.findings {
-                    timeline.record(
-                        Source::Fault,
-                        format!("doctor: {} [{}]: {}", f.part, f.code, f.what),
-                    );
-                }
-                for n in &d.not_checked {
-                    timeline.record(Source::Fault, format!("doctor: not checked: {n}"));
-                }
+                let d = crate::doctor::explain(lab, timeline, "").await;
                 course.doctor = d.findings;
             }
         }

@@ -377,15 +377,7 @@ async fn settle(
         Err(e) => {
             timeline.record(Source::Fault, e);
             // Why: the doctor's findings, each on the timeline.
-            for f in crate::doctor::examine(lab).await.findings {
-                timeline.record(
-                    Source::Fault,
-                    format!(
-                        "event {}: doctor: {} [{}]: {}",
-                        event.index, f.part, f.code, f.what
-                    ),
-                );
-            }
+            crate::doctor::explain(lab, timeline, &format!("event {}: ", event.index)).await;
         }
     }
 }
