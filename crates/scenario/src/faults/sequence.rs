@@ -217,7 +217,7 @@ mod tests {
             "switchover, then after 1.5 s stop-leader: each fault on whoever leads then, no wait for a whole cluster in between"
         );
         let e = expectations(s.faults(), Timing::DEFAULT);
-        assert_eq!(e.max_window, Some(Duration::from_secs(10)));
+        assert_eq!(e.max_window, Some(Duration::from_secs(14)));
         assert_eq!(e.max_lost, Some(0));
         for (bad, why) in [
             ("switchover", "two faults at least"),
