@@ -219,3 +219,208 @@ fn switchover_then_stop_diverges_a_member_and_the_doctor_names_and_repairs_it() 
     let (code, _) = scenario("kill-leader", &[]);
     assert_eq!(code, 0, "kill-leader after the repair");
 }
+
+/// The host port of `node`'s PostgreSQL.
+fn pg_port(node: &str) -> u16 {
+    patroni_lab_scenario::lab::NODES
+        .iter()
+        .find(|(n, _, _)| *n == node)
+        .map(|(_, _, pg)| *pg)
+        .unwrap()
+}
+
+/// A packet filter in `member` (table inet plab, as the partition fault makes): removed on drop.
+struct Filter(&'static str);
+
+impl Filter {
+    fn drop_to(member: &'static str, ip: &str, port: u16) -> Self {
+        let rules = format!(
+            "add table inet plab\\n\
+             add chain inet plab out {{ type filter hook output priority 0; }}\\n\
+             add rule inet plab out ip daddr {ip} tcp dport {port} drop\\n"
+        );
+        run_ok(
+            "docker",
+            &[
+                "exec",
+                "--user",
+                "root",
+                member,
+                "sh",
+                "-c",
+                &format!("printf '{rules}' | nft -f -"),
+            ],
+        );
+        Self(member)
+    }
+}
+
+impl Drop for Filter {
+    fn drop(&mut self) {
+        let _ = run(
+            "docker",
+            &[
+                "exec", "--user", "root", self.0, "nft", "delete", "table", "inet", "plab",
+            ],
+        );
+    }
+}
+
+/// Polls the doctor until its findings hold every one of `wanted` (30 s at most); returns the
+/// last look's exit code, stdout and finding codes.
+fn doctor_until(wanted: &[String]) -> (i32, String, Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, stdout, report) = doctor(&[]);
+        let found = codes(&report);
+        if wanted.iter().all(|w| found.contains(w)) || Instant::now() > deadline {
+            return (code, stdout, found);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The replica's WAL receiver cut off from the leader (a packet filter in the replica, the
+/// WAL sender ended) and PgBouncer pointed at the replica: the doctor names the replica not
+/// streaming, that no failover is possible, the filter and PgBouncer's target (exit 8), and
+/// `--repair` removes the filter and runs the leader's callback: healthy again (exit 0).
+#[test]
+fn a_replica_cut_off_from_the_leader_and_pgbouncer_on_it_are_named_and_mended() {
+    let lab_test = LabTest::begin(
+        "a_replica_cut_off_from_the_leader_and_pgbouncer_on_it_are_named_and_mended",
+    );
+    let (leader, replica) = (lab_test.leader.clone(), other(&lab_test.leader));
+    let _repointed = RepointedByHand::to(&leader, replica);
+    let filter = Filter::drop_to(replica, &container_ip(&leader), 5432);
+    sql(
+        pg_port(&leader),
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_replication",
+    )
+    .unwrap();
+    let wanted = [
+        format!("replica-not-streaming {replica}"),
+        "no-failover-possible cluster".to_string(),
+        format!("packet-filter-left {replica}"),
+        "pgbouncer-not-on-leader pgbouncer".to_string(),
+    ];
+    let (code, stdout, found) = doctor_until(&wanted);
+    let (repaired_code, repaired, _) = doctor(&["--repair"]);
+    drop(filter);
+    for w in &wanted {
+        assert!(found.contains(w), "{w}: {found:?}\n{stdout}");
+    }
+    assert_eq!(code, 8, "{stdout}");
+    assert_eq!(repaired_code, 0, "{repaired}");
+    for wanted in [
+        format!("repaired packet-filter-left on {replica}"),
+        "repaired pgbouncer-not-on-leader".to_string(),
+    ] {
+        assert!(repaired.contains(&wanted), "{wanted}: {repaired}");
+    }
+    assert_eq!(pgbouncer_targets(), vec![leader.clone()]);
+    healthy_cluster();
+}
+
+/// `PATCH /config` on the leader's REST API, authenticated.
+fn patch_config(body: &str) {
+    let lab = patroni_lab_scenario::lab::Lab::from_env();
+    let node = &lab.nodes[0];
+    let (status, text) = patroni_lab_common::patroni::send_json(
+        &node.api_url,
+        "PATCH",
+        "/config",
+        body,
+        Some(&lab.auth),
+        patroni_lab_scenario::lab::REST_TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "PATCH /config {body}: {text}");
+}
+
+/// Maintenance mode and synchronous_mode off again (on drop): Patroni starts the stopped
+/// PostgreSQL once it manages the cluster again.
+struct Settings;
+
+impl Drop for Settings {
+    fn drop(&mut self) {
+        patch_config(r#"{"pause": false, "synchronous_mode": false}"#);
+    }
+}
+
+/// A replica's PostgreSQL stopped under maintenance mode (Patroni leaves it down) while
+/// synchronous_mode is on: the doctor names the member not running, not streaming, no
+/// synchronous standby and no failover possible (all degraded: exit 7).
+#[test]
+fn a_stopped_replica_under_synchronous_mode_is_named_not_running_and_no_sync_standby() {
+    let lab_test = LabTest::begin(
+        "a_stopped_replica_under_synchronous_mode_is_named_not_running_and_no_sync_standby",
+    );
+    let (leader, replica) = (lab_test.leader.clone(), other(&lab_test.leader));
+    let settings = Settings;
+    patch_config(r#"{"synchronous_mode": true}"#);
+    wait_for("a synchronous standby", Duration::from_secs(30), || {
+        let rows = sql(
+            pg_port(&leader),
+            "postgres",
+            "SELECT sync_state FROM pg_stat_replication",
+        )?;
+        match rows.first().and_then(|r| r[0].as_deref()) {
+            Some("sync") => Ok(()),
+            other => Err(format!("sync_state {other:?}")),
+        }
+    });
+    let (healthy_code, healthy, _) = doctor(&[]);
+    patch_config(r#"{"pause": true}"#);
+    wait_for("maintenance mode", Duration::from_secs(30), || {
+        let api = format!("http://127.0.0.1:{}", api_port(replica));
+        let (_, body) = patroni_lab_common::patroni::get(&api, "/patroni", Duration::from_secs(2))
+            .map_err(|e| e.to_string())?;
+        let status: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        if status["pause"] == true {
+            Ok(())
+        } else {
+            Err("not paused yet".into())
+        }
+    });
+    let pg_ctl = patroni_lab_scenario::lab::PG_CONTROLDATA.replace("pg_controldata", "pg_ctl");
+    run_ok(
+        "docker",
+        &[
+            "exec",
+            "--user",
+            "postgres",
+            replica,
+            &pg_ctl,
+            "stop",
+            "-D",
+            patroni_lab_scenario::lab::PGDATA,
+            "-m",
+            "fast",
+        ],
+    );
+    let wanted = [
+        format!("member-not-running {replica}"),
+        format!("replica-not-streaming {replica}"),
+        format!("no-sync-standby {leader}"),
+        "no-failover-possible cluster".to_string(),
+    ];
+    let (code, stdout, found) = doctor_until(&wanted);
+    drop(settings);
+    assert_eq!(healthy_code, 0, "a synchronous standby streams: {healthy}");
+    for w in &wanted {
+        assert!(found.contains(w), "{w}: {found:?}\n{stdout}");
+    }
+    assert_eq!(code, 7, "{stdout}");
+    // Out of maintenance mode, Patroni starts the replica again (GET /cluster can still show
+    // the member key written before the stop, so the doctor is the judge here).
+    wait_for(
+        "a healthy doctor",
+        Duration::from_secs(60),
+        || match doctor(&[]) {
+            (0, _, _) => Ok(()),
+            (code, stdout, _) => Err(format!("exit {code}: {stdout}")),
+        },
+    );
+    healthy_cluster();
+}
