@@ -8,6 +8,7 @@
 //! start, `refresh` renews the shared ini from the image and `userlist` writes the auth file.
 
 pub mod args;
+pub mod command;
 pub mod ini;
 pub mod pgbouncer;
 pub mod refresh;

@@ -5,8 +5,19 @@
 
 pub mod base64;
 pub mod etcd;
+pub mod exit;
 pub mod patroni;
 pub mod pg;
+pub mod signals;
+
+/// `println!` that stops quietly when stdout is closed (`| head`) instead of panicking.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 
 /// 64 bits from the operating system's random source (through the standard library's
 /// `RandomState`, which is seeded from it): enough for run ids and injection jitter, no crate.

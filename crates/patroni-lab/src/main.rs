@@ -1,30 +1,18 @@
 //! `patroni-lab`: the thin command-line edge over the library crates.
 //!
-//! Argument parsing happens here and nowhere else; each subcommand hands over to a library
-//! crate and turns its typed errors into one line on stderr and an exit code.
+//! The subcommands and the one-line answer to a command line clap cannot read live here; each
+//! subcommand's flags (defined once, with their doc and default, beside the settings they set)
+//! and its edge (checks before anything slow, reports, exit code) live in its library's
+//! `command` module: `probe` in the probe crate, `callback` in the callback crate, the rest in
+//! the scenario crate. Exit codes: `patroni_lab_common::exit`.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// `println!` that stops quietly when stdout is closed (`| head`) instead of panicking.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
-
-mod callback;
-mod doctor;
-mod exit;
-mod load;
-mod matrix;
-mod probe;
-mod profile;
-mod scenario;
-mod signals;
-mod soak;
+use patroni_lab_callback::command as callback;
+use patroni_lab_probe::command as probe;
+use patroni_lab_scenario::command::{doctor, matrix, profile, scenario, soak};
 
 #[derive(Parser)]
 #[command(name = "patroni-lab", version, about = "PostgreSQL HA lab tooling")]

@@ -8,8 +8,10 @@
 pub mod acked;
 pub mod analysis;
 pub mod classify;
+pub mod command;
 pub mod history;
 pub mod html;
+pub mod load;
 pub mod lost;
 pub mod model;
 pub mod percentile;

@@ -104,6 +104,20 @@ pub fn armed_list() -> Vec<String> {
     active().iter().map(|(_, u)| u.what.clone()).collect()
 }
 
+/// The stop signal of a run that injects faults: the first signal says `first` and stops the
+/// run (its guards undo the fault in place); a second runs every armed undo and exits.
+pub fn stop_undoing_faults(
+    first: &'static str,
+) -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    patroni_lab_common::signals::stop_on_signals(stop_tx, first, || {
+        for e in undo_all() {
+            eprintln!("could not undo: {e}");
+        }
+    })?;
+    Ok(stop_rx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

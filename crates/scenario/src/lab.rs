@@ -143,6 +143,26 @@ impl Lab {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// This lab's PgBouncer and client endpoint with the members of an existing cluster instead
+    /// (`--patroni` URLs, each member named by its own API): no containers, no etcd, no direct
+    /// PostgreSQL address.
+    pub fn with_members_at(mut self, api_urls: &[String]) -> Result<Self, String> {
+        self.nodes = api_urls
+            .iter()
+            .map(|url| {
+                let api_url = url.trim_end_matches('/').to_string();
+                member_name(&api_url).map(|name| Node {
+                    name,
+                    api_url,
+                    pg_url: None,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        self.containers = false;
+        self.etcd_url = None;
+        Ok(self)
+    }
+
     /// Every container of this lab (none for a cluster given by URLs).
     pub fn services(&self) -> Vec<String> {
         if !self.containers {
@@ -281,4 +301,17 @@ pub fn member_at(lab: &Lab, addr: &str) -> Option<String> {
             .any(|i| i == addr)
             .then(|| n.name.clone())
     })
+}
+
+/// The member name a Patroni REST API answers for (`GET /patroni`).
+pub fn member_name(api_url: &str) -> Result<String, String> {
+    let (status, body) = patroni_lab_common::patroni::get(api_url, "/patroni", REST_TIMEOUT)
+        .map_err(|e| format!("--patroni: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    match (status, v["patroni"]["name"].as_str()) {
+        (200, Some(name)) => Ok(name.to_string()),
+        _ => Err(format!(
+            "--patroni {api_url}: GET /patroni answered {status} without a member name"
+        )),
+    }
 }

@@ -9,6 +9,7 @@
 //! reads the active one back; `soak` runs many faults, picked at random, through one probe run.
 
 pub mod cluster;
+pub mod command;
 pub mod direct;
 pub mod doctor;
 pub mod fault;

@@ -147,6 +147,17 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The exit code that says this verdict.
+    pub fn exit_code(self) -> u8 {
+        use patroni_lab_common::exit;
+        match self {
+            Verdict::Interrupted => exit::INTERRUPTED,
+            Verdict::Error => exit::FAULT_ERROR,
+            Verdict::Fail => exit::FAILED,
+            Verdict::Pass => exit::PASS,
+        }
+    }
+
     pub fn of(runs: &[ScenarioRun]) -> Self {
         if runs.is_empty() || runs.iter().any(|r| r.interrupted) {
             Self::Interrupted

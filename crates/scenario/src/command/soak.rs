@@ -2,22 +2,22 @@
 //! profile; a line per event as it ends, then the report: every event with its lost writes,
 //! the probe's summary, what was left behind. The profile the lab had before is put back.
 
+use patroni_lab_common::say;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::cluster;
+use crate::faults::{self, Fault};
+use crate::lab::Lab;
+use crate::profiles;
+use crate::soak::{self, SoakPlan};
 use anyhow::{Context, Result};
 use clap::Args;
 use patroni_lab_probe::settings::parse_duration;
 use patroni_lab_profile::profile::{self, Settings};
-use patroni_lab_scenario::cluster;
-use patroni_lab_scenario::faults::{self, Fault};
-use patroni_lab_scenario::lab::Lab;
-use patroni_lab_scenario::profiles;
-use patroni_lab_scenario::soak::{self, SoakPlan};
 
-use crate::scenario::probe_for;
-use patroni_lab_scenario::matrix::run::{active_profile, apply, scenario_of};
+use crate::matrix::run::{active_profile, apply, scenario_of};
 
 #[derive(Args)]
 pub struct SoakArgs {
@@ -57,7 +57,7 @@ pub struct SoakArgs {
     #[arg(long)]
     html: Option<PathBuf>,
     #[command(flatten)]
-    load: crate::load::LoadArgs,
+    load: patroni_lab_probe::load::LoadArgs,
 }
 
 /// Everything checked before anything slow.
@@ -139,10 +139,11 @@ async fn run_soak(args: &SoakArgs, checked: Checked) -> Result<ExitCode> {
         }
     }
 
-    let stop_rx = crate::signals::stop_undoing_faults(
+    let stop_rx = crate::guard::stop_undoing_faults(
         "undoing the fault in place, stopping the probe; the report follows",
     )?;
-    let mut probe = probe_for(&lab, &args.load).map_err(anyhow::Error::msg)?;
+    let mut probe =
+        crate::plan::probe_for(&lab, |p| args.load.apply(p)).map_err(anyhow::Error::msg)?;
     // Every fault's client needs at once (a paused switchover holds clients for seconds).
     let mut client_notes = Vec::new();
     for f in &checked.faults {
@@ -183,9 +184,11 @@ async fn run_soak(args: &SoakArgs, checked: Checked) -> Result<ExitCode> {
     }
     let verdict = soak::verdict(&report, args.max_lost);
     say!("soak: {}", verdict.as_str());
-    Ok(ExitCode::from(crate::scenario::verdict_code(verdict)))
+    Ok(ExitCode::from(verdict.exit_code()))
 }
 
 pub fn run(args: SoakArgs) -> ExitCode {
-    crate::signals::run_checked("soak", check(&args), |checked| run_soak(&args, checked))
+    patroni_lab_common::signals::run_checked("soak", check(&args), |checked| {
+        run_soak(&args, checked)
+    })
 }

@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use patroni_lab_callback::args::Invocation;
-use patroni_lab_callback::pgbouncer::AdminTarget;
-use patroni_lab_callback::{Config, Outcome, handle};
+use crate::args::Invocation;
+use crate::pgbouncer::AdminTarget;
+use crate::{Config, Outcome, handle};
 
 fn describe(outcome: &Outcome, admin: &AdminTarget) -> String {
     match outcome {
@@ -30,10 +30,10 @@ fn describe(outcome: &Outcome, admin: &AdminTarget) -> String {
                 format!("pgbouncer.ini already points at {to}")
             };
             match reload {
-                patroni_lab_callback::Reload::Done => {
+                crate::Reload::Done => {
                     line.push_str(&format!("; RELOAD sent to {}:{}", admin.host, admin.port))
                 }
-                patroni_lab_callback::Reload::NotRunning(why) => line.push_str(&format!(
+                crate::Reload::NotRunning(why) => line.push_str(&format!(
                     "; PgBouncer not reachable ({why}), it reads the file when it starts"
                 )),
             }
@@ -89,7 +89,7 @@ pub fn pgbouncer_start() -> ExitCode {
 const SECRET_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 fn write_userlist() -> anyhow::Result<()> {
-    use patroni_lab_callback::{paths, userlist};
+    use crate::{paths, userlist};
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let source = userlist::Source {
         // The nodes to ask, comma-separated (the compose file names them).
@@ -123,14 +123,14 @@ fn write_userlist() -> anyhow::Result<()> {
 }
 
 fn refresh_shared_ini() -> ExitCode {
-    use patroni_lab_callback::paths;
+    use crate::paths;
     use std::path::Path;
     let (template, shared, profile) = (
         Path::new(paths::TEMPLATE_INI),
         Path::new(paths::SHARED_INI),
         Path::new(paths::PROFILE_INI),
     );
-    match patroni_lab_callback::refresh::refresh(template, shared, profile) {
+    match crate::refresh::refresh(template, shared, profile) {
         Ok(r) => {
             let leader = r
                 .kept_target

@@ -2,8 +2,8 @@
 //! ratio): defined once here, with their defaults from the probe's settings, and applied to the
 //! probe's settings once.
 
+use crate::settings::{Mode, Settings, defaults};
 use clap::{Args, ValueEnum};
-use patroni_lab_probe::settings::{Mode, Settings, defaults};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ModeArg {
@@ -32,7 +32,7 @@ impl LoadArgs {
     /// Puts the load into `s`; a client count that does not fit is bad input (the other ranges
     /// are checked by `Settings::check`).
     pub fn apply(&self, s: &mut Settings) -> Result<(), String> {
-        let (_, _, clients_range) = patroni_lab_probe::settings::CLIENTS;
+        let (_, _, clients_range) = crate::settings::CLIENTS;
         s.clients = u32::try_from(self.clients).map_err(|_| {
             format!(
                 "--clients {} is out of range: allowed {clients_range}",

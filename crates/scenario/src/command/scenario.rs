@@ -3,21 +3,22 @@
 //! the reports, and turns the grades into the exit code. SIGINT/SIGTERM end the run early (the
 //! fault is undone, the report still written); a second one undoes every armed fault and exits.
 
+use patroni_lab_common::say;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::cluster;
+use crate::faults::{self, Fault};
+use crate::grade::Overrides;
+use crate::lab::Lab;
+use crate::lease;
+use crate::plan::{self, Progress};
+use crate::report;
+use crate::runner::{self, Jitter};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use patroni_lab_probe::settings::{Settings, parse_duration};
-use patroni_lab_scenario::cluster;
-use patroni_lab_scenario::faults::{self, Fault};
-use patroni_lab_scenario::grade::Overrides;
-use patroni_lab_scenario::lab::{Lab, Node};
-use patroni_lab_scenario::lease;
-use patroni_lab_scenario::plan::{self, Progress};
-use patroni_lab_scenario::report;
-use patroni_lab_scenario::runner::{self, Jitter};
 
 #[derive(Subcommand)]
 pub enum ScenarioCommand {
@@ -93,7 +94,7 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration)]
     whole_within: Option<Duration>,
     #[command(flatten)]
-    load: crate::load::LoadArgs,
+    load: patroni_lab_probe::load::LoadArgs,
     /// The client endpoint (default: the lab's HAProxy on 127.0.0.1:5432).
     #[arg(long)]
     url: Option<String>,
@@ -107,7 +108,7 @@ pub struct RunArgs {
     pgbouncer: Option<String>,
 }
 
-use crate::exit;
+use patroni_lab_common::exit;
 
 pub fn run(cmd: ScenarioCommand) -> ExitCode {
     match cmd {
@@ -181,20 +182,6 @@ struct Prepared {
     overrides: Overrides,
 }
 
-/// The member name a Patroni REST API answers for (`GET /patroni`).
-pub(crate) fn member_name(api_url: &str) -> Result<String, String> {
-    let timeout = patroni_lab_scenario::lab::REST_TIMEOUT;
-    let (status, body) = patroni_lab_common::patroni::get(api_url, "/patroni", timeout)
-        .map_err(|e| format!("--patroni: {e}"))?;
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    match (status, v["patroni"]["name"].as_str()) {
-        (200, Some(name)) => Ok(name.to_string()),
-        _ => Err(format!(
-            "--patroni {api_url}: GET /patroni answered {status} without a member name"
-        )),
-    }
-}
-
 /// Every check that needs nothing slow: flags, the fault's needs, report paths (and, against
 /// a cluster given by URLs, one GET /patroni per API for the member names).
 fn prepare(args: &RunArgs) -> Result<Prepared, String> {
@@ -230,22 +217,8 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
         ));
     }
     let mut lab = Lab::from_env();
-    if !args.patroni.is_empty() {
-        lab.containers = false;
-        lab.etcd_url = None;
-        // Each API says its member's name (the name /cluster and the leader lock use).
-        lab.nodes = args
-            .patroni
-            .iter()
-            .map(|url| {
-                let api_url = url.trim_end_matches('/').to_string();
-                member_name(&api_url).map(|name| Node {
-                    name,
-                    api_url,
-                    pg_url: None,
-                })
-            })
-            .collect::<Result<_, _>>()?;
+    if external {
+        lab = lab.with_members_at(&args.patroni)?;
     }
     if let Some(url) = &args.url {
         lab.client_url = url.clone();
@@ -286,7 +259,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     };
     // Checked here with the default timing; the run replans with the live one.
     let expectations = fault.expectations().with(&overrides);
-    let probe = probe_for(&lab, &args.load)?;
+    let probe = plan::probe_for(&lab, |p| args.load.apply(p))?;
     let plan = plan::plan_for(
         fault,
         expectations,
@@ -346,7 +319,7 @@ async fn run_all(args: &RunArgs, mut p: Prepared) -> Result<ExitCode> {
         args.tail,
     )
     .map_err(anyhow::Error::msg)?;
-    let stop_rx = crate::signals::stop_undoing_faults(
+    let stop_rx = crate::guard::stop_undoing_faults(
         "undoing the fault, stopping the probe, then the report",
     )?;
     let (name, describe) = (p.plan.fault.name(), p.plan.fault.describe());
@@ -372,24 +345,9 @@ async fn run_all(args: &RunArgs, mut p: Prepared) -> Result<ExitCode> {
             .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
         say!("HTML report: {}", path.display());
     }
-    Ok(ExitCode::from(verdict_code(r.verdict)))
-}
-
-/// A set's verdict as an exit code.
-pub(crate) fn verdict_code(v: report::Verdict) -> u8 {
-    match v {
-        report::Verdict::Interrupted => exit::INTERRUPTED,
-        report::Verdict::Error => exit::FAULT_ERROR,
-        report::Verdict::Fail => exit::FAILED,
-        report::Verdict::Pass => exit::PASS,
-    }
+    Ok(ExitCode::from(r.verdict.exit_code()))
 }
 
 fn execute(args: &RunArgs, prepared: Prepared) -> ExitCode {
-    crate::signals::block_on("scenario", run_all(args, prepared))
-}
-
-/// The probe's settings for this lab and the load flags.
-pub(crate) fn probe_for(lab: &Lab, load: &crate::load::LoadArgs) -> Result<Settings, String> {
-    plan::probe_for(lab, |p| load.apply(p))
+    patroni_lab_common::signals::block_on("scenario", run_all(args, prepared))
 }

@@ -1,11 +1,12 @@
 //! The `profile` subcommand: lists the profiles in `profiles/` with what each changes from
 //! `default`, applies one to the running lab, and says which one the running lab has.
 
+use patroni_lab_common::say;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use patroni_lab_scenario::lab::Lab;
-use patroni_lab_scenario::profiles;
+use crate::lab::Lab;
+use crate::profiles;
 
 use clap::Subcommand;
 use patroni_lab_profile::keys::KEYS;
@@ -35,7 +36,7 @@ pub fn run(cmd: ProfileCommand) -> ExitCode {
         Ok(all) => all,
         Err(e) => {
             eprintln!("patroni-lab profile: error: {e}");
-            return ExitCode::from(crate::exit::BAD_INPUT);
+            return ExitCode::from(patroni_lab_common::exit::BAD_INPUT);
         }
     };
     let default = all["default"].settings.clone();
@@ -62,7 +63,7 @@ pub fn run(cmd: ProfileCommand) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("patroni-lab profile: error: {e}");
-                ExitCode::from(crate::exit::BAD_INPUT)
+                ExitCode::from(patroni_lab_common::exit::BAD_INPUT)
             }
         },
     }
@@ -161,7 +162,7 @@ fn apply(all: &BTreeMap<String, Profile>, name: &str) -> ExitCode {
         Ok(found) => found,
         Err(e) => {
             eprintln!("patroni-lab profile apply: error: {e}");
-            return ExitCode::from(crate::exit::BAD_INPUT);
+            return ExitCode::from(patroni_lab_common::exit::BAD_INPUT);
         }
     };
     let default = &all["default"].settings;

@@ -3,17 +3,18 @@
 //! `--repair`, the repairs that can be automated (asking before one that discards data unless
 //! `--yes`), then a second look.
 
+use patroni_lab_common::say;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::doctor::{self, Diagnosis, Severity};
+use crate::lab::Lab;
 use anyhow::{Context, Result};
 use clap::Args;
-use patroni_lab_scenario::doctor::{self, Diagnosis, Severity};
-use patroni_lab_scenario::lab::{Lab, Node};
 
-use crate::exit;
+use patroni_lab_common::exit;
 
 #[derive(Args)]
 pub struct DoctorArgs {
@@ -41,27 +42,13 @@ const REPAIR_ROUNDS: usize = 3;
 pub fn run(args: DoctorArgs) -> ExitCode {
     let mut lab = Lab::from_env();
     if !args.patroni.is_empty() {
-        let nodes: Result<Vec<Node>, String> = args
-            .patroni
-            .iter()
-            .map(|url| {
-                let api_url = url.trim_end_matches('/').to_string();
-                crate::scenario::member_name(&api_url).map(|name| Node {
-                    name,
-                    api_url,
-                    pg_url: None,
-                })
-            })
-            .collect();
-        match nodes {
-            Ok(nodes) => lab.nodes = nodes,
+        lab = match lab.with_members_at(&args.patroni) {
+            Ok(lab) => lab,
             Err(e) => {
                 eprintln!("patroni-lab doctor: error: {e}");
                 return ExitCode::from(exit::BAD_INPUT);
             }
-        }
-        lab.containers = false;
-        lab.etcd_url = None;
+        };
     }
     if let Some(p) = &args.json {
         if let Err(e) = std::fs::File::create(p) {
@@ -72,7 +59,7 @@ pub fn run(args: DoctorArgs) -> ExitCode {
             return ExitCode::from(exit::BAD_INPUT);
         }
     }
-    crate::signals::block_on("doctor", examine(args, lab))
+    patroni_lab_common::signals::block_on("doctor", examine(args, lab))
 }
 
 async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {

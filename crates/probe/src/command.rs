@@ -1,15 +1,16 @@
 //! The `probe` subcommand: flags to settings, Ctrl-C to a stop signal, the report to files,
 //! limits to the exit code.
 
+use patroni_lab_common::say;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::report::{Limits, summary};
+use crate::settings::{Settings, defaults, parse_duration};
+use crate::{html, session};
 use anyhow::{Context, Result};
 use clap::Args;
-use patroni_lab_probe::report::{Limits, summary};
-use patroni_lab_probe::settings::{Settings, defaults, parse_duration};
-use patroni_lab_probe::{html, session};
 
 #[derive(Args)]
 pub struct ProbeArgs {
@@ -72,7 +73,7 @@ pub struct ProbeArgs {
 // Exit codes (crate::exit), by precedence when several apply: a run whose limits were exceeded
 // exits FAILED even when the lost-write check or a report failed afterwards; else a run whose
 // lost-write check did not run (and was not skipped) exits NOT_CHECKED; else ERROR.
-use crate::exit;
+use patroni_lab_common::exit;
 
 /// Input that is wrong: one line, exit 2.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +86,7 @@ fn settings(args: &ProbeArgs) -> Result<Settings, BadInput> {
         .parse()
         .map_err(|e| BadInput(format!("--url cannot be read: {e}")))?;
     let mut s = Settings::lab_defaults(&args.url);
-    s.endpoint = patroni_lab_probe::workload::describe_endpoint(&parsed);
+    s.endpoint = crate::workload::describe_endpoint(&parsed);
     // When the connection string has no password: PGPASSWORD as libpq would, else the lab's.
     s.password = Some(std::env::var("PGPASSWORD").unwrap_or_else(|_| "postgres".into()));
     args.load.apply(&mut s).map_err(BadInput)?;
@@ -173,7 +174,7 @@ async fn execute(args: ProbeArgs) -> Result<ExitCode> {
         max_lost: args.max_lost,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    crate::signals::stop_on_signals(
+    patroni_lab_common::signals::stop_on_signals(
         stop_tx,
         "stopping clients, then the analysis and the lost-write check",
         || {},

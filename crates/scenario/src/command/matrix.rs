@@ -1,17 +1,18 @@
 //! The `matrix` subcommand: its flags, checked before anything slow, handed to the library's
-//! matrix engine (`patroni_lab_scenario::matrix::run`); the table printed, the end turned into
+//! matrix engine (`crate::matrix::run`); the table printed, the end turned into
 //! an exit code.
 
+use patroni_lab_common::say;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::lab::Lab;
+use crate::matrix::Cell;
+use crate::matrix::run::{self as engine, Ended, MatrixPlan};
 use anyhow::Result;
 use clap::Args;
-use patroni_lab_scenario::lab::Lab;
-use patroni_lab_scenario::matrix::Cell;
-use patroni_lab_scenario::matrix::run::{self as engine, Ended, MatrixPlan};
 
-use crate::exit;
+use patroni_lab_common::exit;
 
 #[derive(Args)]
 pub struct MatrixArgs {
@@ -33,11 +34,11 @@ pub struct MatrixArgs {
     #[arg(long, default_value = "probe-out/matrix")]
     out: PathBuf,
     #[command(flatten)]
-    load: crate::load::LoadArgs,
+    load: patroni_lab_probe::load::LoadArgs,
 }
 
 fn check(args: &MatrixArgs) -> Result<MatrixPlan, String> {
-    let probe = crate::scenario::probe_for(&Lab::from_env(), &args.load)?;
+    let probe = crate::plan::probe_for(&Lab::from_env(), |p| args.load.apply(p))?;
     engine::check(
         &args.profiles,
         &args.scenarios,
@@ -50,11 +51,11 @@ fn check(args: &MatrixArgs) -> Result<MatrixPlan, String> {
 
 async fn run_matrix(checked: MatrixPlan) -> Result<ExitCode> {
     let lab = Lab::from_env();
-    let stop = crate::signals::stop_undoing_faults(
+    let stop = crate::guard::stop_undoing_faults(
         "undoing the fault, stopping the probe; saved cells are kept",
     )?;
     let (m, ended, spent) = engine::run(&lab, &checked, stop, |line| eprintln!("{line}")).await?;
-    let md = patroni_lab_scenario::matrix::markdown(&m);
+    let md = crate::matrix::markdown(&m);
     say!("{}", md.trim_end_matches('\n'));
     say!(
         "matrix: {}/matrix.{{md,json,html}}; {spent}",
@@ -75,5 +76,5 @@ async fn run_matrix(checked: MatrixPlan) -> Result<ExitCode> {
 }
 
 pub fn run(args: MatrixArgs) -> ExitCode {
-    crate::signals::run_checked("matrix", check(&args), run_matrix)
+    patroni_lab_common::signals::run_checked("matrix", check(&args), run_matrix)
 }

@@ -34,18 +34,6 @@ pub fn stop_on_signals(
     Ok(())
 }
 
-/// The stop signal of a run that injects faults: the first signal says `first` and stops the
-/// run (its guards undo the fault in place); a second runs every armed undo and exits.
-pub fn stop_undoing_faults(first: &'static str) -> Result<tokio::sync::watch::Receiver<bool>> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    stop_on_signals(stop_tx, first, || {
-        for e in patroni_lab_scenario::guard::undo_all() {
-            eprintln!("could not undo: {e}");
-        }
-    })?;
-    Ok(stop_rx)
-}
-
 /// Input checked before anything slow: one line and exit 2 when it is bad, else `work` on a
 /// new runtime (see [`block_on`]).
 pub fn run_checked<C, F>(
