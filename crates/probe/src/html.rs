@@ -1,6 +1,7 @@
 //! The self-contained HTML report: a summary, an SVG chart of throughput, errors and latency
 //! per second with the unavailability windows shaded, and the tables behind them.
 
+use crate::model::Analysis;
 use std::fmt::Write as _;
 
 use crate::report::{Report, summary};
@@ -33,32 +34,58 @@ pub fn chart(r: &Report) -> String {
     chart_with_markers(r, &[])
 }
 
+/// Where the chart draws: seconds across, the plot's width, the second panel's top.
+struct Frame {
+    seconds: f64,
+    plot_w: f64,
+    top2: f64,
+}
+
+impl Frame {
+    fn x(&self, sec: f64) -> f64 {
+        LEFT + sec / self.seconds * self.plot_w
+    }
+}
+
 /// The chart with vertical markers (dashed lines, labelled) across both panels.
 pub fn chart_with_markers(r: &Report, markers: &[Marker]) -> String {
     let a = &r.analysis;
-    let seconds = (a.timeline.len().max(1)) as f64;
-    let plot_w = W - LEFT - RIGHT;
-    let x = |sec: f64| LEFT + sec / seconds * plot_w;
-    let top2 = TOP + PANEL_H + GAP;
-    let height = top2 + PANEL_H + 40.0;
+    let f = Frame {
+        seconds: (a.timeline.len().max(1)) as f64,
+        plot_w: W - LEFT - RIGHT,
+        top2: TOP + PANEL_H + GAP,
+    };
+    let height = f.top2 + PANEL_H + 40.0;
     let mut svg = String::new();
     let _ = write!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" width="{W}" height="{height}" font-family="sans-serif" font-size="11">"#
     );
-    // Windows, shaded over both panels.
+    windows(&mut svg, a, &f);
+    attempts(&mut svg, a, &f);
+    latency(&mut svg, a, &f);
+    markers_and_axis(&mut svg, markers, &f);
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Windows, shaded over both panels.
+fn windows(svg: &mut String, a: &Analysis, f: &Frame) {
     for w in &a.windows {
-        let (x0, x1) = (x(w.start_us as f64 / 1e6), x(w.end_us as f64 / 1e6));
+        let (x0, x1) = (f.x(w.start_us as f64 / 1e6), f.x(w.end_us as f64 / 1e6));
         let _ = write!(
             svg,
             r##"<rect x="{x0:.1}" y="{TOP}" width="{:.1}" height="{:.1}" fill="#f4c7c3" opacity="0.6"><title>window {:.0} ms, {} errors</title></rect>"##,
             (x1 - x0).max(1.0),
-            top2 + PANEL_H - TOP,
+            f.top2 + PANEL_H - TOP,
             w.duration_ms,
             w.errors
         );
     }
-    // Panel 1: attempts per second, stacked ok / failed / in doubt.
+}
+
+/// Panel 1: attempts per second, stacked ok / failed / in doubt.
+fn attempts(svg: &mut String, a: &Analysis, f: &Frame) {
     let peak = a
         .timeline
         .iter()
@@ -66,10 +93,10 @@ pub fn chart_with_markers(r: &Report, markers: &[Marker]) -> String {
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let bar_w = (plot_w / seconds).max(1.0);
+    let bar_w = (f.plot_w / f.seconds).max(1.0);
     let y1 = |v: f64| TOP + PANEL_H - v / peak * PANEL_H;
     for s in &a.timeline {
-        let x0 = x(s.second as f64);
+        let x0 = f.x(s.second as f64);
         let mut base = 0.0;
         for (count, color, what) in [
             (s.ok, "#3c8d40", "ok"),
@@ -102,7 +129,10 @@ pub fn chart_with_markers(r: &Report, markers: &[Marker]) -> String {
         W - RIGHT,
         TOP + PANEL_H
     );
-    // Panel 2: latency, log scale from 0.1 ms to the largest max.
+}
+
+/// Panel 2: latency, log scale from 0.1 ms to the largest max.
+fn latency(svg: &mut String, a: &Analysis, f: &Frame) {
     let hi = a
         .timeline
         .iter()
@@ -110,14 +140,14 @@ pub fn chart_with_markers(r: &Report, markers: &[Marker]) -> String {
         .fold(1.0f64, f64::max)
         .max(1.0);
     let (lo_l, hi_l) = (0.1f64.log10(), hi.log10() + 0.1);
-    let y2 = |ms: f64| top2 + PANEL_H - (ms.max(0.1).log10() - lo_l) / (hi_l - lo_l) * PANEL_H;
+    let y2 = |ms: f64| f.top2 + PANEL_H - (ms.max(0.1).log10() - lo_l) / (hi_l - lo_l) * PANEL_H;
     for (pick, color, name) in [(0usize, "#1f5fbf", "p99"), (1usize, "#999999", "max")] {
         let points: Vec<String> = a
             .timeline
             .iter()
             .filter_map(|s| {
                 let v = if pick == 0 { s.p99_ms } else { s.max_ms }?;
-                Some(format!("{:.1},{:.1}", x(s.second as f64 + 0.5), y2(v)))
+                Some(format!("{:.1},{:.1}", f.x(s.second as f64 + 0.5), y2(v)))
             })
             .collect();
         if !points.is_empty() {
@@ -145,17 +175,21 @@ pub fn chart_with_markers(r: &Report, markers: &[Marker]) -> String {
     let _ = write!(
         svg,
         r##"<text x="{LEFT}" y="{}" font-weight="bold">latency of successful attempts per second (blue p99, grey max; log scale)</text><line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="#444"/>"##,
-        top2 - 10.0,
-        top2 + PANEL_H,
+        f.top2 - 10.0,
+        f.top2 + PANEL_H,
         W - RIGHT,
-        top2 + PANEL_H
+        f.top2 + PANEL_H
     );
+}
+
+/// The markers across both panels, and the time axis.
+fn markers_and_axis(svg: &mut String, markers: &[Marker], f: &Frame) {
     for (i, m) in markers.iter().enumerate() {
-        let mx = x(m.at_us.max(0) as f64 / 1e6);
+        let mx = f.x(m.at_us.max(0) as f64 / 1e6);
         let _ = write!(
             svg,
             r##"<line x1="{mx:.1}" y1="{TOP}" x2="{mx:.1}" y2="{:.1}" stroke="#6a3d9a" stroke-dasharray="4,3"><title>{}</title></line><text x="{:.1}" y="{:.1}" fill="#6a3d9a" font-size="9">{}</text>"##,
-            top2 + PANEL_H,
+            f.top2 + PANEL_H,
             escape(&m.label),
             mx + 2.0,
             TOP + 10.0 + (i % 8) as f64 * 11.0,
@@ -167,20 +201,18 @@ pub fn chart_with_markers(r: &Report, markers: &[Marker]) -> String {
         1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
     ]
     .into_iter()
-    .find(|s| seconds / s <= 12.0)
+    .find(|s| f.seconds / s <= 12.0)
     .unwrap_or(3600.0);
     let mut t = 0.0;
-    while t <= seconds {
+    while t <= f.seconds {
         let _ = write!(
             svg,
             r#"<text x="{:.1}" y="{}" text-anchor="middle">{t:.0}s</text>"#,
-            x(t),
-            top2 + PANEL_H + 15.0
+            f.x(t),
+            f.top2 + PANEL_H + 15.0
         );
         t += step;
     }
-    svg.push_str("</svg>");
-    svg
 }
 
 /// The page's head and the opening of its body, shared by every report page.

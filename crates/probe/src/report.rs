@@ -135,6 +135,17 @@ pub fn summary(r: &Report) -> String {
         a.latency.in_windows.p99_ms,
         a.latency.in_windows.count
     );
+    errors_and_windows(&mut s, a);
+    events(&mut s, a);
+    lost_writes(&mut s, r);
+    for e in &r.exceeded {
+        let _ = writeln!(s, "  LIMIT EXCEEDED: {e}");
+    }
+    s
+}
+
+/// Errors by class and the unavailability windows.
+fn errors_and_windows(s: &mut String, a: &Analysis) {
     if a.errors_by_class.is_empty() {
         let _ = writeln!(s, "  errors: none");
     } else {
@@ -169,6 +180,11 @@ pub fn summary(r: &Report) -> String {
             );
         }
     }
+}
+
+/// Stalls, cut-overs, split brain, read-only refusals and reads from a server in recovery.
+fn events(s: &mut String, a: &Analysis) {
+    let t = &a.totals;
     for st in &a.stalls {
         let _ = writeln!(
             s,
@@ -216,6 +232,11 @@ pub fn summary(r: &Report) -> String {
             t.reads_from_recovery, t.reads_ok
         );
     }
+}
+
+/// The lost-write check: what it found, the in-doubt writes, the server-side gap.
+fn lost_writes(s: &mut String, r: &Report) {
+    let a = &r.analysis;
     let l = &r.lost_writes;
     if l.checked {
         let on = l
@@ -276,10 +297,6 @@ pub fn summary(r: &Report) -> String {
     for note in &l.settle.notes {
         let _ = writeln!(s, "  settling in-doubt writes: {note}");
     }
-    for e in &r.exceeded {
-        let _ = writeln!(s, "  LIMIT EXCEEDED: {e}");
-    }
-    s
 }
 
 #[cfg(test)]

@@ -120,38 +120,7 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
     let node = lab.node(&leader).expect("checked above").clone();
     // Who streams from the leader, and in which sync state: from its own pg_stat_replication
     // on a direct connection, else (a cluster given by URLs) from what its Patroni reads there.
-    let (streaming, served_by) = match &node.pg_url {
-        Some(url) => {
-            let rows = query(
-                url,
-                &lab.password,
-                "SELECT pg_is_in_recovery()::text, host(inet_server_addr()); \
-                 SELECT application_name, state, sync_state FROM pg_stat_replication",
-            )
-            .await
-            .map_err(|e| format!("{leader} directly: {e}"))?;
-            let first = rows.first().cloned().unwrap_or_default();
-            if first.first().cloned().flatten().as_deref() != Some("false") {
-                return Err(format!("{leader} is in recovery on a direct connection"));
-            }
-            let addr = first.get(1).cloned().flatten();
-            (senders(rows.get(1..).unwrap_or_default()), addr)
-        }
-        None => {
-            let senders = me["replication"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|r| {
-                            let t = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-                            (t("application_name"), t("state"), t("sync_state"))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            (senders, None)
-        }
-    };
+    let (streaming, served_by) = replication(lab, &leader, &node, &me).await?;
     for other in lab.nodes.iter().filter(|n| n.name != leader) {
         match streaming.iter().find(|(name, _, _)| *name == other.name) {
             Some((_, state, _)) if state == "streaming" => {}
@@ -180,21 +149,7 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
         return Err("synchronous_mode is on but no member is a synchronous standby yet".into());
     }
     if lab.containers {
-        // PgBouncer not paused and on the leader, HAProxy's line for it the only one UP, the
-        // hold line disabled: the doctor's checks of the front, the first thing wrong said.
-        let (wrong, unread) = front(lab, Some(&leader)).await;
-        if let Some(f) = wrong.first() {
-            return Err(f.what.clone());
-        }
-        if let Some(u) = unread.first() {
-            return Err(format!("cannot read {u}"));
-        }
-        let lines = tokio::task::spawn_blocking(haproxy_lines)
-            .await
-            .map_err(|e| e.to_string())??;
-        if !lines.iter().any(|(s, _)| *s == leader) {
-            return Err(format!("HAProxy has no line for {leader}"));
-        }
+        front_whole(lab, &leader).await?;
     }
     let rows = query(
         &lab.client_url,
@@ -218,6 +173,69 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
             .unwrap_or_default()
             .to_string(),
     })
+}
+
+/// Who streams from the leader, and in which sync state: from its own pg_stat_replication on a
+/// direct connection, else (a cluster given by URLs) from what its Patroni reads there (`me`,
+/// its GET /patroni); with the address that served the direct connection.
+async fn replication(
+    lab: &Lab,
+    leader: &str,
+    node: &crate::lab::Node,
+    me: &serde_json::Value,
+) -> Result<(Vec<(String, String, String)>, Option<String>), String> {
+    match &node.pg_url {
+        Some(url) => {
+            let rows = query(
+                url,
+                &lab.password,
+                "SELECT pg_is_in_recovery()::text, host(inet_server_addr()); \
+                 SELECT application_name, state, sync_state FROM pg_stat_replication",
+            )
+            .await
+            .map_err(|e| format!("{leader} directly: {e}"))?;
+            let first = rows.first().cloned().unwrap_or_default();
+            if first.first().cloned().flatten().as_deref() != Some("false") {
+                return Err(format!("{leader} is in recovery on a direct connection"));
+            }
+            let addr = first.get(1).cloned().flatten();
+            Ok((senders(rows.get(1..).unwrap_or_default()), addr))
+        }
+        None => {
+            let senders = me["replication"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| {
+                            let t = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                            (t("application_name"), t("state"), t("sync_state"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok((senders, None))
+        }
+    }
+}
+
+/// The front of a whole lab: PgBouncer not paused and on the leader, HAProxy's line for it the
+/// only one UP, the hold line disabled (the doctor's checks of the front, the first thing
+/// wrong said), and a line for the leader in HAProxy.
+async fn front_whole(lab: &Lab, leader: &str) -> Result<(), String> {
+    let (wrong, unread) = front(lab, Some(leader)).await;
+    if let Some(f) = wrong.first() {
+        return Err(f.what.clone());
+    }
+    if let Some(u) = unread.first() {
+        return Err(format!("cannot read {u}"));
+    }
+    let lines = tokio::task::spawn_blocking(haproxy_lines)
+        .await
+        .map_err(|e| e.to_string())??;
+    if !lines.iter().any(|(s, _)| *s == leader) {
+        return Err(format!("HAProxy has no line for {leader}"));
+    }
+    Ok(())
 }
 
 /// PgBouncer and HAProxy against the leader (`None`: only what needs no leader): what is

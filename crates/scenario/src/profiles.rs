@@ -205,6 +205,37 @@ pub fn apply(
     ));
 
     // Patroni: every dynamic setting of the profile, in one PATCH.
+    let node = patch_patroni(lab, settings)?;
+    done.push(format!("Patroni: PATCH /config through {node}"));
+
+    // Wait until every service reports the profile.
+    let started = Instant::now();
+    loop {
+        let now = live(lab);
+        match &now {
+            Ok(l) if l == settings => return Ok(done),
+            _ if started.elapsed() < SETTLE => std::thread::sleep(Duration::from_millis(250)),
+            Ok(l) => {
+                let diff: Vec<String> = profile::differences(settings, l)
+                    .into_iter()
+                    .map(|(s, k, want, got)| {
+                        format!(
+                            "{s}.{k} is {} (wanted {})",
+                            got.map_or("-".into(), |v| v.to_string()),
+                            want.map_or("-".into(), |v| v.to_string())
+                        )
+                    })
+                    .collect();
+                return Err(ProfileLabError::NotTaken(diff.join(", ")));
+            }
+            Err(_) => return now.map(|_| done),
+        }
+    }
+}
+
+/// Every dynamic setting of the profile in one `PATCH /config`, through the first member
+/// that answers; which one did.
+fn patch_patroni(lab: &Lab, settings: &Settings) -> Result<String, ProfileLabError> {
     let err = apply_err("Patroni");
     let body = profile::patroni_patch(settings).to_string();
     let mut last = String::from("no member given");
@@ -232,32 +263,7 @@ pub fn apply(
             Err(e) => last = e.to_string(),
         }
     }
-    let node = patched.ok_or_else(|| err(last))?;
-    done.push(format!("Patroni: PATCH /config through {node}"));
-
-    // Wait until every service reports the profile.
-    let started = Instant::now();
-    loop {
-        let now = live(lab);
-        match &now {
-            Ok(l) if l == settings => return Ok(done),
-            _ if started.elapsed() < SETTLE => std::thread::sleep(Duration::from_millis(250)),
-            Ok(l) => {
-                let diff: Vec<String> = profile::differences(settings, l)
-                    .into_iter()
-                    .map(|(s, k, want, got)| {
-                        format!(
-                            "{s}.{k} is {} (wanted {})",
-                            got.map_or("-".into(), |v| v.to_string()),
-                            want.map_or("-".into(), |v| v.to_string())
-                        )
-                    })
-                    .collect();
-                return Err(ProfileLabError::NotTaken(diff.join(", ")));
-            }
-            Err(_) => return now.map(|_| done),
-        }
-    }
+    patched.ok_or_else(|| err(last))
 }
 
 /// Every profile completed from `default`, by name (a profile that does not complete is left

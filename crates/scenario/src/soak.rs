@@ -241,52 +241,15 @@ pub async fn run(
         if !sleep_unless(planned.gap, &mut stop).await {
             break;
         }
-        let ready = if planned.storm {
-            cluster::wait_holder(lab, plan.whole_within, &stop).await
-        } else {
-            cluster::wait_whole(lab, plan.whole_within, &stop)
-                .await
-                .map(|(w, _)| w.leader)
-        };
-        let leader = match ready {
+        let leader = match ready(lab, plan, planned.storm, &stop).await {
             Ok(leader) => leader,
             Err(e) => {
                 timeline.record(Source::Fault, format!("soak stopped: {e}"));
                 break;
             }
         };
-        let injected_unix = patroni_lab_common::unix_us();
-        let injected = Instant::now();
-        timeline.record(
-            Source::Fault,
-            format!(
-                "event {} of {total}: inject {}",
-                index + 1,
-                planned.fault.name()
-            ),
-        );
-        // The leader's address as the probe records servers (its container's address).
-        let leader_addr = crate::fault::steps::container_ip(&leader).ok();
-        let fault_error = match run_fault(planned.fault, lab, &leader, &timeline, &stop).await {
-            Ok(()) | Err(FaultError::Interrupted(_)) => None,
-            Err(e) => Some(e.to_string()),
-        };
-        let mut event = SoakEvent {
-            index: index + 1,
-            fault: planned.fault.name().to_string(),
-            injected_at_us: 0,
-            leader_before: leader,
-            leader_after: None,
-            whole_again_ms: None,
-            fault_error,
-            lost_after: None,
-            lock_lost_at_us: None,
-            old_leader_writes_after_lock_lost: None,
-            old_leader_writes_not_counted: None,
-        };
-        if let Some(e) = &event.fault_error {
-            timeline.record(Source::Fault, format!("fault step failed: {e} (undone)"));
-        }
+        let (mut event, injected_unix, injected, leader_addr) =
+            inject(lab, (index, total), planned.fault, leader, &timeline, &stop).await;
         // In a storm's pair, the second fault follows without waiting for a whole cluster.
         if plan.schedule.get(index + 1).is_some_and(|next| next.storm) {
             timeline.record(
@@ -349,6 +312,64 @@ pub async fn run(
         sampling,
         probe: report,
     })
+}
+
+/// The leader the next event acts on: in a storm's pair whoever holds the lock, else the
+/// leader of a whole cluster.
+async fn ready(
+    lab: &Lab,
+    plan: &SoakPlan,
+    storm: bool,
+    stop: &watch::Receiver<bool>,
+) -> Result<String, String> {
+    if storm {
+        cluster::wait_holder(lab, plan.whole_within, stop).await
+    } else {
+        cluster::wait_whole(lab, plan.whole_within, stop)
+            .await
+            .map(|(w, _)| w.leader)
+    }
+}
+
+/// Event `index` of `total`: `fault` injected on `leader`, on the timeline; the event as far as
+/// the injection knows it, its wall-clock time, when, and the leader's address.
+async fn inject(
+    lab: &Lab,
+    (index, total): (usize, usize),
+    fault: Fault,
+    leader: String,
+    timeline: &Timeline,
+    stop: &watch::Receiver<bool>,
+) -> (SoakEvent, u64, Instant, Option<String>) {
+    let injected_unix = patroni_lab_common::unix_us();
+    let injected = Instant::now();
+    timeline.record(
+        Source::Fault,
+        format!("event {} of {total}: inject {}", index + 1, fault.name()),
+    );
+    // The leader's address as the probe records servers (its container's address).
+    let leader_addr = crate::fault::steps::container_ip(&leader).ok();
+    let fault_error = match run_fault(fault, lab, &leader, timeline, stop).await {
+        Ok(()) | Err(FaultError::Interrupted(_)) => None,
+        Err(e) => Some(e.to_string()),
+    };
+    let event = SoakEvent {
+        index: index + 1,
+        fault: fault.name().to_string(),
+        injected_at_us: 0,
+        leader_before: leader,
+        leader_after: None,
+        whole_again_ms: None,
+        fault_error,
+        lost_after: None,
+        lock_lost_at_us: None,
+        old_leader_writes_after_lock_lost: None,
+        old_leader_writes_not_counted: None,
+    };
+    if let Some(e) = &event.fault_error {
+        timeline.record(Source::Fault, format!("fault step failed: {e} (undone)"));
+    }
+    (event, injected_unix, injected, leader_addr)
 }
 
 /// Waits for a whole cluster after an event; when it does not come, the doctor's findings go

@@ -268,12 +268,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
         args.placement(),
         args.tail,
     )?;
-    for (path, what) in [(&args.json, "JSON"), (&args.html, "HTML")] {
-        if let Some(p) = path {
-            std::fs::File::create(p)
-                .map_err(|e| format!("cannot write the {what} report to {}: {e}", p.display()))?;
-        }
-    }
+    super::reports_writable(&args.json, &args.html)?;
     Ok(Prepared {
         lab,
         plan,

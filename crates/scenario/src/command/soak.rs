@@ -92,12 +92,7 @@ fn check(args: &SoakArgs) -> Result<Checked, String> {
         None => None,
     };
     let all_profiles = profiles::completed(&all).into_iter().collect();
-    for (path, what) in [(&args.json, "JSON"), (&args.html, "HTML")] {
-        if let Some(p) = path {
-            std::fs::File::create(p)
-                .map_err(|e| format!("cannot write the {what} report to {}: {e}", p.display()))?;
-        }
-    }
+    super::reports_writable(&args.json, &args.html)?;
     Ok(Checked {
         faults,
         profile,

@@ -225,6 +225,100 @@ pub fn resume_after(
     .map_err(|e| e.to_string())
 }
 
+/// HAProxy's hold line enabled, with its dead man's switch: only in the lab (another
+/// cluster's proxy is its own business); clients must reach PgBouncer while no node says
+/// /primary. The guard disables it again.
+fn hold_clients(
+    lab: &Lab,
+    token: &str,
+    step: &impl Fn(String),
+) -> Result<Option<Guard>, FaultError> {
+    if !lab.containers {
+    return Ok(None);
+    }
+    let hold_flag = format!("/tmp/plab-hold-{token}");
+    dead_mans_switch(
+        lab::HAPROXY,
+        &hold_flag,
+        &format!(
+            "exec 3<>{}; echo 'disable server {}' >&3",
+            lab::HAPROXY_RUNTIME,
+            lab::HAPROXY_HOLD_LINE
+        ),
+    )?;
+    let guard = Guard::arm(Undo::new("HAProxy hold line disabled", move || {
+        let _ = docker(&["exec", lab::HAPROXY, "rm", "-f", &hold_flag]);
+        haproxy_runtime(&format!("disable server {}", lab::HAPROXY_HOLD_LINE))
+    }));
+    haproxy_runtime(&format!("enable server {}", lab::HAPROXY_HOLD_LINE)).map_err(err)?;
+    step("HAProxy hold line enabled".into());
+    Ok(Some(guard))
+}
+
+/// Waits until PgBouncer runs with `replica` (its SHOW DATABASES, else the file read under the
+/// lock once the switchover ended or the limit passed), up to [`PAUSE_LIMIT`] from `start`.
+fn wait_pgbouncer_on(
+    lab: &Lab,
+    replica: &str,
+    start: Instant,
+    switchover_ended: impl Fn() -> bool,
+) -> Result<(), FaultError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(err)?;
+    loop {
+        if let Ok(t) = rt.block_on(cluster::pgbouncer_target(lab, false)) {
+            if t == replica {
+                return Ok(());
+            }
+        }
+        if lab.containers && (switchover_ended() || start.elapsed() >= PAUSE_LIMIT) {
+            // Either it failed, or PgBouncer's entry is missing: read the file under the lock.
+            match ini_target() {
+                Ok(t) if t == replica => return Ok(()),
+                _ if start.elapsed() >= PAUSE_LIMIT => {
+                    return Err(FaultError::Step(format!(
+                        "PgBouncer was not pointed at {replica} within {} s",
+                        PAUSE_LIMIT.as_secs()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if !lab.containers && start.elapsed() >= PAUSE_LIMIT {
+            return Err(FaultError::Step(format!(
+                "PgBouncer was not pointed at {replica} within {} s",
+                PAUSE_LIMIT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until HAProxy routes through `replica`'s own line (UP), up to [`CHECK_UP_LIMIT_S`].
+fn wait_haproxy_up(replica: &str) -> Result<(), String> {
+        let up_since = Instant::now();
+    loop {
+        match cluster::haproxy_lines() {
+            Ok(lines)
+                if lines
+                    .iter()
+                    .any(|(s, st)| s == replica && st.starts_with("UP")) =>
+            {
+                break Ok(());
+            }
+            Ok(lines) if up_since.elapsed() >= Duration::from_secs(CHECK_UP_LIMIT_S) => {
+                break Err(format!("HAProxy's lines: {lines:?}"));
+            }
+            Err(e) if up_since.elapsed() >= Duration::from_secs(CHECK_UP_LIMIT_S) => {
+                break Err(e);
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
 /// The zero-error planned switchover: HAProxy holds clients, PgBouncer pauses (waiting for
 /// running transactions), the switchover runs, and PgBouncer resumes once its file names the
 /// new leader. Every step is a guard; a dead man's switch in each container undoes it if the
@@ -240,27 +334,7 @@ fn paused_switchover(
     let disarm_pause = arm_pause_switch(lab, &token)?;
     // HAProxy's hold line: only in the lab (another cluster's proxy is its own business; its
     // clients must reach PgBouncer while no node says /primary).
-    let unhold = if lab.containers {
-        let hold_flag = format!("/tmp/plab-hold-{token}");
-        dead_mans_switch(
-            lab::HAPROXY,
-            &hold_flag,
-            &format!(
-                "exec 3<>{}; echo 'disable server {}' >&3",
-                lab::HAPROXY_RUNTIME,
-                lab::HAPROXY_HOLD_LINE
-            ),
-        )?;
-        let guard = Guard::arm(Undo::new("HAProxy hold line disabled", move || {
-            let _ = docker(&["exec", lab::HAPROXY, "rm", "-f", &hold_flag]);
-            haproxy_runtime(&format!("disable server {}", lab::HAPROXY_HOLD_LINE))
-        }));
-        haproxy_runtime(&format!("enable server {}", lab::HAPROXY_HOLD_LINE)).map_err(err)?;
-        step("HAProxy hold line enabled".into());
-        Some(guard)
-    } else {
-        None
-    };
+    let unhold = hold_clients(lab, &token, &step)?;
     step(format!(
         "dead man's switch armed (RESUME in {} s unless disarmed)",
         PAUSE_DEAD_MAN.as_secs()
@@ -296,38 +370,8 @@ fn paused_switchover(
             )
         })
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(err)?;
     let start = Instant::now();
-    loop {
-        if let Ok(t) = runtime.block_on(cluster::pgbouncer_target(lab, false)) {
-            if t == replica {
-                break;
-            }
-        }
-        if lab.containers && (switchover.is_finished() || start.elapsed() >= PAUSE_LIMIT) {
-            // Either it failed, or PgBouncer's entry is missing: read the file under the lock.
-            match ini_target() {
-                Ok(t) if t == replica => break,
-                _ if start.elapsed() >= PAUSE_LIMIT => {
-                    return Err(FaultError::Step(format!(
-                        "PgBouncer was not pointed at {replica} within {} s",
-                        PAUSE_LIMIT.as_secs()
-                    )));
-                }
-                _ => {}
-            }
-        }
-        if !lab.containers && start.elapsed() >= PAUSE_LIMIT {
-            return Err(FaultError::Step(format!(
-                "PgBouncer was not pointed at {replica} within {} s",
-                PAUSE_LIMIT.as_secs()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_pgbouncer_on(lab, replica, start, || switchover.is_finished())?;
     step(format!(
         "PgBouncer runs with {replica} (pgbouncer.ini reloaded)"
     ));
@@ -350,25 +394,7 @@ fn paused_switchover(
     step("RESUME postgres".into());
     if let Some(unhold) = unhold {
         // Hold clients until HAProxy routes through the new leader's own line.
-        let up_since = Instant::now();
-        let up = loop {
-            match cluster::haproxy_lines() {
-                Ok(lines)
-                    if lines
-                        .iter()
-                        .any(|(s, st)| s == replica && st.starts_with("UP")) =>
-                {
-                    break Ok(());
-                }
-                Ok(lines) if up_since.elapsed() >= Duration::from_secs(CHECK_UP_LIMIT_S) => {
-                    break Err(format!("HAProxy's lines: {lines:?}"));
-                }
-                Err(e) if up_since.elapsed() >= Duration::from_secs(CHECK_UP_LIMIT_S) => {
-                    break Err(e);
-                }
-                _ => std::thread::sleep(Duration::from_millis(20)),
-            }
-        };
+        let up = wait_haproxy_up(replica);
         if up.is_ok() {
             step(format!("HAProxy marks {replica} UP"));
         }

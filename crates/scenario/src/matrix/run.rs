@@ -176,6 +176,88 @@ pub async fn apply(
         .map(|_| ())
 }
 
+/// Runs done, the seconds they took, runs left: the matrix's ETA.
+struct Eta {
+    done_runs: usize,
+    spent_s: f64,
+    left_runs: usize,
+}
+
+/// A cell's runs, each announced with the matrix's ETA and its line when it ends, then the
+/// cell and its report saved; `None` when a signal cut it short (nothing saved). `here`: the
+/// profile, the scenario, the log prefix, the cell's key.
+async fn run_cell(
+    lab: &Lab,
+    run_plan: &crate::runner::Plan,
+    m: &MatrixPlan,
+    (profile_name, scenario, at, key): (&str, &str, &str, &str),
+    eta: &mut Eta,
+    stop: &watch::Receiver<bool>,
+    log: &mut impl FnMut(String),
+) -> Result<Option<Cell>, MatrixError> {
+    let started = Instant::now();
+    let mut run_started = Instant::now();
+    let runs = m.runs;
+    let report = plan::run_set(
+        lab,
+        run_plan,
+        runs,
+        stop.clone(),
+        |progress| match progress {
+            Progress::Starting(i) => {
+                run_started = Instant::now();
+                let left = super::eta_s(eta.done_runs, eta.spent_s, eta.left_runs)
+                    .map_or("ETA after the first run".into(), |s| {
+                        format!("ETA {} for the matrix", minutes(s))
+                    });
+                log(format!("{at}: run {i} of {runs}; {left}"));
+            }
+            Progress::Ended(run) => {
+                eta.done_runs += 1;
+                eta.left_runs -= 1;
+                eta.spent_s += run_started.elapsed().as_secs_f64();
+                log(format!("  {}", plan::run_line(run)));
+            }
+        },
+    )
+    .await?;
+    if report.runs.len() < runs as usize || report.interrupted || *stop.borrow() {
+        log(format!(
+            "{at}: interrupted after {} of {runs} runs; not saved",
+            report.runs.len()
+        ));
+        return Ok(None);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cell = Cell::of(profile_name, scenario, &report, elapsed, key);
+    super::save_cell(&m.out, &cell)
+        .map_err(io(format!("saving the cell in {}", m.out.display())))?;
+    save_report(m, profile_name, scenario, &report)?;
+    log(format!("{at}: {}", cell.grade()));
+    Ok(Some(cell))
+}
+
+/// A cell's run plan, made after its profile is applied: ttl-bound faults are graded against
+/// that profile's ttl.
+async fn cell_plan(
+    lab: &Lab,
+    m: &MatrixPlan,
+    fault: Fault,
+) -> Result<crate::runner::Plan, MatrixError> {
+    let expectations = plan::live_expectations(lab, fault, &Overrides::default())
+        .await
+        .map_err(MatrixError::Lab)?;
+    plan::plan_for(
+        fault,
+        expectations,
+        m.probe.clone(),
+        plan::default_duration(plan::INJECT_AT),
+        Jitter::LoopWait,
+        plan::default_duration(plan::TAIL),
+    )
+    .map_err(MatrixError::Lab)
+}
+
 /// Applies `name` unless it is the profile applied last.
 async fn ensure(
     lab: &Lab,
@@ -227,7 +309,11 @@ pub async fn run(
     let names: Vec<String> = m.profiles.iter().map(|(n, _)| n.clone()).collect();
     let order = super::plan(&names, &labels);
     let runs = m.runs as usize;
-    let (mut done_runs, mut spent_s, mut left_runs) = (0usize, 0.0f64, order.len() * runs);
+    let mut eta = Eta {
+        done_runs: 0,
+        spent_s: 0.0,
+        left_runs: order.len() * runs,
+    };
     let (mut cells, mut steady) = (Vec::new(), Vec::new());
     let mut ended = Ended::Complete;
     for (index, (profile_name, scenario)) in order.iter().enumerate() {
@@ -249,23 +335,12 @@ pub async fn run(
         let producer = made_by(settings, &m.probe);
         let first_of_profile = index == 0 || order[index - 1].0 != *profile_name;
         if first_of_profile && m.steady > 0 {
-            let secs = m.steady as f64;
-            let key = super::key(&[&producer, "steady", &m.steady.to_string()]);
-            match super::saved_steady(&m.out, profile_name, secs, &key) {
+            let here = (profile_name.as_str(), producer.as_str(), at.as_str());
+            match steady_of(lab, m, here, &mut applied, &mut log, &stop).await? {
                 Some(s) => steady.push(s),
                 None => {
-                    ensure(lab, m, profile_name, &mut applied, &mut log).await?;
-                    log(format!(
-                        "profile {profile_name}: steady run of {secs} s, no fault"
-                    ));
-                    let s = steady_run(lab, m, profile_name, &key, stop.clone()).await?;
-                    if *stop.borrow() {
-                        log(format!("{at}: the steady run was interrupted; not saved"));
-                        ended = Ended::Interrupted;
-                        break;
-                    }
-                    super::save_steady(&m.out, &s).map_err(io("saving a steady run"))?;
-                    steady.push(s);
+                    ended = Ended::Interrupted;
+                    break;
                 }
             }
         }
@@ -275,7 +350,7 @@ pub async fn run(
                 "{at}: saved by an earlier run, kept ({})",
                 cell.grade()
             ));
-            left_runs -= runs;
+            eta.left_runs -= runs;
             cells.push(cell);
             continue;
         }
@@ -286,74 +361,20 @@ pub async fn run(
             .find(|(l, _)| l == scenario)
             .expect("checked")
             .1;
-        // After the profile is applied: ttl-bound faults are graded against its ttl.
-        let expectations = plan::live_expectations(lab, fault, &Overrides::default())
-            .await
-            .map_err(MatrixError::Lab)?;
-        let run_plan = plan::plan_for(
-            fault,
-            expectations,
-            m.probe.clone(),
-            plan::default_duration(plan::INJECT_AT),
-            Jitter::LoopWait,
-            plan::default_duration(plan::TAIL),
-        )
-        .map_err(MatrixError::Lab)?;
-        let started = Instant::now();
-        let mut run_started = Instant::now();
-        let report = plan::run_set(
-            lab,
-            &run_plan,
-            m.runs,
-            stop.clone(),
-            |progress| match progress {
-                Progress::Starting(i) => {
-                    run_started = Instant::now();
-                    let eta = super::eta_s(done_runs, spent_s, left_runs)
-                        .map_or("ETA after the first run".into(), |s| {
-                            format!("ETA {} for the matrix", minutes(s))
-                        });
-                    log(format!("{at}: run {i} of {runs}; {eta}"));
-                }
-                Progress::Ended(run) => {
-                    done_runs += 1;
-                    left_runs -= 1;
-                    spent_s += run_started.elapsed().as_secs_f64();
-                    log(format!("  {}", plan::run_line(run)));
-                }
-            },
-        )
-        .await?;
-        if report.runs.len() < runs || report.interrupted || *stop.borrow() {
-            log(format!(
-                "{at}: interrupted after {} of {runs} runs; not saved",
-                report.runs.len()
-            ));
-            ended = Ended::Interrupted;
-            break;
-        }
-        let cell = Cell::of(
-            profile_name,
-            scenario,
-            &report,
-            started.elapsed().as_secs_f64(),
-            &key,
+        let run_plan = cell_plan(lab, m, fault).await?;
+        let here = (
+            profile_name.as_str(),
+            scenario.as_str(),
+            at.as_str(),
+            key.as_str(),
         );
-        super::save_cell(&m.out, &cell)
-            .map_err(io(format!("saving the cell in {}", m.out.display())))?;
-        let report_path = m
-            .out
-            .join("cells")
-            .join(profile_name)
-            .join(format!("{scenario}.report.json"));
-        let text = serde_json::to_string_pretty(&report).map_err(|e| MatrixError::Io {
-            what: "the cell's report".into(),
-            detail: e.to_string(),
-        })?;
-        std::fs::write(&report_path, text + "\n")
-            .map_err(io(format!("cannot write {}", report_path.display())))?;
-        log(format!("{at}: {}", cell.grade()));
-        cells.push(cell);
+        match run_cell(lab, &run_plan, m, here, &mut eta, &stop, &mut log).await? {
+            Some(cell) => cells.push(cell),
+            None => {
+                ended = Ended::Interrupted;
+                break;
+            }
+        }
     }
     if applied.as_deref() != Some(before.as_str()) {
         apply(lab, all, &before, &mut log, "put back").await?;
@@ -367,20 +388,74 @@ pub async fn run(
         cells,
         steady,
     };
-    let json = serde_json::to_string_pretty(&table).map_err(|e| MatrixError::Io {
+    write_table(m, &table)?;
+    let spent = format!("spent {} on {} runs", minutes(eta.spent_s), eta.done_runs);
+    Ok((table, ended, spent))
+}
+
+/// The steady run of a profile: saved by an earlier matrix, else run now and saved; `None`
+/// when a signal cut it short. `here`: the profile, what produces its figures, the log prefix.
+async fn steady_of(
+    lab: &Lab,
+    m: &MatrixPlan,
+    (profile_name, producer, at): (&str, &str, &str),
+    applied: &mut Option<String>,
+    log: &mut impl FnMut(String),
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<Steady>, MatrixError> {
+    let secs = m.steady as f64;
+    let key = super::key(&[producer, "steady", &m.steady.to_string()]);
+    if let Some(s) = super::saved_steady(&m.out, profile_name, secs, &key) {
+        return Ok(Some(s));
+    }
+    ensure(lab, m, profile_name, applied, log).await?;
+    log(format!(
+        "profile {profile_name}: steady run of {secs} s, no fault"
+    ));
+    let s = steady_run(lab, m, profile_name, &key, stop.clone()).await?;
+    if *stop.borrow() {
+        log(format!("{at}: the steady run was interrupted; not saved"));
+        return Ok(None);
+    }
+    super::save_steady(&m.out, &s).map_err(io("saving a steady run"))?;
+    Ok(Some(s))
+}
+
+/// A cell's whole report beside the cell: `cells/<profile>/<scenario>.report.json`.
+fn save_report(
+    m: &MatrixPlan,
+    profile_name: &str,
+    scenario: &str,
+    report: &crate::report::ScenarioReport,
+) -> Result<(), MatrixError> {
+    let report_path = m
+        .out
+        .join("cells")
+        .join(profile_name)
+        .join(format!("{scenario}.report.json"));
+    let text = serde_json::to_string_pretty(report).map_err(|e| MatrixError::Io {
+        what: "the cell's report".into(),
+        detail: e.to_string(),
+    })?;
+    std::fs::write(&report_path, text + "\n")
+        .map_err(io(format!("cannot write {}", report_path.display())))
+}
+
+/// The table as `matrix.md`, `matrix.json` and `matrix.html` in the matrix's folder.
+fn write_table(m: &MatrixPlan, table: &Matrix) -> Result<(), MatrixError> {
+    let json = serde_json::to_string_pretty(table).map_err(|e| MatrixError::Io {
         what: "the matrix".into(),
         detail: e.to_string(),
     })?;
     for (file, text) in [
-        ("matrix.md", super::markdown(&table)),
+        ("matrix.md", super::markdown(table)),
         ("matrix.json", json + "\n"),
-        ("matrix.html", super::html(&table)),
+        ("matrix.html", super::html(table)),
     ] {
         let path = m.out.join(file);
         std::fs::write(&path, text).map_err(io(format!("cannot write {}", path.display())))?;
     }
-    let spent = format!("spent {} on {done_runs} runs", minutes(spent_s));
-    Ok((table, ended, spent))
+    Ok(())
 }
 
 /// A steady probe run under the active profile, once the cluster is whole.
