@@ -10,13 +10,13 @@ PATRONICTL := patronictl -c /etc/patroni/patroni.yml
 # Rust on the host when there is a cargo (and TOOLS is not 1); otherwise everything Rust runs in
 # the tools image (scripts/in-tools.sh), so Docker and make are all a host needs.
 TOOLS ?= $(if $(shell command -v cargo),0,1)
+# patroni-lab itself runs through scripts/patroni-lab.sh, which makes the same choice.
+LAB_TOOL := TOOLS=$(TOOLS) scripts/patroni-lab.sh
 ifeq ($(TOOLS),1)
 CARGO := scripts/in-tools.sh cargo
-LAB_TOOL := scripts/in-tools.sh patroni-lab
 TOOLS_IMAGE := tools
 else
 CARGO := cargo
-LAB_TOOL := cargo run --release -q --
 TOOLS_IMAGE :=
 endif
 
