@@ -29,7 +29,7 @@ COMPOSE_FILE := docker-compose.yml$(if $(filter 3,$(LAB_NODES)),:docker-compose.
 LAB_HOST ?= $(if $(filter 0.0.0.0,$(LAB_BIND_ADDRESS)),127.0.0.1,$(or $(LAB_BIND_ADDRESS),127.0.0.1))
 export
 
-.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot soak check-safe check-docker check-ports doctor
+.PHONY: help env build tools up wait list switchover down clean psql bench probe logs ps test test-long unit fmt lint scenarios scenario services profiles profile check-profile compose-v2 browser matrix screenshot soak check-safe check-docker check-ports doctor
 
 help: ## This list
 	@grep -hE '^[a-z0-9 %-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -168,8 +168,26 @@ screenshot: browser ## Draw probe-out/matrix/matrix.html to docs/img/matrix.png 
 	  --window-size=1400,1100 --screenshot=/work/docs/img/matrix.png file:///work/probe-out/matrix/matrix.html 2>/dev/null
 	@echo "docs/img/matrix.png"
 
-test: $(TOOLS_IMAGE) browser ## All tests: unit tests and the lab tests (needs `make up`)
-	$(CARGO) test --workspace -- --test-threads=1
+# The lab suites (crates/patroni-lab/tests/, one file per area), run one after another on the
+# one running lab; each suite's wall time is printed. The long fault runs are marked
+# `#[ignore = "long: ..."]`: `make test-long` runs them (CI runs both).
+SUITES := $(basename $(notdir $(wildcard crates/patroni-lab/tests/*.rs)))
+define run_suites
+	@set -e; all=$$(date +%s); \
+	for suite in unit $(SUITES); do \
+	  start=$$(date +%s); \
+	  if [ $$suite = unit ]; then which="--lib --bins"; else which="--test $$suite"; fi; \
+	  $(CARGO) test --workspace $$which -- --test-threads=1 $(1); \
+	  echo "== suite $$suite: $$(( $$(date +%s) - start )) s"; \
+	done; \
+	echo "== make $@: $$(( $$(date +%s) - all )) s"
+endef
+
+test: $(TOOLS_IMAGE) browser ## Every test a change needs: unit tests and the lab suites (needs `make up`); wall time per suite
+	$(call run_suites,)
+
+test-long: $(TOOLS_IMAGE) browser ## The long fault runs (`#[ignore = "long: ..."]`) that `make test` leaves out; CI runs them
+	$(call run_suites,--ignored)
 
 unit: $(TOOLS_IMAGE) ## Every test that needs no lab (unit tests and the CLI's)
 	$(CARGO) test --workspace --lib --bins --test cli

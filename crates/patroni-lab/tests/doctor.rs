@@ -150,7 +150,7 @@ fn a_faults_leftovers_are_each_named_and_repaired() {
         "disable server {}",
         patroni_lab_scenario::lab::HAPROXY_HOLD_LINE
     ));
-    let _ = sql(6432, "pgbouncer", "RESUME");
+    let _ = sql(PGBOUNCER_PORT, "pgbouncer", "RESUME");
     assert_eq!(code, 8, "{stdout}");
     for wanted in [
         "pgbouncer-paused pgbouncer".to_string(),
@@ -171,13 +171,14 @@ fn a_faults_leftovers_are_each_named_and_repaired() {
     // PgBouncer answer again: the second look found and mended them (or the first did).
     let (code, stdout, _) = doctor(&[]);
     assert_eq!(code, 0, "{stdout}");
-    write_through(6432).unwrap();
+    write_through(PGBOUNCER_PORT).unwrap();
 }
 
 /// The sequence that breaks clusters, on demand: the doctor names the member on its own
 /// timeline (within 30 s of it starting again), `--repair --yes` reinitialises it, and a
 /// kill-leader afterwards fails over as usual.
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn switchover_then_stop_diverges_a_member_and_the_doctor_names_and_repairs_it() {
     let _lab = LabTest::begin(
         "switchover_then_stop_diverges_a_member_and_the_doctor_names_and_repairs_it",
@@ -218,15 +219,6 @@ fn switchover_then_stop_diverges_a_member_and_the_doctor_names_and_repairs_it() 
     healthy_cluster();
     let (code, _) = scenario("kill-leader", &[]);
     assert_eq!(code, 0, "kill-leader after the repair");
-}
-
-/// The host port of `node`'s PostgreSQL.
-fn pg_port(node: &str) -> u16 {
-    patroni_lab_scenario::lab::NODES
-        .iter()
-        .find(|(n, _, _)| *n == node)
-        .map(|(_, _, pg)| *pg)
-        .unwrap()
 }
 
 /// A packet filter in `member` (table inet plab, as the partition fault makes): removed on drop.
@@ -291,6 +283,7 @@ fn a_replica_cut_off_from_the_leader_and_pgbouncer_on_it_are_named_and_mended() 
     );
     let (leader, replica) = (lab_test.leader.clone(), other(&lab_test.leader));
     let _repointed = RepointedByHand::to(&leader, replica);
+    // PostgreSQL's own port on the lab network (not a published one).
     let filter = Filter::drop_to(replica, &container_ip(&leader), 5432);
     sql(
         pg_port(&leader),

@@ -19,7 +19,7 @@ fn writes_through_haproxy_and_pgbouncer_reach_the_leader() {
     let lab = LabTest::begin("writes_through_haproxy_and_pgbouncer_reach_the_leader");
     let leader = lab.leader.clone();
     let leader_ip = container_ip(&leader);
-    for port in [5432, 6432] {
+    for port in [CLIENT_PORT, PGBOUNCER_PORT] {
         let w = write_through(port).unwrap_or_else(|e| panic!("write through {port}: {e}"));
         assert!(!w.in_recovery, "write through {port} reached a replica");
         assert_eq!(
@@ -28,7 +28,7 @@ fn writes_through_haproxy_and_pgbouncer_reach_the_leader() {
         );
     }
     // The direct ports reach each node: the leader takes writes, the replica is in recovery.
-    let replica_port = if leader == "patroni1" { 15433 } else { 15432 };
+    let replica_port = pg_port(other(&leader));
     let rows = sql(replica_port, "postgres", "select pg_is_in_recovery()::text").unwrap();
     assert_eq!(rows[0][0].as_deref(), Some("true"));
 }
@@ -37,13 +37,13 @@ fn writes_through_haproxy_and_pgbouncer_reach_the_leader() {
 fn pgbouncer_admin_console_answers() {
     let lab = LabTest::begin("pgbouncer_admin_console_answers");
     let leader = lab.leader.clone();
-    write_through(6432).unwrap();
-    let pools = sql(6432, "pgbouncer", "SHOW POOLS").expect("SHOW POOLS");
+    write_through(PGBOUNCER_PORT).unwrap();
+    let pools = sql(PGBOUNCER_PORT, "pgbouncer", "SHOW POOLS").expect("SHOW POOLS");
     assert!(
         pools.iter().any(|r| r[0].as_deref() == Some("postgres")),
         "SHOW POOLS has no pool for database postgres: {pools:?}"
     );
-    let databases = sql(6432, "pgbouncer", "SHOW DATABASES").expect("SHOW DATABASES");
+    let databases = sql(PGBOUNCER_PORT, "pgbouncer", "SHOW DATABASES").expect("SHOW DATABASES");
     let postgres = databases
         .iter()
         .find(|r| r[0].as_deref() == Some("postgres"))
@@ -53,7 +53,7 @@ fn pgbouncer_admin_console_answers() {
         Some(leader.as_str()),
         "PgBouncer's host for postgres"
     );
-    let stats = sql(6432, "pgbouncer", "SHOW STATS").expect("SHOW STATS");
+    let stats = sql(PGBOUNCER_PORT, "pgbouncer", "SHOW STATS").expect("SHOW STATS");
     let postgres = stats
         .iter()
         .find(|r| r[0].as_deref() == Some("postgres"))
@@ -72,8 +72,8 @@ fn pgbouncer_serves_from() -> String {
         "postgres in SHOW DATABASES",
         Duration::from_secs(10),
         || {
-            let _ = sql(6432, "postgres", "SELECT 1");
-            let databases = sql(6432, "pgbouncer", "SHOW DATABASES")?;
+            let _ = sql(PGBOUNCER_PORT, "postgres", "SELECT 1");
+            let databases = sql(PGBOUNCER_PORT, "pgbouncer", "SHOW DATABASES")?;
             databases
                 .iter()
                 .find(|r| r[0].as_deref() == Some("postgres"))
@@ -189,7 +189,7 @@ fn both_nodes_callbacks_at_once_leave_pgbouncer_on_the_leader() {
             "round {round}: pgbouncer.ini"
         );
     }
-    let w = write_through(6432).unwrap();
+    let w = write_through(PGBOUNCER_PORT).unwrap();
     assert_eq!(w.server_addr, container_ip(&leader));
 }
 
@@ -220,7 +220,7 @@ fn callback_with_pgbouncer_down_still_writes_the_file() {
     stopped.start();
     // PgBouncer read the file at start: writes through it reach the leader.
     let (w, _) = wait_for("a write through 6432", Duration::from_secs(30), || {
-        write_through(6432)
+        write_through(PGBOUNCER_PORT)
     });
     assert_eq!(w.server_addr, container_ip(&leader));
 }
@@ -256,14 +256,14 @@ fn haproxy_refuses_clients_while_no_node_is_primary() {
         },
     );
     let started = Instant::now();
-    let refused = write_through(5432).expect_err("a write through 5432 with no primary");
+    let refused = write_through(CLIENT_PORT).expect_err("a write through 5432 with no primary");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "refused at once, not after a time-out: {refused}"
     );
     // PgBouncer itself still takes the client (it has nowhere to send it): HAProxy is what refuses.
     assert!(
-        sql(6432, "pgbouncer", "SHOW VERSION").is_ok(),
+        sql(PGBOUNCER_PORT, "pgbouncer", "SHOW VERSION").is_ok(),
         "PgBouncer is up: {backend}"
     );
     first.start();
@@ -420,7 +420,7 @@ fn pgbouncer_keeps_the_servers_scram_secret_not_the_password() {
     assert_eq!(mode.trim(), "600");
     let user = std::env::var("POSTGRES_USER").unwrap_or_else(|_| "postgres".into());
     let stored = sql(
-        15432,
+        pg_port(NODES[0]),
         "postgres",
         &format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{user}'"),
     )
@@ -431,8 +431,8 @@ fn pgbouncer_keeps_the_servers_scram_secret_not_the_password() {
     // The very secret the server has (SCRAM pass-through needs it), and nothing else.
     assert_eq!(userlist, format!("\"{user}\" \"{stored}\"\n"));
     // Logins through PgBouncer work with it: a client's, and the admin console's.
-    write_through(6432).expect("a write through PgBouncer");
-    sql(6432, "pgbouncer", "SHOW VERSION").expect("the admin console");
+    write_through(PGBOUNCER_PORT).expect("a write through PgBouncer");
+    sql(PGBOUNCER_PORT, "pgbouncer", "SHOW VERSION").expect("the admin console");
 }
 
 /// What a password in plain text looks like in a file: a `password = ...` / `password: ...`
@@ -571,7 +571,7 @@ fn write_shared_ini(text: &str) {
 impl Drop for SharedIniRestored {
     fn drop(&mut self) {
         write_shared_ini(&self.0);
-        let _ = sql(6432, "pgbouncer", "RELOAD");
+        let _ = sql(PGBOUNCER_PORT, "pgbouncer", "RELOAD");
     }
 }
 
@@ -610,7 +610,7 @@ fn callback_refuses_a_malformed_shared_pgbouncer_ini_in_one_line_and_leaves_it_a
         "the callback must not rewrite a file it cannot read"
     );
     // Nothing reloaded: PgBouncer still serves writes from the leader.
-    let w = write_through(6432).expect("write through 6432");
+    let w = write_through(PGBOUNCER_PORT).expect("write through 6432");
     assert!(!w.in_recovery, "6432 reaches a replica");
 }
 
@@ -657,7 +657,7 @@ fn a_replicas_data_volume_deleted_while_the_leader_runs_is_cloned_again_by_make_
     let replica = other(&lab.leader);
     let tag = format!("volume-test-{}", std::process::id());
     sql(
-        5432,
+        CLIENT_PORT,
         "postgres",
         &format!(
             "CREATE TABLE IF NOT EXISTS lab_volume_test(tag text); INSERT INTO lab_volume_test VALUES ('{tag}')"
@@ -672,7 +672,7 @@ fn a_replicas_data_volume_deleted_while_the_leader_runs_is_cloned_again_by_make_
         )
         .map(|rows| rows[0][0].clone().unwrap_or_default())
     };
-    let system_before = system(5432).unwrap();
+    let system_before = system(CLIENT_PORT).unwrap();
     let project = std::env::var("COMPOSE_PROJECT_NAME").unwrap_or_else(|_| "patroni-lab".into());
     let volume = format!("{project}_{replica}-data");
 
@@ -697,7 +697,7 @@ fn a_replicas_data_volume_deleted_while_the_leader_runs_is_cloned_again_by_make_
     // Patroni clones the replica from the leader: streaming again, same system, the row there.
     let leader = healthy_cluster();
     assert_eq!(leader, lab.leader, "the leader kept its role");
-    let replica_port = if replica == "patroni1" { 15432 } else { 15433 };
+    let replica_port = pg_port(replica);
     let (rows, _) = wait_for(
         "the row written before the volume was deleted, on the new replica",
         Duration::from_secs(60),

@@ -105,7 +105,7 @@ fn url(port: u16, app: &str) -> String {
 }
 
 fn direct_port(node: &str) -> u16 {
-    if node == "patroni1" { 15432 } else { 15433 }
+    pg_port(node)
 }
 
 #[test]
@@ -238,7 +238,7 @@ fn pgbouncer_restart_gives_one_window_of_about_its_length() {
         "restart",
         &[
             "--url",
-            &url(6432, "probe_restart_test"),
+            &url(PGBOUNCER_PORT, "probe_restart_test"),
             "-c",
             "2",
             "--rate",
@@ -259,7 +259,7 @@ fn pgbouncer_restart_gives_one_window_of_about_its_length() {
     let start_issued = Instant::now();
     stopped.start();
     let (_, _) = wait_for("a write through 6432", Duration::from_secs(30), || {
-        write_through(6432)
+        write_through(PGBOUNCER_PORT)
     });
     let surely_down = (start_issued - stop_returned).as_secs_f64() * 1000.0;
     let at_most_down = stop_issued.elapsed().as_secs_f64() * 1000.0;
@@ -292,7 +292,7 @@ fn lost_write_check_lists_exactly_the_rows_removed() {
         "loss",
         &[
             "--url",
-            &url(5432, "probe_loss_test"),
+            &url(CLIENT_PORT, "probe_loss_test"),
             "-c",
             "2",
             "--rate",
@@ -311,7 +311,7 @@ fn lost_write_check_lists_exactly_the_rows_removed() {
         Duration::from_secs(10),
         || {
             let rows = sql(
-                5432,
+                CLIENT_PORT,
                 "postgres",
                 &format!("SELECT count(*) FROM {table} WHERE client_id = 0 AND seq IN (3, 5, 7)"),
             )?;
@@ -323,14 +323,18 @@ fn lost_write_check_lists_exactly_the_rows_removed() {
         },
     );
     let deleted = sql(
-        5432,
+        CLIENT_PORT,
         "postgres",
         &format!("DELETE FROM {table} WHERE client_id = 0 AND seq IN (3, 5, 7) RETURNING seq"),
     )
     .unwrap();
     assert_eq!(deleted.len(), 3);
     let (code, report) = run.finish();
-    let _ = sql(5432, "postgres", &format!("DROP TABLE IF EXISTS {table}"));
+    let _ = sql(
+        CLIENT_PORT,
+        "postgres",
+        &format!("DROP TABLE IF EXISTS {table}"),
+    );
     assert_eq!(code, 3, "--max-lost 0 with lost writes exits 3");
     let missing: Vec<(u64, u64)> = report["lost_writes"]["missing"]
         .as_array()
@@ -363,7 +367,7 @@ fn probe_through_make_switchover_reports_the_window_and_no_lost_writes() {
         "switchover",
         &[
             "--url",
-            &url(5432, "probe_switchover_test"),
+            &url(CLIENT_PORT, "probe_switchover_test"),
             "-c",
             "4",
             "-T",
@@ -451,7 +455,7 @@ fn in_doubt_writes_are_resolved_after_the_dust_settles() {
         "doubt",
         &[
             "--url",
-            &url(5432, "probe_doubt_test"),
+            &url(CLIENT_PORT, "probe_doubt_test"),
             "-c",
             "4",
             "-T",
@@ -527,7 +531,7 @@ fn sigterm_to_the_probe_as_pid_1_ends_the_run_and_keeps_the_report() {
     // The run is under way once its sessions show up on the server.
     wait_for("the probe's sessions", Duration::from_secs(30), || {
         let rows = sql(
-            5432,
+            CLIENT_PORT,
             "postgres",
             "SELECT count(*) FROM probe_writes WHERE server_time > now() - interval '1 second'",
         )?;
@@ -575,7 +579,7 @@ fn verify_timeout_holds_inside_a_blocked_query_and_exits_4() {
         "deadline",
         &[
             "--url",
-            &url(5432, "probe_deadline_test"),
+            &url(CLIENT_PORT, "probe_deadline_test"),
             "-c",
             "2",
             "-T",
@@ -621,7 +625,7 @@ fn lost_write_check_confirms_the_leader_lock_holder_when_given_the_rest_apis() {
     );
     // One second of one client through 5432; the check is given `apis`.
     let run_with_apis = |tag: &str, apis: &str, extra: &[&str]| {
-        let url = url(5432, "probe_holder_test");
+        let url = url(CLIENT_PORT, "probe_holder_test");
         let mut args = vec!["--url", &url, "-c", "1", "-T", "1s", "--patroni", apis];
         args.extend_from_slice(extra);
         ProbeRun::start(tag, &args).finish()
@@ -674,13 +678,13 @@ fn a_wrong_password_is_one_line_exit_1_before_any_load() {
 fn the_runs_clock_starts_after_its_setup_so_wall_and_run_times_agree() {
     let _lab = LabTest::begin("the_runs_clock_starts_after_its_setup_so_wall_and_run_times_agree");
     // A known delay in the probe's setup: PgBouncer paused, so its first query waits 2 s.
-    sql(6432, "pgbouncer", "PAUSE postgres").expect("PAUSE");
+    sql(PGBOUNCER_PORT, "pgbouncer", "PAUSE postgres").expect("PAUSE");
     let resume = Resume;
     let run = ProbeRun::start(
         "clock",
         &[
             "--url",
-            &url(6432, "probe_clock_test"),
+            &url(PGBOUNCER_PORT, "probe_clock_test"),
             "--mode",
             "persistent",
             "-c",
@@ -700,7 +704,7 @@ fn the_runs_clock_starts_after_its_setup_so_wall_and_run_times_agree() {
     let run_id = report["run_id"].as_str().unwrap();
     // Each write's wall time as the client stamped it (client_time) against the run's clock.
     let rows = sql(
-        5432,
+        CLIENT_PORT,
         "postgres",
         &format!(
             "SELECT client_id, seq, (extract(epoch FROM client_time) * 1e6)::bigint \
@@ -739,6 +743,6 @@ fn the_runs_clock_starts_after_its_setup_so_wall_and_run_times_agree() {
 struct Resume;
 impl Drop for Resume {
     fn drop(&mut self) {
-        let _ = sql(6432, "pgbouncer", "RESUME postgres");
+        let _ = sql(PGBOUNCER_PORT, "pgbouncer", "RESUME postgres");
     }
 }

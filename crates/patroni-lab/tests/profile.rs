@@ -36,7 +36,7 @@ fn active() -> String {
 
 /// PgBouncer's value of one setting (SHOW CONFIG).
 fn pgbouncer_setting(key: &str) -> String {
-    let rows = sql(6432, "pgbouncer", "SHOW CONFIG").expect("SHOW CONFIG");
+    let rows = sql(PGBOUNCER_PORT, "pgbouncer", "SHOW CONFIG").expect("SHOW CONFIG");
     rows.iter()
         .find(|r| r[0].as_deref() == Some(key))
         .and_then(|r| r[1].clone())
@@ -72,15 +72,11 @@ fn a_fresh_lab_runs_the_default_profile() {
 fn profiles_are_applied_to_the_running_lab_and_undone() {
     let lab = LabTest::begin("profiles_are_applied_to_the_running_lab_and_undone");
     let _restore = DefaultAfter;
-    let leader_port = if lab.leader == "patroni1" {
-        15432
-    } else {
-        15433
-    };
+    let leader_port = pg_port(&lab.leader);
     let started = postmaster_started(leader_port);
     let marker = format!("profile-test-{}", std::process::id());
     sql(
-        5432,
+        CLIENT_PORT,
         "postgres",
         &format!(
             "CREATE TABLE IF NOT EXISTS profile_test(marker text); INSERT INTO profile_test VALUES ('{marker}')"
@@ -140,7 +136,7 @@ fn profiles_are_applied_to_the_running_lab_and_undone() {
     wait_for(
         "PgBouncer back after its restart",
         Duration::from_secs(30),
-        || sql(6432, "pgbouncer", "SHOW VERSION").map(|_| ()),
+        || sql(PGBOUNCER_PORT, "pgbouncer", "SHOW VERSION").map(|_| ()),
     );
     assert_eq!(active(), "active profile: seed");
     assert_eq!(pgbouncer_targets(), vec![lab.leader.clone()]);
@@ -152,7 +148,7 @@ fn profiles_are_applied_to_the_running_lab_and_undone() {
     assert_eq!(postmaster_started(leader_port), started);
     assert_eq!(leader().unwrap(), lab.leader);
     let rows = sql(
-        5432,
+        CLIENT_PORT,
         "postgres",
         &format!("SELECT count(*) FROM profile_test WHERE marker = '{marker}'"),
     )
@@ -181,7 +177,7 @@ fn pgbouncer_start_makes_the_shared_ini_from_the_image_keeping_the_leader() {
     wait_for(
         "PgBouncer back after its restart",
         Duration::from_secs(30),
-        || sql(6432, "pgbouncer", "SHOW VERSION").map(|_| ()),
+        || sql(PGBOUNCER_PORT, "pgbouncer", "SHOW VERSION").map(|_| ()),
     );
     assert!(pgbouncer_ini().contains("server_login_retry = 1\n"));
     assert_eq!(pgbouncer_setting("server_login_retry"), "1");
@@ -209,6 +205,7 @@ fn a_bad_profile_name_is_one_line_and_changes_nothing() {
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn a_matrix_runs_its_cells_saves_them_and_resumes() {
     let _lab = LabTest::begin("a_matrix_runs_its_cells_saves_them_and_resumes");
     let _restore = DefaultAfter;

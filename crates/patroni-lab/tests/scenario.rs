@@ -142,6 +142,7 @@ fn leader_down_fails_over_and_comes_back(lab: &LabTest, scenario_name: &str, ste
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn kill_leader_scenario_fails_over_and_starts_the_old_leader_again() {
     let lab = LabTest::begin("kill_leader_scenario_fails_over_and_starts_the_old_leader_again");
     leader_down_fails_over_and_comes_back(&lab, "kill-leader", "docker kill -s KILL");
@@ -156,6 +157,7 @@ fn stop_leader_scenario_fails_over_gracefully_and_starts_the_old_leader_again() 
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn restart_leader_restarts_postgres_in_place_through_the_rest_api() {
     let lab = LabTest::begin("restart_leader_restarts_postgres_in_place_through_the_rest_api");
     let (code, report, _) = scenario("restart-leader", &[]);
@@ -175,6 +177,7 @@ fn restart_leader_restarts_postgres_in_place_through_the_rest_api() {
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn replica_loss_is_not_seen_by_clients_and_the_replica_comes_back() {
     let lab = LabTest::begin("replica_loss_is_not_seen_by_clients_and_the_replica_comes_back");
     let (code, report, _) = scenario("replica-loss", &["--secs", "3"]);
@@ -296,6 +299,7 @@ fn sigint_two_seconds_into_a_freeze_is_interrupted_not_a_pass_and_undone() {
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn a_matrix_interrupted_mid_fault_saves_no_cell_and_says_so() {
     let lab = LabTest::begin("a_matrix_interrupted_mid_fault_saves_no_cell_and_says_so");
     let out = std::env::temp_dir().join(format!("plab-matrix-sigint-{}", std::process::id()));
@@ -344,6 +348,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn crash_postgres_kills_only_the_postmaster_and_patroni_recovers() {
     let lab = LabTest::begin("crash_postgres_kills_only_the_postmaster_and_patroni_recovers");
     let (code, report, _) = scenario("crash-postgres", &[]);
@@ -383,6 +388,7 @@ fn crash_postgres_kills_only_the_postmaster_and_patroni_recovers() {
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn etcd_loss_is_undone_and_the_cluster_leads_again() {
     let _lab = LabTest::begin("etcd_loss_is_undone_and_the_cluster_leads_again");
     let (code, report, _) = scenario("etcd-loss", &["--secs", "5"]);
@@ -399,6 +405,7 @@ fn etcd_loss_is_undone_and_the_cluster_leads_again() {
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn pgbouncer_and_haproxy_restarts_are_short_windows() {
     let _lab = LabTest::begin("pgbouncer_and_haproxy_restarts_are_short_windows");
     for name in ["pgbouncer-restart", "haproxy-restart"] {
@@ -416,7 +423,7 @@ fn pgbouncer_and_haproxy_restarts_are_short_windows() {
 
 /// PgBouncer's `paused` flag for database `postgres` (SHOW DATABASES), when it has the row.
 fn pgbouncer_paused() -> Option<bool> {
-    let rows = sql(6432, "pgbouncer", "SHOW DATABASES").ok()?;
+    let rows = sql(PGBOUNCER_PORT, "pgbouncer", "SHOW DATABASES").ok()?;
     let header_paused = 15; // name, host, port, database, force_user, pool_size, ..., paused, disabled
     rows.iter()
         .find(|r| r[0].as_deref() == Some("postgres"))
@@ -518,6 +525,7 @@ fn kill_runner_mid_pause(extra: &[String]) {
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
     let _lab = LabTest::begin("runner_killed_mid_pause_pgbouncer_resumes_by_itself");
     kill_runner_mid_pause(&[]);
@@ -559,7 +567,7 @@ fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
     eprintln!("fired {:?} after the runner was killed", killed.elapsed());
     assert!(took <= dead_man + Duration::from_secs(5));
     wait_for("a write through 6432", Duration::from_secs(10), || {
-        write_through(6432)
+        write_through(PGBOUNCER_PORT)
     });
     assert_ne!(pgbouncer_paused(), Some(true));
     wait_for("HAProxy hold line off", Duration::from_secs(10), || {
@@ -573,6 +581,7 @@ fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn partition_leader_is_undone_and_its_lost_writes_are_reported() {
     let lab = LabTest::begin("partition_leader_is_undone_and_its_lost_writes_are_reported");
     let (code, report, _) = scenario("partition-leader", &["--secs", "35"]);
@@ -621,13 +630,14 @@ fn as_remote() -> Vec<String> {
             api_port("patroni2")
         ),
         "--url".into(),
-        "postgres://postgres@127.0.0.1:6432/postgres".into(),
+        format!("postgres://postgres@127.0.0.1:{PGBOUNCER_PORT}/postgres"),
         "--pgbouncer".into(),
-        "postgres://postgres@127.0.0.1:6432/pgbouncer".into(),
+        format!("postgres://postgres@127.0.0.1:{PGBOUNCER_PORT}/pgbouncer"),
     ]
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn paused_switchover_against_a_cluster_given_by_urls_has_no_errors() {
     let lab = LabTest::begin("paused_switchover_against_a_cluster_given_by_urls_has_no_errors");
     let args = as_remote();
@@ -652,6 +662,7 @@ fn paused_switchover_against_a_cluster_given_by_urls_has_no_errors() {
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself() {
     let _lab = LabTest::begin("runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself");
     kill_runner_mid_pause(&as_remote());
@@ -682,13 +693,14 @@ fn runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself() {
     assert!(took <= dead_man + Duration::from_secs(5));
     // And clients get through PgBouncer again.
     wait_for("a write through 6432", Duration::from_secs(10), || {
-        write_through(6432)
+        write_through(PGBOUNCER_PORT)
     });
     assert_ne!(pgbouncer_paused(), Some(true));
     all_back();
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn a_fault_lands_at_a_random_point_of_the_leaders_loop() {
     let _lab = LabTest::begin("a_fault_lands_at_a_random_point_of_the_leaders_loop");
     // `loop`, the default: up to the cluster's loop_wait (10 s in the default profile), read live.
@@ -749,6 +761,7 @@ fn a_fault_lands_at_a_random_point_of_the_leaders_loop() {
 /// (read from etcd's key by the timeline's own sampler, not from the lease tracker that placed
 /// it). A fault at a random point would land anywhere in 20–30 s.
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn a_kill_at_a_chosen_lease_time_left_loses_the_lock_that_much_later() {
     let _lab = LabTest::begin("a_kill_at_a_chosen_lease_time_left_loses_the_lock_that_much_later");
     let (code, report, stderr) = scenario(
@@ -856,6 +869,7 @@ fn a_run_with_etcd_stopped_is_refused_at_once_naming_it_and_make_up_mends_it() {
 }
 
 #[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn freeze_patroni_makes_a_split_brain_that_the_report_counts_and_fails_on() {
     let lab =
         LabTest::begin("freeze_patroni_makes_a_split_brain_that_the_report_counts_and_fails_on");

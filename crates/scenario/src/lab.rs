@@ -18,6 +18,8 @@ pub const NODES: [(&str, u16, u16); 3] = [
 ];
 /// etcd's client port, published by the first etcd member on `ETCD_BIND_ADDRESS`.
 pub const ETCD_CLIENT_PORT: u16 = 2379;
+/// HAProxy's client port, published on the lab's bind address: the endpoint clients use.
+pub const CLIENT_PORT: u16 = 5432;
 /// Patroni's scope (`CLUSTER_SCOPE` in the containers) and etcd namespace (Patroni's default).
 pub const SCOPE: &str = "postgres-cluster";
 pub const NAMESPACE: &str = "/service/";
@@ -122,7 +124,7 @@ impl Lab {
                     pg_url: Some(format!("postgres://{user}@{host}:{pg}/postgres")),
                 })
                 .collect(),
-            client_url: format!("postgres://{user}@{host}:5432/postgres"),
+            client_url: format!("postgres://{user}@{host}:{CLIENT_PORT}/postgres"),
             pgbouncer_admin_url: format!("postgres://{user}@{host}:{PGBOUNCER_PORT}/pgbouncer"),
             pgbouncer_admin: AdminTarget {
                 host: host.clone(),

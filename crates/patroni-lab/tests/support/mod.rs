@@ -12,6 +12,16 @@ use std::time::{Duration, Instant};
 use patroni_lab_common::patroni::{self, ClusterView};
 
 pub use patroni_lab_scenario::lab::SERVICES;
+/// The client endpoint (HAProxy) and PgBouncer, as published on the host.
+pub use patroni_lab_scenario::lab::{CLIENT_PORT, PGBOUNCER_PORT};
+/// Host port of each node's PostgreSQL (direct, no proxy).
+pub fn pg_port(node: &str) -> u16 {
+    patroni_lab_scenario::lab::NODES
+        .iter()
+        .find(|(n, _, _)| *n == node)
+        .map(|(_, _, pg)| *pg)
+        .unwrap_or_else(|| panic!("{node} is not a lab node"))
+}
 pub const NODES: [&str; 2] = [
     patroni_lab_scenario::lab::NODES[0].0,
     patroni_lab_scenario::lab::NODES[1].0,
@@ -251,7 +261,7 @@ pub fn healthy_cluster() -> String {
         Ok(leader.name.clone())
     });
     wait_for("a write through 5432 on the leader", limit, || {
-        let w = write_through(5432)?;
+        let w = write_through(CLIENT_PORT)?;
         if w.in_recovery {
             return Err("write reached a replica".into());
         }
@@ -374,7 +384,7 @@ pub fn wait_write_on(node: &str, limit: Duration) -> Duration {
     let ip = container_ip(node);
     let what = format!("a write through 5432 on {node}");
     wait_for(&what, limit, || {
-        let w = write_through(5432)?;
+        let w = write_through(CLIENT_PORT)?;
         if w.server_addr == ip {
             Ok(())
         } else {
@@ -428,7 +438,7 @@ pub struct RepointedByHand {
 impl RepointedByHand {
     pub fn to(leader: &str, to: &str) -> Self {
         repoint_file_by_hand("pgbouncer", leader, to);
-        sql(6432, "pgbouncer", "RELOAD").expect("RELOAD");
+        sql(PGBOUNCER_PORT, "pgbouncer", "RELOAD").expect("RELOAD");
         Self {
             leader: leader.to_string(),
             to: to.to_string(),
@@ -449,7 +459,7 @@ impl Drop for RepointedByHand {
                 "/etc/pgbouncer/shared/pgbouncer.ini",
             ],
         );
-        let _ = sql(6432, "pgbouncer", "RELOAD");
+        let _ = sql(PGBOUNCER_PORT, "pgbouncer", "RELOAD");
     }
 }
 
