@@ -13,6 +13,25 @@ pub fn leader_key(namespace: &str, scope: &str) -> String {
     format!("/{}/{scope}/leader", namespace.trim_matches('/'))
 }
 
+/// Patroni's status key: `<namespace><scope>/status`, where the leader writes its WAL position
+/// (`optime`) every loop.
+pub fn status_key(namespace: &str, scope: &str) -> String {
+    format!("/{}/{scope}/status", namespace.trim_matches('/'))
+}
+
+/// The leader's WAL position as etcd has it (the status key's `optime`; `None`: no key or no
+/// optime in it). Patroni compares a replica's position with this one, not with the leader's
+/// live position, when it decides whether the replica may be promoted
+/// (`maximum_lag_on_failover`).
+pub fn leader_optime(url: &str, key: &str, timeout: Duration) -> Result<Option<u64>, PatroniError> {
+    let value = read_leader(url, key, timeout)?.holder;
+    Ok(value.as_deref().and_then(optime))
+}
+
+fn optime(status: &str) -> Option<u64> {
+    serde_json::from_str::<serde_json::Value>(status).ok()?["optime"].as_u64()
+}
+
 /// The leader key as etcd has it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderKey {
@@ -24,7 +43,8 @@ pub struct LeaderKey {
     pub revision: u64,
 }
 
-/// Reads `key` from the etcd at `url` (`http://host:2379`).
+/// Reads `key` from the etcd at `url` (`http://host:2379`): its value (for the leader key, the
+/// holder), lease and etcd's revision.
 pub fn read_leader(url: &str, key: &str, timeout: Duration) -> Result<LeaderKey, PatroniError> {
     let body = format!(r#"{{"key": "{}"}}"#, crate::base64::encode(key.as_bytes()));
     let (status, reply) = send_json(url, "POST", "/v3/kv/range", &body, None, timeout)?;
@@ -106,6 +126,19 @@ fn parse_range(reply: &str) -> Option<LeaderKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_keys_optime_is_read_and_anything_else_is_none() {
+        let live =
+            r#"{"optime":252415672,"slots":{"patroni2":252415672},"retain_slots":["patroni2"]}"#;
+        assert_eq!(optime(live), Some(252415672));
+        assert_eq!(optime(r#"{"slots":{}}"#), None);
+        assert_eq!(optime("not json"), None);
+        assert_eq!(
+            status_key("/service/", "postgres-cluster"),
+            "/service/postgres-cluster/status"
+        );
+    }
 
     #[test]
     fn reads_the_holder_lease_and_revision_or_a_free_lock() {

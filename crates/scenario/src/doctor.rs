@@ -9,6 +9,7 @@
 //! as a "running" replica that never streams again. The doctor compares the WAL itself: the
 //! bytes of the replica's last checkpoint record against the leader's WAL at the same place.
 
+use patroni_lab_common::etcd;
 use serde::Serialize;
 
 use crate::cluster::{self, query};
@@ -180,10 +181,26 @@ async fn members(
         .unwrap_or(1_048_576);
     let mut promotable = 0;
     let mut replicas = 0;
+    // Patroni measures a replica's lag from the leader's position in etcd (written every
+    // loop), not from its live one, when it decides on a promotion: the same reference here,
+    // else (no etcd, or no optime yet) the live position, which is stricter.
+    let failover_from = match lab.etcd_url.clone() {
+        Some(url) => tokio::task::spawn_blocking(move || {
+            let key = etcd::status_key(lab::NAMESPACE, lab::SCOPE);
+            etcd::leader_optime(&url, &key, lab::REST_TIMEOUT)
+                .ok()
+                .flatten()
+        })
+        .await
+        .ok()
+        .flatten(),
+        None => None,
+    };
     let leader_at = LeaderAt {
         name: leader,
         url: &leader_url,
         lsn: leader_lsn,
+        failover_from: failover_from.unwrap_or(leader_lsn),
         senders: &senders,
         max_lag,
     };
@@ -202,7 +219,8 @@ async fn members(
                 "no replica could take over: the next failure of {leader} is a full outage"
             ),
             evidence: format!(
-                "no replica streams within maximum_lag_on_failover ({max_lag} bytes) without nofailover"
+                "no replica streams within maximum_lag_on_failover ({max_lag} bytes) of the leader's position in etcd ({}) without nofailover",
+                failover_from.map_or("not readable: its live position used".into(), lsn_text)
             ),
             repair: "mend the replicas named above first".into(),
         });
@@ -215,6 +233,8 @@ struct LeaderAt<'a> {
     name: &'a str,
     url: &'a str,
     lsn: u64,
+    /// What a replica's lag is measured from for a promotion: the leader's position in etcd.
+    failover_from: u64,
     senders: &'a [(String, String, String)],
     max_lag: u64,
 }
@@ -263,7 +283,7 @@ async fn replica(
     };
     let lag = replica
         .replay_lsn
-        .map(|r| leader_lsn.saturating_sub(r))
+        .map(|r| l.failover_from.saturating_sub(r))
         .unwrap_or(u64::MAX);
     if streams && lag <= max_lag && status["tags"]["nofailover"] != true {
         promotable = true;
