@@ -105,6 +105,32 @@ fn a_whole_lab_is_healthy_before_and_after_a_switchover() {
     assert_eq!(code, 0, "after a switchover: {stdout}");
 }
 
+/// No false alarm over five minutes of steady writing: the doctor, every 15 s while the probe
+/// writes through HAProxy, finds nothing (exit 0 each time).
+#[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
+fn a_steady_lab_under_writes_stays_healthy_for_five_minutes() {
+    let _lab = LabTest::begin("a_steady_lab_under_writes_stays_healthy_for_five_minutes");
+    let mut probe = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args(["probe", "-T", "300s", "--quiet"])
+        .env("PGPASSWORD", password())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the probe");
+    let started = Instant::now();
+    let mut looks = Vec::new();
+    while started.elapsed() < Duration::from_secs(290) {
+        std::thread::sleep(Duration::from_secs(15));
+        let (code, stdout, _) = doctor(&[]);
+        looks.push((started.elapsed().as_secs(), code, stdout));
+    }
+    let probe_ok = probe.wait().map(|s| s.success()).unwrap_or(false);
+    let alarms: Vec<_> = looks.iter().filter(|(_, code, _)| *code != 0).collect();
+    assert!(looks.len() >= 18, "{} looks", looks.len());
+    assert!(alarms.is_empty(), "{alarms:?}");
+    assert!(probe_ok, "the probe's own run failed");
+}
+
 /// What a fault cut short or a hand slip leaves: PgBouncer paused and pointed at the replica,
 /// HAProxy's hold line enabled, the replica's container paused and a packet filter left in it.
 /// Each is named (exit 8), and `--repair` mends them all (healthy, exit 0).
