@@ -145,7 +145,7 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// This node's member name, from `GET /patroni`.
 fn member_name(api_url: &str) -> Result<String, RunError> {
-    let (status, body) = patroni::get(api_url, "/patroni", HTTP_TIMEOUT)?;
+    let (status, name) = patroni::member_name(api_url, HTTP_TIMEOUT)?;
     if status != 200 {
         return Err(PatroniError::Status {
             url: format!("{}/patroni", api_url.trim_end_matches('/')),
@@ -153,12 +153,7 @@ fn member_name(api_url: &str) -> Result<String, RunError> {
         }
         .into());
     }
-    let value: serde_json::Value =
-        serde_json::from_str(&body).map_err(|_| RunError::NoName(api_url.to_string()))?;
-    value["patroni"]["name"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| RunError::NoName(api_url.to_string()))
+    name.ok_or_else(|| RunError::NoName(api_url.to_string()))
 }
 
 /// Waits until the DCS names a leader; returns `Ok(Some(me))` when it is this node.

@@ -78,6 +78,16 @@ pub fn get(base: &str, path: &str, timeout: Duration) -> Result<(u16, String), P
     request(base, "GET", path, None, None, timeout)
 }
 
+/// `GET /patroni`: its status code and the member name it gives (`None`: no name in the body).
+pub fn member_name(base: &str, timeout: Duration) -> Result<(u16, Option<String>), PatroniError> {
+    let (status, body) = get(base, "/patroni", timeout)?;
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    Ok((
+        status,
+        value["patroni"]["name"].as_str().map(str::to_string),
+    ))
+}
+
 /// `{method} {base}{path}` with a JSON body and Basic authentication; returns the status code
 /// and body.
 pub fn send_json(

@@ -402,7 +402,6 @@ fn a_stopped_replica_under_synchronous_mode_is_named_not_running_and_no_sync_sta
             Err("not paused yet".into())
         }
     });
-    let pg_ctl = patroni_lab_scenario::lab::PG_CONTROLDATA.replace("pg_controldata", "pg_ctl");
     run_ok(
         "docker",
         &[
@@ -410,7 +409,7 @@ fn a_stopped_replica_under_synchronous_mode_is_named_not_running_and_no_sync_sta
             "--user",
             "postgres",
             replica,
-            &pg_ctl,
+            patroni_lab_scenario::lab::PG_CTL,
             "stop",
             "-D",
             patroni_lab_scenario::lab::PGDATA,

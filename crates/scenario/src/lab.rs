@@ -39,6 +39,8 @@ pub fn three_nodes() -> bool {
 /// `pg_controldata`, which reads the control file also while PostgreSQL is down.
 pub const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
 pub const PG_CONTROLDATA: &str = "/usr/lib/postgresql/17/bin/pg_controldata";
+/// PostgreSQL's pg_ctl in the Patroni image.
+pub const PG_CTL: &str = "/usr/lib/postgresql/17/bin/pg_ctl";
 /// The PgBouncer container, and its port (the admin console's too).
 pub const PGBOUNCER: &str = "pgbouncer";
 pub const PGBOUNCER_PORT: u16 = patroni_lab_callback::pgbouncer::PORT;
@@ -307,11 +309,10 @@ pub fn member_at(lab: &Lab, addr: &str) -> Option<String> {
 
 /// The member name a Patroni REST API answers for (`GET /patroni`).
 pub fn member_name(api_url: &str) -> Result<String, String> {
-    let (status, body) = patroni_lab_common::patroni::get(api_url, "/patroni", REST_TIMEOUT)
+    let (status, name) = patroni_lab_common::patroni::member_name(api_url, REST_TIMEOUT)
         .map_err(|e| format!("--patroni: {e}"))?;
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    match (status, v["patroni"]["name"].as_str()) {
-        (200, Some(name)) => Ok(name.to_string()),
+    match (status, name) {
+        (200, Some(name)) => Ok(name),
         _ => Err(format!(
             "--patroni {api_url}: GET /patroni answered {status} without a member name"
         )),

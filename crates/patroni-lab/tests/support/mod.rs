@@ -16,10 +16,14 @@ pub use patroni_lab_scenario::lab::SERVICES;
 pub use patroni_lab_scenario::lab::{CLIENT_PORT, PGBOUNCER_PORT};
 /// Host port of each node's PostgreSQL (direct, no proxy).
 pub fn pg_port(node: &str) -> u16 {
-    patroni_lab_scenario::lab::NODES
+    lab_node(node).2
+}
+
+/// A lab node's name, REST API port and PostgreSQL port.
+fn lab_node(node: &str) -> (&'static str, u16, u16) {
+    *patroni_lab_scenario::lab::NODES
         .iter()
         .find(|(n, _, _)| *n == node)
-        .map(|(_, _, pg)| *pg)
         .unwrap_or_else(|| panic!("{node} is not a lab node"))
 }
 pub const NODES: [&str; 2] = [
@@ -28,11 +32,7 @@ pub const NODES: [&str; 2] = [
 ];
 /// Host port of each node's REST API.
 pub fn api_port(node: &str) -> u16 {
-    patroni_lab_scenario::lab::NODES
-        .iter()
-        .find(|(n, _, _)| *n == node)
-        .map(|(_, port, _)| *port)
-        .unwrap_or_else(|| panic!("{node} is not a lab node"))
+    lab_node(node).1
 }
 
 pub fn password() -> String {
