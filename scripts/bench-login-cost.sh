@@ -4,7 +4,8 @@
 # (the server's SCRAM secret) and, for comparison, with the password in plain text (the old
 # userlist: PgBouncer then derives the SCRAM key, 4096 rounds of PBKDF2, for every login), and
 # directly against the leader's PostgreSQL, alternating for ROUNDS rounds (3); prints logins/s
-# and PgBouncer's CPU per login (from /proc/1/stat in its container) per round, then medians.
+# and PgBouncer's CPU per login (from /proc/1/stat in its container) per round, then medians
+# (`patroni-lab bench login-cost`).
 # The plain-text userlist exists only inside the container while its rounds run; the SCRAM
 # one is put back on any exit.
 #   [ROUNDS=3] scripts/bench-login-cost.sh [clients] [seconds]
@@ -59,23 +60,5 @@ for round in $(seq 1 "$rounds"); do
 done
 use_scram
 rm -f "$script"
-python3 - "$clients" "$seconds" "$hz" "$leader_port" "${results[@]}" <<'PY'
-import statistics, sys
-clients, seconds, hz, leader = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-print(f"pgbench -C, SELECT 1, {clients} clients, {seconds:.0f} s each; direct = the leader on 127.0.0.1:{leader}")
-def per_login_ms(tps, ticks):
-    return 1000.0 * ticks / hz / (tps * seconds)
-rows = {"secret": [], "plain": [], "direct": [], "cpu_secret": [], "cpu_plain": []}
-for row in sys.argv[5:]:
-    rnd, order, s, p, d = row.split("|")
-    (s_tps, s_t), (p_tps, p_t), (d_tps, _) = [tuple(map(float, x.split())) for x in (s, p, d)]
-    cs, cp = per_login_ms(s_tps, s_t), per_login_ms(p_tps, p_t)
-    rows["secret"].append(s_tps); rows["plain"].append(p_tps); rows["direct"].append(d_tps)
-    rows["cpu_secret"].append(cs); rows["cpu_plain"].append(cp)
-    print(f"  round {rnd} ({order}): 6432 secret {s_tps:6.1f}/s ({cs:.2f} ms PgBouncer CPU/login)   "
-          f"6432 plain {p_tps:6.1f}/s ({cp:.2f} ms)   direct {d_tps:6.1f}/s")
-m = {k: statistics.median(v) for k, v in rows.items()}
-print(f"median over {len(sys.argv) - 5} rounds: PgBouncer CPU per login {m['cpu_secret']:.2f} ms with the secret, "
-      f"{m['cpu_plain']:.2f} ms with the password ({m['cpu_plain'] / m['cpu_secret']:.1f}x); logins/s through 6432 "
-      f"{m['secret']:.0f} vs {m['plain']:.0f}; direct {m['direct']:.0f} (6432/direct {m['secret'] / m['direct']:.2f})")
-PY
+scripts/patroni-lab.sh bench login-cost --clients "$clients" --seconds "$seconds" --hz "$hz" \
+    --leader-port "$leader_port" "${results[@]}"

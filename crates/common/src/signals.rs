@@ -48,7 +48,7 @@ where
         Ok(c) => block_on(name, work(c)),
         Err(e) => {
             eprintln!("patroni-lab {name}: error: {e}");
-            std::process::ExitCode::from(crate::exit::BAD_INPUT)
+            std::process::ExitCode::from(crate::exit::Exit::BadInput)
         }
     }
 }

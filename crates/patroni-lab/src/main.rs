@@ -9,10 +9,11 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use patroni_lab_common::exit::Exit;
 
 use patroni_lab_callback::command as callback;
 use patroni_lab_probe::command as probe;
-use patroni_lab_scenario::command::{doctor, matrix, profile, scenario, soak};
+use patroni_lab_scenario::command::{bench, doctor, matrix, profile, scenario, soak};
 
 #[derive(Parser)]
 #[command(name = "patroni-lab", version, about = "PostgreSQL HA lab tooling")]
@@ -50,6 +51,9 @@ enum Command {
     /// Named settings profiles (`profiles/*.ini`): what each changes.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
+    /// The benchmarks' tables from what `scripts/bench-*.sh` measured (medians, ratios).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// A command line clap cannot read, as one line (clap's own text joined), exit 2. Help and the
@@ -62,7 +66,7 @@ fn parse_or_one_line() -> Result<Cli, ExitCode> {
         }
         if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
             let _ = e.print();
-            return ExitCode::from(2);
+            return ExitCode::from(Exit::BadInput);
         }
         let text = e.render().to_string();
         let said: Vec<&str> = text
@@ -73,7 +77,7 @@ fn parse_or_one_line() -> Result<Cli, ExitCode> {
             .map(|l| l.strip_prefix("error: ").unwrap_or(l))
             .collect();
         eprintln!("patroni-lab: error: {} (see --help)", said.join(" "));
-        ExitCode::from(2)
+        ExitCode::from(Exit::BadInput)
     })
 }
 
@@ -91,5 +95,6 @@ fn main() -> ExitCode {
         Command::Matrix(args) => matrix::run(*args),
         Command::Soak(args) => soak::run(*args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     }
 }

@@ -73,7 +73,7 @@ pub struct ProbeArgs {
 // Exit codes (crate::exit), by precedence when several apply: a run whose limits were exceeded
 // exits FAILED even when the lost-write check or a report failed afterwards; else a run whose
 // lost-write check did not run (and was not skipped) exits NOT_CHECKED; else ERROR.
-use patroni_lab_common::exit;
+use patroni_lab_common::exit::Exit;
 
 /// Input that is wrong: one line, exit 2.
 #[derive(Debug, thiserror::Error)]
@@ -188,11 +188,11 @@ async fn execute(args: ProbeArgs) -> Result<ExitCode> {
     let report = session::run(&settings, &limits, stop_rx).await?;
     say!("{}", summary(&report).trim_end_matches('\n'));
     let verdict = if !report.exceeded.is_empty() {
-        exit::FAILED
+        Exit::Failed
     } else if settings.lost_check && !report.lost_writes.checked {
-        exit::NOT_CHECKED
+        Exit::NotChecked
     } else {
-        0
+        Exit::Pass
     };
     let mut write_failed = false;
     if let Some(file) = json {
@@ -215,7 +215,7 @@ async fn execute(args: ProbeArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(match verdict {
-        0 if write_failed => exit::ERROR,
+        Exit::Pass if write_failed => Exit::Error,
         code => code,
     }))
 }
@@ -231,7 +231,7 @@ pub fn run(args: ProbeArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("patroni-lab probe: error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::ERROR);
+            return ExitCode::from(Exit::Error);
         }
     };
     match runtime.block_on(execute(args)) {
@@ -239,9 +239,9 @@ pub fn run(args: ProbeArgs) -> ExitCode {
         Err(e) => {
             eprintln!("patroni-lab probe: error: {e:#}");
             ExitCode::from(if e.is::<BadInput>() {
-                exit::BAD_INPUT
+                Exit::BadInput
             } else {
-                exit::ERROR
+                Exit::Error
             })
         }
     }

@@ -8,6 +8,7 @@
 //! `lease` places faults in the leader's loop. `profiles` applies a settings profile to the running lab and
 //! reads the active one back; `soak` runs many faults, picked at random, through one probe run.
 
+pub mod bench;
 pub mod cluster;
 pub mod command;
 pub mod direct;

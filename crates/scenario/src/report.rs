@@ -148,13 +148,13 @@ pub enum Verdict {
 
 impl Verdict {
     /// The exit code that says this verdict.
-    pub fn exit_code(self) -> u8 {
-        use patroni_lab_common::exit;
+    pub fn exit_code(self) -> patroni_lab_common::exit::Exit {
+        use patroni_lab_common::exit::Exit;
         match self {
-            Verdict::Interrupted => exit::INTERRUPTED,
-            Verdict::Error => exit::FAULT_ERROR,
-            Verdict::Fail => exit::FAILED,
-            Verdict::Pass => exit::PASS,
+            Verdict::Interrupted => Exit::Interrupted,
+            Verdict::Error => Exit::FaultError,
+            Verdict::Fail => Exit::Failed,
+            Verdict::Pass => Exit::Pass,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::lab::Lab;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use patroni_lab_common::exit;
+use patroni_lab_common::exit::Exit;
 
 #[derive(Args)]
 pub struct DoctorArgs {
@@ -46,7 +46,7 @@ pub fn run(args: DoctorArgs) -> ExitCode {
             Ok(lab) => lab,
             Err(e) => {
                 eprintln!("patroni-lab doctor: error: {e}");
-                return ExitCode::from(exit::BAD_INPUT);
+                return ExitCode::from(Exit::BadInput);
             }
         };
     }
@@ -56,7 +56,7 @@ pub fn run(args: DoctorArgs) -> ExitCode {
                 "patroni-lab doctor: error: cannot write the JSON report to {}: {e}",
                 p.display()
             );
-            return ExitCode::from(exit::BAD_INPUT);
+            return ExitCode::from(Exit::BadInput);
         }
     }
     patroni_lab_common::signals::block_on("doctor", examine(args, lab))
@@ -176,11 +176,11 @@ fn show(d: &Diagnosis) {
 }
 
 /// The exit code by the worst finding; parts not read with nothing found is not "healthy".
-fn code(d: &Diagnosis) -> u8 {
+fn code(d: &Diagnosis) -> Exit {
     match d.worst() {
-        Some(Severity::Broken) => exit::BROKEN,
-        Some(Severity::Degraded) => exit::DEGRADED,
-        None if !d.not_checked.is_empty() => exit::NOT_CHECKED,
-        None => exit::PASS,
+        Some(Severity::Broken) => Exit::Broken,
+        Some(Severity::Degraded) => Exit::Degraded,
+        None if !d.not_checked.is_empty() => Exit::NotChecked,
+        None => Exit::Pass,
     }
 }

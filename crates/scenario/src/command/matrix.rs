@@ -12,7 +12,7 @@ use crate::matrix::run::{self as engine, Ended, MatrixPlan};
 use anyhow::Result;
 use clap::Args;
 
-use patroni_lab_common::exit;
+use patroni_lab_common::exit::Exit;
 
 #[derive(Args)]
 pub struct MatrixArgs {
@@ -63,15 +63,15 @@ async fn run_matrix(checked: MatrixPlan) -> Result<ExitCode> {
     );
     let complete = m.cells.len() == m.profiles.len() * m.scenarios.len();
     Ok(ExitCode::from(if ended == Ended::Interrupted {
-        exit::INTERRUPTED
+        Exit::Interrupted
     } else if !complete {
-        exit::ERROR
+        Exit::Error
     } else if m.cells.iter().any(|c| c.fault_error.is_some()) {
-        exit::FAULT_ERROR
+        Exit::FaultError
     } else if m.cells.iter().all(Cell::passed) {
-        exit::PASS
+        Exit::Pass
     } else {
-        exit::FAILED
+        Exit::Failed
     }))
 }
 

@@ -1,6 +1,7 @@
 //! The `profile` subcommand: lists the profiles in `profiles/` with what each changes from
 //! `default`, applies one to the running lab, and says which one the running lab has.
 
+use patroni_lab_common::exit::Exit;
 use patroni_lab_common::say;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -36,7 +37,7 @@ pub fn run(cmd: ProfileCommand) -> ExitCode {
         Ok(all) => all,
         Err(e) => {
             eprintln!("patroni-lab profile: error: {e}");
-            return ExitCode::from(patroni_lab_common::exit::BAD_INPUT);
+            return ExitCode::from(Exit::BadInput);
         }
     };
     let default = all["default"].settings.clone();
@@ -63,7 +64,7 @@ pub fn run(cmd: ProfileCommand) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("patroni-lab profile: error: {e}");
-                ExitCode::from(patroni_lab_common::exit::BAD_INPUT)
+                ExitCode::from(Exit::BadInput)
             }
         },
     }
@@ -162,7 +163,7 @@ fn apply(all: &BTreeMap<String, Profile>, name: &str) -> ExitCode {
         Ok(found) => found,
         Err(e) => {
             eprintln!("patroni-lab profile apply: error: {e}");
-            return ExitCode::from(patroni_lab_common::exit::BAD_INPUT);
+            return ExitCode::from(Exit::BadInput);
         }
     };
     let default = &all["default"].settings;

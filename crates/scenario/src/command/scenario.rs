@@ -108,7 +108,7 @@ pub struct RunArgs {
     pgbouncer: Option<String>,
 }
 
-use patroni_lab_common::exit;
+use patroni_lab_common::exit::Exit;
 
 pub fn run(cmd: ScenarioCommand) -> ExitCode {
     match cmd {
@@ -145,7 +145,7 @@ pub fn run(cmd: ScenarioCommand) -> ExitCode {
         ScenarioCommand::Run(args) => match prepare(&args) {
             Err(e) => {
                 eprintln!("patroni-lab scenario: error: {e}");
-                ExitCode::from(exit::BAD_INPUT)
+                ExitCode::from(Exit::BadInput)
             }
             Ok(prepared) => execute(&args, prepared),
         },
@@ -292,14 +292,14 @@ async fn run_all(args: &RunArgs, mut p: Prepared) -> Result<ExitCode> {
             eprintln!(
                 "patroni-lab scenario: error: --at-lease-remaining reads the lease from etcd, and a cluster given by URLs has none here; leave it out"
             );
-            return Ok(ExitCode::from(exit::BAD_INPUT));
+            return Ok(ExitCode::from(Exit::BadInput));
         }
         let timing = plan::live_timing(&p.lab)
             .await
             .map_err(anyhow::Error::msg)?;
         if let Err(e) = lease::check_reachable(left, timing.ttl, timing.loop_wait) {
             eprintln!("patroni-lab scenario: error: {e}");
-            return Ok(ExitCode::from(exit::BAD_INPUT));
+            return Ok(ExitCode::from(Exit::BadInput));
         }
     }
     let expectations = plan::live_expectations(&p.lab, p.plan.fault, &p.overrides)
