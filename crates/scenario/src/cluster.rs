@@ -469,7 +469,7 @@ pub fn haproxy_lines() -> Result<Vec<(String, String)>, String> {
 }
 
 /// The servers of `proxy` in HAProxy's `show stat` CSV, with their status.
-fn stat_lines(csv: &str, proxy: &str) -> Vec<(String, String)> {
+pub(crate) fn stat_lines(csv: &str, proxy: &str) -> Vec<(String, String)> {
     let mut lines = csv.lines();
     let header: Vec<&str> = lines
         .next()

@@ -111,6 +111,12 @@ pub trait FaultKind: Sync {
     fn bound_rule(&self) -> Option<&'static str> {
         None
     }
+    /// Whether it leaves the leader's lock to expire: the leader can neither renew nor release
+    /// it, so the lock leaves it when the lease it had at the injection runs out (the
+    /// prediction of the window's lock phase, `crate::phases`).
+    fn lock_expires(&self) -> bool {
+        false
+    }
     /// Whether the soak draws it by default. A fault that makes a split brain on purpose
     /// (freeze-patroni) is not: a soak is a claim that nothing is lost.
     fn in_soak(&self) -> bool {

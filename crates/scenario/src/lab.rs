@@ -54,6 +54,8 @@ pub const PGBOUNCER_INI_LOCK: &str = patroni_lab_callback::paths::SHARED_INI_LOC
 /// HAProxy's runtime API inside its container, and the line a paused switchover enables.
 pub const HAPROXY_RUNTIME: &str = "/dev/tcp/127.0.0.1/9999";
 pub const HAPROXY_HOLD_LINE: &str = "postgres_primary/hold";
+/// HAProxy's stats page (CSV at `/;csv`), published on the lab's address.
+pub const HAPROXY_STATS_PORT: u16 = 7001;
 /// HAProxy's profile file (read before haproxy.cfg), on the haproxy-profile volume.
 pub const HAPROXY_PROFILE: &str = "/etc/haproxy/profile/profile.cfg";
 
@@ -79,6 +81,8 @@ pub struct Lab {
     pub client_url: String,
     /// PgBouncer's admin console (database `pgbouncer`).
     pub pgbouncer_admin_url: String,
+    /// HAProxy's stats page as the host reaches it (`None`: not read).
+    pub haproxy_stats_url: Option<String>,
     pub pgbouncer_admin: AdminTarget,
     pub password: String,
     pub auth: Auth,
@@ -128,6 +132,7 @@ impl Lab {
                 .collect(),
             client_url: format!("postgres://{user}@{host}:{CLIENT_PORT}/postgres"),
             pgbouncer_admin_url: format!("postgres://{user}@{host}:{PGBOUNCER_PORT}/pgbouncer"),
+            haproxy_stats_url: Some(format!("http://{host}:{HAPROXY_STATS_PORT}")),
             pgbouncer_admin: AdminTarget {
                 host: host.clone(),
                 port: PGBOUNCER_PORT,

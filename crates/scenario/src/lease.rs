@@ -192,6 +192,16 @@ pub fn reachable(ttl: u64, loop_wait: u64) -> (u64, u64) {
     ((ttl + 1).saturating_sub(loop_wait), ttl.saturating_sub(1))
 }
 
+/// `n` lease times left spread evenly over [`reachable`]: the midpoints of `n` equal slices,
+/// so `n` runs meet the leader's loop at `n` different points by construction.
+pub fn stratified(n: u32, ttl: u64, loop_wait: u64) -> Vec<Duration> {
+    let (low, high) = reachable(ttl, loop_wait);
+    let span = high.saturating_sub(low) as f64;
+    (0..n)
+        .map(|k| Duration::from_secs_f64(low as f64 + span * (f64::from(k) + 0.5) / f64::from(n)))
+        .collect()
+}
+
 /// Checks `left` against [`reachable`]; the error is one line saying what to pass.
 pub fn check_reachable(left: Duration, ttl: u64, loop_wait: u64) -> Result<(), String> {
     let (low, high) = reachable(ttl, loop_wait);
@@ -207,6 +217,19 @@ pub fn check_reachable(left: Duration, ttl: u64, loop_wait: u64) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stratified_points_are_the_midpoints_of_equal_slices_of_the_loop() {
+        let secs: Vec<f64> = stratified(4, 30, 10)
+            .iter()
+            .map(Duration::as_secs_f64)
+            .collect();
+        // Reachable 21 to 29 s: slices of 2 s, midpoints 22, 24, 26, 28.
+        assert_eq!(secs, [22.0, 24.0, 26.0, 28.0]);
+        for d in stratified(6, 20, 5) {
+            assert!(check_reachable(d, 20, 5).is_ok(), "{d:?}");
+        }
+    }
 
     #[test]
     fn a_change_anchors_on_the_second_crossed_or_the_renewal() {

@@ -21,6 +21,7 @@ pub mod guard;
 pub mod lab;
 pub mod lease;
 pub mod matrix;
+pub mod phases;
 pub mod plan;
 pub mod profiles;
 pub mod report;

@@ -122,9 +122,21 @@ pub async fn run_set(
     mut each: impl FnMut(Progress),
 ) -> Result<ScenarioReport, RunnerError> {
     let mut done = Vec::new();
+    // Spread over the loop: each run's lease time left, from the live timing.
+    let points = match plan.inject_jitter {
+        Jitter::Stratified(n) => {
+            let t = live_timing(lab).await.map_err(RunnerError::NotWhole)?;
+            crate::lease::stratified(n, t.ttl, t.loop_wait)
+        }
+        _ => Vec::new(),
+    };
     for i in 1..=runs {
         each(Progress::Starting(i));
-        let run = runner::run_once(lab, plan, stop.clone()).await?;
+        let mut this = plan.clone();
+        if !points.is_empty() {
+            this.inject_jitter = Jitter::AtLeaseRemaining(points[(i as usize - 1) % points.len()]);
+        }
+        let run = runner::run_once(lab, &this, stop.clone()).await?;
         each(Progress::Ended(&run));
         done.push(run);
         if *stop.borrow() {

@@ -101,6 +101,18 @@ fn live_haproxy() -> Result<Settings, ProfileLabError> {
     Ok(out)
 }
 
+/// HAProxy's live check interval (ms) and rise: how soon it routes to a new primary.
+pub fn haproxy_check() -> Result<(f64, u32), String> {
+    let live = live_haproxy().map_err(|e| e.to_string())?;
+    let int = |name: &str| match live.get(&(Section::HaProxy, name)) {
+        Some(Value::Int(n)) if *n > 0 => Ok(*n),
+        other => Err(format!(
+            "HAProxy's {name} is {other:?}, not a positive number"
+        )),
+    };
+    Ok((int("check_inter_ms")? as f64, int("check_rise")? as u32))
+}
+
 fn admin(lab: &Lab, command: &str) -> Result<patroni_lab_common::pg::Rows, String> {
     patroni_lab_callback::pgbouncer::admin_command_blocking(
         &lab.pgbouncer_admin,

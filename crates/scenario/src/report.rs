@@ -200,6 +200,11 @@ pub fn run_summary(run: &ScenarioRun) -> String {
     for e in &run.events {
         let _ = writeln!(s, "    {:>+8.2} s  {}", e.at_us as f64 / 1e6, e.what);
     }
+    if let Some(p) = &run.phases {
+        for line in crate::phases::lines(p) {
+            let _ = writeln!(s, "  {line}");
+        }
+    }
     if let (Some(at), Some(n)) = (run.lock_lost_at_us, run.old_leader_writes_after_lock_lost) {
         let _ = writeln!(
             s,
@@ -337,7 +342,10 @@ pub fn page(r: &ScenarioReport) -> String {
             })
             .collect();
         let extra = format!(
-            "<h2>Timeline and grades</h2><pre>{}</pre>",
+            "{}<h2>Timeline and grades</h2><pre>{}</pre>",
+            run.phases
+                .as_ref()
+                .map_or(String::new(), crate::phases::html_bar),
             escape(&run_summary(run))
         );
         let title = format!("{} run {} of {}", r.scenario, i + 1, r.runs.len());

@@ -51,6 +51,9 @@ pub enum Jitter {
     /// Not at random: once the leader lease, after `inject_at`, comes down to this much time
     /// left (`--at-lease-remaining`: the best or the worst point of the loop, on purpose).
     AtLeaseRemaining(Duration),
+    /// Run k of a set at the k-th of N lease times left spread evenly over the loop
+    /// (`--phases N`; `crate::lease::stratified`); the set turns it into `AtLeaseRemaining`.
+    Stratified(u32),
 }
 
 /// The longest wait for the lease to come down to a chosen time left (two loops of any
@@ -62,7 +65,7 @@ impl Jitter {
     async fn longest(self, lab: &Lab) -> Result<Duration, String> {
         match self {
             Self::UpTo(d) => Ok(d),
-            Self::AtLeaseRemaining(_) => Ok(Duration::ZERO),
+            Self::AtLeaseRemaining(_) | Self::Stratified(_) => Ok(Duration::ZERO),
             Self::LoopWait => {
                 let lab = lab.clone();
                 let config = tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab))
@@ -137,6 +140,10 @@ pub struct ScenarioRun {
     /// How evenly each cluster source was sampled: a change on the timeline lies at most one
     /// gap before the sample that saw it.
     pub sampling: Vec<timeline::Sampling>,
+    /// The longest window broken into phases, with the settings' predictions (`None`: no
+    /// window, or the run was interrupted or its fault did not run as planned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phases: Option<crate::phases::Phases>,
     pub events: Vec<Event>,
     pub grades: Vec<Grade>,
     pub passed: bool,
@@ -343,6 +350,8 @@ struct Course {
     leader_after: Option<String>,
     /// What the doctor found when the cluster was not whole in time.
     doctor: Vec<crate::doctor::Finding>,
+    /// HAProxy's check interval (ms) and rise as the run began (`None`: not read).
+    haproxy_check: Option<(f64, u32)>,
 }
 
 /// Runs `plan` once. `stop` (a signal) ends the run early: the fault is undone, the probe
@@ -376,8 +385,16 @@ pub async fn run_once(
     let lease = Tracker::start(lab, poll_rx);
     // The history is kept until the run is graded (writes after the lock moved are read from it).
     let probe_settings = pinned(lab, plan, &leader_before)?;
+    let haproxy_check = if lab.containers {
+        tokio::task::spawn_blocking(crate::profiles::haproxy_check)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    } else {
+        None
+    };
     let (history, probe_stop, probe) = start_probe(probe_settings, "scenario");
-    let course = inject(
+    let mut course = inject(
         lab,
         plan,
         &leader_before,
@@ -387,6 +404,7 @@ pub async fn run_once(
         stop.clone(),
     )
     .await;
+    course.haproxy_check = haproxy_check;
     let _ = probe_stop.send(true);
     let report = probe
         .await
@@ -452,6 +470,7 @@ async fn inject(
         whole_again: None,
         leader_after: None,
         doctor: Vec::new(),
+        haproxy_check: None,
     };
     let placed = match place(plan, started, lease, &mut course, &mut stop).await {
         Some(p) => p,
@@ -611,6 +630,30 @@ fn conclude(
     } else {
         grade::grade(&plan.expectations, &report, course.whole_again, &old_leader)
     };
+    let phases = (!interrupted && fault_error.is_none())
+        .then(|| {
+            let longest = report
+                .analysis
+                .windows
+                .iter()
+                .max_by(|a, b| a.duration_ms.total_cmp(&b.duration_ms));
+            let settings = crate::phases::Settings {
+                lease_left_ms: course
+                    .lease_at_inject
+                    .filter(|_| plan.fault.lock_expires())
+                    .map(|l| (l.remaining_ms, l.precision_ms)),
+                haproxy_check: course.haproxy_check,
+            };
+            crate::phases::of(
+                &events,
+                &sampling,
+                longest,
+                &leader_before,
+                course.leader_after.as_deref(),
+                settings,
+            )
+        })
+        .flatten();
     ScenarioRun {
         injected_after_ms: course.injected_after.as_secs_f64() * 1000.0,
         jitter_up_to_ms: course.jitter_up_to.as_secs_f64() * 1000.0,
@@ -630,6 +673,7 @@ fn conclude(
         client_timeouts: ClientTimeouts::of(&plan.probe, &plan.client_note),
         longest_wait_ms,
         sampling,
+        phases,
         grades,
         probe: report,
     }
@@ -745,6 +789,7 @@ mod tests {
             at_us: at_s * 1_000_000,
             source,
             what: what.into(),
+            seen: None,
         }
     }
 

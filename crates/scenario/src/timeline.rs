@@ -1,6 +1,9 @@
 //! The fault's timeline on the probe's clock: every fault step the runner takes, and every
-//! change seen by sampling each source on its own task — each member's REST API and etcd's
-//! leader key every 100 ms (300 ms time-out), PgBouncer's target (SHOW DATABASES) every 250 ms.
+//! change seen by sampling each source on its own task — each member's REST API, each member's
+//! PostgreSQL on a direct connection (primary and its timeline, replica, or not answering),
+//! etcd's leader key and HAProxy's routing lines (its stats page) every 100 ms (300 ms
+//! time-out), PgBouncer's target (SHOW DATABASES) every 250 ms. What a sample saw is kept typed
+//! ([`Seen`]) beside its text, for the window's phases (`crate::phases`).
 //! A change is stamped when the sample that saw it ended, so it lies at most one sampling gap
 //! earlier; each source's real gaps (max, p99) go in the report. Events are stamped with the
 //! wall clock and put on the run's clock (microseconds since the probe began) once the probe's
@@ -32,6 +35,99 @@ pub struct Event {
     pub at_us: i64,
     pub source: Source,
     pub what: String,
+    /// What a cluster sample saw, typed (`what` is its text).
+    #[serde(skip)]
+    pub seen: Option<Seen>,
+}
+
+/// What one sample of one source saw.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    /// A member's REST API: its role and state (`None`: not answering).
+    Rest {
+        member: String,
+        role: Option<(String, String)>,
+    },
+    /// A member's PostgreSQL on a direct connection.
+    Postgres { member: String, state: PgState },
+    /// Who holds the leader lock.
+    Lock(LockSeen),
+    /// The host PgBouncer sends clients to (`Err`: what it said instead).
+    PgBouncer(Result<String, String>),
+    /// The members whose line HAProxy's client port routes to (UP), or what it said instead.
+    HaProxy(Result<Vec<String>, String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LockSeen {
+    Held(String),
+    Free,
+    /// The DCS could not be read.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PgState {
+    /// Out of recovery, writing on this timeline.
+    Primary {
+        timeline: u32,
+    },
+    Replica,
+    /// No answer within the sample's time-out, or a refusal.
+    NotAnswering,
+}
+
+impl Seen {
+    /// Which source (and member) saw it: a later sample with the same key replaces it.
+    pub fn key(&self) -> String {
+        match self {
+            Seen::Rest { member, .. } => format!("rest {member}"),
+            Seen::Postgres { member, .. } => format!("postgres {member}"),
+            Seen::Lock(_) => "lock".into(),
+            Seen::PgBouncer(_) => "pgbouncer".into(),
+            Seen::HaProxy(_) => "haproxy".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Seen::Rest {
+                member,
+                role: Some((role, state)),
+            } => write!(f, "{member}: {role} ({state})"),
+            Seen::Rest { member, role: None } => write!(
+                f,
+                "{member}: REST API not answering within {} ms",
+                SAMPLE_TIMEOUT.as_millis()
+            ),
+            Seen::Postgres { member, state } => match state {
+                PgState::Primary { timeline } => {
+                    write!(f, "{member} PostgreSQL: primary, timeline {timeline}")
+                }
+                PgState::Replica => write!(f, "{member} PostgreSQL: in recovery"),
+                PgState::NotAnswering => write!(
+                    f,
+                    "{member} PostgreSQL: not answering within {} ms",
+                    SAMPLE_TIMEOUT.as_millis()
+                ),
+            },
+            Seen::Lock(LockSeen::Held(h)) => write!(f, "leader lock: {h}"),
+            Seen::Lock(LockSeen::Free) => write!(f, "leader lock: none"),
+            Seen::Lock(LockSeen::Unknown) => {
+                write!(
+                    f,
+                    "leader lock: unknown (the DCS cannot be read; it may be down)"
+                )
+            }
+            Seen::PgBouncer(Ok(t)) => write!(f, "PgBouncer -> {t}"),
+            Seen::PgBouncer(Err(e)) => write!(f, "PgBouncer: {e}"),
+            Seen::HaProxy(Ok(up)) if up.is_empty() => write!(f, "HAProxy -> no line up"),
+            Seen::HaProxy(Ok(up)) => write!(f, "HAProxy -> {}", up.join(", ")),
+            Seen::HaProxy(Err(e)) => write!(f, "HAProxy: {e}"),
+        }
+    }
 }
 
 /// The events of one run, shared by the runner and the poller.
@@ -50,6 +146,19 @@ impl Timeline {
             at_us: 0,
             source,
             what: what.into(),
+            seen: None,
+        };
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+    }
+
+    /// Records what a cluster sample saw, now.
+    pub fn observe(&self, seen: Seen) {
+        let e = Event {
+            unix_us: patroni_lab_common::unix_us(),
+            at_us: 0,
+            source: Source::Cluster,
+            what: seen.to_string(),
+            seen: Some(seen),
         };
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(e);
     }
@@ -104,45 +213,84 @@ impl Sampling {
 }
 
 /// One member's own view (`GET /patroni`): its role and state, or that it does not answer.
-fn node_view(api_url: &str) -> String {
-    let answer = patroni_lab_common::patroni::get(api_url, "/patroni", SAMPLE_TIMEOUT);
-    let Ok((_, body)) = answer else {
-        return format!(
-            "REST API not answering within {} ms",
-            SAMPLE_TIMEOUT.as_millis()
-        );
-    };
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    let text = |k: &str| v[k].as_str().unwrap_or("?").to_string();
-    format!("{} ({})", text("role"), text("state"))
+fn node_view(member: &str, api_url: &str) -> Seen {
+    let role = patroni_lab_common::patroni::get(api_url, "/patroni", SAMPLE_TIMEOUT)
+        .ok()
+        .map(|(_, body)| {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let text = |k: &str| v[k].as_str().unwrap_or("?").to_string();
+            (text("role"), text("state"))
+        });
+    Seen::Rest {
+        member: member.into(),
+        role,
+    }
 }
 
 /// Who holds the leader lock: etcd's own key (the lab), else the REST view of it.
-fn lock_view(lab: &Lab) -> String {
-    match cluster::lock_holder(lab) {
-        Ok(Some(holder)) => format!("leader lock: {holder}"),
-        Ok(None) => "leader lock: none".into(),
-        Err(_) => "leader lock: unknown (the DCS cannot be read; it may be down)".into(),
-    }
+fn lock_view(lab: &Lab) -> Seen {
+    Seen::Lock(match cluster::lock_holder(lab) {
+        Ok(Some(holder)) => LockSeen::Held(holder),
+        Ok(None) => LockSeen::Free,
+        Err(_) => LockSeen::Unknown,
+    })
+}
+
+/// A member's PostgreSQL on a direct connection: primary (and its timeline, from the name of
+/// the WAL file it writes), replica, or not answering within the sample's time-out.
+async fn postgres_view(member: String, url: String, password: String) -> Seen {
+    const SQL: &str = "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL \
+                       ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END";
+    let read = tokio::time::timeout(SAMPLE_TIMEOUT, cluster::query(&url, &password, SQL)).await;
+    let state = match read {
+        Ok(Ok(rows)) => match rows.first().map(|r| (r[0].as_deref(), r.get(1))) {
+            Some((Some("f"), Some(Some(tli)))) => PgState::Primary {
+                timeline: u32::from_str_radix(tli, 16).unwrap_or(0),
+            },
+            Some((Some("t"), _)) => PgState::Replica,
+            _ => PgState::NotAnswering,
+        },
+        _ => PgState::NotAnswering,
+    };
+    Seen::Postgres { member, state }
+}
+
+/// The members HAProxy's client port routes to: its tracked lines that are UP (the stats
+/// page's CSV, published on loopback).
+fn haproxy_view(stats_url: &str) -> Seen {
+    let (proxy, _) = crate::lab::HAPROXY_HOLD_LINE
+        .split_once('/')
+        .unwrap_or_default();
+    Seen::HaProxy(
+        patroni_lab_common::patroni::get(stats_url, "/;csv", SAMPLE_TIMEOUT)
+            .map_err(|e| format!("stats page not answering: {e}"))
+            .map(|(_, csv)| {
+                cluster::stat_lines(&csv, proxy)
+                    .into_iter()
+                    .filter(|(_, status)| status.starts_with("UP"))
+                    .map(|(line, _)| line)
+                    .collect()
+            }),
+    )
 }
 
 /// Samples one source every `every` until `stop`, recording each change; returns when each
 /// sample ended.
-async fn sample<F: std::future::Future<Output = String>>(
+async fn sample<F: std::future::Future<Output = Seen>>(
     name: String,
     every: Duration,
     timeline: Timeline,
     mut stop: watch::Receiver<bool>,
     read: impl Fn() -> F,
 ) -> Sampling {
-    let mut last: Option<String> = None;
+    let mut last: Option<Seen> = None;
     let mut ends = Vec::new();
     loop {
         let next = tokio::time::Instant::now() + every;
         let seen = read().await;
         ends.push(std::time::Instant::now());
-        if last.as_deref() != Some(seen.as_str()) {
-            timeline.record(Source::Cluster, seen.clone());
+        if last.as_ref() != Some(&seen) {
+            timeline.observe(seen.clone());
             last = Some(seen);
         }
         tokio::select! {
@@ -155,15 +303,14 @@ async fn sample<F: std::future::Future<Output = String>>(
     }
 }
 
-/// A blocking read off the async workers.
-async fn blocking(read: impl FnOnce() -> String + Send + 'static) -> String {
-    tokio::task::spawn_blocking(read)
-        .await
-        .unwrap_or_else(|e| format!("sampling failed: {e}"))
+/// A blocking read off the async workers (`lost`: what a read that failed to run counts as).
+async fn blocking(read: impl FnOnce() -> Seen + Send + 'static, lost: Seen) -> Seen {
+    tokio::task::spawn_blocking(read).await.unwrap_or(lost)
 }
 
 /// Records changes until `stop` turns true, each source on its own task: each member's role
-/// and state, the leader lock, and PgBouncer's target. Returns each source's sampling gaps.
+/// and state and its PostgreSQL, the leader lock, PgBouncer's target and HAProxy's routing.
+/// Returns each source's sampling gaps.
 pub async fn poll_cluster(
     lab: Lab,
     timeline: Timeline,
@@ -174,7 +321,11 @@ pub async fn poll_cluster(
         let (name, url) = (node.name.clone(), node.api_url.clone());
         let read = move || {
             let (name, url) = (name.clone(), url.clone());
-            blocking(move || format!("{name}: {}", node_view(&url)))
+            let lost = Seen::Rest {
+                member: name.clone(),
+                role: None,
+            };
+            blocking(move || node_view(&name, &url), lost)
         };
         tasks.push(tokio::spawn(sample(
             format!("{} REST", node.name),
@@ -183,6 +334,16 @@ pub async fn poll_cluster(
             stop.clone(),
             read,
         )));
+        if let Some(pg_url) = &node.pg_url {
+            let (name, url, password) = (node.name.clone(), pg_url.clone(), lab.password.clone());
+            tasks.push(tokio::spawn(sample(
+                format!("{} PostgreSQL", node.name),
+                POLL,
+                timeline.clone(),
+                stop.clone(),
+                move || postgres_view(name.clone(), url.clone(), password.clone()),
+            )));
+        }
     }
     {
         let lab = lab.clone();
@@ -198,7 +359,20 @@ pub async fn poll_cluster(
             stop.clone(),
             move || {
                 let lab = lab.clone();
-                blocking(move || lock_view(&lab))
+                blocking(move || lock_view(&lab), Seen::Lock(LockSeen::Unknown))
+            },
+        )));
+    }
+    if let Some(stats) = lab.haproxy_stats_url.clone() {
+        tasks.push(tokio::spawn(sample(
+            "HAProxy routing".into(),
+            POLL,
+            timeline.clone(),
+            stop.clone(),
+            move || {
+                let stats = stats.clone();
+                let lost = Seen::HaProxy(Err("sampling failed".into()));
+                blocking(move || haproxy_view(&stats), lost)
             },
         )));
     }
@@ -211,12 +385,7 @@ pub async fn poll_cluster(
             stop.clone(),
             move || {
                 let lab = lab.clone();
-                async move {
-                    match cluster::pgbouncer_target(&lab, false).await {
-                        Ok(t) => format!("PgBouncer -> {t}"),
-                        Err(e) => format!("PgBouncer: {e}"),
-                    }
-                }
+                async move { Seen::PgBouncer(cluster::pgbouncer_target(&lab, false).await) }
             },
         )));
     }

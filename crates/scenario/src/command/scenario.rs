@@ -53,9 +53,10 @@ pub struct RunArgs {
     /// How long a fault that lasts is held, in seconds (1 to 600).
     #[arg(long, long_help = secs_help())]
     secs: Option<u64>,
-    /// Runs of the scenario (1 to 100); the report gives min/median/p95/max across them.
-    #[arg(long, default_value_t = 1)]
-    runs: u32,
+    /// Runs of the scenario (1 to 100; default 1, or --phases N); the report gives
+    /// min/median/p95/max across them.
+    #[arg(long)]
+    runs: Option<u32>,
     /// When the fault is injected after the probe started.
     #[arg(long, default_value = plan::INJECT_AT, value_parser = parse_duration)]
     inject_at: Duration,
@@ -69,6 +70,11 @@ pub struct RunArgs {
     /// It must lie within the loop (ttl − loop_wait + 1 to ttl − 1 s; checked live).
     #[arg(long, value_parser = parse_duration, conflicts_with = "inject_jitter")]
     at_lease_remaining: Option<Duration>,
+    /// Spread the runs evenly over the leader's loop instead of at random: run k of N is
+    /// injected when the lease has the k-th of N evenly spaced points of that range left (so
+    /// N runs cover the loop by construction; more runs go round again). 1 to 20.
+    #[arg(long, conflicts_with_all = ["inject_jitter", "at_lease_remaining"])]
+    phases: Option<u32>,
     /// How long the probe goes on once the cluster is whole again.
     #[arg(long, default_value = plan::TAIL, value_parser = parse_duration)]
     tail: Duration,
@@ -197,11 +203,16 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
             return Err(format!("--secs {secs} is out of range: allowed 1 to 600"));
         }
     }
-    if !(1..=100).contains(&args.runs) {
+    if !(1..=100).contains(&args.runs()) {
         return Err(format!(
             "--runs {} is out of range: allowed 1 to 100",
-            args.runs
+            args.runs()
         ));
+    }
+    if let Some(n) = args.phases {
+        if !(1..=20).contains(&n) {
+            return Err(format!("--phases {n} is out of range: allowed 1 to 20"));
+        }
     }
     let external = !args.patroni.is_empty();
     if fault.needs_containers() && external {
@@ -278,22 +289,30 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
 }
 
 impl RunArgs {
-    /// Where the fault lands: at a chosen lease time left, else the jitter.
+    /// Where the fault lands: spread over the loop, at a chosen lease time left, else the
+    /// jitter.
     fn placement(&self) -> Jitter {
-        self.at_lease_remaining
-            .map_or(self.inject_jitter, Jitter::AtLeaseRemaining)
+        match (self.phases, self.at_lease_remaining) {
+            (Some(n), _) => Jitter::Stratified(n),
+            (None, Some(left)) => Jitter::AtLeaseRemaining(left),
+            (None, None) => self.inject_jitter,
+        }
+    }
+
+    fn runs(&self) -> u32 {
+        self.runs.or(self.phases).unwrap_or(1)
     }
 }
 
 async fn run_all(args: &RunArgs, mut p: Prepared) -> Result<ExitCode> {
     cluster::containers_up(&p.lab).map_err(anyhow::Error::msg)?;
+    if (args.at_lease_remaining.is_some() || args.phases.is_some()) && p.lab.etcd_url.is_none() {
+        eprintln!(
+            "patroni-lab scenario: error: --at-lease-remaining and --phases read the lease from etcd, and a cluster given by URLs has none here; leave them out"
+        );
+        return Ok(ExitCode::from(Exit::BadInput));
+    }
     if let Some(left) = args.at_lease_remaining {
-        if p.lab.etcd_url.is_none() {
-            eprintln!(
-                "patroni-lab scenario: error: --at-lease-remaining reads the lease from etcd, and a cluster given by URLs has none here; leave it out"
-            );
-            return Ok(ExitCode::from(Exit::BadInput));
-        }
         let timing = plan::live_timing(&p.lab)
             .await
             .map_err(anyhow::Error::msg)?;
@@ -321,10 +340,10 @@ async fn run_all(args: &RunArgs, mut p: Prepared) -> Result<ExitCode> {
     let r = plan::run_set(
         &p.lab,
         &p.plan,
-        args.runs,
+        args.runs(),
         stop_rx,
         |progress| match progress {
-            Progress::Starting(i) => eprintln!("{name} run {i} of {}: {describe}", args.runs),
+            Progress::Starting(i) => eprintln!("{name} run {i} of {}: {describe}", args.runs()),
             Progress::Ended(run) => eprintln!("  {}", plan::run_line(run)),
         },
     )

@@ -25,6 +25,9 @@ impl FaultKind for FreezeLeader {
     fn bound_rule(&self) -> Option<&'static str> {
         Some("min(secs, ttl) + 10 s")
     }
+    fn lock_expires(&self) -> bool {
+        true
+    }
     fn needs(&self) -> Needs {
         Needs::Containers
     }

@@ -19,6 +19,9 @@ impl FaultKind for KillLeader {
     fn bound_rule(&self) -> Option<&'static str> {
         Some("ttl + 15 s")
     }
+    fn lock_expires(&self) -> bool {
+        true
+    }
     fn needs(&self) -> Needs {
         Needs::Containers
     }

@@ -120,6 +120,11 @@ impl Fault {
         self.kind.describe(self.secs)
     }
 
+    /// Whether it leaves the leader's lock to expire (see `FaultKind::lock_expires`).
+    pub fn lock_expires(&self) -> bool {
+        self.kind.lock_expires()
+    }
+
     /// Clients the probe keeps on the leader's own address besides the others.
     pub fn pinned_clients(&self) -> u32 {
         self.kind.pinned_clients()

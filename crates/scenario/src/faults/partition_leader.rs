@@ -30,6 +30,9 @@ impl FaultKind for PartitionLeader {
     fn bound_rule(&self) -> Option<&'static str> {
         Some("min(secs, ttl) + 15 s")
     }
+    fn lock_expires(&self) -> bool {
+        true
+    }
     fn needs(&self) -> Needs {
         Needs::Containers
     }

@@ -1,0 +1,736 @@
+//! The client's window broken into phases: from the probe's window (the longest one) and what
+//! the observer saw (`crate::timeline`'s typed samples), the moments the cluster passed on the
+//! way back — the old leader stopped serving, the lock left it, another member took it, that
+//! member's PostgreSQL came out of recovery, PgBouncer targeted it, HAProxy routed to it — and
+//! the client's first write after. Each phase runs from one such moment to the next, so the
+//! phases add up to the window; what the check below guards is that each moment was seen and
+//! lies inside the window within its source's precision (one sampling gap, plus the time-out
+//! for "not answering"). A moment not seen, or outside, is a finding, never hidden. A
+//! prediction from the live settings (the lease left at the injection, HAProxy's check timing)
+//! is set beside the moments it can say something about.
+
+use serde::Serialize;
+
+use crate::timeline::{Event, LockSeen, PgState, SAMPLE_TIMEOUT, Sampling, Seen, Source};
+
+/// One moment on the way back, on the probe's clock.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Milestone {
+    pub name: &'static str,
+    /// When the sample that saw it ended (`None`: not seen).
+    pub at_us: Option<i64>,
+    /// It happened at most this long before `at_us` (the source's longest sampling gap, plus
+    /// the sample's time-out when the change was "stopped answering"); `None`: not measured.
+    pub precision_ms: Option<f64>,
+    /// The prediction from the live settings, as ms after the injection (`None`: none made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_ms: Option<Predicted>,
+}
+
+/// A range the settings predict, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Predicted {
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub rule: String,
+    /// Whether the measured moment (with its precision) lies outside the range.
+    pub outside: bool,
+}
+
+/// One phase of the window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Phase {
+    pub name: &'static str,
+    pub start_us: i64,
+    pub end_us: i64,
+    pub duration_ms: f64,
+}
+
+/// The window's phases, and whether the observer accounts for all of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Phases {
+    pub window_start_us: i64,
+    pub window_end_us: i64,
+    pub window_ms: f64,
+    /// From the injection to the window's start (`None`: no injection on the timeline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub injected_at_us: Option<i64>,
+    pub milestones: Vec<Milestone>,
+    pub phases: Vec<Phase>,
+    /// The longest phase.
+    pub dominant: Option<&'static str>,
+    /// The widest precision of the moments seen (ms).
+    pub precision_ms: Option<f64>,
+    /// Every moment seen, each inside the window within its precision.
+    pub adds_up: bool,
+    /// What keeps it from adding up, and predictions the run fell outside of.
+    pub findings: Vec<String>,
+}
+
+/// What the runner knows that the prediction needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    /// The leader lease's time left at the injection and its precision (ms), when the fault
+    /// leaves the lock to expire (`None`: no lease measured, or the lock is released).
+    pub lease_left_ms: Option<(f64, f64)>,
+    /// HAProxy's check interval (ms) and rise.
+    pub haproxy_check: Option<(f64, u32)>,
+}
+
+/// How long after the expiry etcd may take to revoke a lease: its lessor looks for expired
+/// leases every 500 ms (etcd `lease/lessor.go`, `revokeExpiredLeases` on a 500 ms ticker).
+const ETCD_REVOKE_EVERY_MS: f64 = 500.0;
+
+const STOPPED: &str = "old leader stopped serving";
+const LOCK_LEFT: &str = "lock left the old leader";
+const LOCK_TAKEN: &str = "new leader took the lock";
+const PROMOTED: &str = "new leader's PostgreSQL primary";
+const PGBOUNCER: &str = "PgBouncer targets it";
+const HAPROXY: &str = "HAProxy routes to it";
+
+/// The phase that ends at each moment, in order; the last ends at the first client write.
+const PHASE_NAMES: [&str; 7] = [
+    "old leader stopping",
+    "waiting for the lock",
+    "lock free",
+    "promotion",
+    "PgBouncer switch",
+    "HAProxy check",
+    "client reconnect",
+];
+
+fn sampling_gap(sampling: &[Sampling], seen: &Seen) -> Option<f64> {
+    let wanted = |s: &Sampling| match seen {
+        Seen::Rest { member, .. } => s.source == format!("{member} REST"),
+        Seen::Postgres { member, .. } => s.source == format!("{member} PostgreSQL"),
+        Seen::Lock(_) => {
+            s.source.starts_with("etcd leader key") || s.source.starts_with("leader lock")
+        }
+        Seen::PgBouncer(_) => s.source == "PgBouncer target",
+        Seen::HaProxy(_) => s.source == "HAProxy routing",
+    };
+    let gap = sampling.iter().find(|s| wanted(s))?.max_gap_ms?;
+    let timeout = matches!(
+        seen,
+        Seen::Postgres {
+            state: PgState::NotAnswering,
+            ..
+        } | Seen::Rest { role: None, .. }
+    );
+    Some(
+        gap + if timeout {
+            SAMPLE_TIMEOUT.as_secs_f64() * 1000.0
+        } else {
+            0.0
+        },
+    )
+}
+
+/// When `matches` became true at or after `from`: `from` itself when its source's last sample
+/// up to then already matched, else the first sample after that matches; and its precision.
+fn first(
+    events: &[Event],
+    sampling: &[Sampling],
+    from: i64,
+    matches: impl Fn(&Seen) -> bool,
+) -> (Option<i64>, Option<f64>) {
+    let seen = || {
+        events
+            .iter()
+            .filter(|e| e.source == Source::Cluster)
+            .filter_map(|e| e.seen.as_ref().map(|s| (e.at_us, s)))
+    };
+    let mut latest: Vec<(String, &Seen)> = Vec::new();
+    for (_, s) in seen().take_while(|(at, _)| *at <= from) {
+        match latest.iter_mut().find(|(k, _)| *k == s.key()) {
+            Some(l) => l.1 = s,
+            None => latest.push((s.key(), s)),
+        }
+    }
+    if let Some((_, s)) = latest.iter().find(|(_, s)| matches(s)) {
+        return (Some(from), sampling_gap(sampling, s));
+    }
+    seen()
+        .filter(|(at, _)| *at > from)
+        .find(|(_, s)| matches(s))
+        .map_or((None, None), |(at, s)| {
+            (Some(at), sampling_gap(sampling, s))
+        })
+}
+
+/// The window's phases; `None` when the probe saw no window.
+pub fn of(
+    events: &[Event],
+    sampling: &[Sampling],
+    window: Option<&patroni_lab_probe::model::Window>,
+    old: &str,
+    new: Option<&str>,
+    settings: Settings,
+) -> Option<Phases> {
+    let w = window?;
+    let (start, end) = (w.start_us as i64, w.end_us as i64);
+    let injected = events
+        .iter()
+        .find(|e| e.source == Source::Fault && e.what.starts_with("inject "))
+        .map(|e| e.at_us);
+    let from = injected.unwrap_or(start);
+    let new = new.unwrap_or("?");
+    let moved = new != old;
+    let is = |m: &str, name: &str| m == name;
+    let mut ms: Vec<Milestone> = Vec::new();
+    let mut push = |name: &'static str, (at, precision): (Option<i64>, Option<f64>)| {
+        ms.push(Milestone {
+            name,
+            at_us: at,
+            precision_ms: precision,
+            predicted_ms: None,
+        })
+    };
+    let stopped = first(
+        events,
+        sampling,
+        from,
+        |s| matches!(s, Seen::Postgres { member, state } if is(member, old) && !matches!(state, PgState::Primary { .. })),
+    );
+    push(STOPPED, stopped);
+    let after_stop = stopped.0.unwrap_or(from);
+    if moved {
+        push(
+            LOCK_LEFT,
+            first(
+                events,
+                sampling,
+                from,
+                |s| matches!(s, Seen::Lock(l) if *l != LockSeen::Unknown && *l != LockSeen::Held(old.into())),
+            ),
+        );
+        push(
+            LOCK_TAKEN,
+            first(
+                events,
+                sampling,
+                from,
+                |s| matches!(s, Seen::Lock(LockSeen::Held(h)) if is(h, new)),
+            ),
+        );
+    }
+    push(
+        PROMOTED,
+        first(
+            events,
+            sampling,
+            if moved { from } else { after_stop },
+            |s| matches!(s, Seen::Postgres { member, state: PgState::Primary { .. } } if is(member, new)),
+        ),
+    );
+    push(
+        PGBOUNCER,
+        first(
+            events,
+            sampling,
+            from,
+            |s| matches!(s, Seen::PgBouncer(Ok(t)) if t.starts_with(new)),
+        ),
+    );
+    push(
+        HAPROXY,
+        first(
+            events,
+            sampling,
+            if moved { from } else { after_stop },
+            |s| matches!(s, Seen::HaProxy(Ok(up)) if up.iter().any(|u| is(u, new))),
+        ),
+    );
+    predict(&mut ms, injected, settings);
+    Some(assemble(start, end, w.duration_ms, injected, ms, moved))
+}
+
+/// Sets the settings' predictions on the moments they speak of.
+fn predict(ms: &mut [Milestone], injected: Option<i64>, s: Settings) {
+    let Some(inj) = injected else { return };
+    let at = |ms: &[Milestone], name: &str| {
+        ms.iter()
+            .find(|m| m.name == name)
+            .and_then(|m| m.at_us.map(|a| (a, m.precision_ms.unwrap_or(0.0))))
+    };
+    let promoted = at(ms, PROMOTED);
+    for m in ms.iter_mut() {
+        let range = match m.name {
+            LOCK_LEFT => s.lease_left_ms.map(|(left, prec)| {
+                (
+                    left - prec,
+                    left + prec + ETCD_REVOKE_EVERY_MS,
+                    format!(
+                        "the lease's {:.2} s left at the injection (±{prec:.0} ms), + up to {ETCD_REVOKE_EVERY_MS:.0} ms for etcd to revoke it",
+                        left / 1000.0
+                    ),
+                )
+            }),
+            HAPROXY => match (s.haproxy_check, promoted) {
+                (Some((inter, rise)), Some((p, prec))) => {
+                    let p_ms = (p - inj) as f64 / 1000.0;
+                    Some((
+                        p_ms - prec,
+                        p_ms + inter * f64::from(rise),
+                        format!(
+                            "within inter {inter:.0} ms x rise {rise} of the new primary"
+                        ),
+                    ))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let (Some((min, max, rule)), Some(a)) = (range, m.at_us) {
+            let seen_ms = (a - inj) as f64 / 1000.0;
+            let prec = m.precision_ms.unwrap_or(0.0);
+            // Measured in [seen - precision, seen]: outside when that range misses [min, max].
+            let outside = seen_ms < min || seen_ms - prec > max;
+            m.predicted_ms = Some(Predicted {
+                min_ms: min,
+                max_ms: max,
+                rule,
+                outside,
+            });
+        }
+    }
+}
+
+fn assemble(
+    start: i64,
+    end: i64,
+    window_ms: f64,
+    injected: Option<i64>,
+    ms: Vec<Milestone>,
+    moved: bool,
+) -> Phases {
+    let mut findings = Vec::new();
+    let mut phases = Vec::new();
+    let mut boundary = start;
+    let mut names = PHASE_NAMES.iter();
+    for m in &ms {
+        // The lock phases have no moments when the lock did not move.
+        let name = loop {
+            let n = *names.next().unwrap_or(&"?");
+            if moved || (n != "waiting for the lock" && n != "lock free") {
+                break n;
+            }
+        };
+        let prec = m.precision_ms.unwrap_or(0.0);
+        match m.at_us {
+            None => findings.push(format!("{}: not seen", m.name)),
+            Some(a) if (a as f64) < start as f64 - prec * 1000.0 => findings.push(format!(
+                "{}: seen {:.0} ms before the window began (precision {prec:.0} ms)",
+                m.name,
+                (start - a) as f64 / 1000.0
+            )),
+            Some(a) if (a as f64 - prec * 1000.0) > end as f64 => findings.push(format!(
+                "{}: seen {:.0} ms after the first client write (precision {prec:.0} ms)",
+                m.name,
+                (a - end) as f64 / 1000.0
+            )),
+            _ => {}
+        }
+        if let Some(p) = &m.predicted_ms {
+            if p.outside {
+                findings.push(format!(
+                    "{}: outside its prediction [{:.2}, {:.2}] s after the injection ({})",
+                    m.name,
+                    p.min_ms / 1000.0,
+                    p.max_ms / 1000.0,
+                    p.rule
+                ));
+            }
+        }
+        let b = m.at_us.unwrap_or(boundary).clamp(boundary, end);
+        phases.push(Phase {
+            name,
+            start_us: boundary,
+            end_us: b,
+            duration_ms: (b - boundary) as f64 / 1000.0,
+        });
+        boundary = b;
+    }
+    phases.push(Phase {
+        name: PHASE_NAMES[PHASE_NAMES.len() - 1],
+        start_us: boundary,
+        end_us: end,
+        duration_ms: (end - boundary) as f64 / 1000.0,
+    });
+    let dominant = phases
+        .iter()
+        .max_by(|a, b| a.duration_ms.total_cmp(&b.duration_ms))
+        .map(|p| p.name);
+    let precision_ms = ms
+        .iter()
+        .filter(|m| m.at_us.is_some())
+        .filter_map(|m| m.precision_ms)
+        .reduce(f64::max);
+    let adds_up = !findings
+        .iter()
+        .any(|f| !f.contains("outside its prediction"));
+    Phases {
+        window_start_us: start,
+        window_end_us: end,
+        window_ms,
+        injected_at_us: injected,
+        milestones: ms,
+        phases,
+        dominant,
+        precision_ms,
+        adds_up,
+        findings,
+    }
+}
+
+/// The phases as text lines for the run's summary.
+pub fn lines(p: &Phases) -> Vec<String> {
+    let mut out = vec![format!(
+        "window {:.0} ms ({:+.2} s to {:+.2} s) by phase{}; {}:",
+        p.window_ms,
+        p.window_start_us as f64 / 1e6,
+        p.window_end_us as f64 / 1e6,
+        p.precision_ms.map_or(String::new(), |x| format!(
+            ", each moment to within {x:.0} ms"
+        )),
+        if p.adds_up {
+            "every moment seen inside the window"
+        } else {
+            "DOES NOT ADD UP (below)"
+        }
+    )];
+    for ph in &p.phases {
+        out.push(format!(
+            "  {:<22} {:>7.0} ms{}",
+            ph.name,
+            ph.duration_ms,
+            if Some(ph.name) == p.dominant {
+                "  <- dominant"
+            } else {
+                ""
+            }
+        ));
+    }
+    for m in p.milestones.iter().filter(|m| m.predicted_ms.is_some()) {
+        let pr = m.predicted_ms.as_ref().expect("filtered");
+        let seen = match (m.at_us, p.injected_at_us) {
+            (Some(a), Some(i)) => format!("{:.2} s", (a - i) as f64 / 1e6),
+            _ => "not seen".into(),
+        };
+        out.push(format!(
+            "  predicted: {} {:.2}-{:.2} s after the injection, measured {seen}{} ({})",
+            m.name,
+            pr.min_ms / 1000.0,
+            pr.max_ms / 1000.0,
+            if pr.outside { " OUTSIDE" } else { "" },
+            pr.rule
+        ));
+    }
+    for f in &p.findings {
+        out.push(format!("  finding: {f}"));
+    }
+    out
+}
+
+/// The phases as a stacked bar (each phase's share of the window) with its legend, for the
+/// run's HTML page.
+pub fn html_bar(p: &Phases) -> String {
+    const COLOURS: [&str; 7] = [
+        "#8c564b", "#d62728", "#ff7f0e", "#9467bd", "#2ca02c", "#17becf", "#1f77b4",
+    ];
+    let colour = |name: &str| {
+        PHASE_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map_or("#999", |i| COLOURS[i])
+    };
+    let total = p.window_ms.max(1.0);
+    let mut bar = String::new();
+    let mut legend = String::new();
+    for ph in &p.phases {
+        let share = 100.0 * ph.duration_ms / total;
+        bar.push_str(&format!(
+            "<div title=\"{}: {:.0} ms\" style=\"flex:0 0 {share:.2}%;background:{}\"></div>",
+            ph.name,
+            ph.duration_ms,
+            colour(ph.name)
+        ));
+        legend.push_str(&format!(
+            "<tr><td><span style=\"display:inline-block;width:12px;height:12px;background:{}\"></span> {}</td><td>{:.0} ms</td><td>{share:.0} %</td></tr>",
+            colour(ph.name),
+            ph.name,
+            ph.duration_ms
+        ));
+    }
+    format!(
+        "<h2>The window by phase: {:.0} ms{}</h2>\
+         <div class=\"phases\" style=\"display:flex;width:100%;height:24px;border:1px solid #444\">{bar}</div>\
+         <table>{legend}</table><p>{}</p>",
+        p.window_ms,
+        p.dominant
+            .map_or(String::new(), |d| format!(", dominated by {d}")),
+        if p.adds_up {
+            "Every moment was seen inside the window."
+        } else {
+            "The observer does not account for all of the window: see the findings in the timeline below."
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::Seen;
+    use patroni_lab_probe::model::Window;
+
+    fn seen(at_ms: i64, s: Seen) -> Event {
+        Event {
+            unix_us: 0,
+            at_us: at_ms * 1000,
+            source: Source::Cluster,
+            what: s.to_string(),
+            seen: Some(s),
+        }
+    }
+
+    fn inject(at_ms: i64) -> Event {
+        Event {
+            unix_us: 0,
+            at_us: at_ms * 1000,
+            source: Source::Fault,
+            what: "inject kill-leader".into(),
+            seen: None,
+        }
+    }
+
+    fn pg(member: &str, state: PgState) -> Seen {
+        Seen::Postgres {
+            member: member.into(),
+            state,
+        }
+    }
+
+    fn gaps(ms: f64) -> Vec<Sampling> {
+        [
+            "patroni1 PostgreSQL",
+            "patroni2 PostgreSQL",
+            "etcd leader key",
+            "PgBouncer target",
+            "HAProxy routing",
+        ]
+        .iter()
+        .map(|s| Sampling {
+            source: s.to_string(),
+            samples: 100,
+            max_gap_ms: Some(ms),
+            p99_gap_ms: Some(ms),
+        })
+        .collect()
+    }
+
+    fn window(start_ms: u64, end_ms: u64) -> Window {
+        Window {
+            client: None,
+            start_us: start_ms * 1000,
+            end_us: end_ms * 1000,
+            duration_ms: (end_ms - start_ms) as f64,
+            errors: 1,
+            classes: Default::default(),
+            clients: None,
+            open_at_end: false,
+        }
+    }
+
+    /// A killed leader: the window from 10.0 s to 32.0 s.
+    fn killed() -> Vec<Event> {
+        vec![
+            seen(0, pg("patroni1", PgState::Primary { timeline: 1 })),
+            seen(0, pg("patroni2", PgState::Replica)),
+            seen(0, Seen::Lock(LockSeen::Held("patroni1".into()))),
+            seen(0, Seen::PgBouncer(Ok("patroni1".into()))),
+            seen(0, Seen::HaProxy(Ok(vec!["patroni1".into()]))),
+            inject(10_000),
+            seen(10_100, pg("patroni1", PgState::NotAnswering)),
+            seen(30_000, Seen::Lock(LockSeen::Free)),
+            seen(30_100, Seen::Lock(LockSeen::Held("patroni2".into()))),
+            seen(31_000, pg("patroni2", PgState::Primary { timeline: 2 })),
+            seen(31_200, Seen::PgBouncer(Ok("patroni2".into()))),
+            seen(31_500, Seen::HaProxy(Ok(vec!["patroni2".into()]))),
+        ]
+    }
+
+    #[test]
+    fn a_killed_leaders_window_is_its_phases_and_the_lock_dominates() {
+        let w = window(10_000, 32_000);
+        let p = of(
+            &killed(),
+            &gaps(100.0),
+            Some(&w),
+            "patroni1",
+            Some("patroni2"),
+            Settings::default(),
+        )
+        .unwrap();
+        let d: Vec<(&str, f64)> = p.phases.iter().map(|x| (x.name, x.duration_ms)).collect();
+        assert_eq!(
+            d,
+            [
+                ("old leader stopping", 100.0),
+                ("waiting for the lock", 19_900.0),
+                ("lock free", 100.0),
+                ("promotion", 900.0),
+                ("PgBouncer switch", 200.0),
+                ("HAProxy check", 300.0),
+                ("client reconnect", 500.0),
+            ]
+        );
+        assert_eq!(
+            p.phases.iter().map(|x| x.duration_ms).sum::<f64>(),
+            22_000.0
+        );
+        assert_eq!(p.dominant, Some("waiting for the lock"));
+        assert!(p.adds_up, "{:?}", p.findings);
+        // The old leader stopped answering: its precision has the sample's time-out in it.
+        assert_eq!(p.milestones[0].precision_ms, Some(400.0));
+    }
+
+    #[test]
+    fn a_moment_not_seen_or_after_the_first_write_does_not_add_up() {
+        let mut events = killed();
+        events.retain(|e| !matches!(e.seen, Some(Seen::HaProxy(_))));
+        let w = window(10_000, 32_000);
+        let p = of(
+            &events,
+            &gaps(100.0),
+            Some(&w),
+            "patroni1",
+            Some("patroni2"),
+            Settings::default(),
+        )
+        .unwrap();
+        assert!(!p.adds_up);
+        assert_eq!(p.findings, ["HAProxy routes to it: not seen"]);
+        // PgBouncer switched 1 s after the client's first write: more than its 100 ms precision.
+        let mut late = killed();
+        late.push(seen(33_000, Seen::PgBouncer(Ok("patroni2".into()))));
+        late.retain(|e| e.what != "PgBouncer -> patroni2" || e.at_us == 33_000_000);
+        let p = of(
+            &late,
+            &gaps(100.0),
+            Some(&w),
+            "patroni1",
+            Some("patroni2"),
+            Settings::default(),
+        )
+        .unwrap();
+        assert!(!p.adds_up);
+        assert!(
+            p.findings[0].starts_with("PgBouncer targets it: seen 1000 ms after"),
+            "{:?}",
+            p.findings
+        );
+        assert_eq!(
+            p.phases.iter().map(|x| x.duration_ms).sum::<f64>(),
+            22_000.0
+        );
+    }
+
+    #[test]
+    fn the_lock_is_predicted_from_the_lease_and_a_miss_is_a_finding() {
+        let w = window(10_000, 32_000);
+        let lease = |left_ms: f64| Settings {
+            lease_left_ms: Some((left_ms, 50.0)),
+            haproxy_check: Some((1000.0, 1)),
+        };
+        // Lock left 20.0 s after the injection: inside [19.95, 20.55].
+        let p = of(
+            &killed(),
+            &gaps(100.0),
+            Some(&w),
+            "patroni1",
+            Some("patroni2"),
+            lease(20_000.0),
+        )
+        .unwrap();
+        let lock = &p.milestones[1];
+        assert_eq!(lock.name, LOCK_LEFT);
+        assert!(!lock.predicted_ms.as_ref().unwrap().outside);
+        let ha = p.milestones.iter().find(|m| m.name == HAPROXY).unwrap();
+        assert!(!ha.predicted_ms.as_ref().unwrap().outside, "{ha:?}");
+        assert!(p.findings.is_empty(), "{:?}", p.findings);
+        // A lease said to have 15 s left: the lock leaving at 20 s is outside, and said so.
+        let p = of(
+            &killed(),
+            &gaps(100.0),
+            Some(&w),
+            "patroni1",
+            Some("patroni2"),
+            lease(15_000.0),
+        )
+        .unwrap();
+        assert!(p.milestones[1].predicted_ms.as_ref().unwrap().outside);
+        assert!(
+            p.findings[0].contains("outside its prediction [14.95, 15.55]"),
+            "{:?}",
+            p.findings
+        );
+        assert!(
+            p.adds_up,
+            "a missed prediction is a finding, not a gap in the account"
+        );
+    }
+
+    #[test]
+    fn a_leader_that_comes_back_has_no_lock_phases() {
+        let events = vec![
+            seen(0, pg("patroni1", PgState::Primary { timeline: 1 })),
+            seen(0, Seen::PgBouncer(Ok("patroni1".into()))),
+            seen(0, Seen::HaProxy(Ok(vec!["patroni1".into()]))),
+            inject(5_000),
+            seen(5_050, pg("patroni1", PgState::NotAnswering)),
+            seen(7_000, pg("patroni1", PgState::Primary { timeline: 1 })),
+        ];
+        let w = window(5_000, 7_400);
+        let p = of(
+            &events,
+            &gaps(100.0),
+            Some(&w),
+            "patroni1",
+            Some("patroni1"),
+            Settings::default(),
+        )
+        .unwrap();
+        let names: Vec<&str> = p.phases.iter().map(|x| x.name).collect();
+        assert_eq!(
+            names,
+            [
+                "old leader stopping",
+                "promotion",
+                "PgBouncer switch",
+                "HAProxy check",
+                "client reconnect"
+            ]
+        );
+        // PgBouncer and HAProxy never left it: nothing to wait for there.
+        assert_eq!(p.phases[2].duration_ms, 0.0);
+        assert_eq!(p.phases[3].duration_ms, 0.0);
+        assert_eq!(p.phases[1].duration_ms, 1950.0);
+        assert!(p.adds_up, "{:?}", p.findings);
+        assert!(html_bar(&p).contains("dominated by promotion"));
+    }
+
+    #[test]
+    fn no_window_no_phases() {
+        assert_eq!(
+            of(
+                &killed(),
+                &gaps(100.0),
+                None,
+                "patroni1",
+                Some("patroni2"),
+                Settings::default()
+            ),
+            None
+        );
+    }
+}
