@@ -86,7 +86,7 @@ const LOCK_LEFT: &str = "lock left the old leader";
 const LOCK_TAKEN: &str = "new leader took the lock";
 const PROMOTED: &str = "new leader's PostgreSQL primary";
 const PGBOUNCER: &str = "PgBouncer targets it";
-const HAPROXY: &str = "HAProxy routes to it";
+const HAPROXY: &str = "HAProxy routes clients";
 
 /// The phase that ends at each moment, in order; the last ends at the first client write.
 const PHASE_NAMES: [&str; 7] = [
@@ -156,6 +156,42 @@ fn first(
         .map_or((None, None), |(at, s)| {
             (Some(at), sampling_gap(sampling, s))
         })
+}
+
+/// HAProxy stands in the way only while none of its lines is up (every line leads to the one
+/// PgBouncer, which the callback points at the leader): the end of the last such spell after
+/// `from` that ended by the first client write (within the sampling gap); `from` when there
+/// was none; not seen when the spell had not ended.
+fn haproxy_back(
+    events: &[Event],
+    sampling: &[Sampling],
+    from: i64,
+    end: i64,
+) -> (Option<i64>, Option<f64>) {
+    let probe = Seen::HaProxy(Ok(Vec::new()));
+    let gap = sampling_gap(sampling, &probe);
+    let slack = (gap.unwrap_or(0.0) * 1000.0) as i64;
+    let mut down = false;
+    let mut back = None;
+    for e in events
+        .iter()
+        .filter(|e| e.source == Source::Cluster && e.at_us > from && e.at_us <= end + slack)
+    {
+        if let Some(Seen::HaProxy(state)) = &e.seen {
+            let up = matches!(state, Ok(lines) if !lines.is_empty());
+            if !up {
+                down = true;
+            } else if down {
+                down = false;
+                back = Some(e.at_us);
+            }
+        }
+    }
+    match (down, back) {
+        (true, _) => (None, None),
+        (false, Some(at)) => (Some(at), gap),
+        (false, None) => (Some(from), gap),
+    }
 }
 
 /// The window's phases; `None` when the probe saw no window.
@@ -232,15 +268,7 @@ pub fn of(
             |s| matches!(s, Seen::PgBouncer(Ok(t)) if t.starts_with(new)),
         ),
     );
-    push(
-        HAPROXY,
-        first(
-            events,
-            sampling,
-            if moved { from } else { after_stop },
-            |s| matches!(s, Seen::HaProxy(Ok(up)) if up.iter().any(|u| is(u, new))),
-        ),
-    );
+    push(HAPROXY, haproxy_back(events, sampling, from, end));
     predict(&mut ms, injected, settings);
     Some(assemble(start, end, w.duration_ms, injected, ms, moved))
 }
@@ -266,14 +294,15 @@ fn predict(ms: &mut [Milestone], injected: Option<i64>, s: Settings) {
                     ),
                 )
             }),
-            HAPROXY => match (s.haproxy_check, promoted) {
+            // Predicted only when HAProxy had no line up for a spell (it waited for a check).
+            HAPROXY if m.at_us > Some(inj) => match (s.haproxy_check, promoted) {
                 (Some((inter, rise)), Some((p, prec))) => {
                     let p_ms = (p - inj) as f64 / 1000.0;
                     Some((
                         p_ms - prec,
                         p_ms + inter * f64::from(rise),
                         format!(
-                            "within inter {inter:.0} ms x rise {rise} of the new primary"
+                            "no line up until a check passes: within inter {inter:.0} ms x rise {rise} of the new primary"
                         ),
                     ))
                 }
@@ -551,6 +580,8 @@ mod tests {
             seen(0, Seen::HaProxy(Ok(vec!["patroni1".into()]))),
             inject(10_000),
             seen(10_100, pg("patroni1", PgState::NotAnswering)),
+            // The old leader's check failed twice: no line up, clients refused.
+            seen(12_000, Seen::HaProxy(Ok(vec![]))),
             seen(30_000, Seen::Lock(LockSeen::Free)),
             seen(30_100, Seen::Lock(LockSeen::Held("patroni2".into()))),
             seen(31_000, pg("patroni2", PgState::Primary { timeline: 2 })),
@@ -597,7 +628,7 @@ mod tests {
     #[test]
     fn a_moment_not_seen_or_after_the_first_write_does_not_add_up() {
         let mut events = killed();
-        events.retain(|e| !matches!(e.seen, Some(Seen::HaProxy(_))));
+        events.retain(|e| e.seen != Some(Seen::HaProxy(Ok(vec!["patroni2".into()]))));
         let w = window(10_000, 32_000);
         let p = of(
             &events,
@@ -609,7 +640,7 @@ mod tests {
         )
         .unwrap();
         assert!(!p.adds_up);
-        assert_eq!(p.findings, ["HAProxy routes to it: not seen"]);
+        assert_eq!(p.findings, ["HAProxy routes clients: not seen"]);
         // PgBouncer switched 1 s after the client's first write: more than its 100 ms precision.
         let mut late = killed();
         late.push(seen(33_000, Seen::PgBouncer(Ok("patroni2".into()))));
@@ -717,6 +748,26 @@ mod tests {
         assert_eq!(p.phases[1].duration_ms, 1950.0);
         assert!(p.adds_up, "{:?}", p.findings);
         assert!(html_bar(&p).contains("dominated by promotion"));
+    }
+
+    #[test]
+    fn haproxy_that_kept_a_line_up_never_stood_in_the_way() {
+        let mut events = killed();
+        events.retain(|e| !matches!(e.seen, Some(Seen::HaProxy(_))) || e.at_us == 0);
+        let w = window(10_000, 32_000);
+        let p = of(
+            &events,
+            &gaps(100.0),
+            Some(&w),
+            "patroni1",
+            Some("patroni2"),
+            Settings::default(),
+        )
+        .unwrap();
+        let ha = p.phases.iter().find(|x| x.name == "HAProxy check").unwrap();
+        assert_eq!(ha.duration_ms, 0.0);
+        assert_eq!(p.phases.last().unwrap().duration_ms, 800.0);
+        assert!(p.adds_up, "{:?}", p.findings);
     }
 
     #[test]

@@ -238,7 +238,8 @@ async fn run_cell(
 }
 
 /// A cell's run plan, made after its profile is applied: ttl-bound faults are graded against
-/// that profile's ttl.
+/// that profile's ttl. Its runs are spread evenly over the leader's loop (`--phases`), so a
+/// cell's few runs cover the loop by construction (at random where no etcd lease can be read).
 async fn cell_plan(
     lab: &Lab,
     m: &MatrixPlan,
@@ -252,7 +253,11 @@ async fn cell_plan(
         expectations,
         m.probe.clone(),
         plan::default_duration(plan::INJECT_AT),
-        Jitter::LoopWait,
+        if lab.etcd_url.is_some() {
+            Jitter::Stratified(m.runs)
+        } else {
+            Jitter::LoopWait
+        },
         plan::default_duration(plan::TAIL),
     )
     .map_err(MatrixError::Lab)
