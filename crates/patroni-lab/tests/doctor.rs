@@ -61,35 +61,11 @@ fn codes(report: &Value) -> Vec<String> {
 }
 
 fn scenario(name: &str, args: &[&str]) -> (i32, Value) {
-    let json =
-        std::env::temp_dir().join(format!("plab-doctor-scenario-{}.json", std::process::id()));
-    let _ = std::fs::remove_file(&json);
-    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
-        .args([
-            "scenario",
-            "run",
-            name,
-            "--inject-at",
-            "2s",
-            "--inject-jitter",
-            "0s",
-            "--tail",
-            "1s",
-            "--json",
-        ])
-        .arg(&json)
-        .args(args)
-        .env("POSTGRES_PASSWORD", password())
-        .output()
-        .expect("run the scenario");
-    eprintln!(
-        "scenario {name}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json);
-    (out.status.code().unwrap_or(-1), report)
+    let all: Vec<&str> = ["--inject-at", "2s", "--inject-jitter", "0s"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    scenario_report(name, &all)
 }
 
 #[test]

@@ -5,34 +5,8 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::Value;
 use support::*;
-
-/// `patroni-lab scenario run NAME ARGS --json`: the exit code and the report.
-fn scenario(name: &str, args: &[&str]) -> (i32, Value) {
-    let json = std::env::temp_dir().join(format!("plab-phases-{name}-{}.json", std::process::id()));
-    let _ = std::fs::remove_file(&json);
-    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
-        .args(["scenario", "run", name, "--tail", "1s", "--json"])
-        .arg(&json)
-        .args(args)
-        .env("POSTGRES_PASSWORD", password())
-        .output()
-        .expect("run the scenario");
-    eprintln!(
-        "scenario {name} {args:?}\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(&json).expect("the JSON report");
-    let _ = std::fs::remove_file(&json);
-    (
-        out.status.code().unwrap_or(-1),
-        serde_json::from_str(&text).unwrap(),
-    )
-}
 
 /// The phases of one run: they add up to its longest window, every moment was seen inside it
 /// within its precision, and the precision is what the sampling says (a gap, plus the
@@ -76,7 +50,7 @@ fn milestone<'a>(p: &'a Value, name: &str) -> &'a Value {
 #[test]
 fn a_switchovers_phases_add_up_to_its_window() {
     let _lab = LabTest::begin("a_switchovers_phases_add_up_to_its_window");
-    let (code, report) = scenario("switchover", &["--inject-jitter", "0s"]);
+    let (code, report) = scenario_report("switchover", &["--inject-jitter", "0s"]);
     assert_eq!(code, 0);
     let p = check_adds_up(&report["runs"][0]);
     // The lock moves before the new leader is promoted (within the sampling precision).
@@ -113,7 +87,7 @@ fn a_switchovers_phases_add_up_to_its_window() {
 fn a_killed_leaders_phases_add_up_and_its_lock_goes_when_the_lease_said() {
     let _lab =
         LabTest::begin("a_killed_leaders_phases_add_up_and_its_lock_goes_when_the_lease_said");
-    let (code, report) = scenario(
+    let (code, report) = scenario_report(
         "kill-leader",
         &["--inject-at", "1s", "--at-lease-remaining", "22s"],
     );

@@ -497,3 +497,33 @@ pub fn wait_leader_is(node: &str, limit: Duration) {
         }
     });
 }
+
+/// `patroni-lab scenario run NAME --tail 1s --json FILE ARGS...` to its end: the exit code and
+/// the JSON report (its output printed, for a failing test's log).
+#[allow(dead_code)]
+pub fn scenario_report(name: &str, args: &[&str]) -> (i32, serde_json::Value) {
+    let json = std::env::temp_dir().join(format!(
+        "plab-{name}-{}-{}.json",
+        std::process::id(),
+        patroni_lab_common::unix_us()
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args(["scenario", "run", name, "--tail", "1s", "--json"])
+        .arg(&json)
+        .args(args)
+        .env("POSTGRES_PASSWORD", password())
+        .output()
+        .expect("run the scenario");
+    eprintln!(
+        "scenario {name} {args:?}\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&json)
+        .unwrap_or_else(|e| panic!("no JSON report from scenario {name}: {e}"));
+    let _ = std::fs::remove_file(&json);
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_str(&text).expect("the JSON report"),
+    )
+}
