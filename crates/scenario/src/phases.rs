@@ -126,12 +126,13 @@ fn sampling_gap(sampling: &[Sampling], seen: &Seen) -> Option<f64> {
     )
 }
 
-/// When `matches` became true at or after `from`: `from` itself when its source's last sample
-/// up to then already matched, else the first sample after that matches; and its precision.
+/// When `matches` became true at or after `from`: when its source's last sample up to then
+/// already matched, it stood in nobody's way — the window's start (or `from`, if later) —,
+/// else the first sample after that matches; and its precision.
 fn first(
     events: &[Event],
     sampling: &[Sampling],
-    from: i64,
+    (from, start): (i64, i64),
     matches: impl Fn(&Seen) -> bool,
 ) -> (Option<i64>, Option<f64>) {
     let seen = || {
@@ -148,7 +149,7 @@ fn first(
         }
     }
     if let Some((_, s)) = latest.iter().find(|(_, s)| matches(s)) {
-        return (Some(from), sampling_gap(sampling, s));
+        return (Some(from.max(start)), sampling_gap(sampling, s));
     }
     seen()
         .filter(|(at, _)| *at > from)
@@ -160,12 +161,12 @@ fn first(
 
 /// HAProxy stands in the way only while none of its lines is up (every line leads to the one
 /// PgBouncer, which the callback points at the leader): the end of the last such spell after
-/// `from` that ended by the first client write (within the sampling gap); `from` when there
-/// was none; not seen when the spell had not ended.
+/// `from` that ended by the first client write (within the sampling gap); the window's start
+/// (or `from`, if later) when there was none; not seen when the spell had not ended.
 fn haproxy_back(
     events: &[Event],
     sampling: &[Sampling],
-    from: i64,
+    (from, start): (i64, i64),
     end: i64,
 ) -> (Option<i64>, Option<f64>) {
     let probe = Seen::HaProxy(Ok(Vec::new()));
@@ -190,7 +191,7 @@ fn haproxy_back(
     match (down, back) {
         (true, _) => (None, None),
         (false, Some(at)) => (Some(at), gap),
-        (false, None) => (Some(from), gap),
+        (false, None) => (Some(from.max(start)), gap),
     }
 }
 
@@ -225,7 +226,7 @@ pub fn of(
     let stopped = first(
         events,
         sampling,
-        from,
+        (from, start),
         |s| matches!(s, Seen::Postgres { member, state } if is(member, old) && !matches!(state, PgState::Primary { .. })),
     );
     push(STOPPED, stopped);
@@ -236,7 +237,7 @@ pub fn of(
             first(
                 events,
                 sampling,
-                from,
+                (from, start),
                 |s| matches!(s, Seen::Lock(l) if *l != LockSeen::Unknown && *l != LockSeen::Held(old.into())),
             ),
         );
@@ -245,7 +246,7 @@ pub fn of(
             first(
                 events,
                 sampling,
-                from,
+                (from, start),
                 |s| matches!(s, Seen::Lock(LockSeen::Held(h)) if is(h, new)),
             ),
         );
@@ -255,7 +256,7 @@ pub fn of(
         first(
             events,
             sampling,
-            if moved { from } else { after_stop },
+            (if moved { from } else { after_stop }, start),
             |s| matches!(s, Seen::Postgres { member, state: PgState::Primary { .. } } if is(member, new)),
         ),
     );
@@ -264,11 +265,11 @@ pub fn of(
         first(
             events,
             sampling,
-            from,
+            (from, start),
             |s| matches!(s, Seen::PgBouncer(Ok(t)) if t.starts_with(new)),
         ),
     );
-    push(HAPROXY, haproxy_back(events, sampling, from, end));
+    push(HAPROXY, haproxy_back(events, sampling, (from, start), end));
     predict(&mut ms, injected, settings);
     Some(assemble(start, end, w.duration_ms, injected, ms, moved))
 }
