@@ -181,21 +181,7 @@ async fn members(
         .unwrap_or(1_048_576);
     let mut promotable = 0;
     let mut replicas = 0;
-    // Patroni measures a replica's lag from the leader's position in etcd (written every
-    // loop), not from its live one, when it decides on a promotion: the same reference here,
-    // else (no etcd, or no optime yet) the live position, which is stricter.
-    let failover_from = match lab.etcd_url.clone() {
-        Some(url) => tokio::task::spawn_blocking(move || {
-            let key = etcd::status_key(lab::NAMESPACE, lab::SCOPE);
-            etcd::leader_optime(&url, &key, lab::REST_TIMEOUT)
-                .ok()
-                .flatten()
-        })
-        .await
-        .ok()
-        .flatten(),
-        None => None,
-    };
+    let failover_from = optime_in_etcd(lab).await;
     let leader_at = LeaderAt {
         name: leader,
         url: &leader_url,
@@ -226,6 +212,23 @@ async fn members(
         });
     }
     synchronous(lab, leader, &senders, config.as_ref().ok(), d);
+}
+
+/// The leader's position as etcd's status key has it. Patroni measures a replica's lag from it
+/// (written every loop), not from the leader's live position, when it decides on a promotion:
+/// the same reference here, else (no etcd, or no optime yet: `None`) the live position, which
+/// is stricter.
+async fn optime_in_etcd(lab: &Lab) -> Option<u64> {
+    let url = lab.etcd_url.clone()?;
+    tokio::task::spawn_blocking(move || {
+        let key = etcd::status_key(lab::NAMESPACE, lab::SCOPE);
+        etcd::leader_optime(&url, &key, lab::REST_TIMEOUT)
+            .ok()
+            .flatten()
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// The leader as the replicas are checked against it.

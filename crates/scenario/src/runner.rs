@@ -631,28 +631,7 @@ fn conclude(
         grade::grade(&plan.expectations, &report, course.whole_again, &old_leader)
     };
     let phases = (!interrupted && fault_error.is_none())
-        .then(|| {
-            let longest = report
-                .analysis
-                .windows
-                .iter()
-                .max_by(|a, b| a.duration_ms.total_cmp(&b.duration_ms));
-            let settings = crate::phases::Settings {
-                lease_left_ms: course
-                    .lease_at_inject
-                    .filter(|_| plan.fault.lock_expires())
-                    .map(|l| (l.remaining_ms, l.precision_ms)),
-                haproxy_check: course.haproxy_check,
-            };
-            crate::phases::of(
-                &events,
-                &sampling,
-                longest,
-                &leader_before,
-                course.leader_after.as_deref(),
-                settings,
-            )
-        })
+        .then(|| phases_of(plan, &course, &events, &sampling, &report, &leader_before))
         .flatten();
     ScenarioRun {
         injected_after_ms: course.injected_after.as_secs_f64() * 1000.0,
@@ -677,6 +656,37 @@ fn conclude(
         grades,
         probe: report,
     }
+}
+
+/// The run's longest window by phase, with the predictions the fault and the settings allow.
+fn phases_of(
+    plan: &Plan,
+    course: &Course,
+    events: &[Event],
+    sampling: &[timeline::Sampling],
+    report: &Report,
+    leader_before: &str,
+) -> Option<crate::phases::Phases> {
+    let longest = report
+        .analysis
+        .windows
+        .iter()
+        .max_by(|a, b| a.duration_ms.total_cmp(&b.duration_ms));
+    let settings = crate::phases::Settings {
+        lease_left_ms: course
+            .lease_at_inject
+            .filter(|_| plan.fault.lock_expires())
+            .map(|l| (l.remaining_ms, l.precision_ms)),
+        haproxy_check: course.haproxy_check,
+    };
+    crate::phases::of(
+        events,
+        sampling,
+        longest,
+        leader_before,
+        course.leader_after.as_deref(),
+        settings,
+    )
 }
 
 /// When the lock left `leader`: the first "leader lock: ..." event after the injection that
