@@ -60,6 +60,23 @@ pub async fn pgbouncer_target(lab: &Lab, touch: bool) -> Result<String, String> 
         .ok_or_else(|| "SHOW DATABASES has no postgres entry".to_string())
 }
 
+/// How many clients of database `postgres` wait in PgBouncer's queue for a server connection
+/// (`SHOW POOLS`, `cl_waiting`: its fourth column).
+pub async fn pgbouncer_waiting(lab: &Lab) -> Result<u64, String> {
+    let rows = patroni_lab_callback::pgbouncer::admin_command(
+        &lab.pgbouncer_admin,
+        "SHOW POOLS",
+        Duration::from_secs(3),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(rows
+        .iter()
+        .filter(|r| r.first().cloned().flatten().as_deref() == Some("postgres"))
+        .filter_map(|r| r.get(3).cloned().flatten()?.parse::<u64>().ok())
+        .sum())
+}
+
 /// Who holds the leader lock: etcd's own leader key when etcd is reachable (the lab), else the
 /// REST view of it (a cluster given by URLs). `Ok(None)`: the lock is free.
 pub fn lock_holder(lab: &Lab) -> Result<Option<String>, String> {

@@ -106,7 +106,7 @@ fn sampling_gap(sampling: &[Sampling], seen: &Seen) -> Option<f64> {
         Seen::Lock(_) => {
             s.source.starts_with("etcd leader key") || s.source.starts_with("leader lock")
         }
-        Seen::PgBouncer(_) => s.source == "PgBouncer target",
+        Seen::PgBouncer { .. } => s.source == "PgBouncer target",
         Seen::HaProxy(_) => s.source == "HAProxy routing",
     };
     let gap = sampling.iter().find(|s| wanted(s))?.max_gap_ms?;
@@ -266,7 +266,7 @@ pub fn of(
             events,
             sampling,
             (from, start),
-            |s| matches!(s, Seen::PgBouncer(Ok(t)) if t.starts_with(new)),
+            |s| matches!(s, Seen::PgBouncer { target: Ok(t), .. } if t.starts_with(new)),
         ),
     );
     push(HAPROXY, haproxy_back(events, sampling, (from, start), end));
@@ -577,7 +577,13 @@ mod tests {
             seen(0, pg("patroni1", PgState::Primary { timeline: 1 })),
             seen(0, pg("patroni2", PgState::Replica)),
             seen(0, Seen::Lock(LockSeen::Held("patroni1".into()))),
-            seen(0, Seen::PgBouncer(Ok("patroni1".into()))),
+            seen(
+                0,
+                Seen::PgBouncer {
+                    target: Ok("patroni1".into()),
+                    waiting: None,
+                },
+            ),
             seen(0, Seen::HaProxy(Ok(vec!["patroni1".into()]))),
             inject(10_000),
             seen(10_100, pg("patroni1", PgState::NotAnswering)),
@@ -586,7 +592,13 @@ mod tests {
             seen(30_000, Seen::Lock(LockSeen::Free)),
             seen(30_100, Seen::Lock(LockSeen::Held("patroni2".into()))),
             seen(31_000, pg("patroni2", PgState::Primary { timeline: 2 })),
-            seen(31_200, Seen::PgBouncer(Ok("patroni2".into()))),
+            seen(
+                31_200,
+                Seen::PgBouncer {
+                    target: Ok("patroni2".into()),
+                    waiting: None,
+                },
+            ),
             seen(31_500, Seen::HaProxy(Ok(vec!["patroni2".into()]))),
         ]
     }
@@ -644,7 +656,13 @@ mod tests {
         assert_eq!(p.findings, ["HAProxy routes clients: not seen"]);
         // PgBouncer switched 1 s after the client's first write: more than its 100 ms precision.
         let mut late = killed();
-        late.push(seen(33_000, Seen::PgBouncer(Ok("patroni2".into()))));
+        late.push(seen(
+            33_000,
+            Seen::PgBouncer {
+                target: Ok("patroni2".into()),
+                waiting: None,
+            },
+        ));
         late.retain(|e| e.what != "PgBouncer -> patroni2" || e.at_us == 33_000_000);
         let p = of(
             &late,
@@ -716,7 +734,13 @@ mod tests {
     fn a_leader_that_comes_back_has_no_lock_phases() {
         let events = vec![
             seen(0, pg("patroni1", PgState::Primary { timeline: 1 })),
-            seen(0, Seen::PgBouncer(Ok("patroni1".into()))),
+            seen(
+                0,
+                Seen::PgBouncer {
+                    target: Ok("patroni1".into()),
+                    waiting: None,
+                },
+            ),
             seen(0, Seen::HaProxy(Ok(vec!["patroni1".into()]))),
             inject(5_000),
             seen(5_050, pg("patroni1", PgState::NotAnswering)),

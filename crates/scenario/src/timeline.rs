@@ -52,8 +52,12 @@ pub enum Seen {
     Postgres { member: String, state: PgState },
     /// Who holds the leader lock.
     Lock(LockSeen),
-    /// The host PgBouncer sends clients to (`Err`: what it said instead).
-    PgBouncer(Result<String, String>),
+    /// The host PgBouncer sends clients to (`Err`: what it said instead), and how many clients
+    /// wait in its queue for a server connection (`SHOW POOLS` `cl_waiting`; `None`: not read).
+    PgBouncer {
+        target: Result<String, String>,
+        waiting: Option<u64>,
+    },
     /// The members whose line HAProxy's client port routes to (UP), or what it said instead.
     HaProxy(Result<Vec<String>, String>),
 }
@@ -84,7 +88,7 @@ impl Seen {
             Seen::Rest { member, .. } => format!("rest {member}"),
             Seen::Postgres { member, .. } => format!("postgres {member}"),
             Seen::Lock(_) => "lock".into(),
-            Seen::PgBouncer(_) => "pgbouncer".into(),
+            Seen::PgBouncer { .. } => "pgbouncer".into(),
             Seen::HaProxy(_) => "haproxy".into(),
         }
     }
@@ -121,8 +125,16 @@ impl std::fmt::Display for Seen {
                     "leader lock: unknown (the DCS cannot be read; it may be down)"
                 )
             }
-            Seen::PgBouncer(Ok(t)) => write!(f, "PgBouncer -> {t}"),
-            Seen::PgBouncer(Err(e)) => write!(f, "PgBouncer: {e}"),
+            Seen::PgBouncer { target, waiting } => {
+                match target {
+                    Ok(t) => write!(f, "PgBouncer -> {t}")?,
+                    Err(e) => write!(f, "PgBouncer: {e}")?,
+                }
+                match waiting {
+                    Some(0) | None => Ok(()),
+                    Some(n) => write!(f, ", {n} clients waiting for a server"),
+                }
+            }
             Seen::HaProxy(Ok(up)) if up.is_empty() => write!(f, "HAProxy -> no line up"),
             Seen::HaProxy(Ok(up)) => write!(f, "HAProxy -> {}", up.join(", ")),
             Seen::HaProxy(Err(e)) => write!(f, "HAProxy: {e}"),
@@ -385,7 +397,12 @@ pub async fn poll_cluster(
             stop.clone(),
             move || {
                 let lab = lab.clone();
-                async move { Seen::PgBouncer(cluster::pgbouncer_target(&lab, false).await) }
+                async move {
+                    Seen::PgBouncer {
+                        target: cluster::pgbouncer_target(&lab, false).await,
+                        waiting: cluster::pgbouncer_waiting(&lab).await.ok(),
+                    }
+                }
             },
         )));
     }
