@@ -162,13 +162,14 @@ fn first(
 /// HAProxy stands in the way only while none of its lines is up (every line leads to the one
 /// PgBouncer, which the callback points at the leader): the end of the last such spell after
 /// `from` that ended by the first client write (within the sampling gap); the window's start
-/// (or `from`, if later) when there was none; not seen when the spell had not ended.
+/// (or `from`, if later) when there was none; not seen when the spell had not ended. Also
+/// whether there was such a spell (only then did HAProxy wait for a check).
 fn haproxy_back(
     events: &[Event],
     sampling: &[Sampling],
     (from, start): (i64, i64),
     end: i64,
-) -> (Option<i64>, Option<f64>) {
+) -> ((Option<i64>, Option<f64>), bool) {
     let probe = Seen::HaProxy(Ok(Vec::new()));
     let gap = sampling_gap(sampling, &probe);
     let slack = (gap.unwrap_or(0.0) * 1000.0) as i64;
@@ -180,6 +181,10 @@ fn haproxy_back(
     {
         if let Some(Seen::HaProxy(state)) = &e.seen {
             let up = matches!(state, Ok(lines) if !lines.is_empty());
+            // A spell that began after the first client write stood in no one's way.
+            if !up && !down && e.at_us > end {
+                break;
+            }
             if !up {
                 down = true;
             } else if down {
@@ -189,9 +194,9 @@ fn haproxy_back(
         }
     }
     match (down, back) {
-        (true, _) => (None, None),
-        (false, Some(at)) => (Some(at), gap),
-        (false, None) => (Some(from.max(start)), gap),
+        (true, _) => ((None, None), true),
+        (false, Some(at)) => ((Some(at), gap), true),
+        (false, None) => ((Some(from.max(start)), gap), false),
     }
 }
 
@@ -269,13 +274,14 @@ pub fn of(
             |s| matches!(s, Seen::PgBouncer { target: Ok(t), .. } if t.starts_with(new)),
         ),
     );
-    push(HAPROXY, haproxy_back(events, sampling, (from, start), end));
-    predict(&mut ms, injected, settings);
+    let (haproxy, spell) = haproxy_back(events, sampling, (from, start), end);
+    push(HAPROXY, haproxy);
+    predict(&mut ms, injected, settings, spell);
     Some(assemble(start, end, w.duration_ms, injected, ms, moved))
 }
 
 /// Sets the settings' predictions on the moments they speak of.
-fn predict(ms: &mut [Milestone], injected: Option<i64>, s: Settings) {
+fn predict(ms: &mut [Milestone], injected: Option<i64>, s: Settings, haproxy_spell: bool) {
     let Some(inj) = injected else { return };
     let at = |ms: &[Milestone], name: &str| {
         ms.iter()
@@ -296,7 +302,7 @@ fn predict(ms: &mut [Milestone], injected: Option<i64>, s: Settings) {
                 )
             }),
             // Predicted only when HAProxy had no line up for a spell (it waited for a check).
-            HAPROXY if m.at_us > Some(inj) => match (s.haproxy_check, promoted) {
+            HAPROXY if haproxy_spell => match (s.haproxy_check, promoted) {
                 (Some((inter, rise)), Some((p, prec))) => {
                     let p_ms = (p - inj) as f64 / 1000.0;
                     Some((
@@ -792,6 +798,46 @@ mod tests {
         let ha = p.phases.iter().find(|x| x.name == "HAProxy check").unwrap();
         assert_eq!(ha.duration_ms, 0.0);
         assert_eq!(p.phases.last().unwrap().duration_ms, 800.0);
+        // HAProxy never waited for a check: nothing to predict there (the window beginning
+        // after the injection, as a switchover's does).
+        let w = window(10_500, 32_000);
+        let settings = Settings {
+            lease_left_ms: None,
+            haproxy_check: Some((1000.0, 1)),
+        };
+        let p = of(
+            &events,
+            &gaps(100.0),
+            Some(&w),
+            "patroni1",
+            Some("patroni2"),
+            settings,
+        )
+        .unwrap();
+        let ha = p.milestones.iter().find(|m| m.name == HAPROXY).unwrap();
+        assert_eq!(ha.predicted_ms, None);
+        assert!(p.findings.is_empty(), "{:?}", p.findings);
+        assert!(p.adds_up, "{:?}", p.findings);
+    }
+
+    #[test]
+    fn a_haproxy_spell_after_the_first_write_is_not_the_windows() {
+        let mut events = killed();
+        // A blip right after the first client write (32.0 s), ending later than the slack.
+        events.push(seen(32_050, Seen::HaProxy(Ok(vec![]))));
+        events.push(seen(32_600, Seen::HaProxy(Ok(vec!["patroni2".into()]))));
+        let w = window(10_000, 32_000);
+        let p = of(
+            &events,
+            &gaps(100.0),
+            Some(&w),
+            "patroni1",
+            Some("patroni2"),
+            Settings::default(),
+        )
+        .unwrap();
+        let ha = p.milestones.iter().find(|m| m.name == HAPROXY).unwrap();
+        assert_eq!(ha.at_us, Some(31_500_000));
         assert!(p.adds_up, "{:?}", p.findings);
     }
 
