@@ -162,8 +162,8 @@ fn first(
 /// HAProxy stands in the way only while none of its lines is up (every line leads to the one
 /// PgBouncer, which the callback points at the leader): the end of the last such spell after
 /// `from` that ended by the first client write (within the sampling gap); the window's start
-/// (or `from`, if later) when there was none; not seen when the spell had not ended. Also
-/// whether there was such a spell (only then did HAProxy wait for a check).
+/// (or `from`, if later) when there was none. Also whether there was such a spell (only then
+/// did HAProxy wait for a check).
 fn haproxy_back(
     events: &[Event],
     sampling: &[Sampling],
@@ -174,7 +174,7 @@ fn haproxy_back(
     let gap = sampling_gap(sampling, &probe);
     let slack = (gap.unwrap_or(0.0) * 1000.0) as i64;
     let mut down = false;
-    let mut back = None;
+    let mut back: Option<i64> = None;
     for e in events
         .iter()
         .filter(|e| e.source == Source::Cluster && e.at_us > from && e.at_us <= end + slack)
@@ -193,10 +193,11 @@ fn haproxy_back(
             }
         }
     }
-    match (down, back) {
-        (true, _) => ((None, None), true),
-        (false, Some(at)) => ((Some(at), gap), true),
-        (false, None) => ((Some(from.max(start)), gap), false),
+    // A spell still on at the first client write did not stop it (a client that had connected
+    // before, held in PgBouncer's queue, got through): it is not the window's either.
+    match back {
+        Some(at) => ((Some(at), gap), true),
+        None => ((Some(from.max(start)), gap), false),
     }
 }
 
@@ -648,6 +649,7 @@ mod tests {
     fn a_moment_not_seen_or_after_the_first_write_does_not_add_up() {
         let mut events = killed();
         events.retain(|e| e.seen != Some(Seen::HaProxy(Ok(vec!["patroni2".into()]))));
+        events.retain(|e| e.seen != Some(pg("patroni2", PgState::Primary { timeline: 2 })));
         let w = window(10_000, 32_000);
         let p = of(
             &events,
@@ -659,7 +661,10 @@ mod tests {
         )
         .unwrap();
         assert!(!p.adds_up);
-        assert_eq!(p.findings, ["HAProxy routes clients: not seen"]);
+        assert_eq!(p.findings, ["new leader's PostgreSQL primary: not seen"]);
+        // HAProxy with no line up still at the first write did not stop it: not the window's.
+        let ha = p.milestones.iter().find(|m| m.name == HAPROXY).unwrap();
+        assert_eq!(ha.at_us, Some(10_000_000));
         // PgBouncer switched 1 s after the client's first write: more than its 100 ms precision.
         let mut late = killed();
         late.push(seen(
