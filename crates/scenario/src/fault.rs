@@ -117,6 +117,11 @@ pub trait FaultKind: Sync {
     fn lock_expires(&self) -> bool {
         false
     }
+    /// Whether the leader's own Patroni mends it on its next HA loop (a crashed postmaster
+    /// started again): the member comes back then (the prediction of `crate::phases`).
+    fn mended_on_next_loop(&self) -> bool {
+        false
+    }
     /// Whether the soak draws it by default. A fault that makes a split brain on purpose
     /// (freeze-patroni) is not: a soak is a claim that nothing is lost.
     fn in_soak(&self) -> bool {

@@ -75,7 +75,18 @@ pub struct Settings {
     pub lease_left_ms: Option<(f64, f64)>,
     /// HAProxy's check interval (ms) and rise.
     pub haproxy_check: Option<(f64, u32)>,
+    /// When the leader's next HA loop runs after the injection (ms: loop_wait minus the
+    /// lease's age) and its precision, for a fault the leader's own Patroni mends on that loop
+    /// (`None`: not such a fault, or not measured).
+    pub next_loop_ms: Option<(f64, f64)>,
 }
+
+/// How long Patroni takes to start a crashed PostgreSQL once its loop is due: 1.05–1.64 s
+/// measured here (5 crash-postgres runs, 2026-11-29), with a margin (< 2x).
+const RESTART_MS: f64 = 3000.0;
+/// How much earlier than `loop_wait` after the last renewal a loop may run (its own cycle's
+/// time before the renewal; 60 ms measured).
+const LOOP_EARLY_MS: f64 = 500.0;
 
 /// How long after the expiry etcd may take to revoke a lease: its lessor looks for expired
 /// leases every 500 ms (etcd `lease/lessor.go`, `revokeExpiredLeases` on a 500 ms ticker).
@@ -85,8 +96,13 @@ const STOPPED: &str = "old leader stopped serving";
 const LOCK_LEFT: &str = "lock left the old leader";
 const LOCK_TAKEN: &str = "new leader took the lock";
 const PROMOTED: &str = "new leader's PostgreSQL primary";
+/// The same member back as primary (the lock never moved).
+const BACK: &str = "its PostgreSQL primary again";
 const PGBOUNCER: &str = "PgBouncer targets it";
 const HAPROXY: &str = "HAProxy routes clients";
+
+/// The phase that ends at the same member's PostgreSQL primary again (instead of "promotion").
+const BACK_PHASE: &str = "back as primary";
 
 /// The phase that ends at each moment, in order; the last ends at the first client write.
 const PHASE_NAMES: [&str; 7] = [
@@ -258,7 +274,7 @@ pub fn of(
         );
     }
     push(
-        PROMOTED,
+        if moved { PROMOTED } else { BACK },
         first(
             events,
             sampling,
@@ -289,7 +305,7 @@ fn predict(ms: &mut [Milestone], injected: Option<i64>, s: Settings, haproxy_spe
             .find(|m| m.name == name)
             .and_then(|m| m.at_us.map(|a| (a, m.precision_ms.unwrap_or(0.0))))
     };
-    let promoted = at(ms, PROMOTED);
+    let promoted = at(ms, PROMOTED).or_else(|| at(ms, BACK));
     for m in ms.iter_mut() {
         let range = match m.name {
             LOCK_LEFT => s.lease_left_ms.map(|(left, prec)| {
@@ -299,6 +315,17 @@ fn predict(ms: &mut [Milestone], injected: Option<i64>, s: Settings, haproxy_spe
                     format!(
                         "the lease's {:.2} s left at the injection (±{prec:.0} ms), + up to {ETCD_REVOKE_EVERY_MS:.0} ms for etcd to revoke it",
                         left / 1000.0
+                    ),
+                )
+            }),
+            BACK => s.next_loop_ms.map(|(next, prec)| {
+                (
+                    next - prec - LOOP_EARLY_MS,
+                    next + prec + RESTART_MS,
+                    format!(
+                        "the leader's next loop {:.2} s after the injection (loop_wait minus the lease's age, ±{prec:.0} ms), + up to {:.0} s to start PostgreSQL",
+                        next / 1000.0,
+                        RESTART_MS / 1000.0
                     ),
                 )
             }),
@@ -349,8 +376,14 @@ fn assemble(
         // The lock phases have no moments when the lock did not move.
         let name = loop {
             let n = *names.next().unwrap_or(&"?");
-            if moved || (n != "waiting for the lock" && n != "lock free") {
+            if moved {
                 break n;
+            }
+            // The same member comes back: no lock phases, and it is not promoted.
+            match n {
+                "waiting for the lock" | "lock free" => {}
+                "promotion" => break BACK_PHASE,
+                _ => break n,
             }
         };
         let prec = m.precision_ms.unwrap_or(0.0);
@@ -476,6 +509,11 @@ pub fn html_bar(p: &Phases) -> String {
         "#8c564b", "#d62728", "#ff7f0e", "#9467bd", "#2ca02c", "#17becf", "#1f77b4",
     ];
     let colour = |name: &str| {
+        let name = if name == BACK_PHASE {
+            "promotion"
+        } else {
+            name
+        };
         PHASE_NAMES
             .iter()
             .position(|n| *n == name)
@@ -702,6 +740,7 @@ mod tests {
         let lease = |left_ms: f64| Settings {
             lease_left_ms: Some((left_ms, 50.0)),
             haproxy_check: Some((1000.0, 1)),
+            next_loop_ms: None,
         };
         // Lock left 20.0 s after the injection: inside [19.95, 20.55].
         let p = of(
@@ -772,7 +811,7 @@ mod tests {
             names,
             [
                 "old leader stopping",
-                "promotion",
+                "back as primary",
                 "PgBouncer switch",
                 "HAProxy check",
                 "client reconnect"
@@ -783,7 +822,44 @@ mod tests {
         assert_eq!(p.phases[3].duration_ms, 0.0);
         assert_eq!(p.phases[1].duration_ms, 1950.0);
         assert!(p.adds_up, "{:?}", p.findings);
-        assert!(html_bar(&p).contains("dominated by promotion"));
+        assert!(html_bar(&p).contains("dominated by back as primary"));
+        // A crash mended on the leader's next loop: 1.5 s after the injection here (age 8.5 s
+        // of loop_wait 10), primary again 2.0 s after it: inside [0.95, 4.55].
+        let crash = Settings {
+            next_loop_ms: Some((1500.0, 50.0)),
+            ..Settings::default()
+        };
+        let p = of(
+            &events,
+            &gaps(100.0),
+            Some(&w),
+            "patroni1",
+            Some("patroni1"),
+            crash,
+        )
+        .unwrap();
+        let back = p.milestones.iter().find(|m| m.name == BACK).unwrap();
+        let pr = back.predicted_ms.as_ref().unwrap();
+        assert_eq!((pr.min_ms, pr.max_ms, pr.outside), (950.0, 4550.0, false));
+        // Said to be 8 s away: back after 2 s is outside, and a finding.
+        let late = Settings {
+            next_loop_ms: Some((8000.0, 50.0)),
+            ..Settings::default()
+        };
+        let p = of(
+            &events,
+            &gaps(100.0),
+            Some(&w),
+            "patroni1",
+            Some("patroni1"),
+            late,
+        )
+        .unwrap();
+        assert!(
+            p.findings[0].starts_with("its PostgreSQL primary again: outside its prediction"),
+            "{:?}",
+            p.findings
+        );
     }
 
     #[test]
@@ -809,6 +885,7 @@ mod tests {
         let settings = Settings {
             lease_left_ms: None,
             haproxy_check: Some((1000.0, 1)),
+            next_loop_ms: None,
         };
         let p = of(
             &events,

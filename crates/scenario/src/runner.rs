@@ -352,6 +352,8 @@ struct Course {
     doctor: Vec<crate::doctor::Finding>,
     /// HAProxy's check interval (ms) and rise as the run began (`None`: not read).
     haproxy_check: Option<(f64, u32)>,
+    /// The cluster's loop_wait (ms) as the run began (`None`: not read).
+    loop_wait_ms: Option<f64>,
 }
 
 /// Runs `plan` once. `stop` (a signal) ends the run early: the fault is undone, the probe
@@ -393,6 +395,15 @@ pub async fn run_once(
     } else {
         None
     };
+    let loop_wait_ms = {
+        let lab = lab.clone();
+        tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|c| crate::fault::Timing::from_config(&c).ok())
+            .map(|t| t.loop_wait as f64 * 1000.0)
+    };
     let (history, probe_stop, probe) = start_probe(probe_settings, "scenario");
     let mut course = inject(
         lab,
@@ -405,6 +416,7 @@ pub async fn run_once(
     )
     .await;
     course.haproxy_check = haproxy_check;
+    course.loop_wait_ms = loop_wait_ms;
     let _ = probe_stop.send(true);
     let report = probe
         .await
@@ -471,6 +483,7 @@ async fn inject(
         leader_after: None,
         doctor: Vec::new(),
         haproxy_check: None,
+        loop_wait_ms: None,
     };
     let placed = match place(plan, started, lease, &mut course, &mut stop).await {
         Some(p) => p,
@@ -678,6 +691,12 @@ fn phases_of(
             .filter(|_| plan.fault.lock_expires())
             .map(|l| (l.remaining_ms, l.precision_ms)),
         haproxy_check: course.haproxy_check,
+        next_loop_ms: match (course.lease_at_inject, course.loop_wait_ms) {
+            (Some(l), Some(wait)) if plan.fault.mended_on_next_loop() => {
+                Some(((wait - l.age_ms).max(0.0), l.precision_ms))
+            }
+            _ => None,
+        },
     };
     crate::phases::of(
         events,

@@ -21,6 +21,9 @@ impl FaultKind for CrashPostgres {
     fn bound_rule(&self) -> Option<&'static str> {
         Some("loop_wait + 10 s")
     }
+    fn mended_on_next_loop(&self) -> bool {
+        true
+    }
     fn needs(&self) -> Needs {
         Needs::Containers
     }

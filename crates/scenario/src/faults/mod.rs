@@ -125,6 +125,12 @@ impl Fault {
         self.kind.lock_expires()
     }
 
+    /// Whether the leader's own Patroni mends it on its next loop (see
+    /// `FaultKind::mended_on_next_loop`).
+    pub fn mended_on_next_loop(&self) -> bool {
+        self.kind.mended_on_next_loop()
+    }
+
     /// Clients the probe keeps on the leader's own address besides the others.
     pub fn pinned_clients(&self) -> u32 {
         self.kind.pinned_clients()
