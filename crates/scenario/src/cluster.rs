@@ -39,6 +39,20 @@ pub fn leader(lab: &Lab) -> Result<String, String> {
 
 pub use crate::direct::query;
 
+/// One command on PgBouncer's admin console (3 s time-out), its rows.
+pub async fn pgbouncer_admin(
+    lab: &Lab,
+    command: &str,
+) -> Result<patroni_lab_common::pg::Rows, String> {
+    patroni_lab_callback::pgbouncer::admin_command(
+        &lab.pgbouncer_admin,
+        command,
+        Duration::from_secs(3),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
 /// The host PgBouncer sends database `postgres` to, as it runs now (SHOW DATABASES). A `*`
 /// database appears once a client has used it (and again after a RELOAD): with `touch`, a
 /// client uses it first (that blocks while PgBouncer is paused, so the poller does not).
@@ -47,13 +61,7 @@ pub async fn pgbouncer_target(lab: &Lab, touch: bool) -> Result<String, String> 
         let client = lab.pgbouncer_admin_url.replace("/pgbouncer", "/postgres");
         let _ = query(&client, &lab.password, "SELECT 1").await;
     }
-    let rows = patroni_lab_callback::pgbouncer::admin_command(
-        &lab.pgbouncer_admin,
-        "SHOW DATABASES",
-        Duration::from_secs(3),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let rows = pgbouncer_admin(lab, "SHOW DATABASES").await?;
     rows.iter()
         .find(|r| r.first().cloned().flatten().as_deref() == Some("postgres"))
         .and_then(|r| r.get(1).cloned().flatten())
@@ -63,13 +71,7 @@ pub async fn pgbouncer_target(lab: &Lab, touch: bool) -> Result<String, String> 
 /// How many clients of database `postgres` wait in PgBouncer's queue for a server connection
 /// (`SHOW POOLS`, `cl_waiting`: its fourth column).
 pub async fn pgbouncer_waiting(lab: &Lab) -> Result<u64, String> {
-    let rows = patroni_lab_callback::pgbouncer::admin_command(
-        &lab.pgbouncer_admin,
-        "SHOW POOLS",
-        Duration::from_secs(3),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let rows = pgbouncer_admin(lab, "SHOW POOLS").await?;
     Ok(rows
         .iter()
         .filter(|r| r.first().cloned().flatten().as_deref() == Some("postgres"))
@@ -400,13 +402,7 @@ pub fn direct_cell(lab: &Lab, member: &str, sql: &str) -> Result<Option<String>,
 /// database (`PAUSE postgres`, as the paused switchover does: its `SHOW DATABASES` row's
 /// `paused` column is 1).
 pub async fn pgbouncer_paused(lab: &Lab) -> Result<bool, String> {
-    let admin = |command: &'static str| {
-        patroni_lab_callback::pgbouncer::admin_command(
-            &lab.pgbouncer_admin,
-            command,
-            Duration::from_secs(3),
-        )
-    };
+    let admin = |command: &'static str| pgbouncer_admin(lab, command);
     let state = admin("SHOW STATE")
         .await
         .map_err(|e| format!("PgBouncer: {e}"))?;

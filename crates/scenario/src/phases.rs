@@ -585,6 +585,19 @@ mod tests {
         }
     }
 
+    /// The phases of a window `w` whose leader was patroni1 and is `new` after.
+    fn phases_of(events: &[Event], w: &Window, new: &str, settings: Settings) -> Phases {
+        of(
+            events,
+            &gaps(100.0),
+            Some(w),
+            "patroni1",
+            Some(new),
+            settings,
+        )
+        .unwrap()
+    }
+
     fn gaps(ms: f64) -> Vec<Sampling> {
         [
             "patroni1 PostgreSQL",
@@ -651,15 +664,7 @@ mod tests {
     #[test]
     fn a_killed_leaders_window_is_its_phases_and_the_lock_dominates() {
         let w = window(10_000, 32_000);
-        let p = of(
-            &killed(),
-            &gaps(100.0),
-            Some(&w),
-            "patroni1",
-            Some("patroni2"),
-            Settings::default(),
-        )
-        .unwrap();
+        let p = phases_of(&killed(), &w, "patroni2", Settings::default());
         let d: Vec<(&str, f64)> = p.phases.iter().map(|x| (x.name, x.duration_ms)).collect();
         assert_eq!(
             d,
@@ -689,15 +694,7 @@ mod tests {
         events.retain(|e| e.seen != Some(Seen::HaProxy(Ok(vec!["patroni2".into()]))));
         events.retain(|e| e.seen != Some(pg("patroni2", PgState::Primary { timeline: 2 })));
         let w = window(10_000, 32_000);
-        let p = of(
-            &events,
-            &gaps(100.0),
-            Some(&w),
-            "patroni1",
-            Some("patroni2"),
-            Settings::default(),
-        )
-        .unwrap();
+        let p = phases_of(&events, &w, "patroni2", Settings::default());
         assert!(!p.adds_up);
         assert_eq!(p.findings, ["new leader's PostgreSQL primary: not seen"]);
         // HAProxy with no line up still at the first write did not stop it: not the window's.
@@ -713,15 +710,7 @@ mod tests {
             },
         ));
         late.retain(|e| e.what != "PgBouncer -> patroni2" || e.at_us == 33_000_000);
-        let p = of(
-            &late,
-            &gaps(100.0),
-            Some(&w),
-            "patroni1",
-            Some("patroni2"),
-            Settings::default(),
-        )
-        .unwrap();
+        let p = phases_of(&late, &w, "patroni2", Settings::default());
         assert!(!p.adds_up);
         assert!(
             p.findings[0].starts_with("PgBouncer targets it: seen 1000 ms after"),
@@ -743,15 +732,7 @@ mod tests {
             next_loop_ms: None,
         };
         // Lock left 20.0 s after the injection: inside [19.95, 20.55].
-        let p = of(
-            &killed(),
-            &gaps(100.0),
-            Some(&w),
-            "patroni1",
-            Some("patroni2"),
-            lease(20_000.0),
-        )
-        .unwrap();
+        let p = phases_of(&killed(), &w, "patroni2", lease(20_000.0));
         let lock = &p.milestones[1];
         assert_eq!(lock.name, LOCK_LEFT);
         assert!(!lock.predicted_ms.as_ref().unwrap().outside);
@@ -759,15 +740,7 @@ mod tests {
         assert!(!ha.predicted_ms.as_ref().unwrap().outside, "{ha:?}");
         assert!(p.findings.is_empty(), "{:?}", p.findings);
         // A lease said to have 15 s left: the lock leaving at 20 s is outside, and said so.
-        let p = of(
-            &killed(),
-            &gaps(100.0),
-            Some(&w),
-            "patroni1",
-            Some("patroni2"),
-            lease(15_000.0),
-        )
-        .unwrap();
+        let p = phases_of(&killed(), &w, "patroni2", lease(15_000.0));
         assert!(p.milestones[1].predicted_ms.as_ref().unwrap().outside);
         assert!(
             p.findings[0].contains("outside its prediction [14.95, 15.55]"),
@@ -797,15 +770,7 @@ mod tests {
             seen(7_000, pg("patroni1", PgState::Primary { timeline: 1 })),
         ];
         let w = window(5_000, 7_400);
-        let p = of(
-            &events,
-            &gaps(100.0),
-            Some(&w),
-            "patroni1",
-            Some("patroni1"),
-            Settings::default(),
-        )
-        .unwrap();
+        let p = phases_of(&events, &w, "patroni1", Settings::default());
         let names: Vec<&str> = p.phases.iter().map(|x| x.name).collect();
         assert_eq!(
             names,
@@ -829,15 +794,7 @@ mod tests {
             next_loop_ms: Some((1500.0, 50.0)),
             ..Settings::default()
         };
-        let p = of(
-            &events,
-            &gaps(100.0),
-            Some(&w),
-            "patroni1",
-            Some("patroni1"),
-            crash,
-        )
-        .unwrap();
+        let p = phases_of(&events, &w, "patroni1", crash);
         let back = p.milestones.iter().find(|m| m.name == BACK).unwrap();
         let pr = back.predicted_ms.as_ref().unwrap();
         assert_eq!((pr.min_ms, pr.max_ms, pr.outside), (950.0, 4550.0, false));
@@ -846,15 +803,7 @@ mod tests {
             next_loop_ms: Some((8000.0, 50.0)),
             ..Settings::default()
         };
-        let p = of(
-            &events,
-            &gaps(100.0),
-            Some(&w),
-            "patroni1",
-            Some("patroni1"),
-            late,
-        )
-        .unwrap();
+        let p = phases_of(&events, &w, "patroni1", late);
         assert!(
             p.findings[0].starts_with("its PostgreSQL primary again: outside its prediction"),
             "{:?}",
@@ -867,15 +816,7 @@ mod tests {
         let mut events = killed();
         events.retain(|e| !matches!(e.seen, Some(Seen::HaProxy(_))) || e.at_us == 0);
         let w = window(10_000, 32_000);
-        let p = of(
-            &events,
-            &gaps(100.0),
-            Some(&w),
-            "patroni1",
-            Some("patroni2"),
-            Settings::default(),
-        )
-        .unwrap();
+        let p = phases_of(&events, &w, "patroni2", Settings::default());
         let ha = p.phases.iter().find(|x| x.name == "HAProxy check").unwrap();
         assert_eq!(ha.duration_ms, 0.0);
         assert_eq!(p.phases.last().unwrap().duration_ms, 800.0);
@@ -887,15 +828,7 @@ mod tests {
             haproxy_check: Some((1000.0, 1)),
             next_loop_ms: None,
         };
-        let p = of(
-            &events,
-            &gaps(100.0),
-            Some(&w),
-            "patroni1",
-            Some("patroni2"),
-            settings,
-        )
-        .unwrap();
+        let p = phases_of(&events, &w, "patroni2", settings);
         let ha = p.milestones.iter().find(|m| m.name == HAPROXY).unwrap();
         assert_eq!(ha.predicted_ms, None);
         assert!(p.findings.is_empty(), "{:?}", p.findings);
@@ -909,15 +842,7 @@ mod tests {
         events.push(seen(32_050, Seen::HaProxy(Ok(vec![]))));
         events.push(seen(32_600, Seen::HaProxy(Ok(vec!["patroni2".into()]))));
         let w = window(10_000, 32_000);
-        let p = of(
-            &events,
-            &gaps(100.0),
-            Some(&w),
-            "patroni1",
-            Some("patroni2"),
-            Settings::default(),
-        )
-        .unwrap();
+        let p = phases_of(&events, &w, "patroni2", Settings::default());
         let ha = p.milestones.iter().find(|m| m.name == HAPROXY).unwrap();
         assert_eq!(ha.at_us, Some(31_500_000));
         assert!(p.adds_up, "{:?}", p.findings);

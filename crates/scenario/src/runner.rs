@@ -258,13 +258,7 @@ pub enum RunnerError {
 
 /// PgBouncer's pool mode as it runs (`SHOW CONFIG`).
 async fn pool_mode(lab: &Lab) -> Result<String, String> {
-    let rows = patroni_lab_callback::pgbouncer::admin_command(
-        &lab.pgbouncer_admin,
-        "SHOW CONFIG",
-        Duration::from_secs(3),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let rows = cluster::pgbouncer_admin(lab, "SHOW CONFIG").await?;
     rows.iter()
         .find(|r| r.first().cloned().flatten().as_deref() == Some("pool_mode"))
         .and_then(|r| r.get(1).cloned().flatten())
