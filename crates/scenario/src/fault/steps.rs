@@ -259,8 +259,18 @@ pub fn hold_container(
         .and_then(|_| prove_status(ctx.timeline, container, proven, ctx.stopped))
         .and_then(|_| hold(ctx.duration(), ctx.stopped));
     ctx.step(undo.what().to_string());
-    undo.undo().map_err(FaultError::Step)?;
-    done
+    let undone = undo.undo();
+    match (done, undone) {
+        // The first failure is the cause (an undo of a fault that never took fails too): keep
+        // it, and put the undo's failure on the timeline.
+        (Err(e), Err(u)) => {
+            ctx.step(format!("undo failed as well: {u}"));
+            Err(e)
+        }
+        (Err(e), Ok(())) => Err(e),
+        (Ok(()), Err(u)) => Err(FaultError::Step(u)),
+        (Ok(()), Ok(())) => Ok(()),
+    }
 }
 
 /// The leader's container taken down (`docker stop` or `docker kill -s KILL`), proven not
