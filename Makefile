@@ -153,8 +153,8 @@ soak: $(TOOLS_IMAGE) ## Faults at random through one probe run (EVENTS=50 PROFIL
 	$(LAB_TOOL) soak --events $(EVENTS) $(if $(PROFILE),--profile $(PROFILE)) $(if $(SEED),--seed $(SEED)) \
 	  --json probe-out/soak.json --html probe-out/soak.html $(ARGS)
 
-MATRIX_PROFILES ?= seed,default,fast,sync
-MATRIX_SCENARIOS ?= switchover,switchover-paused,stop-leader,kill-leader,freeze-leader,partition-leader,etcd-loss
+MATRIX_PROFILES ?= seed,default,fast,sync,failsafe
+MATRIX_SCENARIOS ?= switchover,switchover-paused,stop-leader,kill-leader,freeze-leader,freeze-patroni,partition-leader,etcd-loss
 MATRIX_RUNS ?= 3
 doctor: $(TOOLS_IMAGE) ## Name every known bad state of the live cluster, with evidence and repair (ARGS=--repair)
 	$(LAB_TOOL) doctor $(ARGS)

@@ -351,10 +351,13 @@ fn lost_write_check_lists_exactly_the_rows_removed() {
     );
 }
 
-/// The longest window a switchover may show here. Measured on this lab (2 cores): 2.2 to
-/// 2.6 s through 5432; with the seed's PgBouncer `server_login_retry = 15` it is ~15 s, so a
-/// regression to that fails this bound.
+/// The longest window a switchover may show here. Measured on this lab (2 cores): 1.5 to
+/// 1.7 s through 5432 (2.2 to 2.6 s with `server_login_retry = 1`); with the seed's PgBouncer
+/// `server_login_retry = 15` it is ~15 s, so a regression to that fails this bound.
 const SWITCHOVER_WINDOW_MAX_MS: f64 = 6_000.0;
+/// The least a switchover makes clients wait (window or stall): Patroni's part alone took
+/// 1.42-1.55 s here (10 runs, 2026-11-29), so half of it.
+const SWITCHOVER_WAIT_MIN_MS: f64 = 700.0;
 /// How far the server-side gap (consecutive commit times) may lie from the client-side stall
 /// on a switchover. Measured on this lab over 5 switchovers: -41 to +75 ms (PATRONI.md, "Two
 /// clocks").
@@ -384,13 +387,17 @@ fn probe_through_make_switchover_reports_the_window_and_no_lost_writes() {
     wait_leader_is(other(&lab.leader), Duration::from_secs(30));
     let (code, report) = run.finish();
     assert_eq!(code, 0, "exceeded: {}", report["exceeded"]);
+    // One window for one switchover, or none: with PgBouncer's server_login_retry of 0.1 s
+    // the clients it held can all get through once the new primary is named (2 of 10
+    // switchovers here, 2026-11-29), and then the wait shows only as a stall, checked below.
     let windows = report["windows"].as_array().unwrap();
-    assert_eq!(
-        windows.len(),
-        1,
+    assert!(
+        windows.len() <= 1,
         "one window for one switchover: {windows:?}"
     );
-    assert_eq!(windows[0]["open_at_end"], Value::Bool(false));
+    if let Some(w) = windows.first() {
+        assert_eq!(w["open_at_end"], Value::Bool(false));
+    }
     let longest = report["longest_window_ms"].as_f64().unwrap();
     let stall = report["stalls"]
         .as_array()
@@ -406,8 +413,13 @@ fn probe_through_make_switchover_reports_the_window_and_no_lost_writes() {
         report["cutovers"][0]["gap_ms"]
     );
     assert!(
-        longest > 0.0 && longest < SWITCHOVER_WINDOW_MAX_MS,
+        longest < SWITCHOVER_WINDOW_MAX_MS,
         "window {longest:.0} ms (bound {SWITCHOVER_WINDOW_MAX_MS} ms)"
+    );
+    // The switchover was seen: clients waited through it, failing or held.
+    assert!(
+        longest.max(stall) >= SWITCHOVER_WAIT_MIN_MS,
+        "window {longest:.0} ms, stall {stall:.0} ms: no switchover seen"
     );
     assert!(
         (server_gap - stall).abs() <= SERVER_CLIENT_GAP_AGREEMENT_MS,

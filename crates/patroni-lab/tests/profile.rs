@@ -168,7 +168,7 @@ fn pgbouncer_start_makes_the_shared_ini_from_the_image_keeping_the_leader() {
             "pgbouncer",
             "sed",
             "-i",
-            "s/^server_login_retry = 1$/server_login_retry = 7/",
+            "s/^server_login_retry = 0.1$/server_login_retry = 7/",
             "/etc/pgbouncer/shared/pgbouncer.ini",
         ],
     );
@@ -179,8 +179,8 @@ fn pgbouncer_start_makes_the_shared_ini_from_the_image_keeping_the_leader() {
         Duration::from_secs(30),
         || sql(PGBOUNCER_PORT, "pgbouncer", "SHOW VERSION").map(|_| ()),
     );
-    assert!(pgbouncer_ini().contains("server_login_retry = 1\n"));
-    assert_eq!(pgbouncer_setting("server_login_retry"), "1");
+    assert!(pgbouncer_ini().contains("server_login_retry = 0.1\n"));
+    assert_eq!(pgbouncer_setting("server_login_retry"), "0.1");
     assert_eq!(pgbouncer_targets(), vec![lab.leader.clone()]);
     let logs =
         String::from_utf8_lossy(&run("docker", &["logs", "--tail", "50", "pgbouncer"]).stderr)

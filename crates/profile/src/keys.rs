@@ -46,6 +46,12 @@ pub enum Kind {
         min: i64,
         max: i64,
     },
+    /// Seconds with up to three decimals (PgBouncer's time settings take fractions), held as
+    /// milliseconds in this range (inclusive).
+    Seconds {
+        min_ms: i64,
+        max_ms: i64,
+    },
     Bool,
     /// One of these words.
     Word(&'static [&'static str]),
@@ -130,8 +136,11 @@ pub const KEYS: &[Key] = &[
     Key {
         section: Section::PgBouncer,
         name: "server_login_retry",
-        kind: int(0, 3600),
-        about: "seconds a failed server login is remembered and served to new clients",
+        kind: Kind::Seconds {
+            min_ms: 0,
+            max_ms: 3_600_000,
+        },
+        about: "seconds (fractions allowed) before a failed server login is tried again; until then new clients get its error",
     },
     Key {
         section: Section::PgBouncer,

@@ -17,6 +17,8 @@ use crate::keys::{self, Key, Kind, Section};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Int(i64),
+    /// Seconds, held as milliseconds (`Kind::Seconds`).
+    Millis(i64),
     Bool(bool),
     Word(String),
 }
@@ -25,6 +27,11 @@ impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Int(n) => write!(f, "{n}"),
+            Value::Millis(ms) if ms % 1000 == 0 => write!(f, "{}", ms / 1000),
+            Value::Millis(ms) => {
+                let text = format!("{}.{:03}", ms / 1000, ms % 1000);
+                f.write_str(text.trim_end_matches('0'))
+            }
             Value::Bool(b) => write!(f, "{b}"),
             Value::Word(w) => f.write_str(w),
         }
@@ -46,6 +53,25 @@ impl Value {
                     ));
                 }
                 Ok(Value::Int(n))
+            }
+            Kind::Seconds { min_ms, max_ms } => {
+                let secs: f64 = text
+                    .parse()
+                    .ok()
+                    .filter(|v: &f64| v.is_finite())
+                    .ok_or_else(|| {
+                        format!("{} takes seconds (e.g. 1 or 0.1), not '{text}'", key.name)
+                    })?;
+                let ms = (secs * 1000.0).round() as i64;
+                if ms < min_ms || ms > max_ms || (secs * 1000.0 - ms as f64).abs() > 1e-6 {
+                    return Err(format!(
+                        "{} = {text} is out of range: allowed {} to {} s, to the millisecond",
+                        key.name,
+                        Value::Millis(min_ms),
+                        Value::Millis(max_ms)
+                    ));
+                }
+                Ok(Value::Millis(ms))
             }
             Kind::Bool => match text {
                 "true" | "on" => Ok(Value::Bool(true)),
@@ -70,6 +96,7 @@ impl Value {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Value::Int(n) => serde_json::json!(n),
+            Value::Millis(ms) => serde_json::json!(*ms as f64 / 1000.0),
             Value::Bool(b) => serde_json::json!(b),
             Value::Word(w) => serde_json::json!(w),
         }
@@ -429,6 +456,36 @@ check_rise = 1
         let lines = pgbouncer_lines("fast", &all);
         assert!(lines.contains("\nserver_login_retry = 1\n"), "{lines}");
         assert!(!lines.contains('['), "no section header: {lines}");
+    }
+
+    #[test]
+    fn seconds_take_fractions_and_read_back_as_pgbouncer_writes_them() {
+        let key = keys::find(Section::PgBouncer, "server_login_retry").unwrap();
+        for (text, ms, shown) in [
+            ("0.1", 100, "0.1"),
+            ("1", 1000, "1"),
+            ("15.0", 15_000, "15"),
+            ("0.25", 250, "0.25"),
+        ] {
+            let v = Value::parse(key, text).unwrap();
+            assert_eq!(v, Value::Millis(ms), "{text}");
+            assert_eq!(v.to_string(), shown);
+        }
+        assert_eq!(
+            Value::parse(key, "0.1"),
+            Value::parse(key, "0.100"),
+            "PgBouncer's SHOW CONFIG and the file compare by value"
+        );
+        assert_eq!(
+            Value::parse(key, "soon").unwrap_err(),
+            "server_login_retry takes seconds (e.g. 1 or 0.1), not 'soon'"
+        );
+        assert_eq!(
+            Value::parse(key, "0.0001").unwrap_err(),
+            "server_login_retry = 0.0001 is out of range: allowed 0 to 3600 s, to the millisecond"
+        );
+        assert!(Value::parse(key, "-1").is_err());
+        assert!(Value::parse(key, "NaN").is_err());
     }
 
     #[test]

@@ -50,6 +50,84 @@ pub struct Cell {
     /// What produced it ([`key`]): a cell is reused only by a matrix with the same key.
     #[serde(default)]
     pub key: String,
+    /// The settings' predictions over the cell's runs, one per moment predicted (empty: the
+    /// fault has none, or no run was broken into phases).
+    #[serde(default)]
+    pub predictions: Vec<CellPrediction>,
+}
+
+/// One predicted moment over a cell's runs: the span of the ranges predicted (each run has its
+/// own, from where the fault landed in the loop), the span measured, and the runs outside theirs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellPrediction {
+    pub moment: String,
+    /// Runs that predicted it.
+    pub runs: usize,
+    /// Runs whose measured moment lay outside their own range, or was not seen.
+    pub outside: usize,
+    /// ms after the injection: the lowest minimum and the highest maximum predicted.
+    pub predicted_ms: (f64, f64),
+    /// ms after the injection: the earliest and the latest measured (`None`: seen in no run).
+    pub measured_ms: Option<(f64, f64)>,
+}
+
+impl CellPrediction {
+    /// Per moment, in the order first met, over the runs' phases.
+    pub fn over<'a>(runs: impl IntoIterator<Item = &'a crate::phases::Phases>) -> Vec<Self> {
+        let mut out: Vec<Self> = Vec::new();
+        for p in runs {
+            for m in &p.milestones {
+                let Some(pred) = &m.predicted_ms else {
+                    continue;
+                };
+                let measured = m
+                    .at_us
+                    .zip(p.injected_at_us)
+                    .map(|(at, inj)| (at - inj) as f64 / 1000.0);
+                let i = match out.iter().position(|c| c.moment == m.name) {
+                    Some(i) => i,
+                    None => {
+                        out.push(Self {
+                            moment: m.name.to_string(),
+                            runs: 0,
+                            outside: 0,
+                            predicted_ms: (pred.min_ms, pred.max_ms),
+                            measured_ms: None,
+                        });
+                        out.len() - 1
+                    }
+                };
+                let c = &mut out[i];
+                c.runs += 1;
+                c.outside += usize::from(pred.outside || measured.is_none());
+                c.predicted_ms = (
+                    c.predicted_ms.0.min(pred.min_ms),
+                    c.predicted_ms.1.max(pred.max_ms),
+                );
+                if let Some(v) = measured {
+                    c.measured_ms =
+                        Some(c.measured_ms.map_or((v, v), |(a, b)| (a.min(v), b.max(v))));
+                }
+            }
+        }
+        out
+    }
+
+    /// `lock left the old leader: predicted 0.6–22.9 s, measured 0.8–22.5 s, outside 0/3`.
+    pub fn text(&self) -> String {
+        let s = |ms: f64| format!("{:.1}", ms / 1000.0);
+        let measured = self.measured_ms.map_or("not seen".into(), |(a, b)| {
+            format!("measured {}–{} s", s(a), s(b))
+        });
+        format!(
+            "{}: predicted {}–{} s, {measured}, outside {}/{}",
+            self.moment,
+            s(self.predicted_ms.0),
+            s(self.predicted_ms.1),
+            self.outside,
+            self.runs
+        )
+    }
 }
 
 impl Cell {
@@ -126,6 +204,7 @@ impl Cell {
             fault_error: r.runs.iter().find_map(|x| x.fault_error.clone()),
             took_s,
             key: key.to_string(),
+            predictions: CellPrediction::over(r.runs.iter().filter_map(|x| x.phases.as_ref())),
         }
     }
 
@@ -299,8 +378,13 @@ fn cell_text(c: &Cell) -> String {
     let lost = c
         .lost
         .map_or("lost: not checked".into(), |n| format!("lost {n}"));
+    let predicted: String = c
+        .predictions
+        .iter()
+        .map(|p| format!("; {}", p.text()))
+        .collect();
     format!(
-        "{window}; failed {} / in doubt {}; {lost}; split brain {}; failover {}/{}; **{}**",
+        "{window}; failed {} / in doubt {}; {lost}; split brain {}; failover {}/{}{predicted}; **{}**",
         count(c.failed.median),
         count(c.in_doubt.median),
         c.split_brain_writes,
@@ -343,7 +427,7 @@ pub fn markdown(m: &Matrix) -> String {
     }
     let _ = writeln!(
         s,
-        "\nEach cell: median window (worst) over {} runs, median failed / in-doubt transactions, lost acknowledged writes over all runs, split-brain writes, runs in which another member led afterwards, grade.",
+        "\nEach cell: median window (worst) over {} runs, median failed / in-doubt transactions, lost acknowledged writes over all runs, split-brain writes, runs in which another member led afterwards, each moment the settings predict (the span of the runs' predicted ranges, the span measured, runs outside their own range), grade.",
         m.runs_per_cell
     );
     s
@@ -533,6 +617,7 @@ mod tests {
             fault_error: None,
             took_s: 60.0,
             key: "k1".into(),
+            predictions: Vec::new(),
         }
     }
 
@@ -642,5 +727,66 @@ mod tests {
         let mut c = cell("default", "switchover", 2300.0, 3);
         c.lost = None;
         assert!(cell_text(&c).contains("lost: not checked"));
+    }
+
+    fn lock_run(predicted: (f64, f64), at_ms: Option<f64>, outside: bool) -> crate::phases::Phases {
+        use crate::phases::{Milestone, Phases, Predicted};
+        Phases {
+            span: crate::phases::SpanKind::Window,
+            window_start_us: 0,
+            window_end_us: 30_000_000,
+            window_ms: 30_000.0,
+            injected_at_us: Some(1_000_000),
+            milestones: vec![
+                Milestone {
+                    name: "old leader stopped serving",
+                    at_us: Some(1_000_000),
+                    precision_ms: Some(100.0),
+                    predicted_ms: None,
+                },
+                Milestone {
+                    name: "lock left the old leader",
+                    at_us: at_ms.map(|ms| 1_000_000 + (ms * 1000.0) as i64),
+                    precision_ms: Some(100.0),
+                    predicted_ms: Some(Predicted {
+                        min_ms: predicted.0,
+                        max_ms: predicted.1,
+                        rule: "lease left".into(),
+                        outside,
+                    }),
+                },
+            ],
+            phases: Vec::new(),
+            dominant: None,
+            cluster_ms: None,
+            precision_ms: Some(100.0),
+            adds_up: true,
+            findings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_cell_spans_its_runs_predictions_and_counts_the_misses() {
+        let runs = [
+            lock_run((4_000.0, 5_000.0), Some(4_500.0), false),
+            lock_run((20_000.0, 21_000.0), Some(22_000.0), true),
+            lock_run((12_000.0, 13_000.0), None, false),
+        ];
+        let p = CellPrediction::over(&runs);
+        assert_eq!(p.len(), 1, "only the predicted moment: {p:?}");
+        assert_eq!(p[0].runs, 3);
+        assert_eq!(p[0].outside, 2, "the miss and the moment not seen");
+        assert_eq!(p[0].predicted_ms, (4_000.0, 21_000.0));
+        assert_eq!(p[0].measured_ms, Some((4_500.0, 22_000.0)));
+        let mut c = cell("default", "kill-leader", 27_000.0, 3);
+        c.predictions = p;
+        assert!(
+            cell_text(&c).contains(
+                "lock left the old leader: predicted 4.0–21.0 s, measured 4.5–22.0 s, outside 2/3"
+            ),
+            "{}",
+            cell_text(&c)
+        );
+        assert!(CellPrediction::over(&[]).is_empty());
     }
 }

@@ -49,6 +49,9 @@ pub struct Phase {
 /// The window's phases, and whether the observer accounts for all of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Phases {
+    /// What the phases break up: the client's longest window, or its longest stall when no
+    /// request failed (the `window_*` fields are then the stall's).
+    pub span: SpanKind,
     pub window_start_us: i64,
     pub window_end_us: i64,
     pub window_ms: f64,
@@ -59,12 +62,62 @@ pub struct Phases {
     pub phases: Vec<Phase>,
     /// The longest phase.
     pub dominant: Option<&'static str>,
+    /// The cluster's part: from the window's start until the new (or the same) leader's
+    /// PostgreSQL was primary — what Patroni takes, the floor no client setting lowers
+    /// (`None`: that moment was not seen). The rest of the window is the clients' way back
+    /// (PgBouncer's switch, HAProxy, the reconnect).
+    pub cluster_ms: Option<f64>,
     /// The widest precision of the moments seen (ms).
     pub precision_ms: Option<f64>,
     /// Every moment seen, each inside the window within its precision.
     pub adds_up: bool,
     /// What keeps it from adding up, and predictions the run fell outside of.
     pub findings: Vec<String>,
+}
+
+/// What clients waited through: their longest window (writes failed), or, in a run where none
+/// failed, their longest stall (no acknowledgement: requests held, e.g. in PgBouncer's queue).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    pub start_us: i64,
+    pub end_us: i64,
+    pub ms: f64,
+    pub kind: SpanKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpanKind {
+    Window,
+    Stall,
+}
+
+impl SpanKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Window => "window",
+            Self::Stall => "stall",
+        }
+    }
+}
+
+impl Span {
+    fn of(start_us: u64, end_us: u64, ms: f64, kind: SpanKind) -> Self {
+        Self {
+            start_us: start_us as i64,
+            end_us: end_us as i64,
+            ms,
+            kind,
+        }
+    }
+
+    pub fn window(w: &patroni_lab_probe::model::Window) -> Self {
+        Self::of(w.start_us, w.end_us, w.duration_ms, SpanKind::Window)
+    }
+
+    pub fn stall(s: &patroni_lab_probe::model::Stall) -> Self {
+        Self::of(s.start_us, s.end_us, s.duration_ms, SpanKind::Stall)
+    }
 }
 
 /// What the runner knows that the prediction needs.
@@ -221,13 +274,13 @@ fn haproxy_back(
 pub fn of(
     events: &[Event],
     sampling: &[Sampling],
-    window: Option<&patroni_lab_probe::model::Window>,
+    span: Option<Span>,
     old: &str,
     new: Option<&str>,
     settings: Settings,
 ) -> Option<Phases> {
-    let w = window?;
-    let (start, end) = (w.start_us as i64, w.end_us as i64);
+    let w = span?;
+    let (start, end) = (w.start_us, w.end_us);
     let injected = events
         .iter()
         .find(|e| e.source == Source::Fault && e.what.starts_with("inject "))
@@ -294,7 +347,7 @@ pub fn of(
     let (haproxy, spell) = haproxy_back(events, sampling, (from, start), end);
     push(HAPROXY, haproxy);
     predict(&mut ms, injected, settings, spell);
-    Some(assemble(start, end, w.duration_ms, injected, ms, moved))
+    Some(assemble(w, injected, ms, moved))
 }
 
 /// Sets the settings' predictions on the moments they speak of.
@@ -360,14 +413,8 @@ fn predict(ms: &mut [Milestone], injected: Option<i64>, s: Settings, haproxy_spe
     }
 }
 
-fn assemble(
-    start: i64,
-    end: i64,
-    window_ms: f64,
-    injected: Option<i64>,
-    ms: Vec<Milestone>,
-    moved: bool,
-) -> Phases {
+fn assemble(span: Span, injected: Option<i64>, ms: Vec<Milestone>, moved: bool) -> Phases {
+    let (start, end, window_ms) = (span.start_us, span.end_us, span.ms);
     let mut findings = Vec::new();
     let mut phases = Vec::new();
     let mut boundary = start;
@@ -439,7 +486,13 @@ fn assemble(
     let adds_up = !findings
         .iter()
         .any(|f| !f.contains("outside its prediction"));
+    let cluster_ms = ms
+        .iter()
+        .find(|m| m.name == PROMOTED || m.name == BACK)
+        .and_then(|m| m.at_us)
+        .map(|a| (a.clamp(start, end) - start) as f64 / 1000.0);
     Phases {
+        span: span.kind,
         window_start_us: start,
         window_end_us: end,
         window_ms,
@@ -447,6 +500,7 @@ fn assemble(
         milestones: ms,
         phases,
         dominant,
+        cluster_ms,
         precision_ms,
         adds_up,
         findings,
@@ -456,7 +510,8 @@ fn assemble(
 /// The phases as text lines for the run's summary.
 pub fn lines(p: &Phases) -> Vec<String> {
     let mut out = vec![format!(
-        "window {:.0} ms ({:+.2} s to {:+.2} s) by phase{}; {}:",
+        "{} {:.0} ms ({:+.2} s to {:+.2} s) by phase{}; {}:",
+        p.span.name(),
         p.window_ms,
         p.window_start_us as f64 / 1e6,
         p.window_end_us as f64 / 1e6,
@@ -464,7 +519,11 @@ pub fn lines(p: &Phases) -> Vec<String> {
             ", each moment to within {x:.0} ms"
         )),
         if p.adds_up {
-            "every moment seen inside the window"
+            if p.span == SpanKind::Window {
+                "every moment seen inside the window"
+            } else {
+                "every moment seen inside the stall"
+            }
         } else {
             "DOES NOT ADD UP (below)"
         }
@@ -479,6 +538,12 @@ pub fn lines(p: &Phases) -> Vec<String> {
             } else {
                 ""
             }
+        ));
+    }
+    if let Some(c) = p.cluster_ms {
+        out.push(format!(
+            "  the cluster's part {c:.0} ms (until the leader's PostgreSQL was primary), the clients' way back {:.0} ms",
+            p.window_ms - c
         ));
     }
     for m in p.milestones.iter().filter(|m| m.predicted_ms.is_some()) {
@@ -590,7 +655,7 @@ mod tests {
         of(
             events,
             &gaps(100.0),
-            Some(w),
+            Some(Span::window(w)),
             "patroni1",
             Some(new),
             settings,
@@ -684,8 +749,39 @@ mod tests {
         );
         assert_eq!(p.dominant, Some("waiting for the lock"));
         assert!(p.adds_up, "{:?}", p.findings);
+        // The cluster's part ends at the new primary: 21 of the 22 s.
+        assert_eq!(p.cluster_ms, Some(21_000.0));
+        assert!(lines(&p).iter().any(|l| l.contains(
+            "the cluster's part 21000 ms (until the leader's PostgreSQL was primary), the clients' way back 1000 ms"
+        )));
         // The old leader stopped answering: its precision has the sample's time-out in it.
         assert_eq!(p.milestones[0].precision_ms, Some(400.0));
+    }
+
+    #[test]
+    fn a_stall_is_broken_up_like_a_window_and_says_so() {
+        let w = window(10_000, 32_000);
+        let stall = Span {
+            kind: SpanKind::Stall,
+            ..Span::window(&w)
+        };
+        let p = of(
+            &killed(),
+            &gaps(100.0),
+            Some(stall),
+            "patroni1",
+            Some("patroni2"),
+            Settings::default(),
+        )
+        .unwrap();
+        assert_eq!(p.span, SpanKind::Stall);
+        assert_eq!(p.cluster_ms, Some(21_000.0));
+        assert!(
+            lines(&p)[0].starts_with("stall 22000 ms (+10.00 s to +32.00 s) by phase"),
+            "{:?}",
+            lines(&p)
+        );
+        assert!(lines(&p)[0].ends_with("every moment seen inside the stall:"));
     }
 
     #[test]
@@ -786,6 +882,11 @@ mod tests {
         assert_eq!(p.phases[2].duration_ms, 0.0);
         assert_eq!(p.phases[3].duration_ms, 0.0);
         assert_eq!(p.phases[1].duration_ms, 1950.0);
+        assert_eq!(
+            p.cluster_ms,
+            Some(2000.0),
+            "back as primary ends the cluster's part"
+        );
         assert!(p.adds_up, "{:?}", p.findings);
         assert!(html_bar(&p).contains("dominated by back as primary"));
         // A crash mended on the leader's next loop: 1.5 s after the injection here (age 8.5 s

@@ -110,6 +110,20 @@ impl ScenarioReport {
                 "old_leader_writes_after_lock_lost",
                 &figure(&|r| r.old_leader_writes_after_lock_lost.map(|n| n as f64)),
             ),
+            // The window's part the cluster took (Patroni's floor) and the clients' way back,
+            // side by side over the runs: what a client-side setting can still lower.
+            Spread::of(
+                "cluster_part_ms",
+                &figure(&|r| r.phases.as_ref().and_then(|p| p.cluster_ms)),
+            ),
+            Spread::of(
+                "clients_part_ms",
+                &figure(&|r| {
+                    r.phases
+                        .as_ref()
+                        .and_then(|p| p.cluster_ms.map(|c| p.window_ms - c))
+                }),
+            ),
             Spread::of("whole_again_ms", &figure(&|r| r.whole_again_ms)),
             Spread::of(
                 "lease_remaining_at_inject_ms",

@@ -674,11 +674,19 @@ fn phases_of(
     report: &Report,
     leader_before: &str,
 ) -> Option<crate::phases::Phases> {
-    let longest = report
-        .analysis
+    use crate::phases::{Span, SpanKind};
+    let a = &report.analysis;
+    let longest = a
         .windows
         .iter()
-        .max_by(|a, b| a.duration_ms.total_cmp(&b.duration_ms));
+        .max_by(|x, y| x.duration_ms.total_cmp(&y.duration_ms))
+        .map(Span::window)
+        .or_else(|| {
+            a.stalls
+                .iter()
+                .max_by(|x, y| x.duration_ms.total_cmp(&y.duration_ms))
+                .map(Span::stall)
+        });
     let settings = crate::phases::Settings {
         lease_left_ms: course
             .lease_at_inject
@@ -700,6 +708,11 @@ fn phases_of(
         course.leader_after.as_deref(),
         settings,
     )
+    // A stall is broken up only when the old leader's PostgreSQL stopped serving in it: any
+    // run has a longest gap between acknowledgements, most of them no fault's.
+    .filter(|p| {
+        p.span == SpanKind::Window || p.milestones.first().is_some_and(|m| m.at_us.is_some())
+    })
 }
 
 /// When the lock left `leader`: the first "leader lock: ..." event after the injection that
