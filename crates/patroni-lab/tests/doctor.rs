@@ -219,8 +219,8 @@ fn switchover_then_stop_diverges_a_member_and_the_doctor_names_and_repairs_it() 
         "{repaired}"
     );
     healthy_cluster();
-    let (code, _) = scenario("kill-leader", &[]);
-    assert_eq!(code, 0, "kill-leader after the repair");
+    let (code, report) = scenario("kill-leader", &[]);
+    passed_but_for_async_loss(code, &report);
 }
 
 /// A packet filter in `member` (table inet plab, as the partition fault makes): removed on drop.

@@ -127,8 +127,12 @@ fn switchover_scenario_moves_the_leader_and_grades_pass() {
 /// timeline, the other node takes the lock, and the old leader is started again.
 fn leader_down_fails_over_and_comes_back(lab: &LabTest, scenario_name: &str, step: &str) {
     let (code, report, _) = scenario(scenario_name, &[]);
-    assert_eq!(code, 0);
-    grades_all_pass(&report);
+    if scenario_name == "kill-leader" {
+        passed_but_for_async_loss(code, &report);
+    } else {
+        assert_eq!(code, 0);
+        grades_all_pass(&report);
+    }
     let new = other(&lab.leader);
     assert!(
         has_event(&report, &format!("{step} {}", lab.leader)),
@@ -715,7 +719,8 @@ fn a_fault_lands_at_a_random_point_of_the_leaders_loop() {
             "2",
         ],
     );
-    assert_eq!(code, 0, "{stderr}");
+    assert!(code == 0 || code == 3, "{stderr}");
+    passed_but_for_async_loss(code, &report);
     let runs = report["runs"].as_array().unwrap();
     let mut injected = Vec::new();
     for run in runs {

@@ -527,3 +527,23 @@ pub fn scenario_report(name: &str, args: &[&str]) -> (i32, serde_json::Value) {
         serde_json::from_str(&text).expect("the JSON report"),
     )
 }
+
+/// A crash under asynchronous replication (the lab's default) may lose the commits the old
+/// leader acknowledged before they reached the replica: 1 to 3 acknowledged writes in 4 of 16
+/// kill-leader runs here (2026-11-29, ~300 transactions/s; SCENARIOS.md, "kill-leader under
+/// async"). A test about something else accepts exactly that and nothing more: exit 0, or
+/// exit 3 with "lost writes" the only grade that failed, in every run.
+#[allow(dead_code)]
+pub fn passed_but_for_async_loss(code: i32, report: &serde_json::Value) {
+    if code == 0 {
+        return;
+    }
+    assert_eq!(code, 3, "neither passed nor failed on grades: {report}");
+    for run in report["runs"].as_array().expect("runs") {
+        for g in run["grades"].as_array().expect("grades") {
+            if g["pass"] == false {
+                assert_eq!(g["name"], "lost writes", "{g}");
+            }
+        }
+    }
+}

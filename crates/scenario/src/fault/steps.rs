@@ -42,7 +42,15 @@ pub fn container_ip(name: &str) -> Result<String, FaultError> {
 
 /// A guard that starts `container` again (a no-op when it runs).
 pub fn start_again(container: &str) -> Guard {
-    Guard::arm(docker_undo(&["start", container]))
+    let name = container.to_string();
+    Guard::arm(Undo::new(format!("docker start {container}"), move || {
+        // A crash freezes the container before it kills it ([`leader_down`]): one left frozen
+        // (its kill failed) is thawed first; anything else answers "not paused", ignored.
+        let _ = docker(&["unpause", &name]);
+        docker(&["start", &name])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }))
 }
 
 /// Holds a fault for `d`; a signal (`stopped`) cuts it short, which is an
@@ -273,18 +281,26 @@ pub fn hold_container(
     }
 }
 
-/// The leader's container taken down (`docker stop` or `docker kill -s KILL`), proven not
-/// running, started again once another member leads.
-pub fn leader_down(ctx: &Ctx, args: &[&str], what: &str) -> Result<(), FaultError> {
+/// The leader's container taken down by `commands` in order (`docker stop`, or `docker pause`
+/// then `docker kill -s KILL`), each on the timeline, proven not running, started again once
+/// another member leads.
+pub fn leader_down(ctx: &Ctx, commands: &[&[&str]]) -> Result<(), FaultError> {
     let guard = start_again(ctx.leader);
-    ctx.step(what.to_string());
-    let mut all: Vec<&str> = args.to_vec();
-    all.push(ctx.leader);
-    d(&all)?;
+    for args in commands {
+        ctx.step(format!("docker {} {}", docker_words(args), ctx.leader));
+        let mut all: Vec<&str> = args.to_vec();
+        all.push(ctx.leader);
+        d(&all)?;
+    }
     prove_status(ctx.timeline, ctx.leader, |s| s != "running", ctx.stopped)?;
     wait_new_leader(ctx.lab, ctx.leader, Duration::from_secs(120), ctx.stopped)?;
     ctx.step(guard.what().to_string());
     guard.undo().map_err(FaultError::Step)
+}
+
+/// How a docker command reads on the timeline: `kill --signal KILL` as `kill -s KILL`.
+fn docker_words(args: &[&str]) -> String {
+    args.join(" ").replace("--signal", "-s")
 }
 
 /// `docker restart` of a service, proven by a new container start time.

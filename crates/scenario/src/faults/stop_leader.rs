@@ -28,6 +28,6 @@ impl FaultKind for StopLeader {
         }
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
-        leader_down(ctx, &["stop"], &format!("docker stop {}", ctx.leader))
+        leader_down(ctx, &[&["stop"]])
     }
 }
