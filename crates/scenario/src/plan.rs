@@ -18,6 +18,12 @@ use crate::runner::{self, Jitter, Plan, RunnerError, ScenarioRun};
 pub const INJECT_AT: &str = "5s";
 /// How long the probe goes on once the cluster is whole again.
 pub const TAIL: &str = "3s";
+/// The matrix's: a cell's runs are placed in the leader's loop (`--phases`), which waits for
+/// the lease on top of this, so 2 s of writes before the fault is baseline enough; and 1 s
+/// after the cluster is whole again (the clients are long back by then). 5 s a run over a
+/// matrix's 120 runs is 10 minutes.
+pub const MATRIX_INJECT_AT: &str = "2s";
+pub const MATRIX_TAIL: &str = "1s";
 /// How long a run waits for a whole cluster before it starts.
 pub const WHOLE_BEFORE: Duration = Duration::from_secs(120);
 /// The longest injection jitter: Patroni's own ceiling for loop_wait is far below it.

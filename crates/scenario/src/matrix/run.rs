@@ -252,13 +252,13 @@ async fn cell_plan(
         fault,
         expectations,
         m.probe.clone(),
-        plan::default_duration(plan::INJECT_AT),
+        plan::default_duration(plan::MATRIX_INJECT_AT),
         if lab.etcd_url.is_some() {
             Jitter::Stratified(m.runs)
         } else {
             Jitter::LoopWait
         },
-        plan::default_duration(plan::TAIL),
+        plan::default_duration(plan::MATRIX_TAIL),
     )
     .map_err(MatrixError::Lab)
 }
