@@ -71,43 +71,50 @@ pub struct CellPrediction {
     pub measured_ms: Option<(f64, f64)>,
 }
 
+/// The window's end as a predicted moment.
+const FIRST_WRITE: &str = "the first client write";
+
 impl CellPrediction {
-    /// Per moment, in the order first met, over the runs' phases.
+    /// Per moment, in the order first met, over the runs' phases; the first client write last.
     pub fn over<'a>(runs: impl IntoIterator<Item = &'a crate::phases::Phases>) -> Vec<Self> {
         let mut out: Vec<Self> = Vec::new();
+        let mut add = |moment: &str, pred: &crate::phases::Predicted, measured: Option<f64>| {
+            let i = out
+                .iter()
+                .position(|c| c.moment == moment)
+                .unwrap_or_else(|| {
+                    out.push(Self {
+                        moment: moment.to_string(),
+                        runs: 0,
+                        outside: 0,
+                        predicted_ms: (pred.min_ms, pred.max_ms),
+                        measured_ms: None,
+                    });
+                    out.len() - 1
+                });
+            let c = &mut out[i];
+            c.runs += 1;
+            c.outside += usize::from(pred.outside || measured.is_none());
+            c.predicted_ms = (
+                c.predicted_ms.0.min(pred.min_ms),
+                c.predicted_ms.1.max(pred.max_ms),
+            );
+            if let Some(v) = measured {
+                c.measured_ms = Some(c.measured_ms.map_or((v, v), |(a, b)| (a.min(v), b.max(v))));
+            }
+        };
         for p in runs {
+            let after = |at: Option<i64>| {
+                at.zip(p.injected_at_us)
+                    .map(|(at, inj)| (at - inj) as f64 / 1000.0)
+            };
             for m in &p.milestones {
-                let Some(pred) = &m.predicted_ms else {
-                    continue;
-                };
-                let measured = m
-                    .at_us
-                    .zip(p.injected_at_us)
-                    .map(|(at, inj)| (at - inj) as f64 / 1000.0);
-                let i = match out.iter().position(|c| c.moment == m.name) {
-                    Some(i) => i,
-                    None => {
-                        out.push(Self {
-                            moment: m.name.to_string(),
-                            runs: 0,
-                            outside: 0,
-                            predicted_ms: (pred.min_ms, pred.max_ms),
-                            measured_ms: None,
-                        });
-                        out.len() - 1
-                    }
-                };
-                let c = &mut out[i];
-                c.runs += 1;
-                c.outside += usize::from(pred.outside || measured.is_none());
-                c.predicted_ms = (
-                    c.predicted_ms.0.min(pred.min_ms),
-                    c.predicted_ms.1.max(pred.max_ms),
-                );
-                if let Some(v) = measured {
-                    c.measured_ms =
-                        Some(c.measured_ms.map_or((v, v), |(a, b)| (a.min(v), b.max(v))));
+                if let Some(pred) = &m.predicted_ms {
+                    add(m.name, pred, after(m.at_us));
                 }
+            }
+            if let Some(pred) = &p.predicted_end_ms {
+                add(FIRST_WRITE, pred, after(Some(p.window_end_us)));
             }
         }
         out
@@ -760,6 +767,7 @@ mod tests {
             dominant: None,
             cluster_ms: None,
             precision_ms: Some(100.0),
+            predicted_end_ms: None,
             adds_up: true,
             findings: Vec::new(),
         }
@@ -767,13 +775,25 @@ mod tests {
 
     #[test]
     fn a_cell_spans_its_runs_predictions_and_counts_the_misses() {
-        let runs = [
+        let mut runs = [
             lock_run((4_000.0, 5_000.0), Some(4_500.0), false),
             lock_run((20_000.0, 21_000.0), Some(22_000.0), true),
             lock_run((12_000.0, 13_000.0), None, false),
         ];
         let p = CellPrediction::over(&runs);
         assert_eq!(p.len(), 1, "only the predicted moment: {p:?}");
+        // A run whose first client write was predicted too: its own moment, after the rest.
+        runs[0].predicted_end_ms = Some(crate::phases::Predicted {
+            min_ms: 4_000.0,
+            max_ms: 30_000.0,
+            rule: "end".into(),
+            outside: false,
+        });
+        let with_end = CellPrediction::over(&runs);
+        assert_eq!(with_end.len(), 2);
+        assert_eq!(with_end[1].moment, "the first client write");
+        assert_eq!(with_end[1].measured_ms, Some((29_000.0, 29_000.0)));
+        assert_eq!((with_end[1].runs, with_end[1].outside), (1, 0));
         assert_eq!(p[0].runs, 3);
         assert_eq!(p[0].outside, 2, "the miss and the moment not seen");
         assert_eq!(p[0].predicted_ms, (4_000.0, 21_000.0));

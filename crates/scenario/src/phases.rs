@@ -69,6 +69,11 @@ pub struct Phases {
     pub cluster_ms: Option<f64>,
     /// The widest precision of the moments seen (ms).
     pub precision_ms: Option<f64>,
+    /// When the first client write may come, as ms after the injection: from the earliest
+    /// predicted moment to the last one plus the client's back-off (`None`: nothing on the way
+    /// back predicted, or no injection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_end_ms: Option<Predicted>,
     /// Every moment seen, each inside the window within its precision.
     pub adds_up: bool,
     /// What keeps it from adding up, and predictions the run fell outside of.
@@ -132,6 +137,8 @@ pub struct Settings {
     /// lease's age) and its precision, for a fault the leader's own Patroni mends on that loop
     /// (`None`: not such a fault, or not measured).
     pub next_loop_ms: Option<(f64, f64)>,
+    /// The longest a client waits before it tries again (the probe's back-off ceiling, ms).
+    pub client_backoff_ms: f64,
 }
 
 /// How long Patroni takes to start a crashed PostgreSQL once its loop is due: 1.05–1.64 s
@@ -347,7 +354,49 @@ pub fn of(
     let (haproxy, spell) = haproxy_back(events, sampling, (from, start), end);
     push(HAPROXY, haproxy);
     predict(&mut ms, injected, settings, spell);
-    Some(assemble(w, injected, ms, moved))
+    let mut p = assemble(w, injected, ms, moved);
+    predict_end(&mut p, settings.client_backoff_ms);
+    Some(p)
+}
+
+/// The window's end (the first client write) predicted from the moments' predictions: not
+/// before the earliest of them (the lock leaving, the member back as primary), not after the
+/// last one that ends the way back (HAProxy routing again, or the member back as primary) plus
+/// the client's back-off. Without such a last one (HAProxy never waited) there is none.
+fn predict_end(p: &mut Phases, backoff_ms: f64) {
+    let Some(inj) = p.injected_at_us else { return };
+    let predicted = |name: &str| {
+        p.milestones
+            .iter()
+            .find(|m| m.name == name)
+            .and_then(|m| m.predicted_ms.as_ref())
+    };
+    let Some(first) = [LOCK_LEFT, BACK].into_iter().find_map(predicted) else {
+        return;
+    };
+    let Some(last) = [HAPROXY, BACK].into_iter().find_map(predicted) else {
+        return;
+    };
+    let (min, max) = (first.min_ms, last.max_ms + backoff_ms);
+    let end_ms = (p.window_end_us - inj) as f64 / 1000.0;
+    let outside = end_ms < min || end_ms > max;
+    if outside {
+        p.findings.push(format!(
+            "the first client write: {:.2} s after the injection, outside its prediction [{:.2}, {:.2}] s",
+            end_ms / 1000.0,
+            min / 1000.0,
+            max / 1000.0
+        ));
+    }
+    p.predicted_end_ms = Some(Predicted {
+        min_ms: min,
+        max_ms: max,
+        rule: format!(
+            "from the earliest predicted moment ({}) to the last ({}) + the client's back-off of up to {backoff_ms:.0} ms",
+            first.rule, last.rule
+        ),
+        outside,
+    });
 }
 
 /// Sets the settings' predictions on the moments they speak of.
@@ -502,6 +551,7 @@ fn assemble(span: Span, injected: Option<i64>, ms: Vec<Milestone>, moved: bool) 
         dominant,
         cluster_ms,
         precision_ms,
+        predicted_end_ms: None,
         adds_up,
         findings,
     }
@@ -559,6 +609,15 @@ pub fn lines(p: &Phases) -> Vec<String> {
             pr.max_ms / 1000.0,
             if pr.outside { " OUTSIDE" } else { "" },
             pr.rule
+        ));
+    }
+    if let (Some(pr), Some(i)) = (&p.predicted_end_ms, p.injected_at_us) {
+        out.push(format!(
+            "  predicted: the first client write {:.2}-{:.2} s after the injection, measured {:.2} s{}",
+            pr.min_ms / 1000.0,
+            pr.max_ms / 1000.0,
+            (p.window_end_us - i) as f64 / 1e6,
+            if pr.outside { " OUTSIDE" } else { "" }
         ));
     }
     for f in &p.findings {
@@ -826,6 +885,7 @@ mod tests {
             lease_left_ms: Some((left_ms, 50.0)),
             haproxy_check: Some((1000.0, 1)),
             next_loop_ms: None,
+            client_backoff_ms: 200.0,
         };
         // Lock left 20.0 s after the injection: inside [19.95, 20.55].
         let p = phases_of(&killed(), &w, "patroni2", lease(20_000.0));
@@ -835,6 +895,30 @@ mod tests {
         let ha = p.milestones.iter().find(|m| m.name == HAPROXY).unwrap();
         assert!(!ha.predicted_ms.as_ref().unwrap().outside, "{ha:?}");
         assert!(p.findings.is_empty(), "{:?}", p.findings);
+        // The first client write (22.0 s after the injection): after the lock could leave
+        // (19.95 s) and before HAProxy's latest (21.0 + 1.0 s) plus the back-off (0.2 s).
+        let end = p.predicted_end_ms.as_ref().unwrap();
+        assert_eq!(
+            (end.min_ms, end.max_ms, end.outside),
+            (19_950.0, 22_200.0, false)
+        );
+        assert!(lines(&p).iter().any(|l| l.contains(
+            "predicted: the first client write 19.95-22.20 s after the injection, measured 22.00 s"
+        )));
+        // A client back 0.5 s after HAProxy's latest with no back-off allowed: a finding.
+        let late = Settings {
+            client_backoff_ms: 0.0,
+            ..lease(20_000.0)
+        };
+        let p = phases_of(&killed(), &window(10_000, 32_500), "patroni2", late);
+        assert!(p.predicted_end_ms.as_ref().unwrap().outside);
+        assert!(
+            p.findings.iter().any(|f| f.contains(
+                "the first client write: 22.50 s after the injection, outside its prediction [19.95, 22.00] s"
+            )),
+            "{:?}",
+            p.findings
+        );
         // A lease said to have 15 s left: the lock leaving at 20 s is outside, and said so.
         let p = phases_of(&killed(), &w, "patroni2", lease(15_000.0));
         assert!(p.milestones[1].predicted_ms.as_ref().unwrap().outside);
@@ -925,9 +1009,8 @@ mod tests {
         // after the injection, as a switchover's does).
         let w = window(10_500, 32_000);
         let settings = Settings {
-            lease_left_ms: None,
             haproxy_check: Some((1000.0, 1)),
-            next_loop_ms: None,
+            ..Settings::default()
         };
         let p = phases_of(&events, &w, "patroni2", settings);
         let ha = p.milestones.iter().find(|m| m.name == HAPROXY).unwrap();

@@ -693,6 +693,7 @@ fn phases_of(
             .filter(|_| plan.fault.lock_expires())
             .map(|l| (l.remaining_ms, l.precision_ms)),
         haproxy_check: course.haproxy_check,
+        client_backoff_ms: plan.probe.backoff_max.as_secs_f64() * 1000.0,
         next_loop_ms: match (course.lease_at_inject, course.loop_wait_ms) {
             (Some(l), Some(wait)) if plan.fault.mended_on_next_loop() => {
                 Some(((wait - l.age_ms).max(0.0), l.precision_ms))
