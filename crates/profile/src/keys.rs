@@ -178,6 +178,12 @@ pub const KEYS: &[Key] = &[
         kind: int(1, 10),
         about: "passed checks in a row before a node is routed to",
     },
+    Key {
+        section: Section::HaProxy,
+        name: "replica_max_lag_bytes",
+        kind: int(0, 1 << 40),
+        about: "bytes a replica may have left to replay (behind the leader's position in etcd) and still serve readers on 5433",
+    },
 ];
 
 pub fn find(section: Section, name: &str) -> Option<&'static Key> {

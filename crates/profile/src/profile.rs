@@ -409,6 +409,7 @@ server_check_delay = 5
 check_inter_ms = 1000
 check_fall = 2
 check_rise = 1
+replica_max_lag_bytes = 1048576
 ";
 
     fn default() -> Profile {
@@ -528,7 +529,7 @@ check_rise = 1
             ),
             (
                 ";; x\n[haproxy]\nttl = 30\n",
-                "x.ini:3: [haproxy] has no setting 'ttl': known are check_inter_ms, check_fall, check_rise",
+                "x.ini:3: [haproxy] has no setting 'ttl': known are check_inter_ms, check_fall, check_rise, replica_max_lag_bytes",
             ),
             (
                 ";; x\n[patroni]\nttl = 30\nttl = 40\n",

@@ -20,6 +20,8 @@ pub const NODES: [(&str, u16, u16); 3] = [
 pub const ETCD_CLIENT_PORT: u16 = 2379;
 /// HAProxy's client port, published on the lab's bind address: the endpoint clients use.
 pub const CLIENT_PORT: u16 = 5432;
+/// HAProxy's reader port: a replica within the profile's lag, else the leader.
+pub const READER_PORT: u16 = 5433;
 /// Patroni's scope (`CLUSTER_SCOPE` in the containers) and etcd namespace (Patroni's default).
 pub const SCOPE: &str = "postgres-cluster";
 pub const NAMESPACE: &str = "/service/";

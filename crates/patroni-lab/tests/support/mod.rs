@@ -13,7 +13,8 @@ use patroni_lab_common::patroni::{self, ClusterView};
 
 pub use patroni_lab_scenario::lab::SERVICES;
 /// The client endpoint (HAProxy) and PgBouncer, as published on the host.
-pub use patroni_lab_scenario::lab::{CLIENT_PORT, PGBOUNCER_PORT};
+#[allow(unused_imports)]
+pub use patroni_lab_scenario::lab::{CLIENT_PORT, PGBOUNCER_PORT, READER_PORT};
 /// Host port of each node's PostgreSQL (direct, no proxy).
 pub fn pg_port(node: &str) -> u16 {
     lab_node(node).2
