@@ -11,6 +11,7 @@ use std::path::Path;
 pub use crate::acked::Acked;
 use crate::classify::{ErrorClass, Outcome};
 use crate::percentile::Latencies;
+use crate::readers::ReaderPass;
 use crate::record::{Attempt, Kind, ServerId};
 use crate::seconds::SecondLatencies;
 use crate::windows::{OpenWindow, merge};
@@ -71,6 +72,7 @@ struct FirstPass {
     spans: BTreeMap<ServerId, ServerSpan>,
     last_ack: Option<u64>,
     stalls: Vec<Stall>,
+    readers: ReaderPass,
 }
 
 impl FirstPass {
@@ -85,10 +87,19 @@ impl FirstPass {
             spans: BTreeMap::new(),
             last_ack: None,
             stalls: Vec::new(),
+            readers: ReaderPass::default(),
         }
     }
 
     fn add(&mut self, at: Attempt) {
+        // The reader endpoint's reads are the reader side's alone: no writer figure counts them.
+        if at.kind == Kind::ReplicaRead {
+            self.readers.read(&at);
+            return;
+        }
+        if at.kind == Kind::Write && at.outcome == Outcome::Ok {
+            self.readers.acknowledged(at.client, at.seq, at.end_us);
+        }
         let a = &mut self.a;
         a.totals.attempts += 1;
         a.totals.connects += u64::from(at.connected);
@@ -129,6 +140,7 @@ impl FirstPass {
         }
         self.last_ack = Some(self.last_ack.map_or(at.end_us, |p| p.max(at.end_us)));
         match at.kind {
+            Kind::ReplicaRead => {}
             Kind::Read => {
                 a.totals.reads_ok += 1;
                 a.totals.reads_from_recovery += u64::from(at.in_recovery == Some(true));
@@ -212,6 +224,7 @@ impl FirstPass {
         // Servers in the order they first committed.
         let mut servers: Vec<ServerSpan> = self.spans.into_values().collect();
         servers.sort_by_key(|s| s.first_commit_us);
+        self.a.readers = self.readers.finish();
         (self.a, self.stalls, servers)
     }
 }
@@ -272,6 +285,9 @@ pub fn analyze(
     if !a.windows.is_empty() || !stalls.is_empty() || !takeovers.is_empty() {
         for attempt in read_history(path)? {
             let at = attempt?;
+            if at.kind == Kind::ReplicaRead {
+                continue;
+            }
             if at.outcome != Outcome::Ok {
                 if let Some(s) = stalls
                     .iter_mut()
@@ -333,6 +349,7 @@ mod tests {
             }),
             in_recovery: Some(false),
             error: None,
+            seen: None,
         }
     }
 

@@ -17,6 +17,11 @@ pub struct ProbeArgs {
     /// Connection string (URL or key=value). Without a password in it: PGPASSWORD, else "postgres".
     #[arg(long, default_value = defaults::URL)]
     url: String,
+    /// A reader endpoint (the lab's: postgres://postgres@127.0.0.1:5433/postgres): after each
+    /// acknowledged write the client reads its own newest row there — staleness,
+    /// read-your-writes and monotonic reads in the report.
+    #[arg(long)]
+    reader_url: Option<String>,
     #[command(flatten)]
     load: crate::load::LoadArgs,
     /// How long to run (500ms, 30s, 5m); 0 runs until Ctrl-C.
@@ -105,6 +110,15 @@ fn settings(args: &ProbeArgs) -> Result<Settings, BadInput> {
         }
     }
     s.patroni = args.patroni.clone();
+    if let Some(url) = &args.reader_url {
+        let parsed: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| BadInput(format!("--reader-url cannot be read: {e}")))?;
+        s.reader = Some(crate::settings::Reader {
+            conninfo: url.clone(),
+            endpoint: crate::workload::describe_endpoint(&parsed),
+        });
+    }
     s.live = !args.quiet;
     if let Some(path) = &args.history {
         // Opened here so a bad path fails before anything connects; the run truncates it.

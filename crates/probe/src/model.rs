@@ -124,6 +124,9 @@ pub struct Analysis {
     pub split_brain: Vec<SplitBrain>,
     pub latency: Latency,
     pub timeline: Vec<Second>,
+    /// What reading clients saw on the reader endpoint (`None`: no reader endpoint given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readers: Option<crate::readers::Readers>,
     #[serde(skip)]
     pub acked: Acked,
     /// (client, seq) of writes whose outcome is unknown.

@@ -4,12 +4,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::{Failure, Outcome};
 
-/// A write appends a row; a read selects one.
+/// A write appends a row; a read selects one; a replica read, on the reader endpoint right
+/// after the client's write `seq` was acknowledged, selects the client's newest row there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Write,
     Read,
+    ReplicaRead,
 }
 
 /// The server that answered: its address as PostgreSQL sees it and its timeline. A new
@@ -49,6 +51,9 @@ pub struct Attempt {
     pub in_recovery: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<Failure>,
+    /// A replica read: the newest of its client's rows it saw (0: none).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub seen: Option<u64>,
 }
 
 impl Attempt {

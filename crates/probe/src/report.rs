@@ -232,6 +232,30 @@ fn events(s: &mut String, a: &Analysis) {
             t.reads_from_recovery, t.reads_ok
         );
     }
+    if let Some(rd) = &a.readers {
+        readers(s, rd);
+    }
+}
+
+/// The reader endpoint's side: what reading clients saw.
+fn readers(s: &mut String, rd: &crate::readers::Readers) {
+    let st = &rd.staleness;
+    let _ = writeln!(
+        s,
+        "  readers: {} reads after acknowledged writes, {} ok, {} failed (longest failing {:.0} ms); answered by a primary: {}",
+        rd.reads, rd.ok, rd.failed, rd.longest_failing_ms, rd.answered_by_primary
+    );
+    let _ = writeln!(
+        s,
+        "    staleness p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} stale of {});  own write missing: {};  monotonic-read violations: {}",
+        st.p50_ms,
+        st.p99_ms,
+        st.max_ms,
+        rd.stale_reads,
+        rd.ok,
+        rd.own_write_missing,
+        rd.monotonic_violations
+    );
 }
 
 /// The lost-write check: what it found, the in-doubt writes, the server-side gap.

@@ -61,6 +61,18 @@ pub struct Settings {
     /// Clients kept on one fixed server besides the others (e.g. a leader's own address, so
     /// its writes are seen after it lost the lock); `None`: every client uses the endpoint.
     pub pinned: Option<Pinned>,
+    /// The reader endpoint: after each acknowledged write, the client reads its own newest row
+    /// there (`None`: no reads there).
+    pub reader: Option<Reader>,
+}
+
+/// The reader endpoint (the lab's HAProxy 5433: a replica within the lag threshold).
+#[derive(Debug, Clone, Serialize)]
+pub struct Reader {
+    #[serde(skip)]
+    pub conninfo: String,
+    /// As reports show it (no password).
+    pub endpoint: String,
 }
 
 /// Clients that always connect to one server, numbered after the endpoint's clients.
@@ -212,6 +224,7 @@ impl Settings {
             history_path: None,
             table: defaults::TABLE.into(),
             pinned: None,
+            reader: None,
         }
     }
 }

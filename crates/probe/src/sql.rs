@@ -32,6 +32,14 @@ pub(crate) fn read_sql(table: &str, run_id: &str, client: u32) -> String {
     )
 }
 
+/// The newest of the client's rows a read saw (its fifth column; 0 when it saw none).
+pub(crate) fn seen_seq(rows: &[Vec<Option<String>>]) -> u64 {
+    rows.first()
+        .and_then(|r| r.get(4).cloned().flatten())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Reads the server columns of the first row.
 pub(crate) fn served_by(rows: &[Vec<Option<String>>]) -> (Option<ServerId>, Option<bool>) {
     let Some(row) = rows.first() else {

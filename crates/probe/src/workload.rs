@@ -17,7 +17,7 @@ use crate::classify::{self, Failure, Outcome, Phase};
 use crate::history::collect;
 use crate::record::{Attempt, Kind};
 use crate::settings::{Mode, Settings};
-use crate::sql::{read_sql, served_by, table_ddl, write_sql};
+use crate::sql::{read_sql, seen_seq, served_by, table_ddl, write_sql};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -149,6 +149,8 @@ struct Shared {
     config: Config,
     /// The pinned clients' server (clients numbered from `settings.clients` on).
     pinned: Option<Config>,
+    /// The reader endpoint, read after each acknowledged write (`--reader-url`).
+    reader: Option<Config>,
     run_id: String,
     start: Instant,
     /// Time between two transactions of one client, when a rate is set.
@@ -226,6 +228,7 @@ async fn client_loop(
 ) {
     let s = &shared.settings;
     let mut conn: Option<Session> = None;
+    let mut reader_conn: Option<Session> = None;
     let mut seq = 0u64;
     let mut failures_in_a_row = 0u32;
     let mut mix = Mix(0x9E37_79B9_7F4A_7C15 ^ ((u64::from(id) + 1) * 0x1000_0001));
@@ -264,6 +267,7 @@ async fn client_loop(
             server: None,
             in_recovery: None,
             error: None,
+            seen: None,
         };
         if conn.is_none() || s.mode == Mode::PerTransaction {
             attempt.connected = true;
@@ -283,7 +287,7 @@ async fn client_loop(
         if let Some(session) = conn.take().filter(|_| attempt.error.is_none()) {
             let sql = match kind {
                 Kind::Write => write_sql(&s.table, &shared.run_id, id, seq),
-                Kind::Read => read_sql(&s.table, &shared.run_id, id),
+                Kind::Read | Kind::ReplicaRead => read_sql(&s.table, &shared.run_id, id),
             };
             let (kept, result) = execute(session, &sql, s.statement_timeout).await;
             conn = kept;
@@ -292,7 +296,7 @@ async fn client_loop(
                 Err((failure, phase)) => {
                     attempt.outcome = match kind {
                         Kind::Write => classify::write_outcome(&failure, phase),
-                        Kind::Read => Outcome::Failed,
+                        Kind::Read | Kind::ReplicaRead => Outcome::Failed,
                     };
                     attempt.error = Some(failure);
                 }
@@ -307,10 +311,66 @@ async fn client_loop(
         } else {
             failures_in_a_row + 1
         };
+        let acknowledged = kind == Kind::Write && attempt.outcome == Outcome::Ok;
         if records.send(attempt).await.is_err() {
             break;
         }
+        if let (true, Some(reader)) = (acknowledged, &shared.reader) {
+            let read = replica_read(&shared, reader, id, seq, &mut reader_conn).await;
+            if records.send(read).await.is_err() {
+                break;
+            }
+        }
     }
+}
+
+/// A read on the reader endpoint right after the client's write `seq` was acknowledged: the
+/// client's newest row there. Its failures are its own (the writer's back-off ignores them).
+async fn replica_read(
+    shared: &Shared,
+    reader: &Config,
+    id: u32,
+    seq: u64,
+    conn: &mut Option<Session>,
+) -> Attempt {
+    let s = &shared.settings;
+    let mut attempt = Attempt {
+        client: id,
+        seq,
+        kind: Kind::ReplicaRead,
+        start_us: shared.since_start(Instant::now()),
+        end_us: 0,
+        outcome: Outcome::Ok,
+        connected: false,
+        server: None,
+        in_recovery: None,
+        error: None,
+        seen: None,
+    };
+    if conn.is_none() || s.mode == Mode::PerTransaction {
+        attempt.connected = true;
+        *conn = connect(reader, s.connect_timeout)
+            .await
+            .map_err(|failure| attempt.error = Some(failure))
+            .ok();
+    }
+    if let Some(session) = conn.take() {
+        let sql = read_sql(&s.table, &shared.run_id, id);
+        let (kept, result) = execute(session, &sql, s.statement_timeout).await;
+        *conn = kept.filter(|_| s.mode == Mode::Persistent);
+        match result {
+            Ok(rows) => {
+                (attempt.server, attempt.in_recovery) = served_by(&rows);
+                attempt.seen = Some(seen_seq(&rows));
+            }
+            Err((failure, _)) => attempt.error = Some(failure),
+        }
+    }
+    if attempt.error.is_some() {
+        attempt.outcome = Outcome::Failed;
+    }
+    attempt.end_us = shared.since_start(Instant::now());
+    attempt
 }
 
 /// Makes the probe table if it is missing (on a primary; a replica has it by replication, or
@@ -405,10 +465,22 @@ pub async fn run(
         }
         None => None,
     };
+    let reader = match &settings.reader {
+        Some(r) => {
+            let mut c = connect_config(&Settings {
+                conninfo: r.conninfo.clone(),
+                ..settings.clone()
+            })?;
+            c.application_name(&application_name);
+            Some(c)
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         settings: settings.clone(),
         config,
         pinned,
+        reader,
         run_id: run_id.clone(),
         start,
         interval: settings

@@ -81,6 +81,8 @@ pub struct Lab {
     pub etcd_url: Option<String>,
     /// The endpoint clients use (HAProxy).
     pub client_url: String,
+    /// The reader endpoint (HAProxy's 5433), for the probe's reads after each write.
+    pub reader_url: String,
     /// PgBouncer's admin console (database `pgbouncer`).
     pub pgbouncer_admin_url: String,
     /// HAProxy's stats page as the host reaches it (`None`: not read).
@@ -133,6 +135,7 @@ impl Lab {
                 })
                 .collect(),
             client_url: format!("postgres://{user}@{host}:{CLIENT_PORT}/postgres"),
+            reader_url: format!("postgres://{user}@{host}:{READER_PORT}/postgres"),
             pgbouncer_admin_url: format!("postgres://{user}@{host}:{PGBOUNCER_PORT}/pgbouncer"),
             haproxy_stats_url: Some(format!("http://{host}:{HAPROXY_STATS_PORT}")),
             pgbouncer_admin: AdminTarget {

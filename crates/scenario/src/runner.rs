@@ -848,6 +848,7 @@ mod tests {
             }),
             in_recovery: Some(false),
             error: None,
+            seen: None,
         };
         let (old, new) = ("172.30.77.11", "172.30.77.12");
         let history = [

@@ -104,6 +104,10 @@ pub struct RunArgs {
     /// The client endpoint (default: the lab's HAProxy on 127.0.0.1:5432).
     #[arg(long)]
     url: Option<String>,
+    /// Clients also read their own newest row on the reader endpoint (the lab's HAProxy
+    /// 5433) after each acknowledged write: staleness, read-your-writes, monotonic reads.
+    #[arg(long)]
+    readers: bool,
     /// Patroni REST APIs of an existing cluster, comma-separated (then only switchover,
     /// switchover-paused and restart-leader run).
     #[arg(long, value_delimiter = ',')]
@@ -270,7 +274,13 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     };
     // Checked here with the default timing; the run replans with the live one.
     let expectations = fault.expectations().with(&overrides);
-    let probe = plan::probe_for(&lab, |p| args.load.apply(p))?;
+    let mut probe = plan::probe_for(&lab, |p| args.load.apply(p))?;
+    if args.readers {
+        probe.reader = Some(patroni_lab_probe::settings::Reader {
+            conninfo: lab.reader_url.clone(),
+            endpoint: lab.reader_url.clone(),
+        });
+    }
     let plan = plan::plan_for(
         fault,
         expectations,
