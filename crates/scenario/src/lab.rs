@@ -56,6 +56,8 @@ pub const PGBOUNCER_INI_LOCK: &str = patroni_lab_callback::paths::SHARED_INI_LOC
 /// HAProxy's runtime API inside its container, and the line a paused switchover enables.
 pub const HAPROXY_RUNTIME: &str = "/dev/tcp/127.0.0.1/9999";
 pub const HAPROXY_HOLD_LINE: &str = "postgres_primary/hold";
+/// HAProxy's backend of the replicas that serve readers (5433).
+pub const HAPROXY_READERS: &str = "replicas";
 /// HAProxy's stats page (CSV at `/;csv`), published on the lab's address.
 pub const HAPROXY_STATS_PORT: u16 = 7001;
 /// HAProxy's profile file (read before haproxy.cfg), on the haproxy-profile volume.

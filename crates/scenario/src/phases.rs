@@ -184,6 +184,7 @@ fn sampling_gap(sampling: &[Sampling], seen: &Seen) -> Option<f64> {
         }
         Seen::PgBouncer { .. } => s.source == "PgBouncer target",
         Seen::HaProxy(_) => s.source == "HAProxy routing",
+        Seen::Readers(_) => s.source == "HAProxy readers",
     };
     let gap = sampling.iter().find(|s| wanted(s))?.max_gap_ms?;
     let timeout = matches!(

@@ -60,6 +60,9 @@ pub enum Seen {
     },
     /// The members whose line HAProxy's client port routes to (UP), or what it said instead.
     HaProxy(Result<Vec<String>, String>),
+    /// The replicas HAProxy's reader port (5433) routes to (UP; none: the leader), or what it
+    /// said instead.
+    Readers(Result<Vec<String>, String>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +93,7 @@ impl Seen {
             Seen::Lock(_) => "lock".into(),
             Seen::PgBouncer { .. } => "pgbouncer".into(),
             Seen::HaProxy(_) => "haproxy".into(),
+            Seen::Readers(_) => "readers".into(),
         }
     }
 }
@@ -138,6 +142,11 @@ impl std::fmt::Display for Seen {
             Seen::HaProxy(Ok(up)) if up.is_empty() => write!(f, "HAProxy -> no line up"),
             Seen::HaProxy(Ok(up)) => write!(f, "HAProxy -> {}", up.join(", ")),
             Seen::HaProxy(Err(e)) => write!(f, "HAProxy: {e}"),
+            Seen::Readers(Ok(up)) if up.is_empty() => {
+                write!(f, "readers -> the leader (no replica in the pool)")
+            }
+            Seen::Readers(Ok(up)) => write!(f, "readers -> {}", up.join(", ")),
+            Seen::Readers(Err(e)) => write!(f, "readers: {e}"),
         }
     }
 }
@@ -267,23 +276,26 @@ async fn postgres_view(member: String, url: String, password: String) -> Seen {
     Seen::Postgres { member, state }
 }
 
-/// The members HAProxy's client port routes to: its tracked lines that are UP (the stats
-/// page's CSV, published on loopback).
+/// The lines of `proxy` that are UP, from HAProxy's stats page (its CSV, published on
+/// loopback).
+fn lines_up(stats_url: &str, proxy: &str) -> Result<Vec<String>, String> {
+    patroni_lab_common::patroni::get(stats_url, "/;csv", SAMPLE_TIMEOUT)
+        .map_err(|e| format!("stats page not answering: {e}"))
+        .map(|(_, csv)| {
+            cluster::stat_lines(&csv, proxy)
+                .into_iter()
+                .filter(|(_, status)| status.starts_with("UP"))
+                .map(|(line, _)| line)
+                .collect()
+        })
+}
+
+/// The members HAProxy's client port routes to: its tracked lines that are UP.
 fn haproxy_view(stats_url: &str) -> Seen {
     let (proxy, _) = crate::lab::HAPROXY_HOLD_LINE
         .split_once('/')
         .unwrap_or_default();
-    Seen::HaProxy(
-        patroni_lab_common::patroni::get(stats_url, "/;csv", SAMPLE_TIMEOUT)
-            .map_err(|e| format!("stats page not answering: {e}"))
-            .map(|(_, csv)| {
-                cluster::stat_lines(&csv, proxy)
-                    .into_iter()
-                    .filter(|(_, status)| status.starts_with("UP"))
-                    .map(|(line, _)| line)
-                    .collect()
-            }),
-    )
+    Seen::HaProxy(lines_up(stats_url, proxy))
 }
 
 /// Samples one source every `every` until `stop`, recording each change; returns when each
@@ -376,6 +388,7 @@ pub async fn poll_cluster(
         )));
     }
     if let Some(stats) = lab.haproxy_stats_url.clone() {
+        let readers = stats.clone();
         tasks.push(tokio::spawn(sample(
             "HAProxy routing".into(),
             POLL,
@@ -385,6 +398,20 @@ pub async fn poll_cluster(
                 let stats = stats.clone();
                 let lost = Seen::HaProxy(Err("sampling failed".into()));
                 blocking(move || haproxy_view(&stats), lost)
+            },
+        )));
+        tasks.push(tokio::spawn(sample(
+            "HAProxy readers".into(),
+            POLL,
+            timeline.clone(),
+            stop.clone(),
+            move || {
+                let stats = readers.clone();
+                let lost = Seen::Readers(Err("sampling failed".into()));
+                blocking(
+                    move || Seen::Readers(lines_up(&stats, crate::lab::HAPROXY_READERS)),
+                    lost,
+                )
             },
         )));
     }
