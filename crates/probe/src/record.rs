@@ -57,6 +57,23 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// An attempt just begun: ok until it fails, nothing known yet.
+    pub fn begun(client: u32, seq: u64, kind: Kind, start_us: u64) -> Self {
+        Self {
+            client,
+            seq,
+            kind,
+            start_us,
+            end_us: 0,
+            outcome: Outcome::Ok,
+            connected: false,
+            server: None,
+            in_recovery: None,
+            error: None,
+            seen: None,
+        }
+    }
+
     pub fn latency_us(&self) -> u64 {
         self.end_us.saturating_sub(self.start_us)
     }

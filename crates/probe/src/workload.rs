@@ -255,20 +255,7 @@ async fn client_loop(
         } else {
             Kind::Write
         };
-        let started = Instant::now();
-        let mut attempt = Attempt {
-            client: id,
-            seq,
-            kind,
-            start_us: shared.since_start(started),
-            end_us: 0,
-            outcome: Outcome::Ok,
-            connected: false,
-            server: None,
-            in_recovery: None,
-            error: None,
-            seen: None,
-        };
+        let mut attempt = Attempt::begun(id, seq, kind, shared.since_start(Instant::now()));
         if conn.is_none() || s.mode == Mode::PerTransaction {
             attempt.connected = true;
             let config = match &shared.pinned {
@@ -334,19 +321,12 @@ async fn replica_read(
     conn: &mut Option<Session>,
 ) -> Attempt {
     let s = &shared.settings;
-    let mut attempt = Attempt {
-        client: id,
+    let mut attempt = Attempt::begun(
+        id,
         seq,
-        kind: Kind::ReplicaRead,
-        start_us: shared.since_start(Instant::now()),
-        end_us: 0,
-        outcome: Outcome::Ok,
-        connected: false,
-        server: None,
-        in_recovery: None,
-        error: None,
-        seen: None,
-    };
+        Kind::ReplicaRead,
+        shared.since_start(Instant::now()),
+    );
     if conn.is_none() || s.mode == Mode::PerTransaction {
         attempt.connected = true;
         *conn = connect(reader, s.connect_timeout)

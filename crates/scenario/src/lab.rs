@@ -104,6 +104,14 @@ pub enum LabError {
 }
 
 impl Lab {
+    /// The probe's reader endpoint: the lab's 5433.
+    pub fn reader(&self) -> patroni_lab_probe::settings::Reader {
+        patroni_lab_probe::settings::Reader {
+            conninfo: self.reader_url.clone(),
+            endpoint: self.reader_url.clone(),
+        }
+    }
+
     /// The lab as `make up` starts it, with settings from the environment (`.env`).
     pub fn from_env() -> Self {
         let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());

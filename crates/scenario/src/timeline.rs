@@ -332,6 +332,42 @@ async fn blocking(read: impl FnOnce() -> Seen + Send + 'static, lost: Seen) -> S
     tokio::task::spawn_blocking(read).await.unwrap_or(lost)
 }
 
+/// HAProxy's two samplers: the writers' routing (5432) and the reader pool (5433).
+fn haproxy_samplers(
+    stats: String,
+    timeline: &Timeline,
+    stop: &watch::Receiver<bool>,
+) -> [tokio::task::JoinHandle<Sampling>; 2] {
+    let readers = stats.clone();
+    [
+        tokio::spawn(sample(
+            "HAProxy routing".into(),
+            POLL,
+            timeline.clone(),
+            stop.clone(),
+            move || {
+                let stats = stats.clone();
+                let lost = Seen::HaProxy(Err("sampling failed".into()));
+                blocking(move || haproxy_view(&stats), lost)
+            },
+        )),
+        tokio::spawn(sample(
+            "HAProxy readers".into(),
+            POLL,
+            timeline.clone(),
+            stop.clone(),
+            move || {
+                let stats = readers.clone();
+                let lost = Seen::Readers(Err("sampling failed".into()));
+                blocking(
+                    move || Seen::Readers(lines_up(&stats, crate::lab::HAPROXY_READERS)),
+                    lost,
+                )
+            },
+        )),
+    ]
+}
+
 /// Records changes until `stop` turns true, each source on its own task: each member's role
 /// and state and its PostgreSQL, the leader lock, PgBouncer's target and HAProxy's routing.
 /// Returns each source's sampling gaps.
@@ -388,32 +424,7 @@ pub async fn poll_cluster(
         )));
     }
     if let Some(stats) = lab.haproxy_stats_url.clone() {
-        let readers = stats.clone();
-        tasks.push(tokio::spawn(sample(
-            "HAProxy routing".into(),
-            POLL,
-            timeline.clone(),
-            stop.clone(),
-            move || {
-                let stats = stats.clone();
-                let lost = Seen::HaProxy(Err("sampling failed".into()));
-                blocking(move || haproxy_view(&stats), lost)
-            },
-        )));
-        tasks.push(tokio::spawn(sample(
-            "HAProxy readers".into(),
-            POLL,
-            timeline.clone(),
-            stop.clone(),
-            move || {
-                let stats = readers.clone();
-                let lost = Seen::Readers(Err("sampling failed".into()));
-                blocking(
-                    move || Seen::Readers(lines_up(&stats, crate::lab::HAPROXY_READERS)),
-                    lost,
-                )
-            },
-        )));
+        tasks.extend(haproxy_samplers(stats, &timeline, &stop));
     }
     if lab.containers {
         let lab = lab.clone();

@@ -275,12 +275,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     // Checked here with the default timing; the run replans with the live one.
     let expectations = fault.expectations().with(&overrides);
     let mut probe = plan::probe_for(&lab, |p| args.load.apply(p))?;
-    if args.readers {
-        probe.reader = Some(patroni_lab_probe::settings::Reader {
-            conninfo: lab.reader_url.clone(),
-            endpoint: lab.reader_url.clone(),
-        });
-    }
+    probe.reader = args.readers.then(|| lab.reader());
     let plan = plan::plan_for(
         fault,
         expectations,
