@@ -31,7 +31,6 @@ registry! {
     partition_leader::PartitionLeader,
     etcd_loss::EtcdLoss,
     replica_loss::ReplicaLoss,
-    lag_replica::LagReplica,
     pgbouncer_restart::PgbouncerRestart,
     haproxy_restart::HaproxyRestart,
     switchover_then_stop::SwitchoverThenStop,
