@@ -434,28 +434,25 @@ pub async fn run(
     // The run's clock starts here, after prepare(): the wall clock and the monotonic clock read
     // together, so `started_unix_us + t` is the wall time of any offset t in the history.
     let (start, started_unix_us) = (Instant::now(), patroni_lab_common::unix_us());
-    let pinned = match &settings.pinned {
-        Some(p) => {
-            let mut c = connect_config(&Settings {
-                conninfo: p.conninfo.clone(),
-                ..settings.clone()
-            })?;
-            c.application_name(&application_name);
-            Some(c)
-        }
-        None => None,
+    // Another server the clients use, with the run's settings and application name.
+    let other = |conninfo: &str| -> Result<Config, ProbeError> {
+        let mut c = connect_config(&Settings {
+            conninfo: conninfo.to_string(),
+            ..settings.clone()
+        })?;
+        c.application_name(&application_name);
+        Ok(c)
     };
-    let reader = match &settings.reader {
-        Some(r) => {
-            let mut c = connect_config(&Settings {
-                conninfo: r.conninfo.clone(),
-                ..settings.clone()
-            })?;
-            c.application_name(&application_name);
-            Some(c)
-        }
-        None => None,
-    };
+    let pinned = settings
+        .pinned
+        .as_ref()
+        .map(|p| other(&p.conninfo))
+        .transpose()?;
+    let reader = settings
+        .reader
+        .as_ref()
+        .map(|r| other(&r.conninfo))
+        .transpose()?;
     let shared = Arc::new(Shared {
         settings: settings.clone(),
         config,
