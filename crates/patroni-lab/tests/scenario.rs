@@ -780,7 +780,8 @@ fn a_kill_at_a_chosen_lease_time_left_loses_the_lock_that_much_later() {
             "2",
         ],
     );
-    assert_eq!(code, 0, "{stderr}");
+    assert!(code == 0 || code == 3, "{stderr}");
+    passed_but_for_async_loss(code, &report);
     for run in report["runs"].as_array().unwrap() {
         let left = run["lease_at_inject"]["remaining_ms"].as_f64().unwrap();
         assert!((21_750.0..=22_000.0).contains(&left), "{run}");
