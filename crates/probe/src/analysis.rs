@@ -98,7 +98,8 @@ impl FirstPass {
             return;
         }
         if at.kind == Kind::Write && at.outcome == Outcome::Ok {
-            self.readers.acknowledged(at.client, at.seq, at.end_us);
+            self.readers
+                .acknowledged(at.client, at.seq, at.end_us, at.wal);
         }
         let a = &mut self.a;
         a.totals.attempts += 1;
@@ -350,6 +351,7 @@ mod tests {
             in_recovery: Some(false),
             error: None,
             seen: None,
+            wal: None,
         }
     }
 

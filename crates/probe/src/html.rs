@@ -1,5 +1,6 @@
 //! The self-contained HTML report: a summary, an SVG chart of throughput, errors and latency
-//! per second with the unavailability windows shaded, and the tables behind them.
+//! per second with the unavailability windows shaded (and, when clients also read on the
+//! reader endpoint, what those reads saw), and the tables behind them.
 
 use crate::model::Analysis;
 use std::fmt::Write as _;
@@ -34,11 +35,14 @@ pub fn chart(r: &Report) -> String {
     chart_with_markers(r, &[])
 }
 
-/// Where the chart draws: seconds across, the plot's width, the second panel's top.
+/// Where the chart draws: seconds across, the plot's width, the second panel's top, the
+/// readers' panel's top (when there is one) and the bottom of the last panel.
 struct Frame {
     seconds: f64,
     plot_w: f64,
     top2: f64,
+    top3: Option<f64>,
+    bottom: f64,
 }
 
 impl Frame {
@@ -50,12 +54,16 @@ impl Frame {
 /// The chart with vertical markers (dashed lines, labelled) across both panels.
 pub fn chart_with_markers(r: &Report, markers: &[Marker]) -> String {
     let a = &r.analysis;
+    let top2 = TOP + PANEL_H + GAP;
+    let top3 = a.readers.as_ref().map(|_| top2 + PANEL_H + GAP);
     let f = Frame {
         seconds: (a.timeline.len().max(1)) as f64,
         plot_w: W - LEFT - RIGHT,
-        top2: TOP + PANEL_H + GAP,
+        top2,
+        top3,
+        bottom: top3.unwrap_or(top2) + PANEL_H,
     };
-    let height = f.top2 + PANEL_H + 40.0;
+    let height = f.bottom + 40.0;
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -64,6 +72,9 @@ pub fn chart_with_markers(r: &Report, markers: &[Marker]) -> String {
     windows(&mut svg, a, &f);
     attempts(&mut svg, a, &f);
     latency(&mut svg, a, &f);
+    if let (Some(rd), Some(top3)) = (&a.readers, f.top3) {
+        readers(&mut svg, rd, &f, top3);
+    }
     markers_and_axis(&mut svg, markers, &f);
     svg.push_str("</svg>");
     svg
@@ -77,7 +88,7 @@ fn windows(svg: &mut String, a: &Analysis, f: &Frame) {
             svg,
             r##"<rect x="{x0:.1}" y="{TOP}" width="{:.1}" height="{:.1}" fill="#f4c7c3" opacity="0.6"><title>window {:.0} ms, {} errors</title></rect>"##,
             (x1 - x0).max(1.0),
-            f.top2 + PANEL_H - TOP,
+            f.bottom - TOP,
             w.duration_ms,
             w.errors
         );
@@ -158,38 +169,101 @@ fn latency(svg: &mut String, a: &Analysis, f: &Frame) {
             );
         }
     }
-    for tick in [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0] {
-        if tick > hi * 1.3 {
-            break;
-        }
+    log_grid(svg, &[0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0], hi, y2);
+    panel_title(
+        svg,
+        "latency of successful attempts per second (blue p99, grey max; log scale)",
+        f.top2,
+    );
+}
+
+/// A log-scale panel's grid lines, labelled in ms, up to just above `hi`.
+fn log_grid(svg: &mut String, ticks: &[f64], hi: f64, y: impl Fn(f64) -> f64) {
+    for &tick in ticks.iter().take_while(|t| **t <= hi * 1.3) {
         let _ = write!(
             svg,
             r##"<text x="{}" y="{:.1}" text-anchor="end">{tick} ms</text><line x1="{LEFT}" y1="{:.1}" x2="{}" y2="{:.1}" stroke="#ddd"/>"##,
             LEFT - 5.0,
-            y2(tick) + 4.0,
-            y2(tick),
+            y(tick) + 4.0,
+            y(tick),
             W - RIGHT,
-            y2(tick)
+            y(tick)
         );
     }
+}
+
+/// A panel's title above it and its base line.
+fn panel_title(svg: &mut String, title: &str, top: f64) {
     let _ = write!(
         svg,
-        r##"<text x="{LEFT}" y="{}" font-weight="bold">latency of successful attempts per second (blue p99, grey max; log scale)</text><line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="#444"/>"##,
-        f.top2 - 10.0,
-        f.top2 + PANEL_H,
+        r##"<text x="{LEFT}" y="{}" font-weight="bold">{title}</text><line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="#444"/>"##,
+        top - 10.0,
+        top + PANEL_H,
         W - RIGHT,
-        f.top2 + PANEL_H
+        top + PANEL_H
     );
 }
 
-/// The markers across both panels, and the time axis.
+/// Panel 3: the reader endpoint's reads per second — the stalest read (log scale, purple),
+/// failed reads (red ticks along the bottom) and reads that missed their own write (orange).
+fn readers(svg: &mut String, rd: &crate::readers::Readers, f: &Frame, top: f64) {
+    let hi = rd
+        .per_second
+        .iter()
+        .filter_map(|s| s.staleness_max_ms)
+        .fold(10.0f64, f64::max);
+    let (lo_l, hi_l) = (1.0f64.log10(), hi.log10() + 0.1);
+    // A fresh read (0 ms) sits on the bottom line.
+    let y = |ms: f64| top + PANEL_H - (ms.max(1.0).log10() - lo_l) / (hi_l - lo_l) * PANEL_H;
+    let bar_w = (f.plot_w / f.seconds).max(1.0);
+    let mut points = Vec::new();
+    for (second, s) in rd.per_second.iter().enumerate() {
+        let x0 = f.x(second as f64);
+        if let Some(ms) = s.staleness_max_ms {
+            points.push(format!("{:.1},{:.1}", f.x(second as f64 + 0.5), y(ms)));
+        }
+        for (count, color, what, row) in [
+            (s.failed, "#d9342b", "reads failed", 0.0),
+            (
+                s.own_write_missing,
+                "#f0a020",
+                "reads missed their own write",
+                1.0,
+            ),
+        ] {
+            if count > 0 {
+                let _ = write!(
+                    svg,
+                    r#"<rect x="{x0:.1}" y="{:.1}" width="{bar_w:.1}" height="5" fill="{color}"><title>{second}s: {count} of {} {what}</title></rect>"#,
+                    top + PANEL_H - 6.0 - row * 7.0,
+                    s.reads
+                );
+            }
+        }
+    }
+    if !points.is_empty() {
+        let _ = write!(
+            svg,
+            r##"<polyline points="{}" fill="none" stroke="#6a3d9a" stroke-width="1.5"><title>stalest read per second</title></polyline>"##,
+            points.join(" ")
+        );
+    }
+    log_grid(svg, &[1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0], hi, y);
+    panel_title(
+        svg,
+        "readers per second: the stalest read (purple, log scale; fresh on the bottom line), failed reads (red), reads without their own write (orange)",
+        top,
+    );
+}
+
+/// The markers across every panel, and the time axis.
 fn markers_and_axis(svg: &mut String, markers: &[Marker], f: &Frame) {
     for (i, m) in markers.iter().enumerate() {
         let mx = f.x(m.at_us.max(0) as f64 / 1e6);
         let _ = write!(
             svg,
             r##"<line x1="{mx:.1}" y1="{TOP}" x2="{mx:.1}" y2="{:.1}" stroke="#6a3d9a" stroke-dasharray="4,3"><title>{}</title></line><text x="{:.1}" y="{:.1}" fill="#6a3d9a" font-size="9">{}</text>"##,
-            f.top2 + PANEL_H,
+            f.bottom,
             escape(&m.label),
             mx + 2.0,
             TOP + 10.0 + (i % 8) as f64 * 11.0,
@@ -209,7 +283,7 @@ fn markers_and_axis(svg: &mut String, markers: &[Marker], f: &Frame) {
             svg,
             r#"<text x="{:.1}" y="{}" text-anchor="middle">{t:.0}s</text>"#,
             f.x(t),
-            f.top2 + PANEL_H + 15.0
+            f.bottom + 15.0
         );
         t += step;
     }

@@ -54,6 +54,10 @@ pub struct Attempt {
     /// A replica read: the newest of its client's rows it saw (0: none).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub seen: Option<u64>,
+    /// The server's WAL position when it answered, bytes from 0/0: a write's (on the primary,
+    /// just before its commit), a read's (a replica's replayed position).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub wal: Option<u64>,
 }
 
 impl Attempt {
@@ -71,6 +75,7 @@ impl Attempt {
             in_recovery: None,
             error: None,
             seen: None,
+            wal: None,
         }
     }
 

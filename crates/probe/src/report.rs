@@ -256,6 +256,13 @@ fn readers(s: &mut String, rd: &crate::readers::Readers) {
         rd.own_write_missing,
         rd.monotonic_violations
     );
+    if let Some(lag) = &rd.replica_lag_bytes {
+        let _ = writeln!(
+            s,
+            "    a replica's replay behind the newest acknowledged write: p50 {} B  p99 {} B  max {} B  ({} replica reads)",
+            lag.p50, lag.p99, lag.max, lag.count
+        );
+    }
 }
 
 /// The lost-write check: what it found, the in-doubt writes, the server-side gap.

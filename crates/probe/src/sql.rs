@@ -13,10 +13,14 @@ pub fn table_ddl(table: &str) -> String {
     )
 }
 
-/// The columns every transaction returns: who served it.
+/// The columns every transaction returns: who served it, and where its WAL stood (in bytes
+/// from 0/0): a primary's current position (a write's, before its own commit record), a
+/// replica's replayed one (what a read on it can see).
 pub const SERVER_COLUMNS: &str = "host(inet_server_addr()), inet_server_port(), pg_is_in_recovery(), \
      CASE WHEN pg_is_in_recovery() THEN NULL \
-     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
+     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
+     pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+     ELSE pg_current_wal_lsn() END, '0/0')::bigint";
 
 pub(crate) fn write_sql(table: &str, run_id: &str, client: u32, seq: u64) -> String {
     format!(
@@ -32,12 +36,19 @@ pub(crate) fn read_sql(table: &str, run_id: &str, client: u32) -> String {
     )
 }
 
-/// The newest of the client's rows a read saw (its fifth column; 0 when it saw none).
+/// The newest of the client's rows a read saw (its sixth column; 0 when it saw none).
 pub(crate) fn seen_seq(rows: &[Vec<Option<String>>]) -> u64 {
+    rows.first()
+        .and_then(|r| r.get(5).cloned().flatten())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The server's WAL position the first row gives (its fifth column), bytes from 0/0.
+pub(crate) fn wal_position(rows: &[Vec<Option<String>>]) -> Option<u64> {
     rows.first()
         .and_then(|r| r.get(4).cloned().flatten())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Reads the server columns of the first row.

@@ -17,7 +17,7 @@ use crate::classify::{self, Failure, Outcome, Phase};
 use crate::history::collect;
 use crate::record::{Attempt, Kind};
 use crate::settings::{Mode, Settings};
-use crate::sql::{read_sql, seen_seq, served_by, table_ddl, write_sql};
+use crate::sql::{read_sql, seen_seq, served_by, table_ddl, wal_position, write_sql};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -279,7 +279,10 @@ async fn client_loop(
             let (kept, result) = execute(session, &sql, s.statement_timeout).await;
             conn = kept;
             match result {
-                Ok(rows) => (attempt.server, attempt.in_recovery) = served_by(&rows),
+                Ok(rows) => {
+                    (attempt.server, attempt.in_recovery) = served_by(&rows);
+                    attempt.wal = wal_position(&rows);
+                }
                 Err((failure, phase)) => {
                     attempt.outcome = match kind {
                         Kind::Write => classify::write_outcome(&failure, phase),
@@ -342,6 +345,7 @@ async fn replica_read(
             Ok(rows) => {
                 (attempt.server, attempt.in_recovery) = served_by(&rows);
                 attempt.seen = Some(seen_seq(&rows));
+                attempt.wal = wal_position(&rows);
             }
             Err((failure, _)) => attempt.error = Some(failure),
         }

@@ -132,6 +132,11 @@ pub trait FaultKind: Sync {
     fn pinned_clients(&self) -> u32 {
         0
     }
+    /// Whether clients also read on the reader endpoint (`--readers`) whatever the command
+    /// line says: the fault is about what readers see.
+    fn needs_readers(&self) -> bool {
+        false
+    }
     /// Client settings the fault needs; returns what it changed, for the report.
     fn adjust_probe(&self, _probe: &mut patroni_lab_probe::settings::Settings) -> Option<String> {
         None

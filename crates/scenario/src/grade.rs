@@ -54,6 +54,17 @@ impl Expectations {
         }
     }
 
+    /// A fault clients of the primary should not notice (a replica's, under asynchronous
+    /// replication): no window over 1 s, nothing failed or in doubt.
+    pub fn writers_unaffected() -> Self {
+        Self {
+            max_window: Some(Duration::from_secs(1)),
+            max_failed: Some(0),
+            max_in_doubt: Some(0),
+            ..Self::base()
+        }
+    }
+
     /// In one line: "window <= 6 s, stall <= 4 s, failed <= 0, in doubt <= 0, lost 0, ...".
     pub fn summary(&self) -> String {
         let secs = |d: Duration| format!("{} s", d.as_secs_f64());

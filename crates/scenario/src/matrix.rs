@@ -54,6 +54,59 @@ pub struct Cell {
     /// fault has none, or no run was broken into phases).
     #[serde(default)]
     pub predictions: Vec<CellPrediction>,
+    /// What the reader endpoint's clients saw over the cell's runs (`None`: no run read there).
+    #[serde(default)]
+    pub readers: Option<CellReaders>,
+}
+
+/// The reader side of a cell, over its runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellReaders {
+    pub reads: u64,
+    pub failed: u64,
+    /// The worst run's staleness p99 and the stalest read of all (ms).
+    pub staleness_p99_ms: f64,
+    pub staleness_max_ms: f64,
+    /// Reads that missed their own client's newest write (read-your-writes).
+    pub own_write_missing: u64,
+    pub monotonic_violations: u64,
+}
+
+impl CellReaders {
+    fn over<'a>(
+        runs: impl IntoIterator<Item = &'a patroni_lab_probe::readers::Readers>,
+    ) -> Option<Self> {
+        runs.into_iter().fold(None, |acc: Option<Self>, r| {
+            let mut c = acc.unwrap_or(Self {
+                reads: 0,
+                failed: 0,
+                staleness_p99_ms: 0.0,
+                staleness_max_ms: 0.0,
+                own_write_missing: 0,
+                monotonic_violations: 0,
+            });
+            c.reads += r.reads;
+            c.failed += r.failed;
+            c.staleness_p99_ms = c.staleness_p99_ms.max(r.staleness.p99_ms);
+            c.staleness_max_ms = c.staleness_max_ms.max(r.staleness.max_ms);
+            c.own_write_missing += r.own_write_missing;
+            c.monotonic_violations += r.monotonic_violations;
+            Some(c)
+        })
+    }
+
+    /// `readers: stale p99 0.0 s (max 1.2), failed 12, own write missing 3 of 2400, monotonic 0`.
+    fn text(&self) -> String {
+        format!(
+            "readers: staleness p99 {:.2} s (max {:.2}), failed {}, own write missing {} of {}, monotonic {}",
+            self.staleness_p99_ms / 1000.0,
+            self.staleness_max_ms / 1000.0,
+            self.failed,
+            self.own_write_missing,
+            self.reads,
+            self.monotonic_violations
+        )
+    }
 }
 
 /// One predicted moment over a cell's runs: the span of the ranges predicted (each run has its
@@ -212,6 +265,11 @@ impl Cell {
             took_s,
             key: key.to_string(),
             predictions: CellPrediction::over(r.runs.iter().filter_map(|x| x.phases.as_ref())),
+            readers: CellReaders::over(
+                r.runs
+                    .iter()
+                    .filter_map(|x| x.probe.analysis.readers.as_ref()),
+            ),
         }
     }
 
@@ -389,6 +447,7 @@ fn cell_text(c: &Cell) -> String {
         .predictions
         .iter()
         .map(|p| format!("; {}", p.text()))
+        .chain(c.readers.iter().map(|r| format!("; {}", r.text())))
         .collect();
     format!(
         "{window}; failed {} / in doubt {}; {lost}; split brain {}; failover {}/{}{predicted}; **{}**",
@@ -434,7 +493,7 @@ pub fn markdown(m: &Matrix) -> String {
     }
     let _ = writeln!(
         s,
-        "\nEach cell: median window (worst) over {} runs, median failed / in-doubt transactions, lost acknowledged writes over all runs, split-brain writes, runs in which another member led afterwards, each moment the settings predict (the span of the runs' predicted ranges, the span measured, runs outside their own range), grade.",
+        "\nEach cell: median window (worst) over {} runs, median failed / in-doubt transactions, lost acknowledged writes over all runs, split-brain writes, runs in which another member led afterwards, each moment the settings predict (the span of the runs' predicted ranges, the span measured, runs outside their own range), what clients reading on the reader endpoint saw (with `--readers`: the worst run's staleness p99, the stalest read, failed reads, reads without their own newest write, monotonic-read violations), grade.",
         m.runs_per_cell
     );
     s
@@ -625,6 +684,7 @@ mod tests {
             took_s: 60.0,
             key: "k1".into(),
             predictions: Vec::new(),
+            readers: None,
         }
     }
 
@@ -667,6 +727,30 @@ mod tests {
             lines[4],
             "| steady, no fault | 180 tx/s, p50 20.1 ms, p99 41.0 ms, failed 0, in doubt 1 | not run |"
         );
+    }
+
+    #[test]
+    fn a_cell_with_readers_sums_their_reads_and_keeps_the_worst_staleness() {
+        use patroni_lab_probe::readers::Readers;
+        let run = |reads, p99_ms, max_ms, missing| {
+            let mut r = Readers {
+                reads,
+                failed: 1,
+                own_write_missing: missing,
+                ..Readers::default()
+            };
+            (r.staleness.p99_ms, r.staleness.max_ms) = (p99_ms, max_ms);
+            r
+        };
+        let runs = [run(100, 0.0, 3.0, 1), run(200, 850.0, 1900.0, 40)];
+        let mut c = cell("default", "lag-replica:20", 0.0, 3);
+        c.readers = CellReaders::over(runs.iter());
+        let text = cell_text(&c);
+        assert!(
+            text.contains("readers: staleness p99 0.85 s (max 1.90), failed 2, own write missing 41 of 300, monotonic 0"),
+            "{text}"
+        );
+        assert_eq!(CellReaders::over([].iter()), None);
     }
 
     #[test]

@@ -226,6 +226,9 @@ pub fn run_summary(run: &ScenarioRun) -> String {
             run.leader_before,
             at as f64 / 1e6
         );
+        if let Some(r) = run.old_leader_reads_after_lock_lost {
+            let _ = writeln!(s, "    reads it answered as a primary after that: {r}");
+        }
     }
     let gaps: Vec<String> = run
         .sampling

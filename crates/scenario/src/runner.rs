@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use patroni_lab_probe::record::Kind;
 use patroni_lab_probe::report::{Limits, Report};
 use patroni_lab_probe::session;
 use patroni_lab_probe::settings::Settings;
@@ -126,6 +127,11 @@ pub struct ScenarioRun {
     /// reached the new leader before it was promoted. `None`: not counted or not checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_leader_writes_lost: Option<u64>,
+    /// The read-side twin: reads (on the writer or the reader endpoint) the leader before the
+    /// fault answered as a primary after it had lost the lock — data that may lack the new
+    /// leader's writes. Reported, not graded. `None`: the lock never moved, or not counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_leader_reads_after_lock_lost: Option<u64>,
     /// Set when a fault step failed or its effect was not proven (the fault was undone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_error: Option<String>,
@@ -602,9 +608,17 @@ fn conclude(
     record_lost_by(timeline, report.started_unix_us, &lost_by);
     let events = timeline.events(report.started_unix_us);
     let lock_lost_at_us = lock_lost_at(&events, &leader_before);
-    let after = lock_lost_at_us.map(|at| {
+    let lock_lost_span = lock_lost_at_us.map(|at| {
         let until = lock_regained(&events, &leader_before, at).unwrap_or(i64::MAX);
-        writes_after(history, &report, at, until)
+        (at, until)
+    });
+    let after = lock_lost_span.map(|(at, until)| writes_after(history, &report, at, until));
+    let old_leader_reads_after_lock_lost = lock_lost_span.and_then(|(at, until)| {
+        let old = &report.analysis.servers.first()?.server.addr;
+        answered_by(history, old, at, until, |a| {
+            a.kind != Kind::Write && a.in_recovery == Some(false)
+        })
+        .map(|ids| ids.len() as u64)
     });
     let old_leader = match &after {
         None => OldLeaderWrites::LockKept,
@@ -653,6 +667,7 @@ fn conclude(
         lock_lost_at_us,
         old_leader_writes_after_lock_lost,
         old_leader_writes_lost,
+        old_leader_reads_after_lock_lost,
         passed: !interrupted && fault_error.is_none() && grades.iter().all(|g| g.pass),
         fault_error,
         interrupted,
@@ -800,12 +815,24 @@ fn writes_by_ids(
     from_us: i64,
     to_us: i64,
 ) -> Option<Vec<(u32, u64)>> {
+    answered_by(history, addr, from_us, to_us, |a| a.kind == Kind::Write)
+}
+
+/// The successful attempts `which` picks that the server at `addr` (any timeline) answered,
+/// ending in `(from_us, to_us)` on the probe's clock; `None` when the history cannot be read.
+fn answered_by(
+    history: &std::path::Path,
+    addr: &str,
+    from_us: i64,
+    to_us: i64,
+    which: impl Fn(&patroni_lab_probe::record::Attempt) -> bool,
+) -> Option<Vec<(u32, u64)>> {
     let attempts = patroni_lab_probe::analysis::read_history(history).ok()?;
     let mut n = Vec::new();
     for a in attempts.flatten() {
         let end = a.end_us as i64;
         if a.outcome == patroni_lab_probe::classify::Outcome::Ok
-            && a.kind == patroni_lab_probe::record::Kind::Write
+            && which(&a)
             && a.server.as_ref().is_some_and(|s| s.addr == addr)
             && end > from_us
             && end < to_us
@@ -849,6 +876,7 @@ mod tests {
             in_recovery: Some(false),
             error: None,
             seen: None,
+            wal: None,
         };
         let (old, new) = ("172.30.77.11", "172.30.77.12");
         let history = [
@@ -873,6 +901,12 @@ mod tests {
         assert_eq!(writes_by(&path, old, 4_000_000, 8_000_000), Some(2));
         assert_eq!(writes_by(&path, new, 4_000_000, 8_000_000), Some(1));
         assert_eq!(writes_by(&path, old, 0, i64::MAX), Some(4));
+        // The read-side twin picks the reads the old server answered as a primary.
+        let reads = |a: &Attempt| a.kind != Kind::Write && a.in_recovery == Some(false);
+        assert_eq!(
+            answered_by(&path, old, 4_000_000, 8_000_000, reads),
+            Some(vec![(0, 5)])
+        );
         std::fs::remove_file(&path).unwrap();
         assert_eq!(
             writes_by(&path, old, 0, i64::MAX),

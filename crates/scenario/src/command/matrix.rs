@@ -35,10 +35,16 @@ pub struct MatrixArgs {
     out: PathBuf,
     #[command(flatten)]
     load: patroni_lab_probe::load::LoadArgs,
+    /// Clients also read their own newest row on the reader endpoint after each acknowledged
+    /// write: every cell gains the reader side (lag-replica reads there in any case).
+    #[arg(long)]
+    readers: bool,
 }
 
 fn check(args: &MatrixArgs) -> Result<MatrixPlan, String> {
-    let probe = crate::plan::probe_for(&Lab::from_env(), |p| args.load.apply(p))?;
+    let lab = Lab::from_env();
+    let mut probe = crate::plan::probe_for(&lab, |p| args.load.apply(p))?;
+    probe.reader = args.readers.then(|| lab.reader());
     engine::check(
         &args.profiles,
         &args.scenarios,

@@ -275,7 +275,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     // Checked here with the default timing; the run replans with the live one.
     let expectations = fault.expectations().with(&overrides);
     let mut probe = plan::probe_for(&lab, |p| args.load.apply(p))?;
-    probe.reader = args.readers.then(|| lab.reader());
+    probe.reader = (args.readers || fault.needs_readers()).then(|| lab.reader());
     let plan = plan::plan_for(
         fault,
         expectations,

@@ -71,6 +71,40 @@ pub fn hold(d: Duration, stopped: &dyn Fn() -> bool) -> Result<(), FaultError> {
     Ok(())
 }
 
+/// Holds a fault for `d` as [`hold`] does, checking every second that it still holds
+/// (`check`): a fault that something undid before its end (Patroni mending it, a process
+/// gone) is [`FaultError::Unproven`] — it did not last as planned. The last check is recorded
+/// as the proof that it held.
+pub fn hold_checked(
+    ctx: &Ctx,
+    what: &str,
+    check: impl Fn() -> Result<String, String>,
+) -> Result<(), FaultError> {
+    let d = ctx.duration();
+    let start = Instant::now();
+    loop {
+        let left = d.saturating_sub(start.elapsed());
+        hold(left.min(Duration::from_secs(1)), ctx.stopped)?;
+        let seen = check().map_err(|e| {
+            FaultError::Unproven(format!(
+                "{what} no longer held {:.1} s into a hold of {} s: {e}",
+                start.elapsed().as_secs_f64(),
+                d.as_secs()
+            ))
+        })?;
+        if start.elapsed() >= d {
+            ctx.timeline.record(
+                Source::Fault,
+                format!(
+                    "proof: {what} held {} s, checked every second: {seen}",
+                    d.as_secs()
+                ),
+            );
+            return Ok(());
+        }
+    }
+}
+
 /// How long a fault's effect may take to show (a container's state, a refused port, a new
 /// postmaster after `POST /restart` returned): seconds at most, measured well under 1 s.
 pub const PROOF_LIMIT: Duration = Duration::from_secs(10);
@@ -109,6 +143,23 @@ pub fn prove(
             )));
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether the process `pid` in `container` is stopped (state T): `Ok` naming it (`who`) and
+/// its state, `Err` with the state it is in.
+pub fn process_stopped(container: &str, pid: &str, who: &str) -> Result<String, String> {
+    let status = docker(&["exec", container, "cat", &format!("/proc/{pid}/status")])
+        .map_err(|e| format!("{who}'s status cannot be read: {e}"))?;
+    let state = status
+        .lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .map(str::trim)
+        .unwrap_or("?");
+    if state.starts_with('T') {
+        Ok(format!("{who} (pid {pid}) is {state}"))
+    } else {
+        Err(format!("{who} is {state}"))
     }
 }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::cluster;
-use crate::fault::steps::{PROOF_LIMIT, d, docker_undo, err, hold, prove};
+use crate::fault::steps::{PROOF_LIMIT, d, docker_undo, err, hold, process_stopped, prove};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::guard::Guard;
@@ -60,20 +60,9 @@ impl FaultKind for FreezePatroni {
         ctx.step(format!("SIGSTOP to {leader}'s Patroni daemon (pid {pid})"));
         let done = d(&["exec", leader, "kill", "-STOP", &pid])
             .and_then(|_| {
+                let who = format!("{leader}'s Patroni");
                 prove(ctx.timeline, "Patroni stopped", PROOF_LIMIT, ctx.stopped, || {
-                    let status = docker(&["exec", leader, "cat", &format!("/proc/{pid}/status")])
-                        .map_err(|e| e.to_string())?;
-                    let state = status
-                        .lines()
-                        .find_map(|l| l.strip_prefix("State:"))
-                        .map(str::trim)
-                        .unwrap_or("?")
-                        .to_string();
-                    if state.starts_with('T') {
-                        Ok(format!("{leader}'s Patroni (pid {pid}) is {state}"))
-                    } else {
-                        Err(format!("{leader}'s Patroni is {state}"))
-                    }
+                    process_stopped(leader, &pid, &who)
                 })
             })
             .and_then(|_| {

@@ -31,6 +31,7 @@ registry! {
     partition_leader::PartitionLeader,
     etcd_loss::EtcdLoss,
     replica_loss::ReplicaLoss,
+    lag_replica::LagReplica,
     pgbouncer_restart::PgbouncerRestart,
     haproxy_restart::HaproxyRestart,
     switchover_then_stop::SwitchoverThenStop,
@@ -113,6 +114,11 @@ impl Fault {
     /// How long the fault lasts, for the faults that last.
     pub fn secs(&self) -> Option<u64> {
         self.secs
+    }
+
+    /// Whether clients must also read on the reader endpoint.
+    pub fn needs_readers(&self) -> bool {
+        self.kind.needs_readers()
     }
 
     /// What it does, in one line.

@@ -1,7 +1,5 @@
 //! `replica-loss`: the replica's container stopped for N s, then started.
 
-use std::time::Duration;
-
 use crate::fault::steps::{hold_container, start_again};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
@@ -26,12 +24,7 @@ impl FaultKind for ReplicaLoss {
     }
     /// Asynchronous replication: clients of the primary do not notice.
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
-        Expectations {
-            max_window: Some(Duration::from_secs(1)),
-            max_failed: Some(0),
-            max_in_doubt: Some(0),
-            ..Expectations::base()
-        }
+        Expectations::writers_unaffected()
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let undo = start_again(&ctx.replica);

@@ -248,10 +248,14 @@ async fn cell_plan(
     let expectations = plan::live_expectations(lab, fault, &Overrides::default())
         .await
         .map_err(MatrixError::Lab)?;
+    let mut probe = m.probe.clone();
+    if fault.needs_readers() && probe.reader.is_none() {
+        probe.reader = Some(lab.reader());
+    }
     plan::plan_for(
         fault,
         expectations,
-        m.probe.clone(),
+        probe,
         plan::default_duration(plan::MATRIX_INJECT_AT),
         if lab.etcd_url.is_some() {
             Jitter::Stratified(m.runs)
@@ -282,11 +286,12 @@ async fn ensure(
 /// the topology and this build's version (see [`super::key`]).
 fn made_by(settings: &Settings, load: &ProbeSettings) -> String {
     format!(
-        "{settings:?}|clients {} {:?} rate {:?} reads {}|LAB_NODES={}|patroni-lab {}",
+        "{settings:?}|clients {} {:?} rate {:?} reads {} readers {}|LAB_NODES={}|patroni-lab {}",
         load.clients,
         load.mode,
         load.rate,
         load.read_ratio,
+        load.reader.is_some(),
         std::env::var("LAB_NODES").unwrap_or_else(|_| "2".into()),
         env!("CARGO_PKG_VERSION")
     )
