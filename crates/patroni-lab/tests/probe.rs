@@ -812,3 +812,102 @@ fn readers_on_a_streaming_replica_are_fresh_and_monotonic() {
 /// routed to a node that lags fails this while CI's load does not.
 const READER_MISS_MAX_SHARE: f64 = 0.05;
 const READER_P99_MAX_MS: f64 = 50.0;
+
+/// The replica's replay stopped by hand for 4 s (SIGSTOP to its startup process, as the
+/// `lag-replica` fault does; SIGCONT on every exit of the test): every read the replica
+/// answered in that span misses the write its client had just had acknowledged, and the
+/// report counts the misses exactly as the history shows them, read by read.
+#[test]
+fn read_your_writes_misses_are_counted_exactly_while_the_replica_does_not_replay() {
+    let lab = LabTest::begin(
+        "read_your_writes_misses_are_counted_exactly_while_the_replica_does_not_replay",
+    );
+    let replica = other(&lab.leader);
+    let run = ProbeRun::start(
+        "readers_ryw",
+        &[
+            "--url",
+            &url(CLIENT_PORT, "probe_readers_ryw"),
+            "--reader-url",
+            &url(READER_PORT, "probe_readers_ryw_reader"),
+            "-c",
+            "2",
+            "-T",
+            "9s",
+        ],
+    );
+    run.wait_acknowledged(50);
+    let stopped = ReplayStopped::on(replica);
+    let stop_unix = patroni_lab_common::unix_us() as i64;
+    std::thread::sleep(Duration::from_secs(4));
+    let cont_unix = patroni_lab_common::unix_us() as i64;
+    drop(stopped);
+    let (code, report, history) = run.finish_with_history();
+    assert_eq!(code, 0, "{report}");
+    let start = report["started_unix_us"].as_i64().unwrap();
+    // Reads that began 200 ms after the stop (a write acknowledged before it and read right
+    // after is not in the span) and ended before the replay went on.
+    let (from, to) = (stop_unix - start + 200_000, cont_unix - start);
+    let reads: Vec<Value> = history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|a| a["kind"] == "replica_read" && a["outcome"] == "ok")
+        .collect();
+    let missed = |a: &Value| a["seen"].as_u64().unwrap_or(0) < a["seq"].as_u64().unwrap();
+    let during: Vec<&Value> = reads
+        .iter()
+        .filter(|a| a["in_recovery"] == true)
+        .filter(|a| a["start_us"].as_i64().unwrap() >= from && a["end_us"].as_i64().unwrap() <= to)
+        .collect();
+    assert!(
+        during.len() >= 20,
+        "{} replica reads in the stop",
+        during.len()
+    );
+    assert_eq!(during.iter().filter(|a| missed(a)).count(), during.len());
+    let r = readers_of(&report);
+    eprintln!("readers: {r}");
+    assert_eq!(
+        r["own_write_missing"].as_u64().unwrap(),
+        reads.iter().filter(|a| missed(a)).count() as u64,
+        "{r}"
+    );
+    // Outside the stop, as a streaming replica: nearly every read sees its write.
+    let outside = reads.len() - during.len();
+    let missed_outside = reads.iter().filter(|a| missed(a)).count() - during.len();
+    assert!(
+        missed_outside as f64 <= outside as f64 * READER_MISS_MAX_SHARE + 3.0,
+        "{missed_outside} of {outside} missed outside the stop"
+    );
+    // The stalest read was about as old as the stop (to 0.3 s: the first write it missed
+    // came within one write's time of the stop).
+    let max = r["staleness"]["max_ms"].as_f64().unwrap();
+    assert!((3_500.0..4_500.0).contains(&max), "staleness max {max} ms");
+}
+
+/// The replica's startup process stopped until this is dropped (a test's panic included).
+struct ReplayStopped {
+    node: &'static str,
+    pid: String,
+}
+
+impl ReplayStopped {
+    fn on(node: &'static str) -> Self {
+        let script = "for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in 'postgres: '*': startup '*) echo ${p#/proc/};; esac; done";
+        let pid = run_ok("docker", &["exec", node, "sh", "-c", script])
+            .trim()
+            .to_string();
+        assert!(
+            !pid.is_empty() && !pid.contains(char::is_whitespace),
+            "startup pid: {pid:?}"
+        );
+        run_ok("docker", &["exec", node, "kill", "-STOP", &pid]);
+        Self { node, pid }
+    }
+}
+
+impl Drop for ReplayStopped {
+    fn drop(&mut self) {
+        let _ = run("docker", &["exec", self.node, "kill", "-CONT", &self.pid]);
+    }
+}

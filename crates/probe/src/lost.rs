@@ -16,7 +16,7 @@ use tokio_postgres::Config;
 
 use crate::analysis::Acked;
 use crate::record::ServerId;
-use crate::sql::SERVER_COLUMNS;
+use crate::sql::{SERVER_COLUMN_COUNT, SERVER_COLUMNS};
 use crate::workload::{Session, connect};
 use patroni_lab_common::pg::query_rows;
 
@@ -350,7 +350,7 @@ async fn read_rows(input: &CheckInput<'_>, deadline: Instant) -> Attempt<Read> {
     let leader = if input.patroni.is_empty() {
         None
     } else {
-        let started: Option<i64> = cell(&who, 0, 4).and_then(|v| v.parse().ok());
+        let started: Option<i64> = cell(&who, 0, SERVER_COLUMN_COUNT).and_then(|v| v.parse().ok());
         let urls = input.patroni.to_vec();
         let holder = tokio::task::spawn_blocking(move || leader_with_start(&urls, started))
             .await

@@ -21,6 +21,8 @@ pub const SERVER_COLUMNS: &str = "host(inet_server_addr()), inet_server_port(), 
      ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
      pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
      ELSE pg_current_wal_lsn() END, '0/0')::bigint";
+/// How many columns [`SERVER_COLUMNS`] is: a query's own columns come after them.
+pub const SERVER_COLUMN_COUNT: usize = 5;
 
 pub(crate) fn write_sql(table: &str, run_id: &str, client: u32, seq: u64) -> String {
     format!(
@@ -36,18 +38,19 @@ pub(crate) fn read_sql(table: &str, run_id: &str, client: u32) -> String {
     )
 }
 
-/// The newest of the client's rows a read saw (its sixth column; 0 when it saw none).
+/// The newest of the client's rows a read saw (its column after the server's; 0 when it saw
+/// none).
 pub(crate) fn seen_seq(rows: &[Vec<Option<String>>]) -> u64 {
     rows.first()
-        .and_then(|r| r.get(5).cloned().flatten())
+        .and_then(|r| r.get(SERVER_COLUMN_COUNT).cloned().flatten())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
-/// The server's WAL position the first row gives (its fifth column), bytes from 0/0.
+/// The server's WAL position the first row gives (the last server column), bytes from 0/0.
 pub(crate) fn wal_position(rows: &[Vec<Option<String>>]) -> Option<u64> {
     rows.first()
-        .and_then(|r| r.get(4).cloned().flatten())
+        .and_then(|r| r.get(SERVER_COLUMN_COUNT - 1).cloned().flatten())
         .and_then(|v| v.parse().ok())
 }
 
@@ -70,6 +73,22 @@ pub(crate) fn served_by(rows: &[Vec<Option<String>>]) -> (Option<ServerId>, Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_column_count_is_the_columns_server_columns_has() {
+        // Top-level commas: outside parentheses and quotes.
+        let (mut depth, mut quoted, mut columns) = (0i32, false, 1);
+        for c in SERVER_COLUMNS.chars() {
+            match c {
+                '\'' => quoted = !quoted,
+                '(' if !quoted => depth += 1,
+                ')' if !quoted => depth -= 1,
+                ',' if !quoted && depth == 0 => columns += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(columns, SERVER_COLUMN_COUNT);
+    }
 
     #[test]
     fn server_columns_are_read() {

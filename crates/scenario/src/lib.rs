@@ -24,6 +24,7 @@ pub mod matrix;
 pub mod phases;
 pub mod plan;
 pub mod profiles;
+pub mod readers;
 pub mod report;
 pub mod runner;
 pub mod soak;

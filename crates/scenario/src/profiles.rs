@@ -104,13 +104,31 @@ fn live_haproxy() -> Result<Settings, ProfileLabError> {
 /// HAProxy's live check interval (ms) and rise: how soon it routes to a new primary.
 pub fn haproxy_check() -> Result<(f64, u32), String> {
     let live = live_haproxy().map_err(|e| e.to_string())?;
-    let int = |name: &str| match live.get(&(Section::HaProxy, name)) {
-        Some(Value::Int(n)) if *n > 0 => Ok(*n),
+    let int = |name| positive(&live, name);
+    Ok((int("check_inter_ms")? as f64, int("check_rise")? as u32))
+}
+
+/// A positive whole-number HAProxy setting of `live`.
+fn positive(live: &Settings, name: &str) -> Result<u64, String> {
+    match live.get(&(Section::HaProxy, name)) {
+        Some(Value::Int(n)) if *n > 0 => Ok(*n as u64),
         other => Err(format!(
             "HAProxy's {name} is {other:?}, not a positive number"
         )),
-    };
-    Ok((int("check_inter_ms")? as f64, int("check_rise")? as u32))
+    }
+}
+
+/// HAProxy's live reader settings (the lag threshold, check interval and fall) with the
+/// cluster's `loop_wait_ms`: when a lagging replica leaves the reader pool.
+pub fn reader_settings(loop_wait_ms: f64) -> Result<crate::readers::ReaderSettings, String> {
+    let live = live_haproxy().map_err(|e| e.to_string())?;
+    let int = |name| positive(&live, name);
+    Ok(crate::readers::ReaderSettings {
+        threshold_bytes: int("replica_max_lag_bytes")?,
+        loop_wait_ms,
+        inter_ms: int("check_inter_ms")? as f64,
+        fall: int("check_fall")? as u32,
+    })
 }
 
 fn admin(lab: &Lab, command: &str) -> Result<patroni_lab_common::pg::Rows, String> {

@@ -214,6 +214,11 @@ pub fn run_summary(run: &ScenarioRun) -> String {
     for e in &run.events {
         let _ = writeln!(s, "    {:>+8.2} s  {}", e.at_us as f64 / 1e6, e.what);
     }
+    if let Some(pool) = &run.reader_pool {
+        for line in pool.lines() {
+            let _ = writeln!(s, "  {line}");
+        }
+    }
     if let Some(p) = &run.phases {
         for line in crate::phases::lines(p) {
             let _ = writeln!(s, "  {line}");

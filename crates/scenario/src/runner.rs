@@ -132,6 +132,10 @@ pub struct ScenarioRun {
     /// leader's writes. Reported, not graded. `None`: the lock never moved, or not counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_leader_reads_after_lock_lost: Option<u64>,
+    /// The reader endpoint's pool in this run: the replica's lag against the threshold, when
+    /// it left and came back, the bound from the settings (`None`: no readers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader_pool: Option<crate::readers::ReaderPool>,
     /// Set when a fault step failed or its effect was not proven (the fault was undone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_error: Option<String>,
@@ -354,6 +358,9 @@ struct Course {
     haproxy_check: Option<(f64, u32)>,
     /// The cluster's loop_wait (ms) as the run began (`None`: not read).
     loop_wait_ms: Option<f64>,
+    /// What decides when a lagging replica leaves the reader pool, as the run began (`None`:
+    /// no readers, or not read).
+    reader_settings: Option<crate::readers::ReaderSettings>,
 }
 
 /// Runs `plan` once. `stop` (a signal) ends the run early: the fault is undone, the probe
@@ -404,6 +411,15 @@ pub async fn run_once(
             .and_then(|c| crate::fault::Timing::from_config(&c).ok())
             .map(|t| t.loop_wait as f64 * 1000.0)
     };
+    let reader_settings = match (loop_wait_ms, &plan.probe.reader) {
+        (Some(loop_wait), Some(_)) if lab.containers => {
+            tokio::task::spawn_blocking(move || crate::profiles::reader_settings(loop_wait))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }
+        _ => None,
+    };
     let (history, probe_stop, probe) = start_probe(probe_settings, "scenario");
     let mut course = inject(
         lab,
@@ -417,6 +433,7 @@ pub async fn run_once(
     .await;
     course.haproxy_check = haproxy_check;
     course.loop_wait_ms = loop_wait_ms;
+    course.reader_settings = reader_settings;
     let _ = probe_stop.send(true);
     let report = probe
         .await
@@ -484,6 +501,7 @@ async fn inject(
         doctor: Vec::new(),
         haproxy_check: None,
         loop_wait_ms: None,
+        reader_settings: None,
     };
     let placed = match place(plan, started, lease, &mut course, &mut stop).await {
         Some(p) => p,
@@ -646,10 +664,25 @@ fn conclude(
     };
     let longest_wait_ms = longest_wait(history);
     let _ = std::fs::remove_file(history);
+    let reader_pool = course.reader_settings.and_then(|settings| {
+        crate::readers::pool(report.analysis.readers.as_ref(), &events, settings)
+    });
     let grades = if interrupted {
         Vec::new()
     } else {
-        grade::grade(&plan.expectations, &report, course.whole_again, &old_leader)
+        let mut g = grade::grade(&plan.expectations, &report, course.whole_again, &old_leader);
+        if plan.fault.needs_readers() {
+            g.push(reader_pool.as_ref().map_or_else(
+                || Grade {
+                    name: "replica reads past the lag threshold",
+                    expected: "measured".into(),
+                    observed: "not measured (no reads, or HAProxy's settings not read)".into(),
+                    pass: false,
+                },
+                crate::readers::ReaderPool::grade,
+            ));
+        }
+        g
     };
     let phases = (!interrupted && fault_error.is_none())
         .then(|| phases_of(plan, &course, &events, &sampling, &report, &leader_before))
@@ -668,6 +701,7 @@ fn conclude(
         old_leader_writes_after_lock_lost,
         old_leader_writes_lost,
         old_leader_reads_after_lock_lost,
+        reader_pool,
         passed: !interrupted && fault_error.is_none() && grades.iter().all(|g| g.pass),
         fault_error,
         interrupted,

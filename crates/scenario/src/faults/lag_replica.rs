@@ -68,7 +68,7 @@ impl FaultKind for LagReplica {
 
 /// The pid of the startup process (`postgres: ...: startup recovering ...`) in `container`.
 fn startup_pid(container: &str) -> Result<String, FaultError> {
-    let script = "for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in 'postgres: '*startup*) echo ${p#/proc/};; esac; done; true";
+    let script = "for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in 'postgres: '*': startup '*) echo ${p#/proc/};; esac; done; true";
     let pids = docker(&["exec", container, "sh", "-c", script]).map_err(err)?;
     let pids: Vec<&str> = pids.split_whitespace().collect();
     match pids.as_slice() {

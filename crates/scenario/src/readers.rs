@@ -1,0 +1,223 @@
+//! The reader endpoint's side of a scenario run, and why: how far behind its replica fell
+//! against the lag threshold, when the replica left the reader pool and came back, and the
+//! bound the settings give on reads past the threshold — with the grade of a fault about
+//! readers (`lag-replica`).
+//!
+//! Why the bound is not "one check interval": Patroni's `GET /replica?lag=` compares the
+//! replica's replayed position with the leader's position as last published in etcd, which the
+//! leader does once per HA loop. A replica that fell behind is seen past the threshold only at
+//! the leader's next loop (up to `loop_wait` later), then HAProxy needs `fall` failed checks
+//! `inter` apart (and up to one `inter` before the first): reads past the threshold for up to
+//! `loop_wait + (fall + 1) × inter`.
+
+use serde::Serialize;
+
+use crate::grade::Grade;
+use crate::timeline::{Event, Source};
+
+/// The live settings that decide when a lagging replica leaves the reader pool.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReaderSettings {
+    pub threshold_bytes: u64,
+    pub loop_wait_ms: f64,
+    pub inter_ms: f64,
+    pub fall: u32,
+}
+
+impl ReaderSettings {
+    /// The longest a replica can serve reads past the threshold (ms): `loop_wait + (fall + 1)
+    /// × inter`.
+    pub fn bound_ms(&self) -> f64 {
+        self.loop_wait_ms + f64::from(self.fall + 1) * self.inter_ms
+    }
+}
+
+/// The pool's course in a run, on the probe's clock.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReaderPool {
+    pub settings: ReaderSettings,
+    /// The first second in which a replica read was more than the threshold behind.
+    pub crossed_at_s: Option<u64>,
+    /// From the first to the end of the last second with a replica read past the threshold
+    /// (whole seconds: ±1 s). `Some(0)`: replica reads measured, none past it; `None`: no
+    /// replica read carried positions — not measured.
+    pub past_threshold_s: Option<u64>,
+    /// When the reader endpoint fell back to the leader after the injection (no replica in
+    /// the pool), and when a replica was back in it.
+    pub left_at_us: Option<i64>,
+    pub rejoined_at_us: Option<i64>,
+}
+
+/// The pool's course from the probe's reader side and the timeline; `None` without readers.
+pub fn pool(
+    readers: Option<&patroni_lab_probe::readers::Readers>,
+    events: &[Event],
+    settings: ReaderSettings,
+) -> Option<ReaderPool> {
+    let r = readers?;
+    let past: Vec<u64> = r
+        .per_second
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.replica_lag_bytes_max > Some(settings.threshold_bytes))
+        .map(|(i, _)| i as u64)
+        .collect();
+    let injected = events
+        .iter()
+        .find(|e| e.source == Source::Fault && e.what.starts_with("inject "))
+        .map_or(0, |e| e.at_us);
+    let readers_event = |from: i64, to_leader: bool| {
+        events
+            .iter()
+            .filter(|e| e.at_us >= from)
+            .find(|e| {
+                e.what.starts_with("readers -> ")
+                    && e.what.starts_with("readers -> the leader") == to_leader
+            })
+            .map(|e| e.at_us)
+    };
+    let left_at_us = readers_event(injected, true);
+    Some(ReaderPool {
+        settings,
+        crossed_at_s: past.first().copied(),
+        past_threshold_s: r
+            .replica_lag_bytes
+            .as_ref()
+            .map(|_| match (past.first(), past.last()) {
+                (Some(a), Some(b)) => b - a + 1,
+                _ => 0,
+            }),
+        left_at_us,
+        rejoined_at_us: left_at_us.and_then(|at| readers_event(at, false)),
+    })
+}
+
+impl ReaderPool {
+    /// The grade of a fault about readers: reads past the lag threshold for no longer than the
+    /// settings allow (+1 s: whole seconds). Not measured fails.
+    pub fn grade(&self) -> Grade {
+        let bound = self.settings.bound_ms() / 1000.0 + 1.0;
+        Grade {
+            name: "replica reads past the lag threshold",
+            expected: format!("<= {bound:.1} s"),
+            observed: self.past_threshold_s.map_or(
+                "not measured (no replica read carried its position)".into(),
+                |s| format!("{s} s"),
+            ),
+            pass: self.past_threshold_s.is_some_and(|s| s as f64 <= bound),
+        }
+    }
+
+    /// The summary's lines.
+    pub fn lines(&self) -> Vec<String> {
+        let s = &self.settings;
+        let at =
+            |us: Option<i64>| us.map_or("not seen".into(), |u| format!("{:+.2} s", u as f64 / 1e6));
+        vec![
+            format!(
+                "readers' pool: lag threshold {} B; a replica read past it first in second {}; reads past it for {}; left the pool {}, back {}",
+                s.threshold_bytes,
+                self.crossed_at_s.map_or("none".into(), |x| x.to_string()),
+                self.past_threshold_s
+                    .map_or("not measured".into(), |x| format!("{x} s (±1 s)")),
+                at(self.left_at_us),
+                at(self.rejoined_at_us)
+            ),
+            format!(
+                "  bound: loop_wait {:.0} ms (the leader publishes its position once a loop) + (fall {} + 1) x inter {:.0} ms = {:.1} s",
+                s.loop_wait_ms,
+                s.fall,
+                s.inter_ms,
+                s.bound_ms() / 1000.0
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patroni_lab_probe::readers::{ByteSpread, ReaderSecond, Readers};
+
+    fn event(at_s: f64, source: Source, what: &str) -> Event {
+        Event {
+            unix_us: 0,
+            at_us: (at_s * 1e6) as i64,
+            source,
+            what: what.into(),
+            seen: None,
+        }
+    }
+
+    const SETTINGS: ReaderSettings = ReaderSettings {
+        threshold_bytes: 65536,
+        loop_wait_ms: 10_000.0,
+        inter_ms: 1000.0,
+        fall: 2,
+    };
+
+    #[test]
+    fn reads_past_the_threshold_span_whole_seconds_and_the_pool_moments_follow_the_injection() {
+        let lag = |b: Option<u64>| ReaderSecond {
+            replica_lag_bytes_max: b,
+            ..ReaderSecond::default()
+        };
+        let r = Readers {
+            per_second: vec![
+                lag(Some(100)),
+                lag(Some(70_000)),
+                lag(None),
+                lag(Some(300_000)),
+                lag(Some(10)),
+            ],
+            replica_lag_bytes: Some(ByteSpread::default()),
+            ..Readers::default()
+        };
+        let events = [
+            event(
+                0.2,
+                Source::Cluster,
+                "readers -> the leader (no replica in the pool)",
+            ),
+            event(0.5, Source::Cluster, "readers -> patroni2"),
+            event(0.6, Source::Fault, "inject lag-replica (…)"),
+            event(
+                3.9,
+                Source::Cluster,
+                "readers -> the leader (no replica in the pool)",
+            ),
+            event(4.4, Source::Cluster, "readers -> patroni2"),
+        ];
+        let p = pool(Some(&r), &events, SETTINGS).unwrap();
+        assert_eq!(p.crossed_at_s, Some(1));
+        assert_eq!(p.past_threshold_s, Some(3));
+        assert_eq!(
+            (p.left_at_us, p.rejoined_at_us),
+            (Some(3_900_000), Some(4_400_000))
+        );
+        let g = p.grade();
+        assert!(g.pass, "{g:?}");
+        assert_eq!(g.expected, "<= 14.0 s");
+        // Nothing past: 0 s, measured; no positions at all: not measured, and that fails.
+        let fresh = Readers {
+            per_second: vec![lag(Some(5))],
+            replica_lag_bytes: Some(ByteSpread::default()),
+            ..Readers::default()
+        };
+        assert_eq!(
+            pool(Some(&fresh), &[], SETTINGS).unwrap().past_threshold_s,
+            Some(0)
+        );
+        let unmeasured = pool(Some(&Readers::default()), &[], SETTINGS).unwrap();
+        assert_eq!(unmeasured.past_threshold_s, None);
+        assert!(!unmeasured.grade().pass);
+        assert_eq!(pool(None, &events, SETTINGS), None);
+        // Past it longer than the bound fails.
+        let long = Readers {
+            per_second: (0..20).map(|_| lag(Some(70_000))).collect(),
+            replica_lag_bytes: Some(ByteSpread::default()),
+            ..Readers::default()
+        };
+        assert!(!pool(Some(&long), &[], SETTINGS).unwrap().grade().pass);
+    }
+}
