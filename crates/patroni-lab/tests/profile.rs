@@ -284,3 +284,79 @@ fn a_matrix_runs_its_cells_saves_them_and_resumes() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// A lag threshold in bytes is not a time. The replica's replay stopped (`lag-replica`):
+/// under `default` (1 MiB, ~0.5-0.8 MB of WAL in 12 s at this lab's load with readers) it
+/// never leaves the reader pool and its reads get as stale as the stop is long; under
+/// `fresh-reads` (64 KiB) it leaves within the settings' bound after its lag crossed the
+/// threshold (the leader publishes its position once a loop: loop_wait + (fall+1) x inter)
+/// and is back within seconds of the replay going on.
+#[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
+fn a_stopped_replay_stays_in_the_reader_pool_under_1_mib_and_leaves_under_64_kib() {
+    let _lab = LabTest::begin(
+        "a_stopped_replay_stays_in_the_reader_pool_under_1_mib_and_leaves_under_64_kib",
+    );
+    let _default = DefaultAfter;
+    let at = |run: &serde_json::Value, text: &str| {
+        run["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["what"].as_str().unwrap().starts_with(text))
+            .unwrap_or_else(|| panic!("no '{text}' event: {run}"))["at_us"]
+            .as_f64()
+            .unwrap()
+            / 1e6
+    };
+    let (code, report) = scenario_report("lag-replica", &["--secs", "12", "--inject-jitter", "0s"]);
+    assert_eq!(code, 0, "{report}");
+    let run = &report["runs"][0];
+    let pool = &run["reader_pool"];
+    assert_eq!(pool["settings"]["threshold_bytes"], 1_048_576, "{pool}");
+    assert!(pool["left_at_us"].is_null(), "{pool}");
+    assert_eq!(pool["past_threshold_s"], 0, "{pool}");
+    at(run, "proof: the replay stop held 12 s");
+    let readers = &run["probe"]["readers"];
+    let stalest = readers["staleness"]["max_ms"].as_f64().unwrap() / 1000.0;
+    assert!(
+        (10.5..13.5).contains(&stalest),
+        "stalest read {stalest} s: {readers}"
+    );
+    assert!(
+        readers["own_write_missing"].as_u64().unwrap() > 100,
+        "{readers}"
+    );
+    assert_eq!(readers["monotonic_violations"], 0, "{readers}");
+
+    let (code, text) = profile(&["apply", "fresh-reads"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, report) = scenario_report("lag-replica", &["--secs", "20", "--inject-jitter", "0s"]);
+    assert_eq!(code, 0, "{report}");
+    let run = &report["runs"][0];
+    let pool = &run["reader_pool"];
+    assert_eq!(pool["settings"]["threshold_bytes"], 65_536, "{pool}");
+    let crossed = pool["crossed_at_s"].as_f64().expect("crossed");
+    let left = pool["left_at_us"].as_f64().expect("left the pool") / 1e6;
+    let back = pool["rejoined_at_us"].as_f64().expect("back in the pool") / 1e6;
+    let resumed = at(run, "docker exec patroni");
+    // Left after the lag crossed 64 KiB, within the bound (13 s at loop_wait 10, inter 1 s,
+    // fall 2; +1 s: whole seconds), while the replay was still stopped; back within 3 s of it
+    // going on (measured 0.5-1.2 s).
+    assert!(
+        left > crossed && left <= crossed + 1.0 + 13.0,
+        "crossed {crossed} s, left {left} s"
+    );
+    assert!(left < resumed, "left {left} s, replay resumed {resumed} s");
+    assert!(
+        (resumed..resumed + 3.0).contains(&back),
+        "back {back} s, resumed {resumed} s"
+    );
+    let readers = &run["probe"]["readers"];
+    assert!(
+        readers["answered_by_primary"].as_u64().unwrap() > 0,
+        "{readers}"
+    );
+    let stalest = readers["staleness"]["max_ms"].as_f64().unwrap() / 1000.0;
+    assert!(stalest < 18.0, "stalest read {stalest} s: {readers}");
+}
