@@ -763,7 +763,7 @@ impl Drop for Resume {
     }
 }
 
-/// The reader side of a probe run through 5433 (after each acknowledged write through 5432).
+/// The reader side of a probe run through 5433 (after each write through 5432).
 fn readers_of(report: &Value) -> &Value {
     let r = &report["readers"];
     assert!(r.is_object(), "no reader side: {report}");

@@ -18,7 +18,7 @@ pub struct ProbeArgs {
     #[arg(long, default_value = defaults::URL)]
     url: String,
     /// A reader endpoint (the lab's: postgres://postgres@127.0.0.1:5433/postgres): after each
-    /// acknowledged write the client reads its own newest row there — staleness,
+    /// write (acknowledged or not) the client reads its own newest row there — staleness,
     /// read-your-writes and monotonic reads in the report.
     #[arg(long)]
     reader_url: Option<String>,

@@ -1,7 +1,7 @@
 //! The probe: a workload that keeps measuring through switchover and failover.
 //!
 //! N clients write (and optionally read) through one endpoint (and, given a reader endpoint,
-//! read their own newest row there after each acknowledged write), never give up, and record every
+//! read their own newest row there after each write), never give up, and record every
 //! attempt to a history file on disk; the analysis then reads that history back to report
 //! unavailability windows, stalls, the cut-over gap, errors by class, latency, and — checked
 //! against the primary at the end — acknowledged writes that were lost.

@@ -1,8 +1,9 @@
-//! What reading clients saw on the reader endpoint: after each acknowledged write a client reads
-//! its own newest row there, so every read says how far behind the newest acknowledged write the
-//! data it saw was (staleness, on the writer's acknowledgement clock), whether the client's own
-//! write was visible (read-your-writes), whether it saw older data than its previous read
-//! (monotonic reads), and which node answered (a replica, or a primary).
+//! What reading clients saw on the reader endpoint: after each of its writes (acknowledged or
+//! not: reads go on while writes fail) a client reads its own newest row there, so every read
+//! says how far behind the newest acknowledged write the data it saw was (staleness, on the
+//! writer's acknowledgement clock), whether the client's own newest acknowledged write was
+//! visible (read-your-writes), whether it saw older data than its previous read (monotonic
+//! reads), and which node answered (a replica, or a primary).
 
 use std::collections::HashMap;
 
@@ -16,11 +17,11 @@ use crate::record::Attempt;
 /// The reader side of a run.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Readers {
-    /// Reads attempted on the reader endpoint, one after each acknowledged write.
+    /// Reads attempted on the reader endpoint, one after each write attempt.
     pub reads: u64,
     pub ok: u64,
     pub failed: u64,
-    /// Reads that did not see the write their client had just had acknowledged.
+    /// Reads that did not see their client's newest acknowledged write.
     pub own_write_missing: u64,
     /// Reads that saw older data than the same client's previous read.
     pub monotonic_violations: u64,
@@ -108,8 +109,8 @@ impl ReaderPass {
         Some(newest.saturating_sub(wal))
     }
 
-    /// A read on the reader endpoint (`seq`: the write just acknowledged; `seen`: the newest of
-    /// the client's rows it saw, 0 for none).
+    /// A read on the reader endpoint (`seq`: the client's newest acknowledged write, 0 for none;
+    /// `seen`: the newest of the client's rows it saw, 0 for none).
     pub fn read(&mut self, at: &Attempt) {
         self.r.reads += 1;
         self.second(at.start_us).reads += 1;

@@ -149,7 +149,7 @@ struct Shared {
     config: Config,
     /// The pinned clients' server (clients numbered from `settings.clients` on).
     pinned: Option<Config>,
-    /// The reader endpoint, read after each acknowledged write (`--reader-url`).
+    /// The reader endpoint, read after each write, acknowledged or not (`--reader-url`).
     reader: Option<Config>,
     run_id: String,
     start: Instant,
@@ -230,6 +230,8 @@ async fn client_loop(
     let mut conn: Option<Session> = None;
     let mut reader_conn: Option<Session> = None;
     let mut seq = 0u64;
+    // The client's newest acknowledged write: what its reads on the reader endpoint look for.
+    let mut last_acked = 0u64;
     let mut failures_in_a_row = 0u32;
     let mut mix = Mix(0x9E37_79B9_7F4A_7C15 ^ ((u64::from(id) + 1) * 0x1000_0001));
     let mut next_at = tokio::time::Instant::now();
@@ -301,12 +303,15 @@ async fn client_loop(
         } else {
             failures_in_a_row + 1
         };
-        let acknowledged = kind == Kind::Write && attempt.outcome == Outcome::Ok;
+        if kind == Kind::Write && attempt.outcome == Outcome::Ok {
+            last_acked = seq;
+        }
         if records.send(attempt).await.is_err() {
             break;
         }
-        if let (true, Some(reader)) = (acknowledged, &shared.reader) {
-            let read = replica_read(&shared, reader, id, seq, &mut reader_conn).await;
+        // After every write, acknowledged or not: readers keep reading while writers cannot.
+        if let (Kind::Write, Some(reader)) = (kind, &shared.reader) {
+            let read = replica_read(&shared, reader, id, last_acked, &mut reader_conn).await;
             if records.send(read).await.is_err() {
                 break;
             }
@@ -314,8 +319,9 @@ async fn client_loop(
     }
 }
 
-/// A read on the reader endpoint right after the client's write `seq` was acknowledged: the
-/// client's newest row there. Its failures are its own (the writer's back-off ignores them).
+/// A read on the reader endpoint right after one of the client's writes: its newest row there,
+/// looking for `seq`, its newest acknowledged write (0: none yet). Its failures are its own (the
+/// writer's back-off ignores them).
 async fn replica_read(
     shared: &Shared,
     reader: &Config,

@@ -105,7 +105,7 @@ pub struct RunArgs {
     #[arg(long)]
     url: Option<String>,
     /// Clients also read their own newest row on the reader endpoint (the lab's HAProxy
-    /// 5433) after each acknowledged write: staleness, read-your-writes, monotonic reads.
+    /// 5433) after each write: staleness, read-your-writes, monotonic reads.
     #[arg(long)]
     readers: bool,
     /// Patroni REST APIs of an existing cluster, comma-separated (then only switchover,
