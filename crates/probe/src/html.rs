@@ -205,7 +205,8 @@ fn panel_title(svg: &mut String, title: &str, top: f64) {
 }
 
 /// Panel 3: the reader endpoint's reads per second — the stalest read (log scale, purple),
-/// failed reads (red ticks along the bottom) and reads that missed their own write (orange).
+/// failed reads (red ticks along the bottom), reads that missed their own write (orange) and
+/// reads older than their client's previous one (blue).
 fn readers(svg: &mut String, rd: &crate::readers::Readers, f: &Frame, top: f64) {
     let hi = rd
         .per_second
@@ -230,6 +231,12 @@ fn readers(svg: &mut String, rd: &crate::readers::Readers, f: &Frame, top: f64) 
                 "reads missed their own write",
                 1.0,
             ),
+            (
+                s.monotonic_violations,
+                "#1f5fbf",
+                "reads older than their client's previous",
+                2.0,
+            ),
         ] {
             if count > 0 {
                 let _ = write!(
@@ -251,7 +258,7 @@ fn readers(svg: &mut String, rd: &crate::readers::Readers, f: &Frame, top: f64) 
     log_grid(svg, &[1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0], hi, y);
     panel_title(
         svg,
-        "readers per second: the stalest read (purple, log scale; fresh on the bottom line), failed reads (red), reads without their own write (orange)",
+        "readers per second: the stalest read (purple, log scale; fresh on the bottom line), failed reads (red), reads without their own write (orange), reads older than the previous (blue)",
         top,
     );
 }

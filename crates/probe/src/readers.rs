@@ -59,6 +59,8 @@ pub struct ReaderSecond {
     pub failed: u32,
     /// Reads that did not see their client's own newest write.
     pub own_write_missing: u32,
+    /// Reads that saw older data than their client's previous read.
+    pub monotonic_violations: u32,
     /// The stalest read that second (ms); `None` when no read succeeded.
     pub staleness_max_ms: Option<f64>,
     /// The furthest behind a replica's replay was in a read that second (bytes).
@@ -134,19 +136,17 @@ impl ReaderPass {
         r.answered_by_primary += u64::from(at.in_recovery == Some(false));
         let seen = at.seen.unwrap_or(0);
         r.own_write_missing += u64::from(seen < at.seq);
-        if self
+        let went_back = self
             .last_seen
             .insert(at.client, seen)
-            .is_some_and(|before| before > seen)
-        {
-            r.monotonic_violations += 1;
-        }
+            .is_some_and(|before| before > seen);
+        r.monotonic_violations += u64::from(went_back);
         // The oldest acknowledged write of this client the read did not see.
         let acked = self.acked.get(&at.client).map_or(&[][..], Vec::as_slice);
         let first_unseen = acked.partition_point(|(s, _)| *s <= seen);
         let stale_us = acked
             .get(first_unseen)
-            .filter(|(_, ack)| *ack < at.start_us)
+            .filter(|(_, ack)| *ack <= at.start_us)
             .map_or(0, |(_, ack)| at.start_us - ack);
         let missing = seen < at.seq;
         self.r.stale_reads += u64::from(stale_us > 0);
@@ -163,6 +163,7 @@ impl ReaderPass {
         }
         let sec = self.second(at.start_us);
         sec.own_write_missing += u32::from(missing);
+        sec.monotonic_violations += u32::from(went_back);
         let stale_ms = ms(stale_us);
         sec.staleness_max_ms = Some(sec.staleness_max_ms.map_or(stale_ms, |m| m.max(stale_ms)));
         if let Some(bytes) = lag {
@@ -229,6 +230,7 @@ mod tests {
         assert_eq!((r.reads, r.ok, r.failed), (5, 4, 1));
         assert_eq!(r.own_write_missing, 2);
         assert_eq!(r.monotonic_violations, 1);
+        assert_eq!(r.per_second[0].monotonic_violations, 1);
         assert_eq!(r.stale_reads, 2);
         // The histogram keeps 3 significant digits.
         assert!(

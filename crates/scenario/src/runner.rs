@@ -216,7 +216,9 @@ fn lost_by(history: &std::path::Path, report: &Report, lab: &Lab) -> Vec<LostBy>
     };
     let mut by: Vec<LostBy> = Vec::new();
     for a in attempts.flatten() {
+        // A read carries its client's newest acknowledged write's seq: only the write counts.
         if a.outcome != patroni_lab_probe::classify::Outcome::Ok
+            || a.kind != Kind::Write
             || !missing.contains(&(a.client, a.seq))
         {
             continue;

@@ -25,7 +25,7 @@ impl FaultKind for LagReplica {
     }
     fn describe(&self, secs: Option<u64>) -> String {
         format!(
-            "SIGSTOP to the replica's WAL replay (its startup process) for {} s, then SIGCONT; it keeps receiving; clients also read on the reader endpoint",
+            "SIGSTOP to the replica's WAL replay (its startup process) for {} s, then SIGCONT; it keeps receiving; clients also read on the reader endpoint, graded: replica reads past the lag threshold <= loop_wait + (fall + 1) x inter + 1 s",
             secs.unwrap_or_default()
         )
     }
