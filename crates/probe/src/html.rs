@@ -258,7 +258,7 @@ fn readers(svg: &mut String, rd: &crate::readers::Readers, f: &Frame, top: f64) 
     log_grid(svg, &[1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0], hi, y);
     panel_title(
         svg,
-        "readers per second: the stalest read (purple, log scale; fresh on the bottom line), failed reads (red), reads without their own write (orange), reads older than the previous (blue)",
+        "readers per second: stalest read (purple, log scale), failed (red), own write missing (orange), older than before (blue)",
         top,
     );
 }
