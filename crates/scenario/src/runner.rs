@@ -627,43 +627,7 @@ fn conclude(
     let lost_by = lost_by(history, &report, lab);
     record_lost_by(timeline, report.started_unix_us, &lost_by);
     let events = timeline.events(report.started_unix_us);
-    let lock_lost_at_us = lock_lost_at(&events, &leader_before);
-    let lock_lost_span = lock_lost_at_us.map(|at| {
-        let until = lock_regained(&events, &leader_before, at).unwrap_or(i64::MAX);
-        (at, until)
-    });
-    let after = lock_lost_span.map(|(at, until)| writes_after(history, &report, at, until));
-    let old_leader_reads_after_lock_lost = lock_lost_span.and_then(|(at, until)| {
-        let old = &report.analysis.servers.first()?.server.addr;
-        answered_by(history, old, at, until, |a| {
-            a.kind != Kind::Write && a.in_recovery == Some(false)
-        })
-        .map(|ids| ids.len() as u64)
-    });
-    let old_leader = match &after {
-        None => OldLeaderWrites::LockKept,
-        Some(Some(ids)) => OldLeaderWrites::Counted(ids.len() as u64),
-        Some(None) => OldLeaderWrites::NotCounted(
-            "the probe's history or its first server could not be read".into(),
-        ),
-    };
-    // Of those, the ones the newest primary does not have (checked against its table).
-    let old_leader_writes_lost = match (&after, report.lost_writes.checked) {
-        (Some(Some(ids)), true) => {
-            let missing: std::collections::HashSet<(u32, u64)> = report
-                .lost_writes
-                .missing
-                .iter()
-                .map(|w| (w.client, w.seq))
-                .collect();
-            Some(ids.iter().filter(|id| missing.contains(id)).count() as u64)
-        }
-        _ => None,
-    };
-    let old_leader_writes_after_lock_lost = match old_leader {
-        OldLeaderWrites::Counted(n) => Some(n),
-        _ => None,
-    };
+    let old = OldLeader::of(history, &report, &events, &leader_before);
     let longest_wait_ms = longest_wait(history);
     let _ = std::fs::remove_file(history);
     let reader_pool = course.reader_settings.and_then(|settings| {
@@ -672,7 +636,7 @@ fn conclude(
     let grades = if interrupted {
         Vec::new()
     } else {
-        let mut g = grade::grade(&plan.expectations, &report, course.whole_again, &old_leader);
+        let mut g = grade::grade(&plan.expectations, &report, course.whole_again, &old.writes);
         if plan.fault.needs_readers() {
             g.push(reader_pool.as_ref().map_or_else(
                 || Grade {
@@ -699,10 +663,13 @@ fn conclude(
         leader_after: course.leader_after,
         whole_again_ms: course.whole_again.map(|d| d.as_secs_f64() * 1000.0),
         events,
-        lock_lost_at_us,
-        old_leader_writes_after_lock_lost,
-        old_leader_writes_lost,
-        old_leader_reads_after_lock_lost,
+        lock_lost_at_us: old.lock_lost_at_us,
+        old_leader_writes_after_lock_lost: match old.writes {
+            OldLeaderWrites::Counted(n) => Some(n),
+            _ => None,
+        },
+        old_leader_writes_lost: old.writes_lost,
+        old_leader_reads_after_lock_lost: old.reads,
         reader_pool,
         passed: !interrupted && fault_error.is_none() && grades.iter().all(|g| g.pass),
         fault_error,
@@ -713,6 +680,60 @@ fn conclude(
         phases,
         grades,
         probe: report,
+    }
+}
+
+/// What the leader before the fault did after it lost the lock (until it held it again).
+struct OldLeader {
+    lock_lost_at_us: Option<i64>,
+    writes: OldLeaderWrites,
+    /// Of its writes then, the ones the newest primary does not have.
+    writes_lost: Option<u64>,
+    /// Reads it answered as a primary then.
+    reads: Option<u64>,
+}
+
+impl OldLeader {
+    fn of(history: &std::path::Path, report: &Report, events: &[Event], leader: &str) -> Self {
+        let lock_lost_at_us = lock_lost_at(events, leader);
+        let span = lock_lost_at_us.map(|at| {
+            let until = lock_regained(events, leader, at).unwrap_or(i64::MAX);
+            (at, until)
+        });
+        let after = span.map(|(at, until)| writes_after(history, report, at, until));
+        let reads = span.and_then(|(at, until)| {
+            let old = &report.analysis.servers.first()?.server.addr;
+            answered_by(history, old, at, until, |a| {
+                a.kind != Kind::Write && a.in_recovery == Some(false)
+            })
+            .map(|ids| ids.len() as u64)
+        });
+        let writes = match &after {
+            None => OldLeaderWrites::LockKept,
+            Some(Some(ids)) => OldLeaderWrites::Counted(ids.len() as u64),
+            Some(None) => OldLeaderWrites::NotCounted(
+                "the probe's history or its first server could not be read".into(),
+            ),
+        };
+        // Of those, the ones the newest primary does not have (checked against its table).
+        let writes_lost = match (&after, report.lost_writes.checked) {
+            (Some(Some(ids)), true) => {
+                let missing: std::collections::HashSet<(u32, u64)> = report
+                    .lost_writes
+                    .missing
+                    .iter()
+                    .map(|w| (w.client, w.seq))
+                    .collect();
+                Some(ids.iter().filter(|id| missing.contains(id)).count() as u64)
+            }
+            _ => None,
+        };
+        Self {
+            lock_lost_at_us,
+            writes,
+            writes_lost,
+            reads,
+        }
     }
 }
 
