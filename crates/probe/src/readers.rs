@@ -32,6 +32,10 @@ pub struct Readers {
     pub staleness: Percentiles,
     /// Reads that were stale at all (staleness > 0).
     pub stale_reads: u64,
+    /// How long after its acknowledgement each write was first seen by its client on the
+    /// reader endpoint: to the end of the first read that saw it (an upper bound; the read
+    /// before, which did not, bounds it from below). `count`: writes whose visibility was seen.
+    pub own_write_visible_within: Percentiles,
     /// The longest stretch from a failed read to the next successful one, any client (ms).
     pub longest_failing_ms: f64,
     /// Of the reads a replica answered: how far its replayed WAL position was behind the
@@ -81,6 +85,9 @@ pub struct ReaderPass {
     lag: Option<hdrhistogram::Histogram<u64>>,
     /// The exact largest lag (the histogram's is exact to 0.1 %).
     lag_max: u64,
+    /// Per client, the newest of its writes already seen on the reader endpoint.
+    visible_upto: HashMap<u32, u64>,
+    visible: Latencies,
 }
 
 impl ReaderPass {
@@ -143,6 +150,16 @@ impl ReaderPass {
         r.monotonic_violations += u64::from(went_back);
         // The oldest acknowledged write of this client the read did not see.
         let acked = self.acked.get(&at.client).map_or(&[][..], Vec::as_slice);
+        // The writes this read is the first to see.
+        let upto = self.visible_upto.get(&at.client).copied().unwrap_or(0);
+        if seen > upto {
+            let new = acked.partition_point(|(s, _)| *s <= upto)
+                ..acked.partition_point(|(s, _)| *s <= seen);
+            for (_, ack) in &acked[new] {
+                self.visible.record(at.end_us.saturating_sub(*ack));
+            }
+            self.visible_upto.insert(at.client, seen);
+        }
         let first_unseen = acked.partition_point(|(s, _)| *s <= seen);
         let stale_us = acked
             .get(first_unseen)
@@ -178,6 +195,7 @@ impl ReaderPass {
             return None;
         }
         self.r.staleness = self.staleness.percentiles();
+        self.r.own_write_visible_within = self.visible.percentiles();
         self.r.replica_lag_bytes = self.lag.map(|h| ByteSpread {
             count: h.len(),
             p50: h.value_at_quantile(0.5),
@@ -239,6 +257,12 @@ mod tests {
             r.staleness.max_ms
         );
         assert_eq!(r.staleness.count, 4);
+        // Write 1 first seen by the read ending at 112 ms (acknowledged at 100); 2 and 3 by the
+        // one ending at 1002 ms.
+        let v = &r.own_write_visible_within;
+        assert_eq!(v.count, 3);
+        assert!((v.max_ms - 802.0).abs() < 1.0, "{v:?}");
+        assert!((v.p50_ms - 702.0).abs() < 1.0, "{v:?}");
         assert_eq!(r.longest_failing_ms, 502.0);
         assert_eq!(r.answered_by_primary, 0);
     }

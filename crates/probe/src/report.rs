@@ -256,6 +256,14 @@ fn readers(s: &mut String, rd: &crate::readers::Readers) {
         rd.own_write_missing,
         rd.monotonic_violations
     );
+    let v = &rd.own_write_visible_within;
+    if v.count > 0 {
+        let _ = writeln!(
+            s,
+            "    own write visible within p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} writes; to the end of the first read that saw it)",
+            v.p50_ms, v.p99_ms, v.max_ms, v.count
+        );
+    }
     if let Some(lag) = &rd.replica_lag_bytes {
         let _ = writeln!(
             s,

@@ -92,6 +92,37 @@ pub fn pool(
     })
 }
 
+/// The reader side's grades: monotonic reads whenever clients read on the reader endpoint (a
+/// client's later read never older than its earlier one: a guarantee, like no lost write), and
+/// for a fault about readers the bound on reads past the lag threshold (not measured fails).
+pub fn grades(
+    readers: Option<&patroni_lab_probe::readers::Readers>,
+    pool: Option<&ReaderPool>,
+    about_readers: bool,
+) -> Vec<Grade> {
+    let mut out = Vec::new();
+    if let Some(r) = readers {
+        out.push(Grade {
+            name: "monotonic-read violations",
+            expected: "<= 0".into(),
+            observed: r.monotonic_violations.to_string(),
+            pass: r.monotonic_violations == 0,
+        });
+    }
+    if about_readers {
+        out.push(pool.map_or_else(
+            || Grade {
+                name: "replica reads past the lag threshold",
+                expected: "measured".into(),
+                observed: "not measured (no reads, or HAProxy's settings not read)".into(),
+                pass: false,
+            },
+            ReaderPool::grade,
+        ));
+    }
+    out
+}
+
 impl ReaderPool {
     /// The grade of a fault about readers: reads past the lag threshold for no longer than the
     /// settings allow (+1 s: whole seconds). Not measured fails.
@@ -219,5 +250,24 @@ mod tests {
             ..Readers::default()
         };
         assert!(!pool(Some(&long), &[], SETTINGS).unwrap().grade().pass);
+    }
+
+    #[test]
+    fn readers_are_graded_on_monotonic_reads_and_a_reader_fault_on_its_bound() {
+        let mut r = Readers::default();
+        let names = |g: &[Grade]| g.iter().map(|g| (g.name, g.pass)).collect::<Vec<_>>();
+        assert_eq!(grades(None, None, false), Vec::new());
+        assert_eq!(
+            names(&grades(Some(&r), None, false)),
+            [("monotonic-read violations", true)]
+        );
+        r.monotonic_violations = 4;
+        assert_eq!(
+            names(&grades(Some(&r), None, true)),
+            [
+                ("monotonic-read violations", false),
+                ("replica reads past the lag threshold", false)
+            ]
+        );
     }
 }

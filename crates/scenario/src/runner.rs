@@ -637,17 +637,11 @@ fn conclude(
         Vec::new()
     } else {
         let mut g = grade::grade(&plan.expectations, &report, course.whole_again, &old.writes);
-        if plan.fault.needs_readers() {
-            g.push(reader_pool.as_ref().map_or_else(
-                || Grade {
-                    name: "replica reads past the lag threshold",
-                    expected: "measured".into(),
-                    observed: "not measured (no reads, or HAProxy's settings not read)".into(),
-                    pass: false,
-                },
-                crate::readers::ReaderPool::grade,
-            ));
-        }
+        g.extend(crate::readers::grades(
+            report.analysis.readers.as_ref(),
+            reader_pool.as_ref(),
+            plan.fault.needs_readers(),
+        ));
         g
     };
     let phases = (!interrupted && fault_error.is_none())
