@@ -417,7 +417,8 @@ fn synchronous(
     }
 }
 
-/// A fault's leftovers: a container paused or not running, a packet filter.
+/// A fault's leftovers: a container paused or not running, a packet filter, a process stopped
+/// by a signal.
 async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
     let lab = lab.clone();
     let found = tokio::task::spawn_blocking(move || {
@@ -445,6 +446,19 @@ async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
                     evidence: "nft list table inet plab".into(),
                     repair: format!(
                         "docker exec --user root {} nft delete table inet plab (`patroni-lab doctor --repair` does it)",
+                        node.name
+                    ),
+                });
+            }
+            for (pid, cmd) in lab::stopped_processes(&node.name).unwrap_or_default() {
+                out.push(Finding {
+                    code: "process-stopped",
+                    severity: Severity::Broken,
+                    part: format!("{} {pid}", node.name),
+                    what: format!("{}: process {pid} ({cmd}) is stopped by a signal", node.name),
+                    evidence: "State: T in /proc/<pid>/status".into(),
+                    repair: format!(
+                        "docker exec --user root {} kill -CONT {pid} (`patroni-lab doctor --repair` does it)",
                         node.name
                     ),
                 });
@@ -499,6 +513,16 @@ pub async fn repair(
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()))
                 .map(|_| "packet filter removed".to_string())
+            }
+            "process-stopped" => {
+                let (member, pid) = f.part.split_once(' ').unwrap_or((&f.part, ""));
+                docker_step(
+                    ["exec", "--user", "root", member, "kill", "-CONT", pid]
+                        .map(String::from)
+                        .to_vec(),
+                    format!("process {pid} in {member} continued"),
+                )
+                .await
             }
             "diverged-timeline" => reinit(lab, &f.part).await,
             "pgbouncer-not-on-leader" => match cluster::lock_holder(lab) {

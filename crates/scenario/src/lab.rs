@@ -214,6 +214,21 @@ impl Lab {
     }
 }
 
+/// The processes stopped by a signal (state T) in `container`, as "pid 38 (postgres: ...:
+/// startup ...)": what a fault that SIGSTOPs one (freeze-patroni, lag-replica) leaves behind
+/// when its undo never ran.
+pub fn stopped_processes(container: &str) -> Result<Vec<(String, String)>, LabError> {
+    let script = "for p in /proc/[0-9]*; do case \"$(sed -n 's/^State:[[:space:]]*//p' $p/status 2>/dev/null)\" in T*) echo \"${p#/proc/} $(tr '\\0' ' ' < $p/cmdline 2>/dev/null | cut -c1-80)\";; esac; done; true";
+    let out = docker(&["exec", "--user", "root", container, "sh", "-c", script])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let (pid, cmd) = l.trim().split_once(' ')?;
+            Some((pid.to_string(), cmd.trim().to_string()))
+        })
+        .collect())
+}
+
 /// The Compose command line: `COMPOSE` from the environment when set (`make` exports the one it
 /// chose), else `docker compose` (v2) when it answers, else `docker-compose` (v1).
 pub fn compose_command() -> Vec<String> {

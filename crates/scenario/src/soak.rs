@@ -642,6 +642,12 @@ pub fn leftovers(lab: &Lab) -> Vec<String> {
                 node.name
             ));
         }
+        for (pid, cmd) in crate::lab::stopped_processes(&node.name).unwrap_or_default() {
+            left.push(format!(
+                "{}: a stopped process, pid {pid} ({cmd})",
+                node.name
+            ));
+        }
     }
     left
 }
