@@ -1,5 +1,6 @@
-//! What reading clients saw on the reader endpoint: after each of its writes (acknowledged or
-//! not: reads go on while writes fail) a client reads its own newest row there, so every read
+//! What reading clients saw on the reader endpoint: after its writes (acknowledged or not:
+//! reads go on while writes fail; one read at a time, in a task of its own, so a read that
+//! hangs never holds up a write) a client reads its own newest row there, so every read
 //! says how far behind the newest acknowledged write the data it saw was (staleness, on the
 //! writer's acknowledgement clock), whether the client's own newest acknowledged write was
 //! visible (read-your-writes), whether it saw older data than its previous read (monotonic
@@ -17,7 +18,8 @@ use crate::record::Attempt;
 /// The reader side of a run.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Readers {
-    /// Reads attempted on the reader endpoint, one after each write attempt.
+    /// Reads attempted on the reader endpoint: after each write attempt, one at a time per
+    /// client (writes made while a read runs ask for one more read).
     pub reads: u64,
     pub ok: u64,
     pub failed: u64,

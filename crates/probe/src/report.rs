@@ -242,7 +242,7 @@ fn readers(s: &mut String, rd: &crate::readers::Readers) {
     let st = &rd.staleness;
     let _ = writeln!(
         s,
-        "  readers: {} reads (one after each write), {} ok, {} failed (longest failing {:.0} ms); answered by a primary: {}",
+        "  readers: {} reads (after writes, one at a time per client), {} ok, {} failed (longest failing {:.0} ms); answered by a primary: {}",
         rd.reads, rd.ok, rd.failed, rd.longest_failing_ms, rd.answered_by_primary
     );
     let _ = writeln!(

@@ -61,7 +61,7 @@ pub struct Settings {
     /// Clients kept on one fixed server besides the others (e.g. a leader's own address, so
     /// its writes are seen after it lost the lock); `None`: every client uses the endpoint.
     pub pinned: Option<Pinned>,
-    /// The reader endpoint: after each write (acknowledged or not), the client reads its own newest row
+    /// The reader endpoint: after its writes (acknowledged or not), the client's reader task reads its own newest row
     /// there (`None`: no reads there).
     pub reader: Option<Reader>,
 }

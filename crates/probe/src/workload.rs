@@ -228,7 +228,12 @@ async fn client_loop(
 ) {
     let s = &shared.settings;
     let mut conn: Option<Session> = None;
-    let mut reader_conn: Option<Session> = None;
+    // The client's reader, its own task: a read that hangs never holds up a write.
+    let (kick, kicked) = watch::channel(0u64);
+    let reader = shared
+        .reader
+        .is_some()
+        .then(|| tokio::spawn(reader_loop(id, shared.clone(), records.clone(), kicked)));
     let mut seq = 0u64;
     // The client's newest acknowledged write: what its reads on the reader endpoint look for.
     let mut last_acked = 0u64;
@@ -310,11 +315,34 @@ async fn client_loop(
             break;
         }
         // After every write, acknowledged or not: readers keep reading while writers cannot.
-        if let (Kind::Write, Some(reader)) = (kind, &shared.reader) {
-            let read = replica_read(&shared, reader, id, last_acked, &mut reader_conn).await;
-            if records.send(read).await.is_err() {
-                break;
-            }
+        if kind == Kind::Write {
+            kick.send_replace(last_acked);
+        }
+    }
+    drop(kick);
+    if let Some(reader) = reader {
+        let _ = reader.await;
+    }
+}
+
+/// A client's reads on the reader endpoint: one after each of its writes (its newest
+/// acknowledged one as `seq`), one at a time — writes made while a read runs ask for one more
+/// read, not one each. Ends when the client stops.
+async fn reader_loop(
+    id: u32,
+    shared: Arc<Shared>,
+    records: mpsc::Sender<Attempt>,
+    mut kicked: watch::Receiver<u64>,
+) {
+    let Some(reader) = shared.reader.as_ref() else {
+        return;
+    };
+    let mut conn: Option<Session> = None;
+    while kicked.changed().await.is_ok() {
+        let seq = *kicked.borrow_and_update();
+        let read = replica_read(&shared, reader, id, seq, &mut conn).await;
+        if records.send(read).await.is_err() {
+            break;
         }
     }
 }
