@@ -42,8 +42,8 @@ pub struct ReaderPool {
     /// (whole seconds: ±1 s). `Some(0)`: replica reads measured, none past it; `None`: no
     /// replica read carried positions — not measured.
     pub past_threshold_s: Option<u64>,
-    /// When the reader endpoint fell back to the leader after the injection (no replica in
-    /// the pool), and when a replica was back in it.
+    /// When a replica that was in the reader pool at the injection was first out of it (the
+    /// pool smaller, or the leader's fallback), and when the pool had as many replicas again.
     pub left_at_us: Option<i64>,
     pub rejoined_at_us: Option<i64>,
 }
@@ -66,17 +66,36 @@ pub fn pool(
         .iter()
         .find(|e| e.source == Source::Fault && e.what.starts_with("inject "))
         .map_or(0, |e| e.at_us);
-    let readers_event = |from: i64, to_leader: bool| {
-        events
+    // The pool's members as the observer saw them ("the leader": none).
+    let pools: Vec<(i64, Vec<&str>)> = events
+        .iter()
+        .filter_map(|e| {
+            let rest = e.what.strip_prefix("readers -> ")?;
+            let members = if rest.starts_with("the leader") {
+                Vec::new()
+            } else {
+                rest.split(", ").collect()
+            };
+            Some((e.at_us, members))
+        })
+        .collect();
+    let before = pools
+        .iter()
+        .take_while(|(at, _)| *at < injected)
+        .last()
+        .map_or(Vec::new(), |(_, m)| m.clone());
+    // Left: a replica that was in the pool at the injection is out; back: as many replicas as
+    // then (not necessarily the same: a switchover swaps them).
+    let left_at_us = pools
+        .iter()
+        .find(|(at, m)| *at >= injected && before.iter().any(|b| !m.contains(b)))
+        .map(|(at, _)| *at);
+    let rejoined_at_us = left_at_us.and_then(|left| {
+        pools
             .iter()
-            .filter(|e| e.at_us >= from)
-            .find(|e| {
-                e.what.starts_with("readers -> ")
-                    && e.what.starts_with("readers -> the leader") == to_leader
-            })
-            .map(|e| e.at_us)
-    };
-    let left_at_us = readers_event(injected, true);
+            .find(|(at, m)| *at > left && m.len() >= before.len())
+            .map(|(at, _)| *at)
+    });
     Some(ReaderPool {
         settings,
         crossed_at_s: past.first().copied(),
@@ -88,7 +107,7 @@ pub fn pool(
                 _ => 0,
             }),
         left_at_us,
-        rejoined_at_us: left_at_us.and_then(|at| readers_event(at, false)),
+        rejoined_at_us,
     })
 }
 
@@ -243,6 +262,18 @@ mod tests {
         assert_eq!(unmeasured.past_threshold_s, None);
         assert!(!unmeasured.grade().pass);
         assert_eq!(pool(None, &events, SETTINGS), None);
+        // Three members: one of two replicas leaves, and comes back.
+        let three = [
+            event(0.1, Source::Cluster, "readers -> patroni2, patroni3"),
+            event(0.6, Source::Fault, "inject lag-replica (…)"),
+            event(20.0, Source::Cluster, "readers -> patroni3"),
+            event(21.0, Source::Cluster, "readers -> patroni2, patroni3"),
+        ];
+        let p3 = pool(Some(&fresh), &three, SETTINGS).unwrap();
+        assert_eq!(
+            (p3.left_at_us, p3.rejoined_at_us),
+            (Some(20_000_000), Some(21_000_000))
+        );
         // Past it longer than the bound fails.
         let long = Readers {
             per_second: (0..20).map(|_| lag(Some(70_000))).collect(),
