@@ -139,6 +139,7 @@ fn probe_scenario_and_matrix_pages_load_clean_with_chart_and_table() {
         "0s",
         "--tail",
         "1s",
+        "--readers",
         "--html",
         &format!("{d}/scenario.html"),
     ]);
@@ -167,6 +168,12 @@ fn probe_scenario_and_matrix_pages_load_clean_with_chart_and_table() {
             "{page}: no table"
         );
     }
+    // With readers, the scenario's chart has their panel too.
+    let r = render(&dir, "scenario.html", None);
+    assert!(
+        r.dom.contains("readers per second:"),
+        "scenario.html: no readers' panel"
+    );
     let r = render(&dir, "matrix/matrix.html", None);
     assert!(r.console.is_empty(), "matrix: console: {:?}", r.console);
     assert!(r.dom.contains("<table id=\"matrix\">"), "matrix: no table");
