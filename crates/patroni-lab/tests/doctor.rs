@@ -426,18 +426,11 @@ fn a_stopped_replica_under_synchronous_mode_is_named_not_running_and_no_sync_sta
 fn a_process_left_stopped_is_named_and_continued() {
     let lab_test = LabTest::begin("a_process_left_stopped_is_named_and_continued");
     let replica = other(&lab_test.leader);
-    let script = "for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in 'postgres: '*': startup '*) echo ${p#/proc/};; esac; done";
-    let pid = run_ok("docker", &["exec", replica, "sh", "-c", script])
-        .trim()
-        .to_string();
-    assert!(
-        !pid.is_empty() && !pid.contains(char::is_whitespace),
-        "{pid:?}"
-    );
-    run_ok("docker", &["exec", replica, "kill", "-STOP", &pid]);
+    let stopped = ReplayStopped::on(replica);
+    let pid = stopped.pid.clone();
     let (code, stdout, report) = doctor(&[]);
     let (repaired_code, repaired, _) = doctor(&["--repair"]);
-    let _ = run("docker", &["exec", replica, "kill", "-CONT", &pid]);
+    drop(stopped);
     assert_eq!(code, 8, "{stdout}");
     let wanted = format!("process-stopped {replica} {pid}");
     assert!(codes(&report).contains(&wanted), "{wanted}: {stdout}");

@@ -896,30 +896,3 @@ fn read_your_writes_misses_are_counted_exactly_while_the_replica_does_not_replay
 fn start_of(report: &Value) -> i64 {
     report["started_unix_us"].as_i64().unwrap()
 }
-
-/// The replica's startup process stopped until this is dropped (a test's panic included).
-struct ReplayStopped {
-    node: &'static str,
-    pid: String,
-}
-
-impl ReplayStopped {
-    fn on(node: &'static str) -> Self {
-        let script = "for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in 'postgres: '*': startup '*) echo ${p#/proc/};; esac; done";
-        let pid = run_ok("docker", &["exec", node, "sh", "-c", script])
-            .trim()
-            .to_string();
-        assert!(
-            !pid.is_empty() && !pid.contains(char::is_whitespace),
-            "startup pid: {pid:?}"
-        );
-        run_ok("docker", &["exec", node, "kill", "-STOP", &pid]);
-        Self { node, pid }
-    }
-}
-
-impl Drop for ReplayStopped {
-    fn drop(&mut self) {
-        let _ = run("docker", &["exec", self.node, "kill", "-CONT", &self.pid]);
-    }
-}

@@ -298,17 +298,7 @@ fn a_stopped_replay_stays_in_the_reader_pool_under_1_mib_and_leaves_under_64_kib
         "a_stopped_replay_stays_in_the_reader_pool_under_1_mib_and_leaves_under_64_kib",
     );
     let _default = DefaultAfter;
-    let at = |run: &serde_json::Value, text: &str| {
-        run["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["what"].as_str().unwrap().starts_with(text))
-            .unwrap_or_else(|| panic!("no '{text}' event: {run}"))["at_us"]
-            .as_f64()
-            .unwrap()
-            / 1e6
-    };
+    let at = |run: &serde_json::Value, text: &str| event_at_us(run, text) as f64 / 1e6;
     let (code, report) = scenario_report("lag-replica", &["--secs", "12", "--inject-jitter", "0s"]);
     assert_eq!(code, 0, "{report}");
     let run = &report["runs"][0];

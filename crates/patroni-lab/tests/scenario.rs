@@ -785,17 +785,7 @@ fn a_kill_at_a_chosen_lease_time_left_loses_the_lock_that_much_later() {
     for run in report["runs"].as_array().unwrap() {
         let left = run["lease_at_inject"]["remaining_ms"].as_f64().unwrap();
         assert!((21_750.0..=22_000.0).contains(&left), "{run}");
-        let at = |text: &str| {
-            run["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| e["what"].as_str().unwrap().starts_with(text))
-                .unwrap_or_else(|| panic!("no '{text}' event: {run}"))["at_us"]
-                .as_i64()
-                .unwrap()
-        };
-        let injected = at("inject kill-leader (22.00 s of lease left, as asked");
+        let injected = event_at_us(run, "inject kill-leader (22.00 s of lease left, as asked");
         let lost = run["lock_lost_at_us"].as_i64().unwrap();
         // etcd revokes an expired lease on its next check (every 500 ms), and the key is sampled
         // every 100 ms: the key goes 22.0–22.7 s after the kill; ±1 s.

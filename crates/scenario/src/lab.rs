@@ -214,6 +214,25 @@ impl Lab {
     }
 }
 
+/// The pid of the replica's WAL replay in `container`: its one `startup` process
+/// (`postgres: <cluster>: startup recovering ...`).
+pub fn startup_pid(container: &str) -> Result<String, String> {
+    let script = "for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in 'postgres: '*': startup '*) echo ${p#/proc/};; esac; done; true";
+    let pids = docker(&["exec", container, "sh", "-c", script]).map_err(|e| e.to_string())?;
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    match pids.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => Err(format!(
+            "no startup process in {container} (is it a running replica?)"
+        )),
+        many => Err(format!(
+            "{} startup processes in {container}: {}",
+            many.len(),
+            many.join(", ")
+        )),
+    }
+}
+
 /// The processes stopped by a signal (state T) in `container`, as "pid 38 (postgres: ...:
 /// startup ...)": what a fault that SIGSTOPs one (freeze-patroni, lag-replica) leaves behind
 /// when its undo never ran.

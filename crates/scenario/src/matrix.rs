@@ -60,7 +60,7 @@ pub struct Cell {
 }
 
 /// The reader side of a cell, over its runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CellReaders {
     pub reads: u64,
     pub failed: u64,
@@ -77,14 +77,7 @@ impl CellReaders {
         runs: impl IntoIterator<Item = &'a patroni_lab_probe::readers::Readers>,
     ) -> Option<Self> {
         runs.into_iter().fold(None, |acc: Option<Self>, r| {
-            let mut c = acc.unwrap_or(Self {
-                reads: 0,
-                failed: 0,
-                staleness_p99_ms: 0.0,
-                staleness_max_ms: 0.0,
-                own_write_missing: 0,
-                monotonic_violations: 0,
-            });
+            let mut c = acc.unwrap_or_default();
             c.reads += r.reads;
             c.failed += r.failed;
             c.staleness_p99_ms = c.staleness_p99_ms.max(r.staleness.p99_ms);

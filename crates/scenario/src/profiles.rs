@@ -101,33 +101,30 @@ fn live_haproxy() -> Result<Settings, ProfileLabError> {
     Ok(out)
 }
 
-/// HAProxy's live check interval (ms) and rise: how soon it routes to a new primary.
-pub fn haproxy_check() -> Result<(f64, u32), String> {
-    let live = live_haproxy().map_err(|e| e.to_string())?;
-    let int = |name| positive(&live, name);
-    Ok((int("check_inter_ms")? as f64, int("check_rise")? as u32))
+/// HAProxy's live checks, as a run needs them: how soon it routes to a new primary (inter,
+/// rise) and when a lagging replica leaves the reader pool (inter, fall, the lag threshold).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HaproxyLive {
+    pub inter_ms: f64,
+    pub rise: u32,
+    pub fall: u32,
+    pub replica_max_lag_bytes: u64,
 }
 
-/// A positive whole-number HAProxy setting of `live`.
-fn positive(live: &Settings, name: &str) -> Result<u64, String> {
-    match live.get(&(Section::HaProxy, name)) {
+/// HAProxy's live checks, read once.
+pub fn haproxy_live() -> Result<HaproxyLive, String> {
+    let live = live_haproxy().map_err(|e| e.to_string())?;
+    let int = |name: &str| match live.get(&(Section::HaProxy, name)) {
         Some(Value::Int(n)) if *n > 0 => Ok(*n as u64),
         other => Err(format!(
             "HAProxy's {name} is {other:?}, not a positive number"
         )),
-    }
-}
-
-/// HAProxy's live reader settings (the lag threshold, check interval and fall) with the
-/// cluster's `loop_wait_ms`: when a lagging replica leaves the reader pool.
-pub fn reader_settings(loop_wait_ms: f64) -> Result<crate::readers::ReaderSettings, String> {
-    let live = live_haproxy().map_err(|e| e.to_string())?;
-    let int = |name| positive(&live, name);
-    Ok(crate::readers::ReaderSettings {
-        threshold_bytes: int("replica_max_lag_bytes")?,
-        loop_wait_ms,
+    };
+    Ok(HaproxyLive {
         inter_ms: int("check_inter_ms")? as f64,
+        rise: int("check_rise")? as u32,
         fall: int("check_fall")? as u32,
+        replica_max_lag_bytes: int("replica_max_lag_bytes")?,
     })
 }
 

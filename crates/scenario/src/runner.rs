@@ -396,14 +396,15 @@ pub async fn run_once(
     let lease = Tracker::start(lab, poll_rx);
     // The history is kept until the run is graded (writes after the lock moved are read from it).
     let probe_settings = pinned(lab, plan, &leader_before)?;
-    let haproxy_check = if lab.containers {
-        tokio::task::spawn_blocking(crate::profiles::haproxy_check)
+    let haproxy = if lab.containers {
+        tokio::task::spawn_blocking(crate::profiles::haproxy_live)
             .await
             .ok()
             .and_then(Result::ok)
     } else {
         None
     };
+    let haproxy_check = haproxy.map(|h| (h.inter_ms, h.rise));
     let loop_wait_ms = {
         let lab = lab.clone();
         tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab))
@@ -413,13 +414,13 @@ pub async fn run_once(
             .and_then(|c| crate::fault::Timing::from_config(&c).ok())
             .map(|t| t.loop_wait as f64 * 1000.0)
     };
-    let reader_settings = match (loop_wait_ms, &plan.probe.reader) {
-        (Some(loop_wait), Some(_)) if lab.containers => {
-            tokio::task::spawn_blocking(move || crate::profiles::reader_settings(loop_wait))
-                .await
-                .ok()
-                .and_then(Result::ok)
-        }
+    let reader_settings = match (loop_wait_ms, haproxy, &plan.probe.reader) {
+        (Some(loop_wait_ms), Some(h), Some(_)) => Some(crate::readers::ReaderSettings {
+            threshold_bytes: h.replica_max_lag_bytes,
+            loop_wait_ms,
+            inter_ms: h.inter_ms,
+            fall: h.fall,
+        }),
         _ => None,
     };
     let (history, probe_stop, probe) = start_probe(probe_settings, "scenario");

@@ -548,3 +548,40 @@ pub fn passed_but_for_async_loss(code: i32, report: &serde_json::Value) {
         }
     }
 }
+
+/// The replica's WAL replay stopped (SIGSTOP to its startup process, found as `lag-replica`
+/// finds it) until this is dropped, a test's panic included.
+#[allow(dead_code)]
+pub struct ReplayStopped {
+    node: &'static str,
+    pub pid: String,
+}
+
+#[allow(dead_code)]
+impl ReplayStopped {
+    pub fn on(node: &'static str) -> Self {
+        let pid = patroni_lab_scenario::lab::startup_pid(node).expect("the startup process");
+        run_ok("docker", &["exec", node, "kill", "-STOP", &pid]);
+        Self { node, pid }
+    }
+}
+
+impl Drop for ReplayStopped {
+    fn drop(&mut self) {
+        let _ = run("docker", &["exec", self.node, "kill", "-CONT", &self.pid]);
+    }
+}
+
+/// When the first event of a scenario run whose text starts with `prefix` happened (µs on the
+/// probe's clock); panics naming it when there is none.
+#[allow(dead_code)]
+pub fn event_at_us(run: &serde_json::Value, prefix: &str) -> i64 {
+    run["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["what"].as_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no '{prefix}' event: {run}"))["at_us"]
+        .as_i64()
+        .unwrap()
+}

@@ -10,12 +10,11 @@
 
 use crate::cluster;
 use crate::fault::steps::{
-    PROOF_LIMIT, d, docker_undo, err, hold_checked, process_stopped, prove,
+    PROOF_LIMIT, d, docker_undo, hold_checked, process_stopped, prove,
 };
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::guard::Guard;
-use crate::lab::docker;
 
 pub struct LagReplica;
 
@@ -49,7 +48,7 @@ impl FaultKind for LagReplica {
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let replica = ctx.replica.as_str();
-        let pid = startup_pid(replica)?;
+        let pid = crate::lab::startup_pid(replica).map_err(FaultError::Step)?;
         let undo = Guard::arm(docker_undo(&["exec", replica, "kill", "-CONT", &pid]));
         ctx.step(format!("SIGSTOP to {replica}'s startup process (pid {pid})"));
         let who = format!("{replica}'s startup process");
@@ -63,24 +62,6 @@ impl FaultKind for LagReplica {
         ctx.step(undo.what().to_string());
         undo.undo().map_err(FaultError::Step)?;
         done
-    }
-}
-
-/// The pid of the startup process (`postgres: ...: startup recovering ...`) in `container`.
-fn startup_pid(container: &str) -> Result<String, FaultError> {
-    let script = "for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in 'postgres: '*': startup '*) echo ${p#/proc/};; esac; done; true";
-    let pids = docker(&["exec", container, "sh", "-c", script]).map_err(err)?;
-    let pids: Vec<&str> = pids.split_whitespace().collect();
-    match pids.as_slice() {
-        [one] => Ok(one.to_string()),
-        [] => Err(FaultError::Step(format!(
-            "no startup process in {container} (is it a running replica?)"
-        ))),
-        many => Err(FaultError::Step(format!(
-            "{} startup processes in {container}: {}",
-            many.len(),
-            many.join(", ")
-        ))),
     }
 }
 
