@@ -253,7 +253,23 @@ fn scenario_bad_input_is_one_line_exit_2_before_touching_the_lab() {
         ),
         (
             &["run", "freeze-leader", "--secs", "0"],
-            "--secs 0 is out of range",
+            "--secs 0: freeze-leader held 0 s is out of range",
+        ),
+        (
+            &["run", "switchover,+1s,freeze-leader:0"],
+            "freeze-leader held 0 s is out of range: allowed 1 to 600 s",
+        ),
+        (
+            &["run", "switchover:30,+1s,stop-leader"],
+            "switchover does not last; it takes no seconds",
+        ),
+        (
+            &["run", "freeze-leader:20", "--secs", "5"],
+            "the seconds are given twice",
+        ),
+        (
+            &["run", "partition-leader:30%"],
+            "partition-leader takes no percentage",
         ),
         (
             &["run", "switchover", "--runs", "0"],
@@ -345,7 +361,7 @@ fn matrix_soak_and_profile_bad_input_is_one_line_exit_2_before_touching_the_lab(
         (
             "matrix",
             &["--profiles", "default", "--scenarios", "freeze-leader:0"],
-            "freeze-leader:0: the seconds after ':' must be 1 to 600",
+            "freeze-leader:0: freeze-leader held 0 s is out of range: allowed 1 to 600 s",
         ),
         ("profile", &["apply", "nope"], "unknown profile 'nope'"),
         ("profile", &["describe", "nope"], "unknown profile 'nope'"),

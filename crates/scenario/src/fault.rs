@@ -59,6 +59,9 @@ impl Timing {
 pub enum FaultError {
     #[error("unknown scenario '{0}': `patroni-lab scenario list` shows them")]
     Unknown(String),
+    /// A fault written wrongly (bad seconds, a parameter it does not take).
+    #[error("{0}")]
+    Spec(String),
     #[error("{0}")]
     Step(String),
     /// A signal cut the fault short (it was undone): the run is not a measurement of it.

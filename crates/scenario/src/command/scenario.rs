@@ -195,18 +195,19 @@ struct Prepared {
 /// Every check that needs nothing slow: flags, the fault's needs, report paths (and, against
 /// a cluster given by URLs, one GET /patroni per API for the member names).
 fn prepare(args: &RunArgs) -> Result<Prepared, String> {
-    let fault = Fault::parse(&args.name, args.secs).map_err(|e| e.to_string())?;
-    if let Some(secs) = args.secs {
-        if fault.secs().is_none() {
+    let fault = Fault::from_spec(&args.name).map_err(|e| e.to_string())?;
+    let fault = match args.secs {
+        Some(_) if args.name.contains(':') => {
             return Err(format!(
-                "--secs: {} does not last; it takes no duration",
-                fault.name()
+                "{}: the seconds are given twice (':' and --secs): keep one",
+                args.name
             ));
         }
-        if !(1..=600).contains(&secs) {
-            return Err(format!("--secs {secs} is out of range: allowed 1 to 600"));
-        }
-    }
+        Some(secs) => fault
+            .with_secs(secs)
+            .map_err(|e| format!("--secs {secs}: {e}"))?,
+        None => fault,
+    };
     if !(1..=100).contains(&args.runs()) {
         return Err(format!(
             "--runs {} is out of range: allowed 1 to 100",

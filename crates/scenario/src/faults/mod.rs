@@ -41,6 +41,32 @@ pub mod sequence;
 
 pub use switchover_paused::{PAUSE_DEAD_MAN, resume_after};
 
+/// How long a lasting fault may be held, in seconds (everywhere a fault is written).
+pub const SECS: std::ops::RangeInclusive<u64> = 1..=600;
+
+/// One parameter of a written fault, by its form.
+enum Param {
+    /// Whole seconds: `20`, `20s`, `2m`.
+    Secs(u64),
+    /// A form no fault takes yet, named for the error ("percentage", "parameter").
+    Other(&'static str),
+}
+
+impl Param {
+    fn of(p: &str) -> Self {
+        if p.ends_with('%') {
+            return Self::Other("percentage");
+        }
+        match patroni_lab_probe::settings::parse_duration(p) {
+            Ok(d) if d.subsec_nanos() == 0 && p.starts_with(|c: char| c.is_ascii_digit()) => {
+                Self::Secs(d.as_secs())
+            }
+            Ok(_) => Self::Other("fraction of a second"),
+            Err(_) => Self::Other("parameter"),
+        }
+    }
+}
+
 /// A fault as the runner uses it: its kind, and its seconds for a fault that lasts.
 #[derive(Clone, Copy)]
 pub struct Fault {
@@ -94,8 +120,14 @@ impl Fault {
     }
 
     /// The fault named `name`, with `secs` for the faults that last (their default otherwise).
+    /// Seconds on a fault that does not last, or outside [`SECS`], are refused.
     pub fn parse(name: &str, secs: Option<u64>) -> Result<Self, FaultError> {
         if name.contains(',') {
+            if secs.is_some() {
+                return Err(FaultError::Spec(format!(
+                    "{name}: a sequence takes no seconds; give them to its steps (freeze-leader:20)"
+                )));
+            }
             let kind: &'static dyn FaultKind =
                 Box::leak(Box::new(sequence::Sequence::parse(name)?));
             return Ok(Self { kind, secs: None });
@@ -105,10 +137,67 @@ impl Fault {
             .find(|k| k.name() == name)
             .ok_or_else(|| FaultError::Unknown(name.to_string()))?;
         let default = kind.default_secs();
+        if let Some(s) = secs {
+            if default.is_none() {
+                return Err(FaultError::Spec(format!(
+                    "{name} does not last; it takes no seconds"
+                )));
+            }
+            if !SECS.contains(&s) {
+                return Err(FaultError::Spec(format!(
+                    "{name} held {s} s is out of range: allowed {} to {} s",
+                    SECS.start(),
+                    SECS.end()
+                )));
+            }
+        }
         Ok(Self {
             kind,
             secs: default.map(|d| secs.unwrap_or(d)),
         })
+    }
+
+    /// A fault as it is written everywhere: on the command line, as a sequence's step, in the
+    /// soak's `--faults` and the matrix's rows. `name[:param]...`, or a sequence of them
+    /// (`switchover,+1s,freeze-leader:20`). A parameter is recognised by its form; today one
+    /// form is taken, the hold of a fault that lasts (`20`, `20s`, `2m`: whole seconds in
+    /// [`SECS`]). The typed parameters of the faults to come (a target, a link, a percentage, a
+    /// rate: `lossy-link:leader-etcd:30%:20s`) are refused by name until a fault takes them.
+    pub fn from_spec(text: &str) -> Result<Self, FaultError> {
+        let text = text.trim();
+        if text.contains(',') {
+            return Self::parse(text, None);
+        }
+        let mut parts = text.split(':');
+        let name = parts.next().unwrap_or_default();
+        let mut secs = None;
+        for p in parts {
+            match Param::of(p) {
+                Param::Secs(s) if secs.is_none() => secs = Some(s),
+                Param::Secs(_) => {
+                    return Err(FaultError::Spec(format!(
+                        "{text}: the seconds are given twice"
+                    )));
+                }
+                Param::Other(kind) => {
+                    // Unknown names first: "nope:30%" is about the name.
+                    Self::parse(name, None)?;
+                    return Err(FaultError::Spec(format!(
+                        "{text}: {name} takes no {kind} ('{p}'); a fault takes at most the seconds it is held"
+                    )));
+                }
+            }
+        }
+        Self::parse(name, secs).map_err(|e| match e {
+            FaultError::Spec(why) if text != name => FaultError::Spec(format!("{text}: {why}")),
+            e => e,
+        })
+    }
+
+    /// This fault held `secs` instead (the command line's `--secs`), with the same checks as
+    /// a written one.
+    pub fn with_secs(self, secs: u64) -> Result<Self, FaultError> {
+        Self::parse(self.name(), Some(secs))
     }
 
     /// How long the fault lasts, for the faults that last.
@@ -265,13 +354,77 @@ mod tests {
             serde_json::json!({"fault": "freeze-leader", "secs": 8})
         );
         assert_eq!(
-            serde_json::to_value(Fault::parse("switchover", Some(8)).unwrap()).unwrap(),
+            serde_json::to_value(Fault::parse("switchover", None).unwrap()).unwrap(),
             serde_json::json!({"fault": "switchover"}),
-            "a fault that does not last takes no seconds"
+        );
+        assert_eq!(
+            Fault::parse("switchover", Some(8)).unwrap_err().to_string(),
+            "switchover does not last; it takes no seconds",
+            "seconds on a fault that does not last are refused, not dropped"
         );
         assert_eq!(
             Fault::parse("nope", None).unwrap_err().to_string(),
             "unknown scenario 'nope': `patroni-lab scenario list` shows them"
+        );
+    }
+
+    /// One grammar for a fault wherever it is written: the command line, a sequence's step,
+    /// the soak's `--faults`, the matrix's rows.
+    #[test]
+    fn a_written_fault_is_checked_the_same_everywhere() {
+        let f = Fault::from_spec("freeze-leader:20").unwrap();
+        assert_eq!((f.name(), f.secs()), ("freeze-leader", Some(20)));
+        assert_eq!(Fault::from_spec("freeze-leader:20s").unwrap(), f);
+        assert_eq!(
+            Fault::from_spec("freeze-leader:2m").unwrap().secs(),
+            Some(120)
+        );
+        assert_eq!(Fault::from_spec("switchover").unwrap().secs(), None);
+        assert_eq!(
+            Fault::from_spec("freeze-leader")
+                .unwrap()
+                .with_secs(7)
+                .unwrap()
+                .secs(),
+            Some(7)
+        );
+        for (bad, why) in [
+            (
+                "freeze-leader:0",
+                "freeze-leader:0: freeze-leader held 0 s is out of range: allowed 1 to 600 s",
+            ),
+            ("freeze-leader:601", "allowed 1 to 600 s"),
+            ("freeze-leader:1.5s", "takes no fraction of a second"),
+            (
+                "switchover:30",
+                "switchover:30: switchover does not last; it takes no seconds",
+            ),
+            ("freeze-leader:5:6", "the seconds are given twice"),
+            (
+                "partition-leader:30%",
+                "partition-leader takes no percentage ('30%')",
+            ),
+            (
+                "partition-leader:leader-etcd",
+                "takes no parameter ('leader-etcd')",
+            ),
+            ("nope:30%", "unknown scenario 'nope'"),
+            ("switchover,+1s,freeze-leader:0", "out of range"),
+        ] {
+            let e = Fault::from_spec(bad).err().unwrap().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        assert!(
+            Fault::from_spec("switchover")
+                .unwrap()
+                .with_secs(3)
+                .is_err()
+        );
+        assert!(
+            Fault::from_spec("freeze-leader")
+                .unwrap()
+                .with_secs(0)
+                .is_err()
         );
     }
 

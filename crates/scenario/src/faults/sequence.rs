@@ -54,23 +54,13 @@ impl Sequence {
                 steps.push(Step::Delay(d));
                 continue;
             }
-            let (name, secs) = match part.split_once(':') {
-                Some((n, s)) => (
-                    n,
-                    Some(
-                        s.parse::<u64>()
-                            .map_err(|_| bad(format!("{part}: seconds after ':'")))?,
-                    ),
-                ),
-                None => (part, None),
-            };
-            if name.contains(',') || name.is_empty() {
+            if part.is_empty() {
                 return Err(bad("an empty step".into()));
             }
-            let f = Fault::parse(name, secs).map_err(|_| bad(format!("unknown fault '{name}'")))?;
-            if f.name().contains(',') {
-                return Err(bad("a sequence inside a sequence".into()));
-            }
+            let f = Fault::from_spec(part).map_err(|e| match e {
+                FaultError::Unknown(name) => bad(format!("unknown fault '{name}'")),
+                e => bad(e.to_string()),
+            })?;
             steps.push(Step::Fault(f));
         }
         if steps.iter().filter(|s| matches!(s, Step::Fault(_))).count() < 2 {
@@ -150,6 +140,28 @@ impl FaultKind for Sequence {
     fn in_soak(&self) -> bool {
         false
     }
+    /// The lease read at the injection is the first step's: the lock's prediction is its.
+    fn lock_expires(&self) -> bool {
+        self.faults().next().is_some_and(Fault::lock_expires)
+    }
+    fn mended_on_next_loop(&self) -> bool {
+        self.faults().next().is_some_and(Fault::mended_on_next_loop)
+    }
+    /// As many pinned clients as the step that needs most.
+    fn pinned_clients(&self) -> u32 {
+        self.faults().map(Fault::pinned_clients).max().unwrap_or(0)
+    }
+    fn needs_readers(&self) -> bool {
+        self.faults().any(Fault::needs_readers)
+    }
+    /// Every step's client settings, in order; what each changed.
+    fn adjust_probe(&self, probe: &mut patroni_lab_probe::settings::Settings) -> Option<String> {
+        let notes: Vec<String> = self
+            .faults()
+            .filter_map(|f| f.adjust_probe(probe))
+            .collect();
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         self.run_steps(ctx)
     }
@@ -185,20 +197,34 @@ pub fn needs(steps: &[Step]) -> Needs {
         .unwrap_or(Needs::Rest)
 }
 
-/// Each step may cost its own window: their sum bounds the longest, and the cluster has each
-/// step's time to be whole again. Nothing lost, no split brain, as for every fault.
+/// Each step may cost its own window, stall, failed and in-doubt writes: their sums bound the
+/// sequence's (a limit only where every step has one; a step that does not bound a figure
+/// leaves it unbounded), and the cluster has each step's time to be whole again. Nothing lost,
+/// no split brain, no old leader's write after it lost the lock: the strictest of the steps.
 pub fn expectations<'a>(faults: impl Iterator<Item = &'a Fault>, timing: Timing) -> Expectations {
-    let mut e = Expectations::base();
-    let mut window = Duration::ZERO;
-    let mut whole = Duration::ZERO;
-    for f in faults {
-        let x = f.expectations_for(timing);
-        window += x.max_window.unwrap_or(Duration::ZERO);
-        whole += x.whole_within;
+    fn sum<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
+        Some(a? + b?)
     }
-    e.max_window = Some(window);
-    e.whole_within = whole;
-    e
+    fn strictest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+    let mut faults = faults.map(|f| f.expectations_for(timing));
+    let Some(first) = faults.next() else {
+        return Expectations::base();
+    };
+    faults.fold(first, |e, x| Expectations {
+        max_window: sum(e.max_window, x.max_window),
+        max_stall: sum(e.max_stall, x.max_stall),
+        max_failed: sum(e.max_failed, x.max_failed),
+        max_in_doubt: sum(e.max_in_doubt, x.max_in_doubt),
+        max_lost: strictest(e.max_lost, x.max_lost),
+        max_split_brain: strictest(e.max_split_brain, x.max_split_brain),
+        max_old_leader_writes: strictest(e.max_old_leader_writes, x.max_old_leader_writes),
+        whole_within: e.whole_within + x.whole_within,
+    })
 }
 
 #[cfg(test)]
@@ -232,5 +258,74 @@ mod tests {
         }
         let f = Sequence::parse("freeze-leader:5,+1s,kill-leader").unwrap();
         assert!(matches!(f.steps[0], Step::Fault(x) if x.secs() == Some(5)));
+        // One grammar: a step is written as a fault alone is, with the same checks.
+        for (bad, why) in [
+            (
+                "switchover,+1s,freeze-leader:0",
+                "freeze-leader held 0 s is out of range",
+            ),
+            ("switchover,+1s,freeze-leader:601", "allowed 1 to 600 s"),
+            ("switchover:30,+1s,stop-leader", "switchover does not last"),
+            (
+                "switchover,+1s,freeze-leader:20:5",
+                "the seconds are given twice",
+            ),
+            ("switchover,+1s,freeze-leader:30%", "takes no percentage"),
+        ] {
+            let e = Sequence::parse(bad).err().unwrap().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    /// What a step needs of the run is the sequence's: a frozen Patroni's pinned clients (its
+    /// split brain is seen only through them), a lag's readers, a paused switchover's client
+    /// time-outs and its failed / in-doubt / stall limits.
+    #[test]
+    fn a_sequence_carries_every_steps_needs_and_limits() {
+        let s = Sequence::parse("freeze-patroni:40,+1s,switchover").unwrap();
+        assert_eq!(s.pinned_clients(), 2);
+        assert!(s.lock_expires(), "the first step's lease is the one read");
+        assert!(!s.needs_readers());
+        let s = Sequence::parse("switchover,+1s,freeze-patroni:40").unwrap();
+        assert_eq!(s.pinned_clients(), 2);
+        assert!(
+            !s.lock_expires(),
+            "the lease at the injection is a switchover's"
+        );
+        assert!(
+            Sequence::parse("crash-postgres,+1s,switchover")
+                .unwrap()
+                .mended_on_next_loop()
+        );
+        assert!(
+            Sequence::parse("switchover,+1s,lag-replica:5")
+                .unwrap()
+                .needs_readers()
+        );
+
+        let s = Sequence::parse("switchover-paused,+2s,switchover-paused").unwrap();
+        let mut probe = patroni_lab_probe::settings::Settings::lab_defaults("host=x");
+        probe.statement_timeout = Duration::from_secs(1);
+        assert!(s.adjust_probe(&mut probe).is_some());
+        assert!(probe.statement_timeout > Duration::from_secs(1));
+        let one = Fault::parse("switchover-paused", None)
+            .unwrap()
+            .expectations();
+        let e = s.expectations(None, Timing::DEFAULT);
+        assert_eq!(e.max_failed, Some(0));
+        assert_eq!(e.max_in_doubt, Some(0));
+        assert_eq!(e.max_stall, one.max_stall.map(|d| d * 2));
+        // A step that bounds no failed writes leaves the sequence's unbounded.
+        let e = Sequence::parse("switchover-paused,+2s,switchover")
+            .unwrap()
+            .expectations(None, Timing::DEFAULT);
+        assert_eq!((e.max_failed, e.max_stall), (None, None));
+        let e = Sequence::parse("replica-loss:5,+1s,lag-replica:5")
+            .unwrap()
+            .expectations(None, Timing::DEFAULT);
+        assert_eq!(
+            (e.max_failed, e.max_window),
+            (Some(0), Some(Duration::from_secs(2)))
+        );
     }
 }

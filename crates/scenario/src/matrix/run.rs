@@ -66,24 +66,7 @@ pub enum Ended {
 /// A row of the matrix: a scenario, or `name:secs` for a fault that lasts (a freeze ladder:
 /// `freeze-leader:2,freeze-leader:4,freeze-leader:8`).
 pub fn scenario_of(label: &str) -> Result<Fault, String> {
-    let (name, secs) = match label.split_once(':') {
-        Some((name, secs)) => {
-            let secs: u64 = secs
-                .parse()
-                .ok()
-                .filter(|s| (1..=600).contains(s))
-                .ok_or_else(|| format!("{label}: the seconds after ':' must be 1 to 600"))?;
-            (name, Some(secs))
-        }
-        None => (label, None),
-    };
-    let fault = Fault::parse(name, secs).map_err(|e| e.to_string())?;
-    if secs.is_some() && fault.secs().is_none() {
-        return Err(format!(
-            "{label}: {name} does not last; it takes no seconds"
-        ));
-    }
-    Ok(fault)
+    Fault::from_spec(label).map_err(|e| e.to_string())
 }
 
 /// Checks a matrix request: profiles that resolve, scenarios that parse, runs and steady in
