@@ -58,6 +58,9 @@ bootstrap:
   initdb:
     - encoding: UTF8
     - data-checksums
+  # Run once on the new cluster (Patroni appends a connection string): pg_walinspect lets the
+  # doctor compare a replica's last record with the leader's at the same place.
+  post_bootstrap: psql -q -c "CREATE EXTENSION IF NOT EXISTS pg_walinspect"
 
 postgresql:
   listen: 0.0.0.0:5432

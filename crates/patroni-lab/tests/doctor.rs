@@ -440,3 +440,95 @@ fn a_process_left_stopped_is_named_and_continued() {
         "{repaired}"
     );
 }
+
+/// The leader's Patroni daemon stopped by a signal (until dropped, a panic included).
+struct PatroniStopped {
+    node: &'static str,
+    pid: String,
+}
+
+impl PatroniStopped {
+    fn on(node: &'static str) -> Self {
+        let pid = patroni_lab_scenario::lab::patroni_pid(node).expect("Patroni's pid");
+        run_ok(
+            "docker",
+            &["exec", "--user", "root", node, "kill", "-STOP", &pid],
+        );
+        Self { node, pid }
+    }
+}
+
+impl Drop for PatroniStopped {
+    fn drop(&mut self) {
+        let _ = run(
+            "docker",
+            &[
+                "exec", "--user", "root", self.node, "kill", "-CONT", &self.pid,
+            ],
+        );
+    }
+}
+
+/// A split brain made by hand: the leader's Patroni stopped (SIGSTOP; its REST API is a thread
+/// of it, so it does not answer), its PostgreSQL still a primary, the other member promoted
+/// once the lock expired. The doctor asks each member's PostgreSQL itself and names the old
+/// leader `second-primary` with its timeline (exit 8); continued, Patroni demotes it.
+#[test]
+fn a_primary_without_the_lock_is_named_second_primary() {
+    let lab_test = LabTest::begin("a_primary_without_the_lock_is_named_second_primary");
+    let (leader, replica) = (other(other(&lab_test.leader)), other(&lab_test.leader));
+    let stopped = PatroniStopped::on(leader);
+    // The lock expires within ttl (30 s) of the stop; the replica then promotes.
+    wait_for(
+        "the replica to promote",
+        Duration::from_secs(60),
+        || match sql(
+            pg_port(replica),
+            "postgres",
+            "SELECT pg_is_in_recovery()::text",
+        )?
+        .first()
+        .and_then(|r| r[0].as_deref())
+        {
+            Some("false") => Ok(()),
+            other => Err(format!("{replica} in recovery: {other:?}")),
+        },
+    );
+    let old_still_primary = sql(
+        pg_port(leader),
+        "postgres",
+        "SELECT pg_is_in_recovery()::text",
+    );
+    let (code, stdout, report) = doctor(&[]);
+    drop(stopped);
+    healthy_cluster();
+    assert_eq!(
+        old_still_primary
+            .ok()
+            .and_then(|r| r[0][0].clone())
+            .as_deref(),
+        Some("false"),
+        "{leader}'s PostgreSQL was still a primary when the doctor looked"
+    );
+    assert_eq!(code, 8, "{stdout}");
+    let found = codes(&report);
+    assert!(
+        found.contains(&format!("second-primary {leader}")),
+        "{found:?}\n{stdout}"
+    );
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "second-primary")
+        .unwrap();
+    assert!(
+        finding["evidence"].as_str().unwrap().contains("timeline"),
+        "{finding}"
+    );
+    // The member with the lock is never named.
+    assert!(
+        !found.contains(&format!("second-primary {replica}")),
+        "{found:?}"
+    );
+}

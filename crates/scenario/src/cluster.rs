@@ -351,33 +351,37 @@ pub fn senders(rows: &[Vec<Option<String>>]) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// Fails when a member other than `leader` is on its own timeline with the leader's ID.
+/// Fails when a member other than `leader` is on its own timeline with the leader's ID, or
+/// when that cannot be told (a member that cannot be read is not taken for one that is fine).
+/// Each replica is read before the leader (`direct::diverged` reads the leader last).
 async fn not_diverged(lab: &Lab, leader: &str, leader_url: &str) -> Result<(), String> {
-    let lsn = query(
-        leader_url,
-        &lab.password,
-        "SELECT pg_current_wal_lsn()::text",
-    )
-    .await?
-    .first()
-    .and_then(|r| r.first().cloned().flatten())
-    .and_then(|s| crate::direct::parse_lsn(&s))
-    .unwrap_or(0);
     for other in lab.nodes.iter().filter(|n| n.name != leader) {
-        let Some(url) = &other.pg_url else { continue };
-        let Ok(r) = crate::direct::replica_state(url, &lab.password).await else {
-            continue;
+        let Some(url) = &other.pg_url else {
+            return Err(format!(
+                "{}'s WAL against the leader's: no direct address",
+                other.name
+            ));
         };
+        let r = crate::direct::replica_state(url, &lab.password)
+            .await
+            .map_err(|e| format!("{} could not be read directly: {e}", other.name))?;
         if !r.in_recovery {
             continue;
         }
-        if let Ok(Some(evidence)) =
-            crate::direct::diverged(leader_url, &lab.password, &r, lsn).await
-        {
-            return Err(format!(
-                "{} is on its own timeline {} (the leader's has the same ID): {evidence}; `patroni-lab doctor` names the repair",
-                other.name, r.checkpoint_tli
-            ));
+        match crate::direct::diverged(leader_url, &lab.password, &r).await {
+            Ok(None) => {}
+            Ok(Some(evidence)) => {
+                return Err(format!(
+                    "{} holds WAL the leader never had: {evidence}; `patroni-lab doctor` names the repair",
+                    other.name
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "{}'s WAL against the leader's could not be compared: {e}",
+                    other.name
+                ));
+            }
         }
     }
     Ok(())

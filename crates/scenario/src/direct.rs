@@ -89,29 +89,211 @@ pub fn from_controldata(text: &str) -> Option<ReplicaState> {
     })
 }
 
-/// Whether the replica's last checkpoint is in the leader's WAL on the same timeline: the
+/// Whether a replica holds WAL the leader never had, read in this order: the replica's state
+/// (given, read first), then the leader's position (read here, last: a healthy replica read
+/// after the leader could look ahead of it). Two tests, either one names it:
+/// - its last checkpoint must be in the leader's WAL on the same timeline (a checkpoint record
+///   with its redo pointer and timeline at that LSN; [`checkpoint_diverged`]);
+/// - past the fork point of the leader's timeline, the record its replay ended with must end at
+///   the same LSN in the leader's WAL ([`replay_diverged`]): a fork after its last checkpoint
+///   (a member frozen within a second of its promotion writes no checkpoint on its new
+///   timeline, and both members' history files for that ID are then the same).
+///
+/// `Ok(Some(evidence))`: diverged; `Ok(None)`: it is not, as far as both could tell;
+/// `Err`: cannot tell.
+pub async fn diverged(
+    leader_url: &str,
+    password: &str,
+    r: &ReplicaState,
+) -> Result<Option<String>, String> {
+    let l = LeaderWal::read(leader_url, password).await?;
+    if let Some(evidence) = checkpoint_diverged(leader_url, password, r, &l).await? {
+        return Ok(Some(evidence));
+    }
+    match replay_diverged(leader_url, password, r, &l).await {
+        Err(ReplayCheck::NoWalinspect) => Ok(None),
+        Err(ReplayCheck::Failed(e)) => Err(e),
+        Ok(found) => Ok(found),
+    }
+}
+
+/// The doctor's reading of [`diverged`]: the same, but a leader without pg_walinspect is said
+/// (the replay test was not made), not passed over.
+pub async fn diverged_or_unchecked(
+    leader_url: &str,
+    password: &str,
+    r: &ReplicaState,
+) -> (Result<Option<String>, String>, Option<String>) {
+    let l = match LeaderWal::read(leader_url, password).await {
+        Ok(l) => l,
+        Err(e) => return (Err(e), None),
+    };
+    match checkpoint_diverged(leader_url, password, r, &l).await {
+        Ok(Some(evidence)) => return (Ok(Some(evidence)), None),
+        Ok(None) => {}
+        Err(e) => return (Err(e), None),
+    }
+    match replay_diverged(leader_url, password, r, &l).await {
+        Ok(found) => (Ok(found), None),
+        Err(ReplayCheck::NoWalinspect) => (
+            Ok(None),
+            Some(
+                "a fork after the replica's last checkpoint: pg_walinspect is not installed on the leader (CREATE EXTENSION pg_walinspect; the lab makes it at bootstrap)"
+                    .into(),
+            ),
+        ),
+        Err(ReplayCheck::Failed(e)) => (Err(e), None),
+    }
+}
+
+/// The leader's WAL as the replicas are compared with it.
+pub struct LeaderWal {
+    /// Its flushed position (what a replica can have received at most).
+    pub flush_lsn: u64,
+    pub tli: u32,
+    /// Where its timeline forked off the one before (its history file's last switch point;
+    /// 0 on timeline 1).
+    pub fork_lsn: u64,
+    /// Whether pg_walinspect is installed in the database the doctor connects to.
+    pub walinspect: bool,
+}
+
+impl LeaderWal {
+    pub async fn read(leader_url: &str, password: &str) -> Result<Self, String> {
+        let rows = query(
+            leader_url,
+            password,
+            "SELECT pg_current_wal_flush_lsn()::text, \
+               ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text, \
+               (SELECT count(*) FROM pg_extension WHERE extname = 'pg_walinspect')::text",
+        )
+        .await?;
+        let cell = |c: usize| rows.first().and_then(|r| r.get(c).cloned().flatten());
+        let flush_lsn = cell(0)
+            .and_then(|s| parse_lsn(&s))
+            .ok_or("the leader's position could not be read")?;
+        let tli: u32 = cell(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or("the leader's timeline could not be read")?;
+        let fork_lsn = if tli > 1 {
+            let history = query(
+                leader_url,
+                password,
+                &format!("SELECT pg_read_file('pg_wal/{tli:08X}.history')"),
+            )
+            .await
+            .map_err(|e| format!("the leader's {tli:08X}.history: {e}"))?;
+            let text = history
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .unwrap_or_default();
+            fork_of(&text).ok_or(format!(
+                "the leader's {tli:08X}.history names no switch point"
+            ))?
+        } else {
+            0
+        };
+        Ok(Self {
+            flush_lsn,
+            tli,
+            fork_lsn,
+            walinspect: cell(2).as_deref() == Some("1"),
+        })
+    }
+}
+
+/// The last switch point in a timeline history file ("2\t0/3365BA8\tno recovery target").
+fn fork_of(history: &str) -> Option<u64> {
+    history
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| parse_lsn(l.split_whitespace().nth(1)?))
+        .next_back()
+}
+
+/// Why the replay test could not be made.
+enum ReplayCheck {
+    NoWalinspect,
+    Failed(String),
+}
+
+/// Past the leader's fork point, the replica's last replayed record must end where one of the
+/// leader's records ends (pg_walinspect on the leader, the record before that LSN). A replica
+/// short of the fork point is not judged here (Patroni's own pg_rewind case is the timelines'
+/// business, and its WAL before the fork is the leader's by definition).
+async fn replay_diverged(
+    leader_url: &str,
+    password: &str,
+    r: &ReplicaState,
+    l: &LeaderWal,
+) -> Result<Option<String>, ReplayCheck> {
+    let Some(replay) = r.replay_lsn else {
+        return Ok(None);
+    };
+    if replay <= l.fork_lsn {
+        return Ok(None);
+    }
+    let at = format!(
+        "its replay ended at {}, past the fork point {} of the leader's timeline {}",
+        lsn_text(replay),
+        lsn_text(l.fork_lsn),
+        l.tli
+    );
+    if replay > l.flush_lsn {
+        return Ok(Some(format!(
+            "{at}, beyond the leader's WAL (flushed up to {})",
+            lsn_text(l.flush_lsn)
+        )));
+    }
+    if !l.walinspect {
+        return Err(ReplayCheck::NoWalinspect);
+    }
+    // The records that start in the 64 KiB before the replay position (none is that long
+    // here): the last one must end at it.
+    let from = replay.saturating_sub(REPLAY_LOOKBACK).max(l.fork_lsn);
+    let sql = format!(
+        "SELECT start_lsn::text, end_lsn::text, resource_manager, record_type \
+         FROM pg_get_wal_records_info('{}', '{}') ORDER BY start_lsn DESC LIMIT 1",
+        lsn_text(from),
+        lsn_text(replay)
+    );
+    let rows = query(leader_url, password, &sql).await.map_err(|e| {
+        ReplayCheck::Failed(format!("the leader's WAL before {}: {e}", lsn_text(replay)))
+    })?;
+    let cell = |c: usize| rows.first().and_then(|r| r.get(c).cloned().flatten());
+    let (Some(start), Some(end)) = (cell(0), cell(1)) else {
+        return Err(ReplayCheck::Failed(format!(
+            "no record of the leader's WAL starts between {} and {}",
+            lsn_text(from),
+            lsn_text(replay)
+        )));
+    };
+    if parse_lsn(&end) == Some(replay) {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "{at}; no record of the leader's ends there (its record from {start} ends at {end}: {} {})",
+        cell(2).unwrap_or_default(),
+        cell(3).unwrap_or_default()
+    )))
+}
+
+/// How far back from a replica's replay position its last record is looked for.
+const REPLAY_LOOKBACK: u64 = 64 * 1024;
+
+/// The replica's last checkpoint must be in the leader's WAL on the same timeline: the
 /// leader's record at that LSN must be a checkpoint record (resource manager XLOG) whose redo
 /// pointer and timeline are the replica's. Its own file cannot be compared: its WAL receiver
 /// overwrites it with the leader's WAL while replay stays stuck on its own history.
 /// `Ok(Some(evidence))`: not in the leader's WAL (two timelines with one ID); `Ok(None)`: it
 /// is, or the timelines differ (Patroni's own pg_rewind case); `Err`: cannot tell.
-pub async fn diverged(
+async fn checkpoint_diverged(
     leader_url: &str,
     password: &str,
     r: &ReplicaState,
-    leader_lsn: u64,
+    l: &LeaderWal,
 ) -> Result<Option<String>, String> {
-    // The leader's current timeline: the first 8 hex digits of its current WAL file's name.
-    let leader_tli = query(
-        leader_url,
-        password,
-        "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text",
-    )
-    .await?
-    .first()
-    .and_then(|row| row.first().cloned().flatten())
-    .and_then(|s| s.parse::<u32>().ok())
-    .ok_or("the leader's timeline could not be read")?;
+    let (leader_tli, leader_lsn) = (l.tli, l.flush_lsn);
     if leader_tli != r.checkpoint_tli || r.checkpoint_lsn == 0 {
         return Ok(None);
     }
@@ -261,5 +443,16 @@ Bytes per WAL segment:                16777216
             (5, 0x700_AF78, 0x700_AF70, 16 << 20)
         );
         assert!(from_controldata("Database cluster state: in production").is_none());
+    }
+
+    #[test]
+    fn a_history_file_gives_its_last_switch_point() {
+        assert_eq!(
+            fork_of(
+                "1\t0/3000000\tno recovery target specified\n\n2\t0/3365BA8\tno recovery target specified\n"
+            ),
+            Some(0x336_5BA8)
+        );
+        assert_eq!(fork_of(""), None);
     }
 }

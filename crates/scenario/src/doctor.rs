@@ -13,7 +13,7 @@ use patroni_lab_common::etcd;
 use serde::Serialize;
 
 use crate::cluster::{self, query};
-use crate::direct::{diverged, lsn_text, parse_lsn, replica_state};
+use crate::direct::{diverged_or_unchecked, lsn_text, parse_lsn, replica_state};
 pub use crate::findings::{Diagnosis, Finding, Severity};
 use crate::lab::{self, Lab, Node};
 
@@ -45,6 +45,7 @@ pub async fn examine(lab: &Lab) -> Diagnosis {
     let statuses = member_statuses(lab).await;
     versions(&statuses, &mut d);
     if let Some(leader) = d.leader.clone() {
+        second_primaries(lab, &leader, &mut d).await;
         members(lab, &leader, &statuses, &mut d).await;
     }
     if lab.containers {
@@ -71,6 +72,76 @@ pub async fn explain(lab: &Lab, timeline: &crate::timeline::Timeline, prefix: &s
         timeline.record(Source::Fault, format!("{prefix}doctor: not checked: {n}"));
     }
     d
+}
+
+/// Every member but the lock holder asked on its own PostgreSQL, not through Patroni (whose
+/// REST API is a thread of a Patroni that may be frozen): one that is not in recovery is a
+/// second primary, accepting writes the cluster will not keep.
+async fn second_primaries(lab: &Lab, leader: &str, d: &mut Diagnosis) {
+    const SQL: &str = "SELECT pg_is_in_recovery()::text, \
+           CASE WHEN pg_is_in_recovery() THEN NULL \
+             ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text END, \
+           CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END, \
+           (SELECT count(*) FROM pg_stat_activity \
+              WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())::text, \
+           (SELECT sum(xact_commit)::text FROM pg_stat_database), \
+           (SELECT setting FROM pg_settings WHERE name = 'track_commit_timestamp'); \
+         SELECT (pg_last_committed_xact()).timestamp::text \
+           WHERE current_setting('track_commit_timestamp')::bool";
+    for node in lab.nodes.iter().filter(|n| n.name != leader) {
+        let Some(url) = &node.pg_url else {
+            d.not_checked.push(format!(
+                "whether {} is a second primary (no address)",
+                node.name
+            ));
+            continue;
+        };
+        let rows = match query(url, &lab.password, SQL).await {
+            Ok(rows) => rows,
+            // PostgreSQL not answering is not a primary taking writes; the member checks name
+            // a member that is down.
+            Err(e) => {
+                d.not_checked
+                    .push(format!("whether {} is a second primary: {e}", node.name));
+                continue;
+            }
+        };
+        let cell = |r: usize, c: usize| rows.get(r).and_then(|x| x.get(c).cloned().flatten());
+        if cell(0, 0).as_deref() != Some("false") {
+            continue;
+        }
+        let last_commit =
+            cell(1, 0).unwrap_or_else(|| "not readable (track_commit_timestamp is off)".into());
+        d.findings.push(second_primary_finding(
+            &node.name,
+            leader,
+            &format!(
+                "{} is not in recovery (pg_is_in_recovery() false on its own PostgreSQL): timeline {}, at {}, {} client connections, {} transactions committed since its statistics began, last commit {last_commit}",
+                node.name,
+                cell(0, 1).unwrap_or_else(|| "?".into()),
+                cell(0, 2).unwrap_or_else(|| "?".into()),
+                cell(0, 3).unwrap_or_else(|| "?".into()),
+                cell(0, 4).unwrap_or_else(|| "?".into()),
+            ),
+        ));
+    }
+}
+
+/// A member's PostgreSQL that is a primary while another member holds the leader key.
+fn second_primary_finding(member: &str, leader: &str, evidence: &str) -> Finding {
+    Finding {
+        code: "second-primary",
+        severity: Severity::Broken,
+        part: member.to_string(),
+        what: format!(
+            "{member}'s PostgreSQL is a primary while {leader} holds the leader key: a split brain; what clients write to {member} the cluster will not keep"
+        ),
+        evidence: evidence.to_string(),
+        repair: format!(
+            "keep clients off {member} (its address, its pooler); if its Patroni is stopped (see process-stopped), continue it: Patroni then demotes it and rewinds it onto {leader}'s timeline; else stop its PostgreSQL (`docker stop {member}`) and `patronictl reinit {} {member}` once its writes are saved or given up",
+            lab::SCOPE
+        ),
+    }
 }
 
 /// Each member's `GET /patroni`, or why it could not be read.
@@ -166,7 +237,12 @@ async fn members(
         }
     };
     let cell = |r: usize, c: usize| rows.get(r).and_then(|x| x.get(c).cloned().flatten());
-    let leader_lsn = cell(0, 0).and_then(|s| parse_lsn(&s)).unwrap_or(0);
+    let Some(leader_lsn) = cell(0, 0).and_then(|s| parse_lsn(&s)) else {
+        d.not_checked.push(format!(
+            "the replicas against {leader}: its WAL position could not be read"
+        ));
+        return;
+    };
     let senders = cluster::senders(rows.get(1..).unwrap_or_default());
     let config = {
         let lab = lab.clone();
@@ -257,8 +333,8 @@ async fn replica(
         d.not_checked.push(format!("{}'s REST API", node.name));
         return false;
     };
-    if status["role"].as_str() == Some("primary") {
-        return false; // A second primary is the leader check's business (split brain).
+    if matches!(status["role"].as_str(), Some("primary" | "master")) {
+        return false; // Named by `second_primaries`, from its own PostgreSQL.
     }
     let state = status["state"].as_str().unwrap_or("?");
     if !matches!(state, "running" | "streaming") {
@@ -294,18 +370,18 @@ async fn replica(
     // Checked whether it streams or not: a replica on a diverged timeline can show as
     // streaming for a moment each time its WAL receiver restarts.
     let diverged = if replica.in_recovery {
-        diverged(leader_url, &lab.password, &replica, leader_lsn).await
+        let (found, unchecked) = diverged_or_unchecked(leader_url, &lab.password, &replica).await;
+        if let Some(why) = unchecked {
+            d.not_checked.push(format!("{}: {why}", node.name));
+        }
+        found
     } else {
         Ok(None)
     };
     match diverged {
         Ok(Some(evidence)) => {
             promotable = false;
-            d.findings.push(diverged_finding(
-                &node.name,
-                replica.checkpoint_tli,
-                evidence,
-            ));
+            d.findings.push(diverged_finding(&node.name, evidence));
         }
         Ok(None) => {}
         Err(e) => d
@@ -356,14 +432,16 @@ fn not_running_finding(member: &str, state: &str) -> Finding {
     }
 }
 
-/// A member on its own timeline with the leader's timeline ID.
-fn diverged_finding(member: &str, tli: u32, evidence: String) -> Finding {
+/// A member whose WAL is not the leader's where it should be: on its own timeline with the
+/// leader's timeline ID (a checkpoint, or the record its replay ended with, that the leader's
+/// WAL does not have at that place).
+fn diverged_finding(member: &str, evidence: String) -> Finding {
     Finding {
         code: "diverged-timeline",
         severity: Severity::Broken,
         part: member.to_string(),
         what: format!(
-            "{member} is on its own timeline {tli} (the leader's timeline {tli} has the same ID but other WAL): it will never stream again, and holds WAL the leader never had"
+            "{member} holds WAL the leader never had, where the leader's timeline has other WAL: it will not stream from the leader again, and its writes there are not in the cluster"
         ),
         evidence,
         repair: format!(
@@ -418,12 +496,14 @@ fn synchronous(
 }
 
 /// A fault's leftovers: a container paused or not running, a packet filter, a process stopped
-/// by a signal.
+/// by a signal. A member whose container is not running cannot be looked into: said so.
 async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
     let lab = lab.clone();
-    let found = tokio::task::spawn_blocking(move || {
+    let (found, unread) = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
-        for line in lab.not_running() {
+        let mut unread = Vec::new();
+        let down = lab.not_running();
+        for line in &down {
             out.push(Finding {
                 code: "container-not-running",
                 severity: Severity::Broken,
@@ -434,24 +514,30 @@ async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
             });
         }
         for node in &lab.nodes {
-            let filter = lab::docker(&[
-                "exec", "--user", "root", &node.name, "nft", "list", "table", "inet", "plab",
-            ]);
-            if filter.is_ok() {
-                out.push(Finding {
+            if down.iter().any(|l| l.split(' ').next() == Some(node.name.as_str())) {
+                unread.push(format!(
+                    "{}'s packet filters and stopped processes (its container is not running)",
+                    node.name
+                ));
+                continue;
+            }
+            match lab::packet_filter_present(&node.name) {
+                Ok(false) => {}
+                Ok(true) => out.push(Finding {
                     code: "packet-filter-left",
                     severity: Severity::Broken,
                     part: node.name.clone(),
                     what: format!("{} still has a fault's packet filter (table inet plab)", node.name),
-                    evidence: "nft list table inet plab".into(),
+                    evidence: "nft list tables".into(),
                     repair: format!(
                         "docker exec --user root {} nft delete table inet plab (`patroni-lab doctor --repair` does it)",
                         node.name
                     ),
-                });
+                }),
+                Err(e) => unread.push(format!("{}'s packet filters: {e}", node.name)),
             }
-            for (pid, cmd) in lab::stopped_processes(&node.name).unwrap_or_default() {
-                out.push(Finding {
+            match lab::stopped_processes(&node.name) {
+                Ok(stopped) => out.extend(stopped.into_iter().map(|(pid, cmd)| Finding {
                     code: "process-stopped",
                     severity: Severity::Broken,
                     part: format!("{} {pid}", node.name),
@@ -461,14 +547,16 @@ async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
                         "docker exec --user root {} kill -CONT {pid} (`patroni-lab doctor --repair` does it)",
                         node.name
                     ),
-                });
+                })),
+                Err(e) => unread.push(format!("{}'s stopped processes: {e}", node.name)),
             }
         }
-        out
+        (out, unread)
     })
     .await
-    .unwrap_or_default();
+    .unwrap_or_else(|e| (Vec::new(), vec![format!("the leftovers: {e}")]));
     d.findings.extend(found);
+    d.not_checked.extend(unread);
 }
 
 /// What `repair` did for one finding.

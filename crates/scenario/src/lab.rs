@@ -233,6 +233,31 @@ pub fn startup_pid(container: &str) -> Result<String, String> {
     }
 }
 
+/// The pid of the Patroni daemon in `container`, whose REST API and HA loop stop with it.
+/// Running as PID 1, Patroni forks itself and the parent only reaps zombies: the daemon is the
+/// other `patroni` process (PID 1 itself only when there is no other).
+pub fn patroni_pid(container: &str) -> Result<String, String> {
+    let script = "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = patroni ] && echo ${p#/proc/}; done; true";
+    let pids = docker(&["exec", container, "sh", "-c", script]).map_err(|e| e.to_string())?;
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    pids.iter()
+        .find(|p| **p != "1")
+        .or(pids.first())
+        .map(|p| p.to_string())
+        .ok_or_else(|| format!("no patroni process in {container}"))
+}
+
+/// The packet-filter table the partition fault adds (family, name), and only it.
+pub const FILTER_TABLE: (&str, &str) = ("inet", "plab");
+
+/// Whether `container` holds the partition fault's packet filter. `Err` when nft could not be
+/// asked (the container is down, nft is missing): that is not "no filter".
+pub fn packet_filter_present(container: &str) -> Result<bool, LabError> {
+    let tables = docker(&["exec", "--user", "root", container, "nft", "list", "tables"])?;
+    let wanted = format!("table {} {}", FILTER_TABLE.0, FILTER_TABLE.1);
+    Ok(tables.lines().any(|l| l.trim() == wanted))
+}
+
 /// The processes stopped by a signal (state T) in `container`, as "pid 38 (postgres: ...:
 /// startup ...)": what a fault that SIGSTOPs one (freeze-patroni, lag-replica) leaves behind
 /// when its undo never ran.

@@ -16,7 +16,7 @@ use crate::cluster;
 use crate::fault::FaultError;
 use crate::faults::Fault;
 use crate::guard;
-use crate::lab::{Lab, docker};
+use crate::lab::Lab;
 use crate::runner::{lock_left_after, run_fault, sleep_unless, start_probe, writes_by};
 use crate::timeline::{self, Event, Source, Timeline};
 
@@ -631,22 +631,28 @@ pub fn leftovers(lab: &Lab) -> Vec<String> {
     if is_up(crate::lab::HAPROXY) {
         left.extend(haproxy_leftover());
     }
-    for node in &lab.nodes {
-        if docker(&[
-            "exec", "--user", "root", &node.name, "nft", "list", "table", "inet", "plab",
-        ])
-        .is_ok()
-        {
-            left.push(format!(
+    for node in lab.nodes.iter().filter(|n| is_up(&n.name)) {
+        match crate::lab::packet_filter_present(&node.name) {
+            Ok(false) => {}
+            Ok(true) => left.push(format!(
                 "{}: the packet filter (table inet plab) is still there",
                 node.name
-            ));
-        }
-        for (pid, cmd) in crate::lab::stopped_processes(&node.name).unwrap_or_default() {
-            left.push(format!(
-                "{}: a stopped process, pid {pid} ({cmd})",
+            )),
+            Err(e) => left.push(format!(
+                "{}: could not look for the packet filter: {e}",
                 node.name
-            ));
+            )),
+        }
+        match crate::lab::stopped_processes(&node.name) {
+            Ok(stopped) => {
+                left.extend(stopped.into_iter().map(|(pid, cmd)| {
+                    format!("{}: a stopped process, pid {pid} ({cmd})", node.name)
+                }))
+            }
+            Err(e) => left.push(format!(
+                "{}: could not look for stopped processes: {e}",
+                node.name
+            )),
         }
     }
     left

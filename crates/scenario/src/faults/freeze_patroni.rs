@@ -6,11 +6,10 @@
 use std::time::Duration;
 
 use crate::cluster;
-use crate::fault::steps::{PROOF_LIMIT, d, docker_undo, err, hold, process_stopped, prove};
+use crate::fault::steps::{PROOF_LIMIT, d, docker_undo, hold, process_stopped, prove};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::guard::Guard;
-use crate::lab::docker;
 
 pub struct FreezePatroni;
 
@@ -55,7 +54,7 @@ impl FaultKind for FreezePatroni {
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let leader = ctx.leader;
-        let pid = patroni_pid(leader)?;
+        let pid = crate::lab::patroni_pid(leader).map_err(FaultError::Step)?;
         let undo = Guard::arm(docker_undo(&["exec", leader, "kill", "-CONT", &pid]));
         ctx.step(format!("SIGSTOP to {leader}'s Patroni daemon (pid {pid})"));
         let done = d(&["exec", leader, "kill", "-STOP", &pid])
@@ -79,20 +78,6 @@ impl FaultKind for FreezePatroni {
         undo.undo().map_err(FaultError::Step)?;
         done
     }
-}
-
-/// The pid of the Patroni daemon in `container`. Running as PID 1, Patroni forks itself and
-/// the parent only reaps zombies: the daemon is the other `patroni` process (PID 1 itself only
-/// when there is no other).
-fn patroni_pid(container: &str) -> Result<String, FaultError> {
-    let script = "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = patroni ] && echo ${p#/proc/}; done; true";
-    let pids = docker(&["exec", container, "sh", "-c", script]).map_err(err)?;
-    let pids: Vec<&str> = pids.split_whitespace().collect();
-    pids.iter()
-        .find(|p| **p != "1")
-        .or(pids.first())
-        .map(|p| p.to_string())
-        .ok_or_else(|| FaultError::Step(format!("no patroni process in {container}")))
 }
 
 /// The frozen leader's PostgreSQL, on a direct connection, is still out of recovery.
