@@ -20,6 +20,9 @@ CARGO := cargo
 TOOLS_IMAGE :=
 endif
 
+# How long `make switchover` waits for the old leader to stream from the new one.
+SWITCHOVER_WAIT ?= 30s
+
 -include .env
 COMPOSE_PROJECT_NAME ?= patroni-lab
 # The topology: the 2-node lab, or with LAB_NODES=3 (here or in .env) the 3-node overlay.
@@ -99,9 +102,13 @@ list: ## patronictl list (through whichever node is running)
 	@node=$$(docker ps --format '{{.Names}}' | grep -m1 -E '^patroni[0-9]+$$') || { echo "no patroni container is running: make up" >&2; exit 1; }; \
 	  docker exec $(EXEC_TTY) $$node $(PATRONICTL) list
 
-switchover: ## Planned switchover to the replica, forced (no prompt)
+# Returns only once the old leader streams from the new one (Patroni #1251: stopping the new
+# leader before that leaves two timelines with one ID), saying how long that took; else the
+# doctor's findings (PATRONI.md, "After a switchover").
+switchover: $(TOOLS_IMAGE) ## Planned switchover to the replica, forced (no prompt); waits until the old leader streams from the new one
 	@node=$$(docker ps --format '{{.Names}}' | grep -m1 -E '^patroni[0-9]+$$') || { echo "no patroni container is running: make up" >&2; exit 1; }; \
 	  docker exec $(EXEC_TTY) $$node $(PATRONICTL) switchover --force
+	@$(LAB_TOOL) doctor --wait-whole $(SWITCHOVER_WAIT)
 
 down: ## Stop and remove the containers (data is kept)
 	$(COMPOSE) down --remove-orphans

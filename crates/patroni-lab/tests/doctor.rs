@@ -120,7 +120,7 @@ fn a_faults_leftovers_are_each_named_and_repaired() {
     // All of PgBouncer (`PAUSE`): a `PAUSE postgres` of the `*` entry's database is not
     // stable to read (PgBouncer drops and makes again that database's entry; seen here).
     rt.block_on(patroni_lab_callback::pgbouncer::admin_command(
-        &lab.pgbouncer_admin,
+        lab.pgbouncer().unwrap(),
         "PAUSE",
         Duration::from_secs(10),
     ))

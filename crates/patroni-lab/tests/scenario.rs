@@ -640,6 +640,50 @@ fn as_remote() -> Vec<String> {
     ]
 }
 
+/// A cluster given by URLs uses only what it was given: with the lab's HAProxy stopped, a
+/// switchover through PgBouncer's own port still runs and passes on what it measured, and the
+/// report names HAProxy (and the rest it was not given) as not checked, never the lab's.
+#[test]
+fn a_cluster_given_by_urls_reads_none_of_the_labs_parts_it_was_not_given() {
+    let lab =
+        LabTest::begin("a_cluster_given_by_urls_reads_none_of_the_labs_parts_it_was_not_given");
+    let haproxy = Stopped::stop("haproxy");
+    let args: Vec<String> = as_remote()
+        .into_iter()
+        .take(4) // --patroni and --url: no --pgbouncer
+        .collect();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, report, stderr) = scenario("switchover", &refs);
+    haproxy.start();
+    assert_eq!(code, 0, "{stderr}");
+    grades_all_pass(&report);
+    assert_eq!(report["runs"][0]["leader_after"], other(&lab.leader));
+    let not_checked: Vec<&str> = report["not_checked"]
+        .as_array()
+        .expect("not_checked")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for part in ["HAProxy", "PgBouncer", "PostgreSQL directly", "etcd"] {
+        assert!(
+            not_checked.iter().any(|n| n.contains(part)),
+            "{part}: {not_checked:?}"
+        );
+    }
+    // No sampler read the lab's HAProxy stats page.
+    let sources: Vec<&str> = report["runs"][0]["sampling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["source"].as_str().unwrap())
+        .collect();
+    assert!(
+        !sources.iter().any(|s| s.contains("HAProxy")),
+        "{sources:?}"
+    );
+    all_back();
+}
+
 #[test]
 #[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn paused_switchover_against_a_cluster_given_by_urls_has_no_errors() {

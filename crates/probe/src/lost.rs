@@ -401,7 +401,7 @@ async fn read_rows(input: &CheckInput<'_>, deadline: Instant) -> Attempt<Read> {
 
 /// Microseconds since the Unix epoch of Patroni's `postmaster_start_time`
 /// ("2026-11-27 08:12:09.247391+00:00").
-fn parse_patroni_time(text: &str) -> Option<i64> {
+pub fn parse_patroni_time(text: &str) -> Option<i64> {
     let (date, rest) = text.trim().split_once(' ')?;
     let mut d = date.split('-').map(|x| x.parse::<i64>());
     let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);

@@ -45,7 +45,7 @@ pub async fn pgbouncer_admin(
     command: &str,
 ) -> Result<patroni_lab_common::pg::Rows, String> {
     patroni_lab_callback::pgbouncer::admin_command(
-        &lab.pgbouncer_admin,
+        lab.pgbouncer()?,
         command,
         Duration::from_secs(3),
     )
@@ -58,8 +58,10 @@ pub async fn pgbouncer_admin(
 /// client uses it first (that blocks while PgBouncer is paused, so the poller does not).
 pub async fn pgbouncer_target(lab: &Lab, touch: bool) -> Result<String, String> {
     if touch {
-        let client = lab.pgbouncer_admin_url.replace("/pgbouncer", "/postgres");
-        let _ = query(&client, &lab.password, "SELECT 1").await;
+        if let Some(url) = &lab.pgbouncer_admin_url {
+            let client = url.replace("/pgbouncer", "/postgres");
+            let _ = query(&client, &lab.password, "SELECT 1").await;
+        }
     }
     let rows = pgbouncer_admin(lab, "SHOW DATABASES").await?;
     rows.iter()
@@ -173,7 +175,8 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
     let rows = query(
         &lab.client_url,
         &lab.password,
-        "SELECT host(inet_server_addr()), txid_current()::text",
+        "SELECT host(inet_server_addr()), txid_current()::text, \
+           (extract(epoch FROM pg_postmaster_start_time()) * 1e6)::bigint::text",
     )
     .await
     .map_err(|e| format!("a write through the client endpoint: {e}"))?;
@@ -184,6 +187,30 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
             through.as_deref().unwrap_or("?"),
             served_by.as_deref().unwrap_or("?")
         ));
+    }
+    if served_by.is_none() {
+        // No direct address to compare: the server that took the write must run the
+        // postmaster the leader's Patroni reports (a second primary would not).
+        let started = rows
+            .first()
+            .and_then(|r| r.get(2).cloned().flatten())
+            .and_then(|s| s.parse::<i64>().ok());
+        let leaders = me["postmaster_start_time"]
+            .as_str()
+            .and_then(patroni_lab_probe::lost::parse_patroni_time);
+        match (started, leaders) {
+            (Some(a), Some(b)) if (a - b).abs() < 1_000 => {}
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "a write through the client endpoint was served by a server that is not {leader} (postmaster start times differ)"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "which server took a write through the client endpoint could not be told ({leader}'s postmaster start time unread)"
+                ));
+            }
+        }
     }
     Ok(Whole {
         leader,
@@ -220,20 +247,7 @@ async fn replication(
             let addr = first.get(1).cloned().flatten();
             Ok((senders(rows.get(1..).unwrap_or_default()), addr))
         }
-        None => {
-            let senders = me["replication"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|r| {
-                            let t = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-                            (t("application_name"), t("state"), t("sync_state"))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            Ok((senders, None))
-        }
+        None => Ok((rest_senders(me), None)),
     }
 }
 
@@ -339,6 +353,22 @@ pub async fn front(lab: &Lab, leader: Option<&str>) -> (Vec<Finding>, Vec<String
         }
     }
     (d.findings, d.not_checked)
+}
+
+/// The leader's `pg_stat_replication` as its Patroni reports it (`GET /patroni`'s
+/// `replication`): (application_name, state, sync_state).
+pub fn rest_senders(me: &serde_json::Value) -> Vec<(String, String, String)> {
+    me["replication"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    let t = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                    (t("application_name"), t("state"), t("sync_state"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `pg_stat_replication` rows (application_name, state, sync_state) as triples.
@@ -453,7 +483,7 @@ pub fn resume_commands(state: &[Vec<Option<String>>], dbs: &[Vec<Option<String>>
 
 /// Resumes whatever is paused in PgBouncer; says what it sent.
 pub async fn pgbouncer_resume(lab: &Lab) -> Result<String, String> {
-    let target = &lab.pgbouncer_admin;
+    let target = lab.pgbouncer()?;
     let limit = Duration::from_secs(5);
     let admin = patroni_lab_callback::pgbouncer::admin_command;
     let state = admin(target, "SHOW STATE", limit)
@@ -513,8 +543,14 @@ async fn synchronous_mode(lab: &Lab) -> Result<bool, String> {
     let config = tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab))
         .await
         .map_err(|e| e.to_string())??;
+    Ok(synchronous_on(&config))
+}
+
+/// Whether Patroni's dynamic configuration turns synchronous replication on: `true`, or
+/// `"on"`, `"true"`, `"quorum"` (Patroni 4's quorum commit).
+pub fn synchronous_on(config: &serde_json::Value) -> bool {
     let mode = &config["synchronous_mode"];
-    Ok(mode.as_bool() == Some(true) || matches!(mode.as_str(), Some("on" | "true" | "quorum")))
+    mode.as_bool() == Some(true) || matches!(mode.as_str(), Some("on" | "true" | "quorum"))
 }
 
 /// Before a run: every container of the lab running (a stopped etcd, say, is named at once,

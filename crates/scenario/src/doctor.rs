@@ -217,9 +217,7 @@ async fn members(
         });
     }
     let Some(leader_url) = leader_node.pg_url.clone() else {
-        d.not_checked.push(format!(
-            "the replicas' WAL (no direct address for {leader})"
-        ));
+        replicas_by_rest(lab, leader, me, statuses, d).await;
         return;
     };
     let leader_sql = query(
@@ -287,6 +285,59 @@ async fn members(
             repair: "mend the replicas named above first".into(),
         });
     }
+    synchronous(lab, leader, &senders, config.as_ref().ok(), d);
+}
+
+/// A cluster given by URLs: what the REST APIs say of the replicas (running, streaming from
+/// the leader, a synchronous standby), without their WAL.
+async fn replicas_by_rest(
+    lab: &Lab,
+    leader: &str,
+    me: &serde_json::Value,
+    statuses: &[(Node, Result<serde_json::Value, String>)],
+    d: &mut Diagnosis,
+) {
+    d.not_checked.push(format!(
+        "the replicas' WAL against the leader's (no direct address for {leader})"
+    ));
+    let senders = cluster::rest_senders(me);
+    for (node, status) in statuses.iter().filter(|(n, _)| n.name != leader) {
+        match status {
+            Err(_) => d.not_checked.push(format!("{}'s REST API", node.name)),
+            Ok(s) => {
+                let state = s["state"].as_str().unwrap_or("?");
+                if !matches!(state, "running" | "streaming") {
+                    d.findings.push(not_running_finding(&node.name, state));
+                }
+                if !senders
+                    .iter()
+                    .any(|(n, st, _)| *n == node.name && st == "streaming")
+                {
+                    d.findings.push(Finding {
+                        code: "replica-not-streaming",
+                        severity: Severity::Degraded,
+                        part: node.name.clone(),
+                        what: format!("{} does not stream from {leader}", node.name),
+                        evidence: format!(
+                            "GET /patroni on {leader}: replication {senders:?}"
+                        ),
+                        repair: format!(
+                            "see {}'s PostgreSQL log; a replica that cannot follow is mended with `patronictl reinit {} {}`",
+                            node.name,
+                            lab::SCOPE,
+                            node.name
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    let config = {
+        let lab = lab.clone();
+        tokio::task::spawn_blocking(move || lab::patroni_config(&lab))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+    };
     synchronous(lab, leader, &senders, config.as_ref().ok(), d);
 }
 
@@ -479,7 +530,7 @@ fn synchronous(
             .push("synchronous_mode (GET /config did not answer)".into());
         return;
     };
-    if config["synchronous_mode"].as_bool() == Some(true)
+    if crate::cluster::synchronous_on(config)
         && !senders
             .iter()
             .any(|(_, _, s)| matches!(s.as_str(), "sync" | "quorum"))
@@ -694,4 +745,49 @@ async fn reinit(lab: &Lab, member: &str) -> Result<String, String> {
             ))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab() -> Lab {
+        Lab::from_env()
+    }
+
+    fn sync_findings(config: serde_json::Value, sync_state: &str) -> Vec<&'static str> {
+        let mut d = Diagnosis {
+            leader: None,
+            findings: Vec::new(),
+            not_checked: Vec::new(),
+        };
+        let senders = vec![("patroni2".into(), "streaming".into(), sync_state.into())];
+        synchronous(&lab(), "patroni1", &senders, Some(&config), &mut d);
+        d.findings.iter().map(|f| f.code).collect()
+    }
+
+    /// Patroni 4's `synchronous_mode: quorum` is synchronous replication too: a leader with
+    /// no quorum standby is named, one with a quorum standby is not.
+    #[test]
+    fn no_sync_standby_is_named_under_quorum_commit_too() {
+        let quorum = serde_json::json!({"synchronous_mode": "quorum"});
+        assert_eq!(sync_findings(quorum.clone(), "async"), ["no-sync-standby"]);
+        assert!(sync_findings(quorum, "quorum").is_empty());
+        let on = serde_json::json!({"synchronous_mode": true});
+        assert_eq!(sync_findings(on.clone(), "potential"), ["no-sync-standby"]);
+        assert!(sync_findings(on, "sync").is_empty());
+        assert!(sync_findings(serde_json::json!({"synchronous_mode": false}), "async").is_empty());
+    }
+
+    #[test]
+    fn a_second_primary_is_broken_and_says_how_to_mend_it() {
+        let f = second_primary_finding("patroni1", "patroni2", "timeline 3");
+        assert_eq!((f.code, f.severity), ("second-primary", Severity::Broken));
+        assert!(
+            f.what.contains("patroni2 holds the leader key"),
+            "{}",
+            f.what
+        );
+        assert!(f.repair.contains("continue it"), "{}", f.repair);
+    }
 }

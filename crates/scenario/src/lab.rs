@@ -83,13 +83,14 @@ pub struct Lab {
     pub etcd_url: Option<String>,
     /// The endpoint clients use (HAProxy).
     pub client_url: String,
-    /// The reader endpoint (HAProxy's 5433), for the probe's reads after each write.
-    pub reader_url: String,
-    /// PgBouncer's admin console (database `pgbouncer`).
-    pub pgbouncer_admin_url: String,
+    /// The reader endpoint (HAProxy's 5433), for the probe's reads after each write (`None`:
+    /// a cluster given by URLs, not given one).
+    pub reader_url: Option<String>,
+    /// PgBouncer's admin console (database `pgbouncer`; `None`: not given).
+    pub pgbouncer_admin_url: Option<String>,
     /// HAProxy's stats page as the host reaches it (`None`: not read).
     pub haproxy_stats_url: Option<String>,
-    pub pgbouncer_admin: AdminTarget,
+    pub pgbouncer_admin: Option<AdminTarget>,
     pub password: String,
     pub auth: Auth,
     /// Whether the cluster is this lab's containers (faults that need `docker` work) or an
@@ -104,12 +105,45 @@ pub enum LabError {
 }
 
 impl Lab {
-    /// The probe's reader endpoint: the lab's 5433.
-    pub fn reader(&self) -> patroni_lab_probe::settings::Reader {
-        patroni_lab_probe::settings::Reader {
-            conninfo: self.reader_url.clone(),
-            endpoint: self.reader_url.clone(),
+    /// The probe's reader endpoint: the lab's 5433 (`Err`: a cluster given by URLs, which
+    /// gave none).
+    pub fn reader(&self) -> Result<patroni_lab_probe::settings::Reader, String> {
+        let url = self.reader_url.clone().ok_or(
+            "readers need a reader endpoint, and a cluster given by --patroni has none here",
+        )?;
+        Ok(patroni_lab_probe::settings::Reader {
+            conninfo: url.clone(),
+            endpoint: url,
+        })
+    }
+
+    /// PgBouncer's admin console, when it was given (always in the lab).
+    pub fn pgbouncer(&self) -> Result<&AdminTarget, String> {
+        self.pgbouncer_admin
+            .as_ref()
+            .ok_or_else(|| "PgBouncer's admin console was not given (--pgbouncer)".to_string())
+    }
+
+    /// The parts of the cluster that were not given, so are not checked, each with what that
+    /// leaves out (empty for the lab).
+    pub fn not_given(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.haproxy_stats_url.is_none() {
+            out.push("HAProxy (its stats page was not given): which lines it routes to, its moments in a window's phases".to_string());
         }
+        if self.pgbouncer_admin.is_none() {
+            out.push("PgBouncer (its admin console was not given: --pgbouncer): paused or not, where it sends clients".to_string());
+        }
+        if self.nodes.iter().any(|n| n.pg_url.is_none()) {
+            out.push("the members' PostgreSQL directly (no addresses given): divergence of a replica's WAL from the leader's".to_string());
+        }
+        if self.etcd_url.is_none() {
+            out.push(
+                "etcd directly: the leader key and its lease are read through Patroni's REST API"
+                    .to_string(),
+            );
+        }
+        out
     }
 
     /// The lab as `make up` starts it, with settings from the environment (`.env`).
@@ -145,15 +179,17 @@ impl Lab {
                 })
                 .collect(),
             client_url: format!("postgres://{user}@{host}:{CLIENT_PORT}/postgres"),
-            reader_url: format!("postgres://{user}@{host}:{READER_PORT}/postgres"),
-            pgbouncer_admin_url: format!("postgres://{user}@{host}:{PGBOUNCER_PORT}/pgbouncer"),
+            reader_url: Some(format!("postgres://{user}@{host}:{READER_PORT}/postgres")),
+            pgbouncer_admin_url: Some(format!(
+                "postgres://{user}@{host}:{PGBOUNCER_PORT}/pgbouncer"
+            )),
             haproxy_stats_url: Some(format!("http://{host}:{HAPROXY_STATS_PORT}")),
-            pgbouncer_admin: AdminTarget {
+            pgbouncer_admin: Some(AdminTarget {
                 host: host.clone(),
                 port: PGBOUNCER_PORT,
                 user: user.clone(),
                 password: var("POSTGRES_PASSWORD", "postgres"),
-            },
+            }),
             password: var("POSTGRES_PASSWORD", "postgres"),
             auth: Auth {
                 user: var("PATRONI_API_USER", "patroni"),
@@ -167,9 +203,11 @@ impl Lab {
         self.nodes.iter().find(|n| n.name == name)
     }
 
-    /// This lab's PgBouncer and client endpoint with the members of an existing cluster instead
-    /// (`--patroni` URLs, each member named by its own API): no containers, no etcd, no direct
-    /// PostgreSQL address.
+    /// The members of an existing cluster (`--patroni` URLs, each member named by its own
+    /// API) in place of the lab's: no containers, no etcd, no direct PostgreSQL address, and
+    /// none of this lab's HAProxy, reader endpoint or PgBouncer (what the command line gives
+    /// in their place is set after: `--url`, `--pgbouncer`). The client endpoint stays the
+    /// command line's default until `--url` replaces it.
     pub fn with_members_at(mut self, api_urls: &[String]) -> Result<Self, String> {
         self.nodes = api_urls
             .iter()
@@ -184,6 +222,10 @@ impl Lab {
             .collect::<Result<_, _>>()?;
         self.containers = false;
         self.etcd_url = None;
+        self.haproxy_stats_url = None;
+        self.reader_url = None;
+        self.pgbouncer_admin = None;
+        self.pgbouncer_admin_url = None;
         Ok(self)
     }
 

@@ -153,6 +153,8 @@ pub async fn run_set(
         plan.fault,
         plan.expectations.clone(),
         done,
+        runs,
+        lab.not_given(),
     ))
 }
 

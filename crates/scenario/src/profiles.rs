@@ -130,7 +130,7 @@ pub fn haproxy_live() -> Result<HaproxyLive, String> {
 
 fn admin(lab: &Lab, command: &str) -> Result<patroni_lab_common::pg::Rows, String> {
     patroni_lab_callback::pgbouncer::admin_command_blocking(
-        &lab.pgbouncer_admin,
+        lab.pgbouncer()?,
         command,
         Duration::from_secs(10),
     )

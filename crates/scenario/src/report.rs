@@ -66,11 +66,24 @@ pub struct ScenarioReport {
     /// PASS, FAIL, ERROR (a fault did not run as planned or was not proven) or INTERRUPTED.
     pub verdict: Verdict,
     pub spreads: Vec<Spread>,
+    /// Runs asked for; `runs` holds those that ran (fewer only when a signal stopped the set:
+    /// then INTERRUPTED, never a PASS of fewer runs).
+    pub runs_requested: u32,
+    /// Parts of the cluster no run could check because they were not given (a cluster given
+    /// by URLs: its HAProxy, its PgBouncer, its members' PostgreSQL directly), each with what
+    /// that leaves out. Never this lab's parts in their place.
+    pub not_checked: Vec<String>,
     pub runs: Vec<ScenarioRun>,
 }
 
 impl ScenarioReport {
-    pub fn new(fault: Fault, expectations: Expectations, runs: Vec<ScenarioRun>) -> Self {
+    pub fn new(
+        fault: Fault,
+        expectations: Expectations,
+        runs: Vec<ScenarioRun>,
+        runs_requested: u32,
+        not_checked: Vec<String>,
+    ) -> Self {
         let figure = |f: &dyn Fn(&ScenarioRun) -> Option<f64>| -> Vec<Option<f64>> {
             runs.iter().map(f).collect()
         };
@@ -130,6 +143,8 @@ impl ScenarioReport {
                 &figure(&|r| r.lease_at_inject.map(|p| p.remaining_ms)),
             ),
         ];
+        // Fewer runs than asked: a signal stopped the set between runs.
+        let short = (runs.len() < runs_requested as usize).then_some(());
         Self {
             schema: SCHEMA,
             schema_version: SCHEMA_VERSION,
@@ -137,10 +152,16 @@ impl ScenarioReport {
             fault,
             description: fault.describe(),
             expectations,
-            passed: !runs.is_empty() && runs.iter().all(|r| r.passed),
-            interrupted: runs.iter().any(|r| r.interrupted),
-            verdict: Verdict::of(&runs),
+            passed: short.is_none() && !runs.is_empty() && runs.iter().all(|r| r.passed),
+            interrupted: short.is_some() || runs.iter().any(|r| r.interrupted),
+            verdict: if short.is_some() {
+                Verdict::Interrupted
+            } else {
+                Verdict::of(&runs)
+            },
             spreads,
+            runs_requested,
+            not_checked,
             runs,
         }
     }
@@ -287,7 +308,7 @@ pub fn summary(r: &ScenarioReport) -> String {
             "== {} run {} of {}: {} (leader {} -> {})",
             r.scenario,
             i + 1,
-            r.runs.len(),
+            r.runs_requested,
             r.description,
             run.leader_before,
             run.leader_after.as_deref().unwrap_or("?")
@@ -319,13 +340,21 @@ pub fn summary(r: &ScenarioReport) -> String {
             );
         }
     }
+    for n in &r.not_checked {
+        let _ = writeln!(s, "not checked: {n}");
+    }
     let _ = writeln!(
         s,
-        "{}: {} ({} of {} runs passed every expectation)",
+        "{}: {} ({} of {} runs passed every expectation{})",
         r.scenario,
         r.verdict.as_str(),
         r.runs.iter().filter(|x| x.passed).count(),
-        r.runs.len()
+        r.runs_requested,
+        if r.runs.len() < r.runs_requested as usize {
+            format!("; {} ran before a signal stopped the set", r.runs.len())
+        } else {
+            String::new()
+        }
     );
     s
 }

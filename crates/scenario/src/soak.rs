@@ -660,9 +660,13 @@ pub fn leftovers(lab: &Lab) -> Vec<String> {
 
 /// PgBouncer (or one of its databases) left paused, as a leftover line.
 fn pgbouncer_leftover(lab: &Lab) -> Option<String> {
+    let target = match lab.pgbouncer() {
+        Ok(t) => t,
+        Err(e) => return Some(format!("PgBouncer's state cannot be read: {e}")),
+    };
     let admin = |command: &str| {
         patroni_lab_callback::pgbouncer::admin_command_blocking(
-            &lab.pgbouncer_admin,
+            target,
             command,
             Duration::from_secs(3),
         )

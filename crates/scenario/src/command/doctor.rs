@@ -28,6 +28,11 @@ pub struct DoctorArgs {
     /// Write the findings as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// First wait up to this long for a whole cluster (every replica streaming from the
+    /// leader, none diverged, the front on it), print how long that took, then examine (what
+    /// `make switchover` does after a switchover: Patroni issue #1251's window).
+    #[arg(long, value_parser = patroni_lab_probe::settings::parse_duration)]
+    wait_whole: Option<Duration>,
     /// Patroni REST APIs of an existing cluster, comma-separated, instead of the lab (its WAL
     /// and the lab's PgBouncer/HAProxy are then not checked).
     #[arg(long, value_delimiter = ',')]
@@ -63,6 +68,9 @@ pub fn run(args: DoctorArgs) -> ExitCode {
 }
 
 async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {
+    if let Some(limit) = args.wait_whole {
+        wait_whole(&lab, limit).await;
+    }
     let mut d = doctor::examine(&lab).await;
     show(&d);
     // A repair can uncover what could not be read before (a paused member's packet filter):
@@ -132,6 +140,33 @@ async fn again(lab: &Lab, repaired: &[doctor::Repaired]) -> Diagnosis {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// Polls "whole" every 200 ms up to `limit`; says after how long it was whole (to the poll's
+/// period and one check's duration), or what was still missing at the end.
+async fn wait_whole(lab: &Lab, limit: Duration) {
+    let started = tokio::time::Instant::now();
+    let mut last = String::new();
+    while started.elapsed() < limit {
+        let check = tokio::time::Instant::now();
+        match crate::cluster::whole(lab).await {
+            Ok(w) => {
+                say!(
+                    "whole after {:.1} s (within {:.1} s): every replica streams from {}",
+                    started.elapsed().as_secs_f64(),
+                    check.elapsed().as_secs_f64() + 0.2,
+                    w.leader
+                );
+                return;
+            }
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    say!(
+        "not whole within {} s: {last}; the doctor's findings follow",
+        limit.as_secs_f64()
+    );
 }
 
 /// Asks on the terminal; without one, the answer is no (and says how to say yes).

@@ -44,7 +44,7 @@ pub struct MatrixArgs {
 fn check(args: &MatrixArgs) -> Result<MatrixPlan, String> {
     let lab = Lab::from_env();
     let mut probe = crate::plan::probe_for(&lab, |p| args.load.apply(p))?;
-    probe.reader = args.readers.then(|| lab.reader());
+    probe.reader = args.readers.then(|| lab.reader()).transpose()?;
     engine::check(
         &args.profiles,
         &args.scenarios,

@@ -251,7 +251,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
                 );
             }
         };
-        lab.pgbouncer_admin = patroni_lab_callback::pgbouncer::AdminTarget {
+        lab.pgbouncer_admin = Some(patroni_lab_callback::pgbouncer::AdminTarget {
             host,
             port: c
                 .get_ports()
@@ -263,8 +263,8 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
                 .get_password()
                 .map(|p| String::from_utf8_lossy(p).into_owned())
                 .unwrap_or_else(|| lab.password.clone()),
-        };
-        lab.pgbouncer_admin_url = url.clone();
+        });
+        lab.pgbouncer_admin_url = Some(url.clone());
     }
     let overrides = Overrides {
         max_window: args.max_window,
@@ -276,7 +276,9 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     // Checked here with the default timing; the run replans with the live one.
     let expectations = fault.expectations().with(&overrides);
     let mut probe = plan::probe_for(&lab, |p| args.load.apply(p))?;
-    probe.reader = (args.readers || fault.needs_readers()).then(|| lab.reader());
+    probe.reader = (args.readers || fault.needs_readers())
+        .then(|| lab.reader())
+        .transpose()?;
     let plan = plan::plan_for(
         fault,
         expectations,

@@ -85,7 +85,7 @@ pub const PAUSE_DEAD_MAN: Duration =
 /// Runs one PgBouncer admin command from this (blocking) thread.
 fn pgbouncer_admin(lab: &Lab, command: &str) -> Result<(), FaultError> {
     patroni_lab_callback::pgbouncer::admin_command_blocking(
-        &lab.pgbouncer_admin,
+        lab.pgbouncer().map_err(FaultError::Step)?,
         command,
         Duration::from_secs(PAUSE_WAIT_S),
     )
@@ -178,7 +178,7 @@ fn arm_pause_switch(lab: &Lab, token: &str) -> Result<Box<dyn Fn() + Send + Sync
     use std::os::unix::process::CommandExt;
     let flag = std::env::temp_dir().join(format!("plab-pause-{token}"));
     std::fs::write(&flag, b"").map_err(err)?;
-    let admin = &lab.pgbouncer_admin;
+    let admin = lab.pgbouncer().map_err(FaultError::Step)?;
     let exe = std::env::current_exe().map_err(err)?;
     std::process::Command::new(exe)
         .args(["scenario", "resume-after", "--secs"])
@@ -255,6 +255,24 @@ fn hold_clients(
     Ok(Some(guard))
 }
 
+/// The names PgBouncer's `host=` may give `replica` by: its member name (the lab's callback
+/// writes it), and the host Patroni publishes for it (a cluster given by URLs, whose own
+/// callback or tool writes what it writes).
+fn pgbouncer_names(lab: &Lab, replica: &str) -> Vec<String> {
+    let mut names = vec![replica.to_string()];
+    if !lab.containers {
+        let host = lab.nodes.iter().find_map(|n| {
+            let view = patroni::cluster(&n.api_url, Duration::from_secs(2)).ok()?;
+            view.members
+                .into_iter()
+                .find(|m| m.name == replica)
+                .map(|m| m.host)
+        });
+        names.extend(host.filter(|h| !h.is_empty()));
+    }
+    names
+}
+
 /// Waits until PgBouncer runs with `replica` (its SHOW DATABASES, else the file read under the
 /// lock once the switchover ended or the limit passed), up to [`PAUSE_LIMIT`] from `start`.
 fn wait_pgbouncer_on(
@@ -267,9 +285,10 @@ fn wait_pgbouncer_on(
         .enable_all()
         .build()
         .map_err(err)?;
+    let names = pgbouncer_names(lab, replica);
     loop {
         if let Ok(t) = rt.block_on(cluster::pgbouncer_target(lab, false)) {
-            if t == replica {
+            if names.contains(&t) {
                 return Ok(());
             }
         }

@@ -233,7 +233,7 @@ async fn cell_plan(
         .map_err(MatrixError::Lab)?;
     let mut probe = m.probe.clone();
     if fault.needs_readers() && probe.reader.is_none() {
-        probe.reader = Some(lab.reader());
+        probe.reader = Some(lab.reader().map_err(MatrixError::Lab)?);
     }
     plan::plan_for(
         fault,
