@@ -507,7 +507,7 @@ mod tests {
         bytes.hash(&mut h);
         let id = format!("build {:016x}", h.finish());
         assert_eq!(build_id(), id);
-        let settings = profile::Profile::parse("x", "x.ini", "[patroni]\nttl = 30\n")
+        let settings = profile::Profile::parse("x", "x.ini", ";; x\n[patroni]\nttl = 30\n")
             .unwrap()
             .settings;
         let made = made_by(&settings, &ProbeSettings::lab_defaults("host=x"));
