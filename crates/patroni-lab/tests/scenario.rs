@@ -970,3 +970,63 @@ fn freeze_patroni_makes_a_split_brain_that_the_report_counts_and_fails_on() {
     assert_eq!(code, 3);
     all_back();
 }
+
+/// Maintenance mode on (Patroni fails nobody over) until dropped, a panic included.
+struct Paused;
+
+impl Paused {
+    fn on() -> Self {
+        patch_config(r#"{"pause": true}"#);
+        Self
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        patch_config(r#"{"pause": false}"#);
+    }
+}
+
+fn patch_config(body: &str) {
+    let lab = patroni_lab_scenario::lab::Lab::from_env();
+    let (status, text) = patroni_lab_common::patroni::send_json(
+        &lab.nodes[0].api_url,
+        "PATCH",
+        "/config",
+        body,
+        Some(&lab.auth),
+        patroni_lab_scenario::lab::REST_TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "PATCH /config {body}: {text}");
+}
+
+/// A proven fault after which nobody takes the lead (maintenance mode: Patroni fails nobody
+/// over) is the availability failure a run measures: FAIL (exit 3) with a failed `failover`
+/// grade and the window it left, not ERROR.
+#[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
+fn a_failover_that_never_comes_is_a_fail_not_an_error() {
+    let _lab = LabTest::begin("a_failover_that_never_comes_is_a_fail_not_an_error");
+    let paused = Paused::on();
+    let (code, report, stderr) = scenario("kill-leader", &["--whole-within", "130s"]);
+    drop(paused);
+    healthy_cluster();
+    let run = &report["runs"][0];
+    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(report["verdict"], "FAIL", "{report}");
+    assert!(run["fault_error"].is_null(), "{run}");
+    let failover = run["grades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "failover")
+        .unwrap_or_else(|| panic!("no failover grade: {run}"));
+    assert_eq!(failover["pass"], false, "{failover}");
+    // The window it caused is measured: at least the 120 s the fault waited for a leader.
+    assert!(
+        run["probe"]["longest_window_ms"].as_f64().unwrap() >= 100_000.0,
+        "{}",
+        run["probe"]["longest_window_ms"]
+    );
+}

@@ -70,6 +70,10 @@ pub enum FaultError {
     /// The fault's effect was not seen: nothing says the cluster met the fault.
     #[error("the fault was not proven: {0}")]
     Unproven(String),
+    /// The fault happened (proven) and no other member took the lead: the availability
+    /// failure a run exists to measure, graded (FAIL), not a step that went wrong (ERROR).
+    #[error("no failover: {0}")]
+    NoFailover(String),
 }
 
 /// Where a fault runs: the cluster, the leader it acts on (and the member to fail over to),

@@ -116,6 +116,17 @@ pub struct Grade {
     pub pass: bool,
 }
 
+/// The fault happened and no other member took the lead: a failed grade of its own, beside
+/// the window it left open.
+pub fn no_failover(why: &str) -> Grade {
+    Grade {
+        name: "failover",
+        expected: "another member leads".into(),
+        observed: format!("none: {why}"),
+        pass: false,
+    }
+}
+
 fn grade_count(name: &'static str, limit: Option<u64>, observed: u64) -> Option<Grade> {
     limit.map(|max| Grade {
         name,

@@ -525,7 +525,10 @@ async fn inject(
         format!("inject {} ({placed}{lease_note})", plan.fault.name()),
     );
     course.fault_result = run_fault(plan.fault, lab, leader_before, timeline, &stop).await;
-    if course.fault_result.is_ok() {
+    if let Err(FaultError::NoFailover(e)) = &course.fault_result {
+        timeline.record(Source::Fault, format!("no failover: {e}"));
+    }
+    if matches!(course.fault_result, Ok(()) | Err(FaultError::NoFailover(_))) {
         let limit = plan
             .expectations
             .whole_within
@@ -616,7 +619,7 @@ fn conclude(
     let interrupted =
         *stop.borrow() || matches!(course.fault_result, Err(FaultError::Interrupted(_)));
     let fault_error = match &course.fault_result {
-        Ok(()) | Err(FaultError::Interrupted(_)) => None,
+        Ok(()) | Err(FaultError::Interrupted(_) | FaultError::NoFailover(_)) => None,
         Err(e) => Some(e.to_string()),
     };
     if let Some(e) = &fault_error {
@@ -638,6 +641,9 @@ fn conclude(
         Vec::new()
     } else {
         let mut g = grade::grade(&plan.expectations, &report, course.whole_again, &old.writes);
+        if let Err(FaultError::NoFailover(e)) = &course.fault_result {
+            g.insert(0, grade::no_failover(e));
+        }
         g.extend(crate::readers::grades(
             report.analysis.readers.as_ref(),
             reader_pool.as_ref(),

@@ -290,7 +290,7 @@ pub fn wait_new_leader(
             }
         }
         if start.elapsed() >= limit {
-            return Err(FaultError::Step(format!(
+            return Err(FaultError::NoFailover(format!(
                 "no other member took the lead within {} s",
                 limit.as_secs()
             )));
