@@ -532,3 +532,67 @@ fn a_primary_without_the_lock_is_named_second_primary() {
         "{found:?}"
     );
 }
+
+/// Patroni #1251's other door (the soak's storm, seed 11): a graceful stop of the leader, then
+/// the member that just took over frozen 0.2 s later. Both promote onto the same timeline ID
+/// from the same fork point (their history files are the same), neither with a checkpoint past
+/// it: a check by the member's last checkpoint cannot see it. The doctor names it
+/// `diverged-timeline` by the record its replay ended with (exit 8), and `--repair --yes`
+/// mends it. The interleaving is the cluster's to give: up to 3 tries; none in 3 fails.
+#[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
+fn a_new_leader_frozen_right_after_its_promotion_diverges_and_the_doctor_names_it() {
+    let _lab = LabTest::begin(
+        "a_new_leader_frozen_right_after_its_promotion_diverges_and_the_doctor_names_it",
+    );
+    let mut tries = Vec::new();
+    for attempt in 1..=3 {
+        // Not whole again is the expected end of a diverging try: 100 s covers the 40 s
+        // freeze and a normal recovery after it (seen: whole ~20 s after the unpause).
+        let (code, report) = scenario(
+            "stop-leader,+0.2s,freeze-leader:40",
+            &["--whole-within", "100s"],
+        );
+        let run = &report["runs"][0];
+        let (seen_code, seen, seen_report) = doctor(&[]);
+        let diverged: Vec<String> = codes(&seen_report)
+            .into_iter()
+            .filter(|c| c.starts_with("diverged-timeline "))
+            .collect();
+        tries.push(format!(
+            "try {attempt}: run exit {code}, doctor exit {seen_code}: {:?}",
+            codes(&seen_report)
+        ));
+        if diverged.is_empty() {
+            // No divergence this time: the cluster must then be whole and healthy.
+            doctor(&["--repair", "--yes"]);
+            healthy_cluster();
+            continue;
+        }
+        let named_in_run: Vec<String> = codes_of(&run["doctor"]);
+        let (repaired_code, repaired, _) = doctor(&["--repair", "--yes"]);
+        assert_eq!(seen_code, 8, "{seen}");
+        assert_eq!(
+            code, 3,
+            "a run that leaves a diverged member is not whole: {run}"
+        );
+        assert!(
+            named_in_run.iter().any(|c| diverged.contains(c)),
+            "the run's own doctor names it: {named_in_run:?}"
+        );
+        let evidence = seen_report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == "diverged-timeline")
+            .unwrap()["evidence"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        eprintln!("diverged on try {attempt}: {evidence}");
+        assert_eq!(repaired_code, 0, "{repaired}");
+        healthy_cluster();
+        return;
+    }
+    panic!("no divergence in 3 tries: {tries:?}");
+}

@@ -28,7 +28,10 @@ pub async fn query(
     let session = connect(&c, limit).await.map_err(|f| f.message)?;
     match tokio::time::timeout(limit, query_rows(&session.client, sql)).await {
         Ok(Ok(rows)) => Ok(rows),
-        Ok(Err(e)) => Err(e.to_string()),
+        // A server's error by its own message ("db error" alone says nothing).
+        Ok(Err(e)) => Err(e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_string())),
         Err(_) => Err(format!("no answer within {limit:?}")),
     }
 }
@@ -249,22 +252,51 @@ async fn replay_diverged(
         return Err(ReplayCheck::NoWalinspect);
     }
     // The records that start in the 64 KiB before the replay position (none is that long
-    // here): the last one must end at it.
-    let from = replay.saturating_sub(REPLAY_LOOKBACK).max(l.fork_lsn);
-    let sql = format!(
-        "SELECT start_lsn::text, end_lsn::text, resource_manager, record_type \
-         FROM pg_get_wal_records_info('{}', '{}') ORDER BY start_lsn DESC LIMIT 1",
-        lsn_text(from),
-        lsn_text(replay)
-    );
-    let rows = query(leader_url, password, &sql).await.map_err(|e| {
-        ReplayCheck::Failed(format!("the leader's WAL before {}: {e}", lsn_text(replay)))
-    })?;
+    // here): the last one must end at it. Where no record can be found from there (the rest
+    // of a segment after a WAL switch is empty), from the replica's last restartpoint's redo
+    // pointer, a record boundary short of it.
+    let near = replay.saturating_sub(REPLAY_LOOKBACK).max(l.fork_lsn);
+    let mut starts = vec![near];
+    if r.redo_lsn > l.fork_lsn && r.redo_lsn < replay && r.redo_lsn != near {
+        // The closer of the two first: fewer records to read.
+        let at = if r.redo_lsn > near { 0 } else { 1 };
+        starts.insert(at, r.redo_lsn);
+    }
+    let mut last_error = String::new();
+    let mut found = None;
+    for from in starts {
+        let sql = format!(
+            "SELECT start_lsn::text, end_lsn::text, resource_manager, record_type \
+             FROM pg_get_wal_records_info('{}', '{}') ORDER BY start_lsn DESC LIMIT 1",
+            lsn_text(from),
+            lsn_text(replay)
+        );
+        match query(leader_url, password, &sql).await {
+            Ok(rows) if !rows.is_empty() => {
+                found = Some(rows);
+                break;
+            }
+            Ok(_) => {
+                last_error = format!(
+                    "no record of the leader's WAL starts between {} and {}",
+                    lsn_text(from),
+                    lsn_text(replay)
+                )
+            }
+            Err(e) => {
+                last_error = format!(
+                    "the leader's WAL from {} to {}: {e}",
+                    lsn_text(from),
+                    lsn_text(replay)
+                )
+            }
+        }
+    }
+    let rows = found.ok_or(ReplayCheck::Failed(last_error))?;
     let cell = |c: usize| rows.first().and_then(|r| r.get(c).cloned().flatten());
     let (Some(start), Some(end)) = (cell(0), cell(1)) else {
         return Err(ReplayCheck::Failed(format!(
-            "no record of the leader's WAL starts between {} and {}",
-            lsn_text(from),
+            "the leader's record before {} could not be read",
             lsn_text(replay)
         )));
     };

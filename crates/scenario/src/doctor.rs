@@ -623,10 +623,22 @@ pub fn discards_data(f: &Finding) -> bool {
     f.code == "diverged-timeline"
 }
 
+/// Where a member's data is copied before a repair discards it (`None`: `--discard`, no copy).
+pub struct Keep<'a> {
+    pub copy_to: Option<&'a std::path::Path>,
+}
+
+/// Whether a repair's success shows only on a second look (a reinitialised member streams
+/// again minutes later): "started", then "repaired" once the second look agrees.
+pub fn confirmed_later(code: &str) -> bool {
+    code == "diverged-timeline"
+}
+
 /// Performs the repairs that can be automated for `findings` (those `allow` lets through).
 pub async fn repair(
     lab: &Lab,
     findings: &[Finding],
+    keep: &Keep<'_>,
     mut allow: impl FnMut(&Finding) -> bool,
 ) -> Vec<Repaired> {
     let mut done = Vec::new();
@@ -663,7 +675,10 @@ pub async fn repair(
                 )
                 .await
             }
-            "diverged-timeline" => reinit(lab, &f.part).await,
+            "diverged-timeline" => match keep_copy(lab, f, keep).await {
+                Ok(kept) => reinit(lab, &f.part).await.map(|r| format!("{kept}; {r}")),
+                Err(e) => Err(e),
+            },
             "pgbouncer-not-on-leader" => match cluster::lock_holder(lab) {
                 // The leader's own callback, as Patroni runs it on a role change.
                 Ok(Some(leader)) => {
@@ -712,6 +727,41 @@ async fn docker_step(args: Vec<String>, done: String) -> Result<String, String> 
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())
     .map(|_| done)
+}
+
+/// Before a reinitialise discards `f.part`'s data (the only copy of the writes it holds past
+/// the fork): says what is lost, and copies its data directory out of its container, unless
+/// told not to (`--discard`). A cluster given by URLs cannot be copied from here.
+async fn keep_copy(lab: &Lab, f: &Finding, keep: &Keep<'_>) -> Result<String, String> {
+    let member = f.part.clone();
+    patroni_lab_common::say!(
+        "{member}'s data is to be discarded: its WAL past the leader's fork ({}) holds writes no other member has; its transactions there are not counted (its WAL receiver may have overwritten its own files past the fork)",
+        f.evidence
+    );
+    let Some(dir) = keep.copy_to else {
+        return Ok("no copy kept (--discard)".into());
+    };
+    if !lab.containers {
+        return Err(format!(
+            "no copy of {member}'s data can be kept from here (a cluster given by URLs): copy it on its host first, then repair with --discard"
+        ));
+    }
+    let target = dir.join(format!(
+        "{member}-pgdata-{}",
+        patroni_lab_common::unix_us() / 1_000_000
+    ));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let to = target.display().to_string();
+    let from = format!("{member}:{}", lab::PGDATA);
+    tokio::task::spawn_blocking(move || lab::docker(&["cp", "-a", &from, &to]))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("copying {member}'s data directory: {e}"))?;
+    patroni_lab_common::say!(
+        "kept a copy of {member}'s data directory in {}",
+        target.display()
+    );
+    Ok(format!("a copy kept in {}", target.display()))
 }
 
 /// `POST /reinitialize` on `member` (what `patronictl reinit` does): its data is discarded and

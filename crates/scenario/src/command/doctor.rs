@@ -25,6 +25,10 @@ pub struct DoctorArgs {
     /// With --repair: do not ask before a repair that discards a member's data.
     #[arg(long, requires = "repair")]
     yes: bool,
+    /// With --repair: keep no copy of a member's data before discarding it (by default it is
+    /// copied to lab-logs/kept/ first: the only copy of the writes it holds past the fork).
+    #[arg(long, requires = "repair")]
+    discard: bool,
     /// Write the findings as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -41,6 +45,8 @@ pub struct DoctorArgs {
 
 /// How long a repair may take to show (a reinit clones the leader's data).
 const REPAIR_WAIT: Duration = Duration::from_secs(180);
+/// Where a member's data directory is copied before a repair discards it.
+const KEPT_DIR: &str = "lab-logs/kept";
 /// Rounds of repair and a second look.
 const REPAIR_ROUNDS: usize = 3;
 
@@ -81,7 +87,11 @@ async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {
             break;
         }
         let yes = args.yes;
-        let done = doctor::repair(&lab, &d.findings, |f| {
+        let kept_dir = std::path::PathBuf::from(KEPT_DIR);
+        let keep = doctor::Keep {
+            copy_to: (!args.discard).then_some(kept_dir.as_path()),
+        };
+        let done = doctor::repair(&lab, &d.findings, &keep, |f| {
             if !doctor::discards_data(f) || yes {
                 return true;
             }
@@ -97,6 +107,9 @@ async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {
         .await;
         for r in &done {
             match &r.done {
+                Ok(what) if doctor::confirmed_later(r.code) => {
+                    say!("repair of {} on {} started: {what}", r.code, r.part)
+                }
                 Ok(what) => say!("repaired {} on {}: {what}", r.code, r.part),
                 Err(e) => say!("repair of {} on {} failed: {e}", r.code, r.part),
             }
@@ -106,6 +119,25 @@ async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {
         }
         say!("looking again (up to {} s)...", REPAIR_WAIT.as_secs());
         d = again(&lab, &done).await;
+        for r in done
+            .iter()
+            .filter(|r| r.done.is_ok() && doctor::confirmed_later(r.code))
+        {
+            match d.findings.iter().find(|f| f.part == r.part) {
+                None => say!(
+                    "repaired {} on {}: the second look finds it streaming",
+                    r.code,
+                    r.part
+                ),
+                Some(f) => say!(
+                    "repair of {} on {} not confirmed: the second look finds {} ({})",
+                    r.code,
+                    r.part,
+                    f.code,
+                    f.what
+                ),
+            }
+        }
         show(&d);
     }
     if let Some(path) = &args.json {
