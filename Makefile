@@ -145,11 +145,11 @@ profiles: $(TOOLS_IMAGE) ## List the settings profiles (profiles/*.ini) and what
 profile: $(TOOLS_IMAGE) ## Apply a profile to the running lab (make profile NAME=fast), or show the active one (no NAME)
 	@if [ -n "$(NAME)" ]; then $(LAB_TOOL) profile apply $(NAME); else $(LAB_TOOL) profile show; fi
 
-RUNS ?= 1
+# RUNS unset: the scenario's own count (1, or --phases N's N from ARGS).
 scenario: $(TOOLS_IMAGE) ## A fault scenario, graded (make scenario NAME=switchover RUNS=5 ARGS="--secs 8"); reports in probe-out/
 	@[ -n "$(NAME)" ] || { echo "say which scenario: make scenario NAME=<name> (make scenarios lists them)" >&2; exit 2; }
 	@mkdir -p probe-out
-	$(LAB_TOOL) scenario run $(NAME) --runs $(RUNS) --json probe-out/scenario-$(NAME).json --html probe-out/scenario-$(NAME).html $(ARGS)
+	$(LAB_TOOL) scenario run $(NAME) $(if $(RUNS),--runs $(RUNS)) --json probe-out/scenario-$(NAME).json --html probe-out/scenario-$(NAME).html $(ARGS)
 
 scenario-%: ## The same as make scenario NAME=%
 	@$(MAKE) --no-print-directory scenario NAME=$*

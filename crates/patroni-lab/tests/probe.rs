@@ -577,7 +577,8 @@ fn sigterm_to_the_probe_as_pid_1_ends_the_run_and_keeps_the_report() {
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = run("docker", &["rm", "-f", &name]);
-    assert_eq!(status.code(), Some(0));
+    // Cut short of its 120 s: it reports, and says INTERRUPTED (6), never a pass.
+    assert_eq!(status.code(), Some(6));
     let text = std::fs::read_to_string(&report_path).expect("the JSON report was written");
     let _ = std::fs::remove_file(&report_path);
     let report: Value = serde_json::from_str(&text).unwrap();

@@ -199,9 +199,18 @@ async fn execute(args: ProbeArgs) -> Result<ExitCode> {
             settings.clients, settings.mode, settings.endpoint
         );
     }
+    let signalled = stop_rx.clone();
     let report = session::run(&settings, &limits, stop_rx).await?;
     say!("{}", summary(&report).trim_end_matches('\n'));
-    let verdict = if !report.exceeded.is_empty() {
+    // A run of a set duration cut short by a signal is no measurement of that duration: it
+    // still reports, and says so by its exit code. A run "until stopped" (0) ends that way.
+    let cut_short = *signalled.borrow() && settings.duration.is_some_and(|d| !d.is_zero());
+    let verdict = if cut_short {
+        say!(
+            "probe: stopped by a signal before its duration: INTERRUPTED (figures are of the part that ran)"
+        );
+        Exit::Interrupted
+    } else if !report.exceeded.is_empty() {
         Exit::Failed
     } else if settings.lost_check && !report.lost_writes.checked {
         Exit::NotChecked

@@ -13,9 +13,14 @@ use crate::lab::{self, Lab, REST_TIMEOUT};
 
 /// The REST view from the first API that answers.
 pub fn view(lab: &Lab) -> Result<ClusterView, String> {
+    view_within(lab, REST_TIMEOUT)
+}
+
+/// [`view`], each REST call given `limit`.
+fn view_within(lab: &Lab, limit: Duration) -> Result<ClusterView, String> {
     let mut last = String::from("no Patroni REST API configured");
     for node in &lab.nodes {
-        match patroni::cluster(&node.api_url, REST_TIMEOUT) {
+        match patroni::cluster(&node.api_url, limit) {
             Ok(v) => return Ok(v),
             Err(e) => last = e.to_string(),
         }
@@ -84,14 +89,20 @@ pub async fn pgbouncer_waiting(lab: &Lab) -> Result<u64, String> {
 /// Who holds the leader lock: etcd's own leader key when etcd is reachable (the lab), else the
 /// REST view of it (a cluster given by URLs). `Ok(None)`: the lock is free.
 pub fn lock_holder(lab: &Lab) -> Result<Option<String>, String> {
+    lock_holder_within(lab, REST_TIMEOUT)
+}
+
+/// [`lock_holder`] with each read given `limit` (the timeline's sampler: its own time-out, so a
+/// sample's precision is what its doc says).
+pub fn lock_holder_within(lab: &Lab, limit: Duration) -> Result<Option<String>, String> {
     match &lab.etcd_url {
         Some(url) => {
             let key = etcd::leader_key(crate::lab::NAMESPACE, crate::lab::SCOPE);
-            etcd::read_leader(url, &key, REST_TIMEOUT)
+            etcd::read_leader(url, &key, limit)
                 .map(|k| k.holder)
                 .map_err(|e| format!("etcd: {e}"))
         }
-        None => view(lab).map(|v| v.leader().map(|m| m.name.clone())),
+        None => view_within(lab, limit).map(|v| v.leader().map(|m| m.name.clone())),
     }
 }
 

@@ -102,6 +102,11 @@ pub struct ScenarioRun {
     /// (absent: not measured — no etcd URL, or no change of etcd's figure seen yet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_at_inject: Option<LeasePhase>,
+    /// How far the replicas had received the leader's WAL just before the injection (the
+    /// furthest of them; `None`: not read — no direct address, or a replica did not answer).
+    /// A write acknowledged by the old leader at or past it had not reached any replica.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_received_at_inject: Option<String>,
     /// When the cluster was not whole again in time: what the doctor found (each finding is
     /// also on the timeline).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -176,6 +181,12 @@ impl ClientTimeouts {
 pub struct LostBy {
     /// The server as the probe saw it (address and timeline).
     pub server: String,
+    /// The lowest WAL position among them (the server's before each commit record; `None`:
+    /// some were not recorded with one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lowest_wal: Option<String>,
+    #[serde(skip)]
+    lowest_wal_lsn: Option<u64>,
     /// The lab member at that address, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
@@ -227,6 +238,7 @@ fn lost_by(history: &std::path::Path, report: &Report, lab: &Lab) -> Vec<LostBy>
         let name = server.to_string();
         match by.iter_mut().find(|l| l.server == name) {
             Some(l) => {
+                l.lowest_wal_lsn = l.lowest_wal_lsn.zip(a.wal).map(|(x, y)| x.min(y));
                 l.writes += 1;
                 l.first_ack_us = l.first_ack_us.min(a.end_us);
                 l.last_ack_us = l.last_ack_us.max(a.end_us);
@@ -234,11 +246,16 @@ fn lost_by(history: &std::path::Path, report: &Report, lab: &Lab) -> Vec<LostBy>
             None => by.push(LostBy {
                 member: crate::lab::member_at(lab, &server.addr),
                 server: name,
+                lowest_wal: None,
+                lowest_wal_lsn: a.wal,
                 writes: 1,
                 first_ack_us: a.end_us,
                 last_ack_us: a.end_us,
             }),
         }
+    }
+    for l in &mut by {
+        l.lowest_wal = l.lowest_wal_lsn.map(crate::direct::lsn_text);
     }
     by
 }
@@ -351,6 +368,7 @@ struct Course {
     injected_after: Duration,
     jitter_up_to: Duration,
     lease_at_inject: Option<LeasePhase>,
+    replica_received_at_inject: Option<u64>,
     fault_result: Result<(), FaultError>,
     whole_again: Option<Duration>,
     leader_after: Option<String>,
@@ -482,6 +500,27 @@ fn pinned(lab: &Lab, plan: &Plan, leader: &str) -> Result<Settings, RunnerError>
     Ok(probe)
 }
 
+/// The furthest WAL position any replica of `leader` has received, on each one's own
+/// connection (`None` when one cannot be read: an unread replica may be the furthest).
+async fn replicas_received(lab: &Lab, leader: &str) -> Option<u64> {
+    let mut furthest = None;
+    for n in lab.nodes.iter().filter(|n| n.name != leader) {
+        let rows = crate::direct::query(
+            n.pg_url.as_deref()?,
+            &lab.password,
+            "SELECT pg_last_wal_receive_lsn()::text",
+        )
+        .await
+        .ok()?;
+        let lsn = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|s| crate::direct::parse_lsn(&s))?;
+        furthest = furthest.max(Some(lsn));
+    }
+    furthest
+}
+
 /// Waits for the injection point (a random jitter, or the lease's chosen time left), injects
 /// the fault, waits for a whole cluster and the tail.
 async fn inject(
@@ -498,6 +537,7 @@ async fn inject(
         injected_after: plan.inject_at + pick(jitter_up_to),
         jitter_up_to,
         lease_at_inject: None,
+        replica_received_at_inject: None,
         fault_result: Ok(()),
         whole_again: None,
         leader_after: None,
@@ -510,6 +550,7 @@ async fn inject(
         Some(p) => p,
         None => return course,
     };
+    course.replica_received_at_inject = replicas_received(lab, leader_before).await;
     let injected = Instant::now();
     course.lease_at_inject = lease.and_then(Tracker::now);
     let lease_note = course.lease_at_inject.map_or(String::new(), |p| {
@@ -658,6 +699,9 @@ fn conclude(
         injected_after_ms: course.injected_after.as_secs_f64() * 1000.0,
         jitter_up_to_ms: course.jitter_up_to.as_secs_f64() * 1000.0,
         lease_at_inject: course.lease_at_inject,
+        replica_received_at_inject: course
+            .replica_received_at_inject
+            .map(crate::direct::lsn_text),
         doctor: course.doctor,
         lost_by,
         leader_before,

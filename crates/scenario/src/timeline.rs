@@ -250,7 +250,7 @@ fn node_view(member: &str, api_url: &str) -> Seen {
 
 /// Who holds the leader lock: etcd's own key (the lab), else the REST view of it.
 fn lock_view(lab: &Lab) -> Seen {
-    Seen::Lock(match cluster::lock_holder(lab) {
+    Seen::Lock(match cluster::lock_holder_within(lab, SAMPLE_TIMEOUT) {
         Ok(Some(holder)) => LockSeen::Held(holder),
         Ok(None) => LockSeen::Free,
         Err(_) => LockSeen::Unknown,
