@@ -103,13 +103,29 @@ fn callback_reloads_a_running_pgbouncer_onto_the_leader() {
 fn make_switchover_moves_the_leader_and_pgbouncer_follows() {
     let lab = LabTest::begin("make_switchover_moves_the_leader_and_pgbouncer_follows");
     let (old, new) = (lab.leader.as_str(), other(&lab.leader));
+    // `make switchover` returns once the cluster is whole (the old leader streams from the
+    // new one) and says after how long; the first call may build patroni-lab first, so the
+    // bound runs from its return.
+    let out = run_ok("make", &["--no-print-directory", "switchover"]);
+    assert!(out.contains("whole after"), "{out}");
     let start = Instant::now();
-    run_ok("make", &["--no-print-directory", "switchover"]);
     wait_leader_is(new, SWITCHOVER_BOUND);
     wait_write_on(new, SWITCHOVER_BOUND.saturating_sub(start.elapsed()));
     eprintln!(
-        "switchover {old} -> {new}: write through 5432 on {new} {:.1}s after `make switchover`",
+        "switchover {old} -> {new}: write through 5432 on {new} {:.1}s after `make switchover` returned",
         start.elapsed().as_secs_f64()
+    );
+    // Whole means the old leader streams from the new one when it returns.
+    let rows = sql(
+        pg_port(new),
+        "postgres",
+        "SELECT application_name, state FROM pg_stat_replication",
+    )
+    .unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r[0].as_deref() == Some(old) && r[1].as_deref() == Some("streaming")),
+        "{rows:?}"
     );
     assert_eq!(
         pgbouncer_targets(),
