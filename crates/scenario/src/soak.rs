@@ -523,6 +523,11 @@ pub fn summary(r: &SoakReport, max_lost: u64) -> String {
         }
         None => s.push_str("lost acknowledged writes: NOT CHECKED\n"),
     }
+    // Why an event was not whole again, beside the lost writes: the doctor's findings (a
+    // diverged member holds the only copy of writes the cluster lost).
+    for e in r.timeline.iter().filter(|e| e.what.contains(": doctor: ")) {
+        s.push_str(&format!("  {}\n", e.what));
+    }
     s.push_str(&format!(
         "split-brain writes: {} (allowed 0); old leaders' writes after losing the lock: {} (allowed 0)\n",
         r.split_brain_writes(),
