@@ -42,6 +42,8 @@ pub struct ReplicaState {
     pub in_recovery: bool,
     /// `pg_stat_wal_receiver`'s status (`None`: no WAL receiver at all).
     pub receiver: Option<String>,
+    /// The timeline its WAL receiver receives (`None`: no receiver, or not read).
+    pub received_tli: Option<u32>,
     pub checkpoint_tli: u32,
     pub checkpoint_lsn: u64,
     /// Where replay from that checkpoint starts (the checkpoint's redo pointer).
@@ -59,13 +61,14 @@ pub async fn replica_state(url: &str, password: &str) -> Result<ReplicaState, St
            pg_last_wal_replay_lsn()::text, \
            (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'), redo_lsn::text \
          FROM pg_control_checkpoint(); \
-         SELECT status FROM pg_stat_wal_receiver",
+         SELECT status, received_tli::text FROM pg_stat_wal_receiver",
     )
     .await?;
     let cell = |r: usize, c: usize| rows.get(r).and_then(|x| x.get(c).cloned().flatten());
     Ok(ReplicaState {
         in_recovery: cell(0, 0).as_deref() == Some("true"),
         receiver: cell(1, 0),
+        received_tli: cell(1, 1).and_then(|s| s.parse().ok()),
         checkpoint_tli: cell(0, 1).and_then(|s| s.parse().ok()).unwrap_or(0),
         checkpoint_lsn: cell(0, 2).and_then(|s| parse_lsn(&s)).unwrap_or(0),
         replay_lsn: cell(0, 3).and_then(|s| parse_lsn(&s)),
@@ -84,6 +87,7 @@ pub fn from_controldata(text: &str) -> Option<ReplicaState> {
     Some(ReplicaState {
         in_recovery: field("Database cluster state")?.contains("recovery"),
         receiver: None,
+        received_tli: None,
         checkpoint_tli: field("Latest checkpoint's TimeLineID")?.parse().ok()?,
         checkpoint_lsn: parse_lsn(field("Latest checkpoint location")?)?,
         redo_lsn: parse_lsn(field("Latest checkpoint's REDO location")?)?,
@@ -242,6 +246,19 @@ async fn replay_diverged(
         lsn_text(l.fork_lsn),
         l.tli
     );
+    // Still on the timeline the leader's forked from, replayed past the fork, and not
+    // receiving the leader's timeline: PostgreSQL cannot switch it over ("forked off ... before
+    // the current recovery point"); only a pg_rewind mends it (seen: the soak's storm, seed 11,
+    // "record with incorrect prev-link" every 5 s, its last record ending where one of the
+    // leader's happened to end).
+    if r.checkpoint_tli + 1 == l.tli
+        && !(r.receiver.as_deref() == Some("streaming") && r.received_tli == Some(l.tli))
+    {
+        return Ok(Some(format!(
+            "{at}, still on timeline {} and not receiving timeline {}: it replayed its own WAL past the fork (a pg_rewind or a reinit mends it)",
+            r.checkpoint_tli, l.tli
+        )));
+    }
     if replay > l.flush_lsn {
         return Ok(Some(format!(
             "{at}, beyond the leader's WAL (flushed up to {})",
