@@ -205,13 +205,14 @@ async fn execute(args: ProbeArgs) -> Result<ExitCode> {
     // A run of a set duration cut short by a signal is no measurement of that duration: it
     // still reports, and says so by its exit code. A run "until stopped" (0) ends that way.
     let cut_short = *signalled.borrow() && settings.duration.is_some_and(|d| !d.is_zero());
-    let verdict = if cut_short {
+    // A limit exceeded in the part that ran is a measured failure: it wins.
+    let verdict = if !report.exceeded.is_empty() {
+        Exit::Failed
+    } else if cut_short {
         say!(
             "probe: stopped by a signal before its duration: INTERRUPTED (figures are of the part that ran)"
         );
         Exit::Interrupted
-    } else if !report.exceeded.is_empty() {
-        Exit::Failed
     } else if settings.lost_check && !report.lost_writes.checked {
         Exit::NotChecked
     } else {

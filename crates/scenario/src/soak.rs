@@ -351,11 +351,6 @@ async fn inject(
     let leader_addr = crate::fault::steps::container_ip(&leader).ok();
     let fault_error = match run_fault(fault, lab, &leader, timeline, stop).await {
         Ok(()) | Err(FaultError::Interrupted(_)) => None,
-        // Graded as the event's failure to be whole again, not a step that went wrong.
-        Err(FaultError::NoFailover(e)) => {
-            timeline.record(Source::Fault, format!("no failover: {e}"));
-            None
-        }
         Err(e) => Some(e.to_string()),
     };
     let event = SoakEvent {

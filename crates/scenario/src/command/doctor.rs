@@ -26,7 +26,8 @@ pub struct DoctorArgs {
     #[arg(long, requires = "repair")]
     yes: bool,
     /// With --repair: keep no copy of a member's data before discarding it (by default it is
-    /// copied to lab-logs/kept/ first: the only copy of the writes it holds past the fork).
+    /// copied first to PATRONI_LAB_KEPT or the temporary folder's patroni-lab-kept/: the only
+    /// copy of the writes it holds past the fork).
     #[arg(long, requires = "repair")]
     discard: bool,
     /// Write the findings as JSON here.
@@ -45,8 +46,14 @@ pub struct DoctorArgs {
 
 /// How long a repair may take to show (a reinit clones the leader's data).
 const REPAIR_WAIT: Duration = Duration::from_secs(180);
-/// Where a member's data directory is copied before a repair discards it.
-const KEPT_DIR: &str = "lab-logs/kept";
+/// Where a member's data directory is copied before a repair discards it: PATRONI_LAB_KEPT,
+/// else `patroni-lab-kept` in the system's temporary folder (never inside a checkout, where
+/// a test's working directory would put it beside tracked files).
+fn kept_dir() -> std::path::PathBuf {
+    std::env::var_os("PATRONI_LAB_KEPT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("patroni-lab-kept"))
+}
 /// Rounds of repair and a second look.
 const REPAIR_ROUNDS: usize = 3;
 
@@ -87,7 +94,7 @@ async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {
             break;
         }
         let yes = args.yes;
-        let kept_dir = std::path::PathBuf::from(KEPT_DIR);
+        let kept_dir = kept_dir();
         let keep = doctor::Keep {
             copy_to: (!args.discard).then_some(kept_dir.as_path()),
         };
@@ -123,7 +130,14 @@ async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {
             .iter()
             .filter(|r| r.done.is_ok() && doctor::confirmed_later(r.code))
         {
+            let unread = d.not_checked.iter().find(|n| n.contains(r.part.as_str()));
             match d.findings.iter().find(|f| f.part == r.part) {
+                None if unread.is_some() => say!(
+                    "repair of {} on {} not confirmed: the second look could not read {}",
+                    r.code,
+                    r.part,
+                    unread.map_or("", String::as_str)
+                ),
                 None => say!(
                     "repaired {} on {}: the second look finds it streaming",
                     r.code,
