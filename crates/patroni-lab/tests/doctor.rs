@@ -317,22 +317,6 @@ fn a_replica_cut_off_from_the_leader_and_pgbouncer_on_it_are_named_and_mended() 
     healthy_cluster();
 }
 
-/// `PATCH /config` on the leader's REST API, authenticated.
-fn patch_config(body: &str) {
-    let lab = patroni_lab_scenario::lab::Lab::from_env();
-    let node = &lab.nodes[0];
-    let (status, text) = patroni_lab_common::patroni::send_json(
-        &node.api_url,
-        "PATCH",
-        "/config",
-        body,
-        Some(&lab.auth),
-        patroni_lab_scenario::lab::REST_TIMEOUT,
-    )
-    .unwrap();
-    assert_eq!(status, 200, "PATCH /config {body}: {text}");
-}
-
 /// Maintenance mode and synchronous_mode off again (on drop): Patroni starts the stopped
 /// PostgreSQL once it manages the cluster again.
 struct Settings;

@@ -996,20 +996,6 @@ impl Drop for Paused {
     }
 }
 
-fn patch_config(body: &str) {
-    let lab = patroni_lab_scenario::lab::Lab::from_env();
-    let (status, text) = patroni_lab_common::patroni::send_json(
-        &lab.nodes[0].api_url,
-        "PATCH",
-        "/config",
-        body,
-        Some(&lab.auth),
-        patroni_lab_scenario::lab::REST_TIMEOUT,
-    )
-    .unwrap();
-    assert_eq!(status, 200, "PATCH /config {body}: {text}");
-}
-
 /// A proven fault after which nobody takes the lead (maintenance mode: Patroni fails nobody
 /// over) is the availability failure a run measures: FAIL (exit 3) with a failed `failover`
 /// grade and the window it left, not ERROR.

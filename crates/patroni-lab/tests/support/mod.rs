@@ -642,3 +642,20 @@ pub fn event_at_us(run: &serde_json::Value, prefix: &str) -> i64 {
         .as_i64()
         .unwrap()
 }
+
+/// `PATCH /config` on a member's REST API, authenticated (Patroni shares it cluster-wide).
+#[allow(dead_code)]
+pub fn patch_config(body: &str) {
+    let lab = patroni_lab_scenario::lab::Lab::from_env();
+    let node = &lab.nodes[0];
+    let (status, text) = patroni_lab_common::patroni::send_json(
+        &node.api_url,
+        "PATCH",
+        "/config",
+        body,
+        Some(&lab.auth),
+        patroni_lab_scenario::lab::REST_TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "PATCH /config {body}: {text}");
+}
