@@ -81,10 +81,10 @@ pub fn run(args: DoctorArgs) -> ExitCode {
 }
 
 async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {
-    if let Some(limit) = args.wait_whole {
-        wait_whole(&lab, limit).await;
-    }
-    let mut d = doctor::examine(&lab).await;
+    let mut d = match args.wait_whole {
+        Some(limit) => wait_whole(&lab, limit).await,
+        None => doctor::examine(&lab).await,
+    };
     show(&d);
     // A repair can uncover what could not be read before (a paused member's packet filter):
     // up to three rounds of repair and a second look.
@@ -188,11 +188,14 @@ async fn again(lab: &Lab, repaired: &[doctor::Repaired]) -> Diagnosis {
     }
 }
 
-/// Polls "whole" every 200 ms up to `limit`; says after how long it was whole (to the poll's
-/// period and one check's duration), or what was still missing at the end.
-async fn wait_whole(lab: &Lab, limit: Duration) {
+/// Polls "whole" every 200 ms up to `limit`, says after how long it was whole (to the poll's
+/// period and one check's duration) or what was still missing; then looks until the doctor
+/// too finds nothing (Patroni's own state of a member lags its streaming by a loop), within
+/// what is left of `limit`. Returns the last look.
+async fn wait_whole(lab: &Lab, limit: Duration) -> Diagnosis {
     let started = tokio::time::Instant::now();
     let mut last = String::new();
+    let mut whole = false;
     while started.elapsed() < limit {
         let check = tokio::time::Instant::now();
         match crate::cluster::whole(lab).await {
@@ -203,16 +206,26 @@ async fn wait_whole(lab: &Lab, limit: Duration) {
                     check.elapsed().as_secs_f64() + 0.2,
                     w.leader
                 );
-                return;
+                whole = true;
+                break;
             }
             Err(e) => last = e,
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    say!(
-        "not whole within {} s: {last}; the doctor's findings follow",
-        limit.as_secs_f64()
-    );
+    if !whole {
+        say!(
+            "not whole within {} s: {last}; the doctor's findings follow",
+            limit.as_secs_f64()
+        );
+    }
+    loop {
+        let d = doctor::examine(lab).await;
+        if !whole || d.findings.is_empty() || started.elapsed() >= limit {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Asks on the terminal; without one, the answer is no (and says how to say yes).
