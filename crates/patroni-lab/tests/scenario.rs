@@ -262,6 +262,82 @@ fn interrupt_a_freeze(leader: &str, args: &[&str]) -> (i32, String) {
     (out.code().unwrap_or(-1), stderr)
 }
 
+/// A replica's Patroni stopped (SIGSTOP) until this is dropped, a test's panic included: the
+/// cluster is not whole while it holds.
+struct PatroniStopped {
+    node: String,
+    pid: String,
+}
+
+impl PatroniStopped {
+    fn on(node: &str) -> Self {
+        let pid = patroni_lab_scenario::lab::patroni_pid(node).expect("patroni's pid");
+        run_ok("docker", &["exec", node, "kill", "-STOP", &pid]);
+        Self {
+            node: node.to_string(),
+            pid,
+        }
+    }
+}
+
+impl Drop for PatroniStopped {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["exec", &self.node, "kill", "-CONT", &self.pid])
+            .status();
+    }
+}
+
+/// A signal while the first run still waits for a whole cluster (a replica's Patroni stopped)
+/// ends the set as INTERRUPTED (exit 6) with the runs asked for and none done, not as an error
+/// (exit 1).
+#[test]
+fn a_signal_while_waiting_for_a_whole_cluster_is_interrupted_not_an_error() {
+    let lab =
+        LabTest::begin("a_signal_while_waiting_for_a_whole_cluster_is_interrupted_not_an_error");
+    let replica = if lab.leader == "patroni1" {
+        "patroni2"
+    } else {
+        "patroni1"
+    };
+    let json = std::env::temp_dir().join(format!("plab-wait-sigint-{}.json", std::process::id()));
+    let stopped = PatroniStopped::on(replica);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args(["scenario", "run", "switchover", "--runs", "2", "--json"])
+        .arg(&json)
+        .current_dir(repo_root())
+        .env("POSTGRES_PASSWORD", password())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    run_ok("sh", &["-c", &format!("kill -INT {}", child.id())]);
+    let out = wait_for(
+        "the runner to end after SIGINT",
+        Duration::from_secs(30),
+        || {
+            child
+                .try_wait()
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "running".to_string())
+        },
+    )
+    .0;
+    drop(stopped);
+    let mut stderr = String::new();
+    use std::io::Read as _;
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert_eq!(out.code(), Some(6), "{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the report")).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(report["verdict"], "INTERRUPTED", "{report}");
+    assert_eq!(report["runs_requested"], 2);
+    assert_eq!(report["runs"].as_array().unwrap().len(), 0);
+    all_back();
+}
+
 #[test]
 fn sigint_two_seconds_into_a_freeze_is_interrupted_not_a_pass_and_undone() {
     let lab =
@@ -808,9 +884,10 @@ fn a_fault_lands_at_a_random_point_of_the_leaders_loop() {
             panic!("no lease phase recorded: {run}");
         };
         assert_eq!(lease["granted_s"].as_u64(), Some(30), "{lease}");
-        // (age + left = the TTL holds by construction in lease.rs: not a check.)
+        // (age + left = the TTL holds by construction in lease.rs, so a bound on the age is
+        // the same check as one on the time left: one of them.)
+        let _ = age;
         assert!((19_000.0..=30_000.0).contains(&left), "{lease}");
-        assert!((0.0..11_000.0).contains(&age), "{lease}");
         assert!(lease["precision_ms"].as_f64().unwrap() < 250.0, "{lease}");
     }
 }
@@ -945,8 +1022,9 @@ fn freeze_patroni_makes_a_split_brain_that_the_report_counts_and_fails_on() {
     // Counted exactly: writes the old leader acknowledged after etcd's key left it.
     let after = run["old_leader_writes_after_lock_lost"].as_u64().unwrap();
     assert!(after > 0, "{run}");
-    // Checked against the tables: the ones the new primary lacks are lost writes, no more than
-    // were counted (the rest reached the replica before it was promoted).
+    // Checked against the new primary's table: some of them are not there. (That they are no
+    // more than were counted, and no more than all the lost writes, holds by construction:
+    // both are subsets. Not checks.)
     let lost_of_them = run["old_leader_writes_lost"].as_u64().unwrap();
     let lost = run["probe"]["lost_writes"]["missing"]
         .as_array()
@@ -955,8 +1033,7 @@ fn freeze_patroni_makes_a_split_brain_that_the_report_counts_and_fails_on() {
     eprintln!(
         "after the lock moved: {after} acknowledged by the old leader, {lost_of_them} of them lost; {lost} lost in all"
     );
-    assert!(lost_of_them > 0 && lost_of_them <= after, "{run}");
-    assert!(lost >= lost_of_them);
+    assert!(lost_of_them > 0, "{run}");
     // Both detectors fire and the scenario fails on them.
     let brains: u64 = run["probe"]["split_brain"]
         .as_array()

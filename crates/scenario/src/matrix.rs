@@ -827,6 +827,7 @@ mod tests {
                     at_us: Some(1_000_000),
                     precision_ms: Some(100.0),
                     predicted_ms: None,
+                    already: false,
                 },
                 Milestone {
                     name: "lock left the old leader",
@@ -838,6 +839,7 @@ mod tests {
                         rule: "lease left".into(),
                         outside,
                     }),
+                    already: false,
                 },
             ],
             phases: Vec::new(),
@@ -845,7 +847,7 @@ mod tests {
             cluster_ms: None,
             precision_ms: Some(100.0),
             predicted_end_ms: None,
-            adds_up: true,
+            accounted_for: true,
             findings: Vec::new(),
         }
     }

@@ -76,9 +76,12 @@ pub fn plan_for(
     tail: Duration,
 ) -> Result<Plan, String> {
     let client_note = fault.adjust_probe(&mut probe);
-    // The run's upper bound: the runner stops the probe once the cluster is whole again.
-    probe.duration =
-        Some(inject_at + MAX_JITTER + expectations.whole_within + tail + Duration::from_secs(60));
+    // The run's upper bound: the runner stops the probe once the cluster is whole again. The
+    // hold is counted even when the limit to be whole was given by hand.
+    let hold = Duration::from_secs(fault.secs().unwrap_or(0));
+    probe.duration = Some(
+        inject_at + MAX_JITTER + hold + expectations.whole_within + tail + Duration::from_secs(60),
+    );
     probe.check().map_err(|e| e.to_string())?;
     Ok(Plan {
         fault,
@@ -142,7 +145,16 @@ pub async fn run_set(
         if !points.is_empty() {
             this.inject_jitter = Jitter::AtLeaseRemaining(points[(i as usize - 1) % points.len()]);
         }
-        let run = runner::run_once(lab, &this, stop.clone()).await?;
+        if *stop.borrow() {
+            break;
+        }
+        let run = match runner::run_once(lab, &this, stop.clone()).await {
+            Ok(run) => run,
+            // Stopped before the fault (waiting for a whole cluster, say): the runs done so
+            // far stay, and the set is short, so INTERRUPTED.
+            Err(_) if *stop.borrow() => break,
+            Err(e) => return Err(e),
+        };
         each(Progress::Ended(&run));
         done.push(run);
         if *stop.borrow() {

@@ -87,6 +87,9 @@ impl ScenarioReport {
         let figure = |f: &dyn Fn(&ScenarioRun) -> Option<f64>| -> Vec<Option<f64>> {
             runs.iter().map(f).collect()
         };
+        fn accounted(r: &ScenarioRun) -> Option<&crate::phases::Phases> {
+            r.phases.as_ref().filter(|p| p.accounted_for)
+        }
         let spreads = vec![
             Spread::of(
                 "longest_window_ms",
@@ -124,18 +127,24 @@ impl ScenarioReport {
                 &figure(&|r| r.old_leader_writes_after_lock_lost.map(|n| n as f64)),
             ),
             // The window's part the cluster took (Patroni's floor) and the clients' way back,
-            // side by side over the runs: what a client-side setting can still lower.
+            // side by side over the runs: what a client-side setting can still lower. Each is
+            // a range (the new primary's moment seen to within a sampling gap): its ends are
+            // spread apart. Runs whose phases are not accounted for are left out.
             Spread::of(
-                "cluster_part_ms",
-                &figure(&|r| r.phases.as_ref().and_then(|p| p.cluster_ms)),
+                "cluster_part_min_ms",
+                &figure(&|r| accounted(r).and_then(|p| p.cluster_ms.map(|c| c.min_ms))),
             ),
             Spread::of(
-                "clients_part_ms",
-                &figure(&|r| {
-                    r.phases
-                        .as_ref()
-                        .and_then(|p| p.cluster_ms.map(|c| p.window_ms - c))
-                }),
+                "cluster_part_max_ms",
+                &figure(&|r| accounted(r).and_then(|p| p.cluster_ms.map(|c| c.max_ms))),
+            ),
+            Spread::of(
+                "clients_part_min_ms",
+                &figure(&|r| accounted(r).and_then(|p| p.clients_ms().map(|c| c.min_ms))),
+            ),
+            Spread::of(
+                "clients_part_max_ms",
+                &figure(&|r| accounted(r).and_then(|p| p.clients_ms().map(|c| c.max_ms))),
             ),
             Spread::of("whole_again_ms", &figure(&|r| r.whole_again_ms)),
             Spread::of(

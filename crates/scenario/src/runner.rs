@@ -181,12 +181,19 @@ impl ClientTimeouts {
 pub struct LostBy {
     /// The server as the probe saw it (address and timeline).
     pub server: String,
-    /// The lowest WAL position among them (the server's before each commit record; `None`:
-    /// some were not recorded with one).
+    /// The lowest WAL position among them: the server's write position while each INSERT
+    /// ran, before its own commit record (a lower bound; `None`: some were not recorded with
+    /// one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lowest_wal: Option<String>,
     #[serde(skip)]
     lowest_wal_lsn: Option<u64>,
+    /// The server's WAL position that the first later statement on it saw, started after the
+    /// first of them was acknowledged: past that write's commit record (committed locally
+    /// before the acknowledgement). A lost write's commit was never received by the replica,
+    /// so this must lie beyond what the replica had received. `None`: no later statement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_after_first_ack: Option<String>,
     /// The lab member at that address, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
@@ -225,8 +232,9 @@ fn lost_by(history: &std::path::Path, report: &Report, lab: &Lab) -> Vec<LostBy>
     let Ok(attempts) = patroni_lab_probe::analysis::read_history(history) else {
         return Vec::new();
     };
+    let attempts: Vec<_> = attempts.flatten().collect();
     let mut by: Vec<LostBy> = Vec::new();
-    for a in attempts.flatten() {
+    for a in &attempts {
         // A read carries its client's newest acknowledged write's seq: only the write counts.
         if a.outcome != patroni_lab_probe::classify::Outcome::Ok
             || a.kind != Kind::Write
@@ -248,6 +256,7 @@ fn lost_by(history: &std::path::Path, report: &Report, lab: &Lab) -> Vec<LostBy>
                 server: name,
                 lowest_wal: None,
                 lowest_wal_lsn: a.wal,
+                wal_after_first_ack: None,
                 writes: 1,
                 first_ack_us: a.end_us,
                 last_ack_us: a.end_us,
@@ -256,6 +265,17 @@ fn lost_by(history: &std::path::Path, report: &Report, lab: &Lab) -> Vec<LostBy>
     }
     for l in &mut by {
         l.lowest_wal = l.lowest_wal_lsn.map(crate::direct::lsn_text);
+        l.wal_after_first_ack = attempts
+            .iter()
+            .filter(|a| {
+                a.outcome == patroni_lab_probe::classify::Outcome::Ok
+                    && a.start_us > l.first_ack_us
+                    && a.in_recovery == Some(false)
+                    && a.server.as_ref().is_some_and(|s| s.to_string() == l.server)
+            })
+            .filter_map(|a| a.wal)
+            .min()
+            .map(crate::direct::lsn_text);
     }
     by
 }
@@ -672,7 +692,13 @@ fn conclude(
     let lost_by = lost_by(history, &report, lab);
     record_lost_by(timeline, report.started_unix_us, &lost_by);
     let events = timeline.events(report.started_unix_us);
-    let old = OldLeader::of(history, &report, &events, &leader_before);
+    let old = OldLeader::of(
+        history,
+        &report,
+        &events,
+        &leader_before,
+        course.leader_after.as_deref(),
+    );
     let longest_wait_ms = longest_wait(history);
     let _ = std::fs::remove_file(history);
     let reader_pool = course.reader_settings.and_then(|settings| {
@@ -739,7 +765,13 @@ struct OldLeader {
 }
 
 impl OldLeader {
-    fn of(history: &std::path::Path, report: &Report, events: &[Event], leader: &str) -> Self {
+    fn of(
+        history: &std::path::Path,
+        report: &Report,
+        events: &[Event],
+        leader: &str,
+        leader_after: Option<&str>,
+    ) -> Self {
         let lock_lost_at_us = lock_lost_at(events, leader);
         let span = lock_lost_at_us.map(|at| {
             let until = lock_regained(events, leader, at).unwrap_or(i64::MAX);
@@ -754,7 +786,9 @@ impl OldLeader {
             .map(|ids| ids.len() as u64)
         });
         let writes = match &after {
-            None => OldLeaderWrites::LockKept,
+            // Not seeing the lock move is not proof it stayed: the leader after the fault
+            // must be the same one.
+            None => lock_kept(leader, leader_after),
             Some(Some(ids)) => OldLeaderWrites::Counted(ids.len() as u64),
             Some(None) => OldLeaderWrites::NotCounted(
                 "the probe's history or its first server could not be read".into(),
@@ -842,6 +876,20 @@ fn lock_lost_at(events: &[Event], leader: &str) -> Option<i64> {
         .find(|e| e.source == Source::Fault && e.what.starts_with("inject "))?
         .at_us;
     lock_left_after(events, leader, injected, i64::MAX)
+}
+
+/// No change of the lock seen: kept, when the leader after the fault is the one before it;
+/// otherwise the lock moved unseen (a sampler gap, etcd not read) and nothing is counted.
+fn lock_kept(leader: &str, leader_after: Option<&str>) -> OldLeaderWrites {
+    match leader_after {
+        Some(after) if after == leader => OldLeaderWrites::LockKept,
+        Some(after) => OldLeaderWrites::NotCounted(format!(
+            "{after} leads after the fault but the lock was not seen to leave {leader}"
+        )),
+        None => OldLeaderWrites::NotCounted(format!(
+            "the lock was not seen to leave {leader} and the leader after the fault is not known"
+        )),
+    }
 }
 
 /// The first "leader lock" event in `[from_us, to_us)` that names neither `leader` nor
@@ -957,6 +1005,25 @@ mod tests {
             what: what.into(),
             seen: None,
         }
+    }
+
+    #[test]
+    fn a_lock_not_seen_to_move_is_kept_only_when_the_same_leader_leads_after() {
+        assert_eq!(
+            lock_kept("patroni1", Some("patroni1")),
+            OldLeaderWrites::LockKept
+        );
+        let moved = lock_kept("patroni1", Some("patroni2"));
+        assert_eq!(
+            moved,
+            OldLeaderWrites::NotCounted(
+                "patroni2 leads after the fault but the lock was not seen to leave patroni1".into()
+            )
+        );
+        assert!(matches!(
+            lock_kept("patroni1", None),
+            OldLeaderWrites::NotCounted(_)
+        ));
     }
 
     #[test]

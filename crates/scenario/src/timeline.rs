@@ -5,7 +5,8 @@
 //! time-out), PgBouncer's target (SHOW DATABASES) every 250 ms. What a sample saw is kept typed
 //! ([`Seen`]) beside its text, for the window's phases (`crate::phases`).
 //! A change is stamped when the sample that saw it ended, so it lies at most one sampling gap
-//! earlier; each source's real gaps (max, p99) go in the report. Events are stamped with the
+//! earlier — from the start of the sample before (which may have read the old state at its
+//! very start) to the end of this one; each source's real gaps (max, p99) go in the report. Events are stamped with the
 //! wall clock and put on the run's clock (microseconds since the probe began) once the probe's
 //! start is known.
 
@@ -203,8 +204,9 @@ pub const POLL_PGBOUNCER: Duration = Duration::from_millis(250);
 /// How long one sample may take before the source counts as not answering.
 pub const SAMPLE_TIMEOUT: Duration = Duration::from_millis(300);
 
-/// How evenly one source was sampled: the gaps between the ends of its samples (a change is
-/// known to lie within one gap before the sample that saw it).
+/// How evenly one source was sampled: each gap from the start of one sample to the end of the
+/// next (a change is known to lie within one gap before the sample that saw it: after the
+/// sample before it began, which may have read the old state at its start).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sampling {
     pub source: String,
@@ -214,10 +216,11 @@ pub struct Sampling {
 }
 
 impl Sampling {
-    fn of(source: String, ends: &[std::time::Instant]) -> Self {
-        let mut gaps: Vec<f64> = ends
+    /// From each sample's start and end.
+    fn of(source: String, samples: &[(std::time::Instant, std::time::Instant)]) -> Self {
+        let mut gaps: Vec<f64> = samples
             .windows(2)
-            .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+            .map(|w| (w[1].1 - w[0].0).as_secs_f64() * 1000.0)
             .collect();
         gaps.sort_by(f64::total_cmp);
         let p99 = (!gaps.is_empty()).then(|| {
@@ -226,7 +229,7 @@ impl Sampling {
         });
         Self {
             source,
-            samples: ends.len(),
+            samples: samples.len(),
             max_gap_ms: gaps.last().copied(),
             p99_gap_ms: p99,
         }
@@ -308,11 +311,12 @@ async fn sample<F: std::future::Future<Output = Seen>>(
     read: impl Fn() -> F,
 ) -> Sampling {
     let mut last: Option<Seen> = None;
-    let mut ends = Vec::new();
+    let mut samples = Vec::new();
     loop {
         let next = tokio::time::Instant::now() + every;
+        let began = std::time::Instant::now();
         let seen = read().await;
-        ends.push(std::time::Instant::now());
+        samples.push((began, std::time::Instant::now()));
         if last.as_ref() != Some(&seen) {
             timeline.observe(seen.clone());
             last = Some(seen);
@@ -322,7 +326,7 @@ async fn sample<F: std::future::Future<Output = Seen>>(
             _ = stop.changed() => {}
         }
         if *stop.borrow() {
-            return Sampling::of(name, &ends);
+            return Sampling::of(name, &samples);
         }
     }
 }
@@ -460,15 +464,26 @@ mod tests {
     #[test]
     fn sampling_gaps_are_measured_not_assumed() {
         let t0 = std::time::Instant::now();
-        let ends: Vec<_> = [0u64, 100, 200, 1200, 1300]
-            .iter()
-            .map(|ms| t0 + Duration::from_millis(*ms))
-            .collect();
-        let s = Sampling::of("x".into(), &ends);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // (start, end): the fourth sample took 300 ms (a time-out).
+        let samples: Vec<_> = [
+            (0u64, 10),
+            (100, 110),
+            (200, 210),
+            (900, 1200),
+            (1300, 1310),
+        ]
+        .iter()
+        .map(|(a, b)| (at(*a), at(*b)))
+        .collect();
+        let s = Sampling::of("x".into(), &samples);
         assert_eq!(s.samples, 5);
+        // From the third sample's start (200) to the fourth's end (1200): the change it saw may
+        // have come just after the third read the old state.
         assert_eq!(s.max_gap_ms, Some(1000.0));
         assert_eq!(s.p99_gap_ms, Some(1000.0));
-        let one = Sampling::of("y".into(), &ends[..1]);
+        // Ends alone would say 990 ms.
+        let one = Sampling::of("y".into(), &samples[..1]);
         assert_eq!(
             one.max_gap_ms, None,
             "one sample has no gap: not measured, not 0"

@@ -48,7 +48,8 @@ impl FaultKind for FreezePatroni {
     fn expectations(&self, secs: Option<u64>, t: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(secs.unwrap_or(0).min(t.ttl) + 10)),
-            whole_within: Duration::from_secs(150),
+            // After the hold (the default 45 s hold: 150 s from the injection, as before).
+            whole_within: Duration::from_secs(105),
             ..Expectations::base()
         }
     }

@@ -274,8 +274,13 @@ impl Fault {
     }
 
     /// What clients should see under the live `timing`. Flags override each.
+    /// The fault's expectations under `timing`. "Whole again" is measured from the injection,
+    /// so its limit has the fault's hold in it: the kind's own figure is for after the hold
+    /// (a 120 s `replica-loss` is not a failure to come back).
     pub fn expectations_for(&self, timing: Timing) -> Expectations {
-        self.kind.expectations(self.secs, timing)
+        let mut e = self.kind.expectations(self.secs, timing);
+        e.whole_within += std::time::Duration::from_secs(self.secs.unwrap_or(0));
+        e
     }
 
     /// Injects the fault, proves it, holds it, and undoes it, recording each step. Blocking;
@@ -339,6 +344,25 @@ pub fn lasting_defaults() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_again_is_allowed_the_hold_on_top_of_the_faults_own_time() {
+        let whole = |spec: &str| {
+            Fault::from_spec(spec)
+                .unwrap()
+                .expectations_for(Timing::DEFAULT)
+                .whole_within
+                .as_secs()
+        };
+        // The default holds keep the limits they had (from the injection).
+        assert_eq!(whole("freeze-leader"), 120);
+        assert_eq!(whole("partition-leader"), 150);
+        assert_eq!(whole("etcd-loss"), 120);
+        // A longer hold moves the limit with it: 120 s of replica loss is not a failure to
+        // come back.
+        assert_eq!(whole("replica-loss:120") - whole("replica-loss"), 110);
+        assert_eq!(whole("freeze-leader:100"), 180);
+    }
 
     #[test]
     fn every_fault_has_a_unique_name_that_parses_back() {

@@ -327,6 +327,20 @@ pub async fn run(
     };
     let (mut cells, mut steady) = (Vec::new(), Vec::new());
     let mut ended = Ended::Complete;
+    // A cell that fails to run ends the loop, but the profile is still put back and the table
+    // of the cells done still written; the error is returned after.
+    let mut failure: Option<MatrixError> = None;
+    macro_rules! or_end {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        };
+    }
     for (index, (profile_name, scenario)) in order.iter().enumerate() {
         if *stop.borrow() {
             ended = Ended::Interrupted;
@@ -347,7 +361,7 @@ pub async fn run(
         let first_of_profile = index == 0 || order[index - 1].0 != *profile_name;
         if first_of_profile && m.steady > 0 {
             let here = (profile_name.as_str(), producer.as_str(), at.as_str());
-            match steady_of(lab, m, here, &mut applied, &mut log, &stop).await? {
+            match or_end!(steady_of(lab, m, here, &mut applied, &mut log, &stop).await) {
                 Some(s) => steady.push(s),
                 None => {
                     ended = Ended::Interrupted;
@@ -365,21 +379,21 @@ pub async fn run(
             cells.push(cell);
             continue;
         }
-        ensure(lab, m, profile_name, &mut applied, &mut log).await?;
+        or_end!(ensure(lab, m, profile_name, &mut applied, &mut log).await);
         let fault = m
             .scenarios
             .iter()
             .find(|(l, _)| l == scenario)
             .expect("checked")
             .1;
-        let run_plan = cell_plan(lab, m, fault).await?;
+        let run_plan = or_end!(cell_plan(lab, m, fault).await);
         let here = (
             profile_name.as_str(),
             scenario.as_str(),
             at.as_str(),
             key.as_str(),
         );
-        match run_cell(lab, &run_plan, m, here, &mut eta, &stop, &mut log).await? {
+        match or_end!(run_cell(lab, &run_plan, m, here, &mut eta, &stop, &mut log).await) {
             Some(cell) => cells.push(cell),
             None => {
                 ended = Ended::Interrupted;
@@ -387,9 +401,11 @@ pub async fn run(
             }
         }
     }
-    if applied.as_deref() != Some(before.as_str()) {
-        apply(lab, all, &before, &mut log, "put back").await?;
-    }
+    let put_back = if applied.as_deref() != Some(before.as_str()) {
+        apply(lab, all, &before, &mut log, "put back").await
+    } else {
+        Ok(())
+    };
     let table = Matrix {
         schema: SCHEMA,
         schema_version: SCHEMA_VERSION,
@@ -399,7 +415,15 @@ pub async fn run(
         cells,
         steady,
     };
-    write_table(m, &table)?;
+    let written = write_table(m, &table);
+    if let Some(e) = failure {
+        if let Err(p) = &put_back {
+            log(format!("the profile was not put back: {p}"));
+        }
+        return Err(e);
+    }
+    put_back?;
+    written?;
     let spent = format!("spent {} on {} runs", minutes(eta.spent_s), eta.done_runs);
     Ok((table, ended, spent))
 }
