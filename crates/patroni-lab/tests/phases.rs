@@ -12,9 +12,8 @@ use support::*;
 /// The phases of one run, checked against what was measured apart from them: they break up
 /// the probe's own longest window (or stall, when nothing failed); every moment was seen,
 /// inside it and in order, each within its precision, and that precision is what the sampling
-/// says (its longest gap, from one sample's start to the next one's end), here under a second; each
-/// moment the observer saw change is an event on the run's timeline at that instant. (That the
-/// phases sum to the window is true by construction and not checked.)
+/// says (its longest gap, from one sample's start to the next one's end), here under a second.
+/// (That the phases sum to the window is true by construction and not checked.)
 fn check_accounted_for(run: &Value) -> &Value {
     let p = &run["phases"];
     assert!(p.is_object(), "no phases: {run}");
@@ -35,19 +34,8 @@ fn check_accounted_for(run: &Value) -> &Value {
     assert_eq!(p["accounted_for"], true, "{}", p["findings"]);
     let precision = p["precision_ms"].as_f64().unwrap();
     assert!(precision < 1000.0, "precision {precision} ms");
-    let events = run["events"].as_array().unwrap();
     for m in p["milestones"].as_array().unwrap() {
-        let at = m["at_us"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("not seen: {m}"));
-        if m["already"] != true {
-            assert!(
-                events
-                    .iter()
-                    .any(|e| e["source"] == "cluster" && e["at_us"].as_i64() == Some(at)),
-                "no observer event at {at} for {m}"
-            );
-        }
+        assert!(m["at_us"].is_i64(), "not seen: {m}");
     }
     p
 }

@@ -50,6 +50,8 @@ pub struct ReplicaState {
     pub redo_lsn: u64,
     pub replay_lsn: Option<u64>,
     pub segment_size: u64,
+    /// Where it was read (`None`: from its control file, PostgreSQL down).
+    pub url: Option<String>,
 }
 
 /// A replica's recovery state, WAL receiver and last checkpoint.
@@ -74,6 +76,7 @@ pub async fn replica_state(url: &str, password: &str) -> Result<ReplicaState, St
         replay_lsn: cell(0, 3).and_then(|s| parse_lsn(&s)),
         segment_size: cell(0, 4).and_then(|s| s.parse().ok()).unwrap_or(16 << 20),
         redo_lsn: cell(0, 5).and_then(|s| parse_lsn(&s)).unwrap_or(0),
+        url: Some(url.to_string()),
     })
 }
 
@@ -93,6 +96,7 @@ pub fn from_controldata(text: &str) -> Option<ReplicaState> {
         redo_lsn: parse_lsn(field("Latest checkpoint's REDO location")?)?,
         replay_lsn: None,
         segment_size: field("Bytes per WAL segment")?.parse().ok()?,
+        url: None,
     })
 }
 
@@ -224,6 +228,35 @@ enum ReplayCheck {
     Failed(String),
 }
 
+/// How long a replica that looks stuck on the old timeline is watched before it is called
+/// diverged: a healthy one whose WAL receiver is only reconnecting (it retries every
+/// `wal_retrieve_retry_interval`, 5 s by default) streams the leader's timeline again, or
+/// replays further, within it. Its last restartpoint can stay on the old timeline for a whole
+/// `checkpoint_timeout` after it followed the new one.
+const RECONNECT_WATCH: Duration = Duration::from_secs(7);
+
+/// Whether the replica, read again every second for [`RECONNECT_WATCH`], streams the leader's
+/// timeline (replay moving alone proves nothing: it may replay its own WAL on the old
+/// timeline). A replica that cannot be read again is not cleared.
+async fn reconnects(
+    r: &ReplicaState,
+    password: &str,
+    receiving: impl Fn(&ReplicaState) -> bool,
+) -> bool {
+    let Some(url) = &r.url else { return false };
+    let until = std::time::Instant::now() + RECONNECT_WATCH;
+    while std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Ok(again) = replica_state(url, password).await else {
+            continue;
+        };
+        if receiving(&again) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Past the leader's fork point, the replica's last replayed record must end where one of the
 /// leader's records ends (pg_walinspect on the leader, the record before that LSN). A replica
 /// short of the fork point is not judged here (Patroni's own pg_rewind case is the timelines'
@@ -251,9 +284,10 @@ async fn replay_diverged(
     // the current recovery point"); only a pg_rewind mends it (seen: the soak's storm, seed 11,
     // "record with incorrect prev-link" every 5 s, its last record ending where one of the
     // leader's happened to end).
-    if r.checkpoint_tli + 1 == l.tli
-        && !(r.receiver.as_deref() == Some("streaming") && r.received_tli == Some(l.tli))
-    {
+    let receiving = |r: &ReplicaState| {
+        r.receiver.as_deref() == Some("streaming") && r.received_tli == Some(l.tli)
+    };
+    if r.checkpoint_tli + 1 == l.tli && !receiving(r) && !reconnects(r, password, receiving).await {
         return Ok(Some(format!(
             "{at}, still on timeline {} and not receiving timeline {}: it replayed its own WAL past the fork (a pg_rewind or a reinit mends it)",
             r.checkpoint_tli, l.tli

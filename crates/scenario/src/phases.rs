@@ -279,13 +279,23 @@ fn haproxy_back(
     let probe = Seen::HaProxy(Ok(Vec::new()));
     let gap = sampling_gap(sampling, &probe);
     let slack = (gap.unwrap_or(0.0) * 1000.0) as i64;
-    // Never read by the window's end (no HAProxy given, or its page not answering): not seen,
-    // not "never in the way".
-    let read = events.iter().any(|e| {
-        e.source == Source::Cluster
-            && e.at_us <= end + slack
-            && matches!(&e.seen, Some(Seen::HaProxy(Ok(_))))
-    });
+    // Not read between the injection and the window's end (no HAProxy given, or its page not
+    // answering): not seen, not "never in the way". A sample that could not read the page is
+    // no reading at all (below, it neither starts nor ends a spell).
+    // (The timeline keeps changes: the state at `from` is the last one seen up to it.)
+    let states: Vec<(i64, bool)> = events
+        .iter()
+        .filter(|e| e.source == Source::Cluster && e.at_us <= end + slack)
+        .filter_map(|e| match &e.seen {
+            Some(Seen::HaProxy(state)) => Some((e.at_us, state.is_ok())),
+            _ => None,
+        })
+        .collect();
+    let at_from = states.iter().rposition(|(at, _)| *at <= from).unwrap_or(0);
+    let window_states = states.get(at_from..).unwrap_or_default();
+    let read = window_states.iter().any(|(_, ok)| *ok);
+    // Unreadable for a stretch of the window: a spell could hide in it.
+    let blind = window_states.iter().any(|(_, ok)| !ok);
     if !read {
         return ((None, None, false), false);
     }
@@ -295,8 +305,8 @@ fn haproxy_back(
         .iter()
         .filter(|e| e.source == Source::Cluster && e.at_us > from && e.at_us <= end + slack)
     {
-        if let Some(Seen::HaProxy(state)) = &e.seen {
-            let up = matches!(state, Ok(lines) if !lines.is_empty());
+        if let Some(Seen::HaProxy(Ok(lines))) = &e.seen {
+            let up = !lines.is_empty();
             // A spell that began after the first client write stood in no one's way.
             if !up && !down && e.at_us > end {
                 break;
@@ -313,6 +323,7 @@ fn haproxy_back(
     // before, held in PgBouncer's queue, got through): it is not the window's either.
     match back {
         Some(at) => ((Some(at), gap, false), true),
+        None if blind => ((None, None, false), false),
         None => ((Some(from.max(start)), gap, true), false),
     }
 }
@@ -394,7 +405,7 @@ pub fn of(
     );
     let (haproxy, spell) = haproxy_back(events, sampling, (from, start), end);
     push(HAPROXY, haproxy);
-    predict(&mut ms, injected, settings, spell);
+    predict(&mut ms, injected, settings, spell, moved);
     let mut p = assemble(w, injected, ms, moved);
     predict_end(&mut p, settings.client_backoff_ms);
     Some(p)
@@ -443,7 +454,13 @@ fn predict_end(p: &mut Phases, backoff_ms: f64) {
 /// Sets the settings' predictions on the moments they speak of: from the live settings, the
 /// lease measured at the injection and step times measured on earlier runs — never from a
 /// moment of this run.
-fn predict(ms: &mut [Milestone], injected: Option<i64>, s: Settings, haproxy_spell: bool) {
+fn predict(
+    ms: &mut [Milestone],
+    injected: Option<i64>,
+    s: Settings,
+    haproxy_spell: bool,
+    moved: bool,
+) {
     let Some(inj) = injected else { return };
     let lock_left = s.lease_left_ms.map(|(left, prec)| {
         (
@@ -470,7 +487,9 @@ fn predict(ms: &mut [Milestone], injected: Option<i64>, s: Settings, haproxy_spe
     // promotion, which can be before PostgreSQL leaves recovery: the earliest a line comes up
     // is the lock taken, itself after the lock left. The latest: the lock left, the status
     // requests, the take and the promotion, then inter x rise.
-    let primary_by = match (lock_left.as_ref(), back.as_ref()) {
+    // The lock's expiry speaks of a run where the lock moved; the member's next loop of one
+    // where it came back.
+    let primary_by = match (lock_left.as_ref().filter(|_| moved), back.as_ref()) {
         (Some((min, max, _)), _) => Some((
             *min,
             max + STATUS_REQUEST_MS + TAKE_MS + PROMOTE_MS,
@@ -478,7 +497,7 @@ fn predict(ms: &mut [Milestone], injected: Option<i64>, s: Settings, haproxy_spe
                 "the lock's prediction, + up to {STATUS_REQUEST_MS:.0} ms of status requests, {TAKE_MS:.0} ms to take the lock and {PROMOTE_MS:.0} ms to promote"
             ),
         )),
-        (None, Some((min, max, _))) => Some((
+        (None, Some((min, max, _))) if !moved => Some((
             *min,
             *max,
             "the member's PostgreSQL back as primary".to_string(),
@@ -522,8 +541,6 @@ fn assemble(span: Span, injected: Option<i64>, ms: Vec<Milestone>, moved: bool) 
     let mut findings = Vec::new();
     let mut phases = Vec::new();
     let mut boundary = start;
-    // The moment before this one, and its precision (the window's start is exact).
-    let mut before: (&str, f64) = ("the window's start", 0.0);
     let mut names = PHASE_NAMES.iter();
     for m in &ms {
         // The lock phases have no moments when the lock did not move.
@@ -540,8 +557,26 @@ fn assemble(span: Span, injected: Option<i64>, ms: Vec<Milestone>, moved: bool) 
             }
         };
         let prec = m.precision_ms.unwrap_or(0.0);
+        // What this moment cannot come before: the old leader stops before its lock leaves,
+        // which goes before another takes it, which goes before that one's promotion; PgBouncer
+        // and HAProxy follow the lock taken (each on its own: HAProxy's check asks Patroni,
+        // not PgBouncer), or the old leader stopping when the lock did not move.
+        let after = match m.name {
+            LOCK_LEFT => Some(STOPPED),
+            LOCK_TAKEN => Some(LOCK_LEFT),
+            PROMOTED => Some(LOCK_TAKEN),
+            BACK => Some(STOPPED),
+            PGBOUNCER | HAPROXY if moved => Some(LOCK_TAKEN),
+            PGBOUNCER | HAPROXY => Some(STOPPED),
+            _ => None,
+        }
+        .and_then(|n| ms.iter().find(|x| x.name == n))
+        .and_then(|x| Some((x.name, x.at_us?, x.precision_ms.unwrap_or(0.0))));
         match m.at_us {
             None => findings.push(format!("{}: not seen", m.name)),
+            // The old leader stopping is what starts the window: it may come first (a client
+            // fails only once it tries, or once PgBouncer gives up holding it).
+            Some(_) if m.name == STOPPED => {}
             // It happened at most `prec` before it was seen: seen before the start, it was.
             Some(a) if a < start => findings.push(format!(
                 "{}: seen {:.0} ms before the window began",
@@ -553,19 +588,20 @@ fn assemble(span: Span, injected: Option<i64>, ms: Vec<Milestone>, moved: bool) 
                 m.name,
                 (a - end) as f64 / 1000.0
             )),
-            // Before the moment before it, by more than that one's precision: out of order
+            // Before what it must follow, by more than that one's precision: out of order
             // (its phase is cut to 0 below). A moment already so stood in nobody's way.
-            Some(a) if !m.already && (a as f64) < boundary as f64 - before.1 * 1000.0 => findings.push(format!(
-                "{}: seen {:.0} ms before {} (precision {:.0} ms): out of order, its phase cut to 0",
-                m.name,
-                (boundary - a) as f64 / 1000.0,
-                before.0,
-                before.1
-            )),
+            Some(a)
+                if !m.already
+                    && after.is_some_and(|(_, b, bp)| (a as f64) < b as f64 - bp * 1000.0) =>
+            {
+                let (n, b, bp) = after.expect("matched");
+                findings.push(format!(
+                    "{}: seen {:.0} ms before {n} (precision {bp:.0} ms): out of order, its phase cut to 0",
+                    m.name,
+                    (b - a) as f64 / 1000.0,
+                ));
+            }
             _ => {}
-        }
-        if m.at_us.is_some_and(|a| a >= boundary) {
-            before = (m.name, prec);
         }
         if let Some(p) = &m.predicted_ms {
             if p.outside {
@@ -971,12 +1007,12 @@ mod tests {
     #[test]
     fn a_moment_out_of_order_or_before_the_window_is_a_finding() {
         let w = window(10_000, 32_000);
-        // PgBouncer seen on the new leader 0.8 s before its PostgreSQL was primary (seen to
-        // within 100 ms): out of order, its phase cut to 0, and said so.
+        // PgBouncer seen on the new leader 0.6 s before it took the lock (seen to within
+        // 100 ms): out of order, its phase cut to 0, and said so.
         let mut early = killed();
         early.retain(|e| e.what != "PgBouncer -> patroni2");
         early.push(seen(
-            30_200,
+            29_500,
             Seen::PgBouncer {
                 target: Ok("patroni2".into()),
                 waiting: None,
@@ -988,15 +1024,16 @@ mod tests {
         assert_eq!(
             p.findings,
             [
-                "PgBouncer targets it: seen 800 ms before new leader's PostgreSQL primary (precision 100 ms): out of order, its phase cut to 0"
+                "PgBouncer targets it: seen 600 ms before new leader took the lock (precision 100 ms): out of order, its phase cut to 0"
             ]
         );
         assert_eq!(p.phases[4].duration_ms, 0.0);
-        // Within the moment before's precision (50 ms before it, 100 ms precision): in order.
+        // After the lock was taken but before the promotion was seen: in order (PgBouncer
+        // follows the lock, not the promotion's sample), its phase 0.
         let mut close = killed();
         close.retain(|e| e.what != "PgBouncer -> patroni2");
         close.push(seen(
-            30_950,
+            30_200,
             Seen::PgBouncer {
                 target: Ok("patroni2".into()),
                 waiting: None,
@@ -1005,17 +1042,19 @@ mod tests {
         close.sort_by_key(|e| e.at_us);
         let p = phases_of(&close, &w, "patroni2", Settings::default());
         assert!(p.accounted_for, "{:?}", p.findings);
-        // The old leader seen stopped 50 ms before the first failure: it stopped then or
-        // earlier (a sample ends after what it saw), before the window, whatever the precision.
+        assert_eq!(p.phases[4].duration_ms, 0.0);
+        // The lock seen gone 50 ms before the first failure: it went then or earlier (a sample
+        // ends after what it saw), before the window, whatever the precision. The old leader
+        // stopping long before is no finding: it is what starts the window.
         let p = phases_of(
             &killed(),
-            &window(10_150, 32_000),
+            &window(30_050, 32_000),
             "patroni2",
             Settings::default(),
         );
         assert_eq!(
             p.findings,
-            ["old leader stopped serving: seen 50 ms before the window began"]
+            ["lock left the old leader: seen 50 ms before the window began"]
         );
     }
 
@@ -1031,6 +1070,54 @@ mod tests {
         );
         assert!(!p.accounted_for);
         assert_eq!(p.findings, ["HAProxy routes clients: not seen"]);
+        // Readable at the injection (a line up), then its page not answering until after the
+        // first write: a spell could hide there, so not seen either.
+        let mut blind = killed();
+        blind.retain(|e| !matches!(e.seen, Some(Seen::HaProxy(_))) || e.at_us == 0);
+        blind.push(seen(11_000, Seen::HaProxy(Err("no answer".into()))));
+        blind.sort_by_key(|e| e.at_us);
+        let p = phases_of(
+            &blind,
+            &window(10_000, 32_000),
+            "patroni2",
+            Settings::default(),
+        );
+        assert_eq!(p.findings, ["HAProxy routes clients: not seen"]);
+        // An unreadable sample neither starts nor ends a spell: down, unreadable, up.
+        let mut gap = killed();
+        gap.push(seen(20_000, Seen::HaProxy(Err("no answer".into()))));
+        gap.sort_by_key(|e| e.at_us);
+        let p = phases_of(
+            &gap,
+            &window(10_000, 32_000),
+            "patroni2",
+            Settings::default(),
+        );
+        let ha = p.milestones.iter().find(|m| m.name == HAPROXY).unwrap();
+        assert_eq!(ha.at_us, Some(31_500_000));
+    }
+
+    #[test]
+    fn a_lock_that_never_moved_gets_no_prediction_from_the_lease() {
+        // The same member back (a short freeze that kept the lock): the lease's expiry speaks
+        // of nothing here; HAProxy is predicted from the member's next loop or not at all.
+        let events = vec![
+            seen(0, pg("patroni1", PgState::Primary { timeline: 1 })),
+            seen(0, Seen::HaProxy(Ok(vec!["patroni1".into()]))),
+            inject(5_000),
+            seen(5_050, pg("patroni1", PgState::NotAnswering)),
+            seen(6_000, Seen::HaProxy(Ok(vec![]))),
+            seen(7_000, pg("patroni1", PgState::Primary { timeline: 1 })),
+            seen(7_500, Seen::HaProxy(Ok(vec!["patroni1".into()]))),
+        ];
+        let settings = Settings {
+            lease_left_ms: Some((20_000.0, 50.0)),
+            haproxy_check: Some((1000.0, 1)),
+            ..Settings::default()
+        };
+        let p = phases_of(&events, &window(5_000, 7_600), "patroni1", settings);
+        let ha = p.milestones.iter().find(|m| m.name == HAPROXY).unwrap();
+        assert_eq!(ha.predicted_ms, None, "{ha:?}");
     }
 
     #[test]

@@ -593,13 +593,26 @@ pub fn passed_but_for_async_loss(code: i32, report: &serde_json::Value) {
             // seen after its acknowledgement (past that commit) lies beyond what the replica
             // had received at the injection. (Its own `lowest_wal` is read before the commit
             // record and may lie behind that: not a test.)
-            if let Some(after) = l["wal_after_first_ack"].as_str() {
-                let after = patroni_lab_scenario::direct::parse_lsn(after).expect("an LSN");
-                assert!(
-                    after > received,
-                    "a lost write the replicas had received (its server was at {after:#x} \
-                     after it, the replicas had {received:#x}): {l}"
-                );
+            match l["wal_after_first_ack"].as_str() {
+                Some(after) => {
+                    let after = patroni_lab_scenario::direct::parse_lsn(after).expect("an LSN");
+                    assert!(
+                        after > received,
+                        "a lost write the replicas had received (its server was at {after:#x} \
+                         after it, the replicas had {received:#x}): {l}"
+                    );
+                }
+                // Nothing answered on that server after them: they were its last
+                // acknowledgements, so they came at the fault, not long before it.
+                None => {
+                    let first = l["first_ack_us"].as_i64().expect("first_ack_us");
+                    let injected = event_at_us(run, "inject ");
+                    assert!(
+                        first >= injected - 1_000_000,
+                        "lost writes acknowledged {:.1} s before the injection, none after: {l}",
+                        (injected - first) as f64 / 1e6
+                    );
+                }
             }
         }
     }

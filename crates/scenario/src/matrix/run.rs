@@ -285,17 +285,25 @@ fn made_by(settings: &Settings, load: &ProbeSettings) -> String {
 /// that graded it (the crate's version alone stays the same across commits, and the
 /// expectations are code). A program that cannot read itself reuses nothing.
 fn build_id() -> String {
-    use std::hash::{Hash, Hasher};
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| match std::env::current_exe().and_then(std::fs::read) {
+    ID.get_or_init(|| match std::env::current_exe() {
+        Ok(exe) => id_of(&exe),
+        Err(e) => format!("unreadable build {e} {}", patroni_lab_common::unix_us()),
+    })
+    .clone()
+}
+
+/// The id of the program at `path`: a hash of its bytes.
+fn id_of(path: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    match std::fs::read(path) {
         Ok(bytes) => {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             bytes.hash(&mut h);
             format!("build {:016x}", h.finish())
         }
         Err(e) => format!("unreadable build {e} {}", patroni_lab_common::unix_us()),
-    })
-    .clone()
+    }
 }
 
 fn minutes(s: f64) -> String {
@@ -420,6 +428,9 @@ pub async fn run(
         if let Err(p) = &put_back {
             log(format!("the profile was not put back: {p}"));
         }
+        if let Err(w) = &written {
+            log(format!("the table was not written: {w}"));
+        }
         return Err(e);
     }
     put_back?;
@@ -525,12 +536,20 @@ mod tests {
     /// the crate's version (which stays the same across commits).
     #[test]
     fn a_cells_key_names_the_build_that_graded_it() {
-        use std::hash::{Hash, Hasher};
-        let bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        bytes.hash(&mut h);
-        let id = format!("build {:016x}", h.finish());
-        assert_eq!(build_id(), id);
+        // A program one byte different is another build; the same bytes are the same one.
+        let exe = std::env::current_exe().unwrap();
+        let copy = std::env::temp_dir().join(format!("plab-build-id-{}", std::process::id()));
+        let mut bytes = std::fs::read(&exe).unwrap();
+        std::fs::write(&copy, &bytes).unwrap();
+        let same = id_of(&copy);
+        bytes.push(0);
+        std::fs::write(&copy, &bytes).unwrap();
+        let other = id_of(&copy);
+        let _ = std::fs::remove_file(&copy);
+        let id = build_id();
+        assert_eq!(same, id);
+        assert_ne!(other, id);
+        assert!(id.starts_with("build "), "{id}");
         let settings = profile::Profile::parse("x", "x.ini", ";; x\n[patroni]\nttl = 30\n")
             .unwrap()
             .settings;
