@@ -433,7 +433,10 @@ struct PatroniStopped {
 
 impl PatroniStopped {
     fn on(node: &'static str) -> Self {
-        let pid = patroni_lab_scenario::lab::patroni_pid(node).expect("Patroni's pid");
+        let pid = patroni_lab_scenario::lab::patroni_pid(
+            patroni_lab_scenario::lab::container(node).as_ref(),
+        )
+        .expect("Patroni's pid");
         run_ok(
             "docker",
             &["exec", "--user", "root", node, "kill", "-STOP", &pid],

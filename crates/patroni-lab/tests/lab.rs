@@ -570,18 +570,16 @@ fn no_password_in_plain_text_in_any_volume_or_image_layer() {
 struct SharedIniRestored(String);
 
 fn write_shared_ini(text: &str) {
-    patroni_lab_scenario::lab::docker_with_input(
-        &[
-            "exec",
-            "-i",
-            "pgbouncer",
-            "sh",
-            "-c",
-            &format!("cat > {}", patroni_lab_scenario::lab::PGBOUNCER_INI),
-        ],
-        text,
-    )
-    .unwrap_or_else(|e| panic!("write the shared pgbouncer.ini: {e}"));
+    patroni_lab_scenario::lab::container("pgbouncer")
+        .run_with_input(
+            &[
+                "sh",
+                "-c",
+                &format!("cat > {}", patroni_lab_scenario::lab::PGBOUNCER_INI),
+            ],
+            text,
+        )
+        .unwrap_or_else(|e| panic!("write the shared pgbouncer.ini: {e}"));
 }
 
 impl Drop for SharedIniRestored {

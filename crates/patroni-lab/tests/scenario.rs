@@ -272,7 +272,10 @@ struct PatroniStopped {
 
 impl PatroniStopped {
     fn on(node: &str) -> Self {
-        let pid = patroni_lab_scenario::lab::patroni_pid(node).expect("patroni's pid");
+        let pid = patroni_lab_scenario::lab::patroni_pid(
+            patroni_lab_scenario::lab::container(node).as_ref(),
+        )
+        .expect("patroni's pid");
         run_ok("docker", &["exec", node, "kill", "-STOP", &pid]);
         Self {
             node: node.to_string(),

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::cluster::{self, query};
 use crate::direct::{diverged_or_unchecked, lsn_text, parse_lsn, replica_state};
 pub use crate::findings::{Diagnosis, Finding, Severity};
+use crate::host::{Action, Host, HostError, Service};
 use crate::lab::{self, Lab, Node};
 
 /// Reads the cluster and lists what is wrong.
@@ -507,13 +508,11 @@ async fn control_file(lab: &Lab, member: &str) -> Option<crate::direct::ReplicaS
     if !lab.containers {
         return None;
     }
-    let member = member.to_string();
-    let text = tokio::task::spawn_blocking(move || {
-        lab::docker(&["exec", &member, lab::PG_CONTROLDATA, lab::PGDATA])
-    })
-    .await
-    .ok()?
-    .ok()?;
+    let host = lab.host(member).ok()?;
+    let text = tokio::task::spawn_blocking(move || host.run(&[lab::PG_CONTROLDATA, lab::PGDATA]))
+        .await
+        .ok()?
+        .ok()?;
     crate::direct::from_controldata(&text)
 }
 
@@ -572,22 +571,30 @@ async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
                 ));
                 continue;
             }
-            match lab::packet_filter_present(&node.name) {
+            let host = match lab.host(&node.name) {
+                Ok(h) => h,
+                Err(e) => {
+                    unread.push(format!("{}'s packet filters and stopped processes: {e}", node.name));
+                    continue;
+                }
+            };
+            let (family, table) = lab::FILTER_TABLE;
+            match lab::packet_filter_present(host.as_ref()) {
                 Ok(false) => {}
                 Ok(true) => out.push(Finding {
                     code: "packet-filter-left",
                     severity: Severity::Broken,
                     part: node.name.clone(),
-                    what: format!("{} still has a fault's packet filter (table inet plab)", node.name),
+                    what: format!("{} still has a fault's packet filter (table {family} {table})", node.name),
                     evidence: "nft list tables".into(),
                     repair: format!(
-                        "docker exec --user root {} nft delete table inet plab (`patroni-lab doctor --repair` does it)",
-                        node.name
+                        "{} (`patroni-lab doctor --repair` does it)",
+                        host.describe(&Action::RemoveFilter { family, table })
                     ),
                 }),
                 Err(e) => unread.push(format!("{}'s packet filters: {e}", node.name)),
             }
-            match lab::stopped_processes(&node.name) {
+            match lab::stopped_processes(host.as_ref()) {
                 Ok(stopped) => out.extend(stopped.into_iter().map(|(pid, cmd)| Finding {
                     code: "process-stopped",
                     severity: Severity::Broken,
@@ -595,8 +602,8 @@ async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
                     what: format!("{}: process {pid} ({cmd}) is stopped by a signal", node.name),
                     evidence: "State: T in /proc/<pid>/status".into(),
                     repair: format!(
-                        "docker exec --user root {} kill -CONT {pid} (`patroni-lab doctor --repair` does it)",
-                        node.name
+                        "{} (`patroni-lab doctor --repair` does it)",
+                        host.describe(&Action::Signal { pid: pid.clone(), signal: "CONT" })
                     ),
                 })),
                 Err(e) => unread.push(format!("{}'s stopped processes: {e}", node.name)),
@@ -654,23 +661,25 @@ pub async fn repair(
                     .map(|_| "hold line disabled".to_string())
             }
             "packet-filter-left" => {
-                let member = f.part.clone();
-                tokio::task::spawn_blocking(move || {
-                    lab::docker(&[
-                        "exec", "--user", "root", &member, "nft", "delete", "table", "inet", "plab",
-                    ])
-                })
+                let (family, table) = lab::FILTER_TABLE;
+                host_step(
+                    lab,
+                    &f.part,
+                    move |h| h.act(&Action::RemoveFilter { family, table }).map(|_| ()),
+                    "packet filter removed".to_string(),
+                )
                 .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-                .map(|_| "packet filter removed".to_string())
             }
             "process-stopped" => {
                 let (member, pid) = f.part.split_once(' ').unwrap_or((&f.part, ""));
-                docker_step(
-                    ["exec", "--user", "root", member, "kill", "-CONT", pid]
-                        .map(String::from)
-                        .to_vec(),
+                let cont = Action::Signal {
+                    pid: pid.to_string(),
+                    signal: "CONT",
+                };
+                host_step(
+                    lab,
+                    member,
+                    move |h| h.act(&cont),
                     format!("process {pid} in {member} continued"),
                 )
                 .await
@@ -682,16 +691,19 @@ pub async fn repair(
             "pgbouncer-not-on-leader" => match cluster::lock_holder(lab) {
                 // The leader's own callback, as Patroni runs it on a role change.
                 Ok(Some(leader)) => {
-                    docker_step(
-                        vec![
-                            "exec".into(),
-                            leader.clone(),
-                            "patroni-lab".into(),
-                            "callback".into(),
-                            "on_role_change".into(),
-                            "primary".into(),
-                            lab::SCOPE.into(),
-                        ],
+                    host_step(
+                        lab,
+                        &leader,
+                        |h| {
+                            h.run(&[
+                                "patroni-lab",
+                                "callback",
+                                "on_role_change",
+                                "primary",
+                                lab::SCOPE,
+                            ])
+                            .map(|_| ())
+                        },
                         format!("{leader}'s callback ran"),
                     )
                     .await
@@ -700,8 +712,10 @@ pub async fn repair(
                 Err(e) => Err(e),
             },
             "container-not-running" if f.what.ends_with(" is paused") => {
-                docker_step(
-                    vec!["unpause".into(), f.part.clone()],
+                host_step(
+                    lab,
+                    &f.part,
+                    |h| h.act(&Action::Service(Service::Resume)),
                     format!("{} unpaused", f.part),
                 )
                 .await
@@ -717,16 +731,19 @@ pub async fn repair(
     done
 }
 
-/// One `docker` command off the async workers; `done` when it succeeded.
-async fn docker_step(args: Vec<String>, done: String) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        lab::docker(&args)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
-    .map(|_| done)
+/// One step on `part`'s host off the async workers; `done` when it succeeded.
+async fn host_step(
+    lab: &Lab,
+    part: &str,
+    step: impl FnOnce(&dyn Host) -> Result<(), HostError> + Send + 'static,
+    done: String,
+) -> Result<String, String> {
+    let host = lab.host(part)?;
+    tokio::task::spawn_blocking(move || step(host.as_ref()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+        .map(|_| done)
 }
 
 /// Before a reinitialise discards `f.part`'s data (the only copy of the writes it holds past
@@ -751,9 +768,9 @@ async fn keep_copy(lab: &Lab, f: &Finding, keep: &Keep<'_>) -> Result<String, St
         patroni_lab_common::unix_us() / 1_000_000
     ));
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let to = target.display().to_string();
-    let from = format!("{member}:{}", lab::PGDATA);
-    tokio::task::spawn_blocking(move || lab::docker(&["cp", "-a", &from, &to]))
+    let host = lab.host(&member)?;
+    let to = target.clone();
+    tokio::task::spawn_blocking(move || host.copy_out(lab::PGDATA, &to))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("copying {member}'s data directory: {e}"))?;

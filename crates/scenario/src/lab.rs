@@ -1,9 +1,13 @@
 //! The lab's names, each said once: containers, the Patroni REST APIs and the client endpoint
 //! as the host reaches them, the credentials (from the environment, as `make` exports `.env`),
-//! and the one way faults touch containers (the `docker` command line).
+//! and where each service runs ([`Lab::host`]: the lab's containers, as `crate::host` reaches
+//! them).
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::host::{Host, HostError};
 
 use patroni_lab_callback::pgbouncer::AdminTarget;
 use patroni_lab_common::patroni::Auth;
@@ -98,13 +102,19 @@ pub struct Lab {
     pub containers: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum LabError {
-    #[error("docker {args}: {detail}")]
-    Docker { args: String, detail: String },
-}
-
 impl Lab {
+    /// Where `name` (a member, etcd, PgBouncer, HAProxy) runs, for the faults and the doctor
+    /// to act on. `Err` for a cluster given by URLs: no host was given for it.
+    pub fn host(&self, name: &str) -> Result<Arc<dyn Host>, String> {
+        if self.containers {
+            Ok(container(name))
+        } else {
+            Err(format!(
+                "{name}: no host to act on (a cluster given by URLs); this needs the lab's containers"
+            ))
+        }
+    }
+
     /// The probe's reader endpoint: the lab's 5433 (`Err`: a cluster given by URLs, which
     /// gave none).
     pub fn reader(&self) -> Result<patroni_lab_probe::settings::Reader, String> {
@@ -246,7 +256,7 @@ impl Lab {
     pub fn not_running(&self) -> Vec<String> {
         let mut down = Vec::new();
         for service in self.services() {
-            match docker(&["inspect", "--format", "{{.State.Status}}", &service]) {
+            match container(&service).state() {
                 Ok(status) if status.trim() == "running" => {}
                 Ok(status) => down.push(format!("{service} is {}", status.trim())),
                 Err(_) => down.push(format!("{service}: no such container")),
@@ -258,9 +268,10 @@ impl Lab {
 
 /// The pid of the replica's WAL replay in `container`: its one `startup` process
 /// (`postgres: <cluster>: startup recovering ...`).
-pub fn startup_pid(container: &str) -> Result<String, String> {
+pub fn startup_pid(host: &dyn Host) -> Result<String, String> {
+    let container = host.name();
     let script = "for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in 'postgres: '*': startup '*) echo ${p#/proc/};; esac; done; true";
-    let pids = docker(&["exec", container, "sh", "-c", script]).map_err(|e| e.to_string())?;
+    let pids = host.sh(script).map_err(|e| e.to_string())?;
     let pids: Vec<&str> = pids.split_whitespace().collect();
     match pids.as_slice() {
         [one] => Ok(one.to_string()),
@@ -278,9 +289,10 @@ pub fn startup_pid(container: &str) -> Result<String, String> {
 /// The pid of the Patroni daemon in `container`, whose REST API and HA loop stop with it.
 /// Running as PID 1, Patroni forks itself and the parent only reaps zombies: the daemon is the
 /// other `patroni` process (PID 1 itself only when there is no other).
-pub fn patroni_pid(container: &str) -> Result<String, String> {
+pub fn patroni_pid(host: &dyn Host) -> Result<String, String> {
+    let container = host.name();
     let script = "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = patroni ] && echo ${p#/proc/}; done; true";
-    let pids = docker(&["exec", container, "sh", "-c", script]).map_err(|e| e.to_string())?;
+    let pids = host.sh(script).map_err(|e| e.to_string())?;
     let pids: Vec<&str> = pids.split_whitespace().collect();
     pids.iter()
         .find(|p| **p != "1")
@@ -294,8 +306,8 @@ pub const FILTER_TABLE: (&str, &str) = ("inet", "plab");
 
 /// Whether `container` holds the partition fault's packet filter. `Err` when nft could not be
 /// asked (the container is down, nft is missing): that is not "no filter".
-pub fn packet_filter_present(container: &str) -> Result<bool, LabError> {
-    let tables = docker(&["exec", "--user", "root", container, "nft", "list", "tables"])?;
+pub fn packet_filter_present(host: &dyn Host) -> Result<bool, HostError> {
+    let tables = host.run_root(&["nft", "list", "tables"])?;
     let wanted = format!("table {} {}", FILTER_TABLE.0, FILTER_TABLE.1);
     Ok(tables.lines().any(|l| l.trim() == wanted))
 }
@@ -303,9 +315,9 @@ pub fn packet_filter_present(container: &str) -> Result<bool, LabError> {
 /// The processes stopped by a signal (state T) in `container`, as "pid 38 (postgres: ...:
 /// startup ...)": what a fault that SIGSTOPs one (freeze-patroni, lag-replica) leaves behind
 /// when its undo never ran.
-pub fn stopped_processes(container: &str) -> Result<Vec<(String, String)>, LabError> {
+pub fn stopped_processes(host: &dyn Host) -> Result<Vec<(String, String)>, HostError> {
     let script = "for p in /proc/[0-9]*; do case \"$(sed -n 's/^State:[[:space:]]*//p' $p/status 2>/dev/null)\" in T*) echo \"${p#/proc/} $(tr '\\0' ' ' < $p/cmdline 2>/dev/null | cut -c1-80)\";; esac; done; true";
-    let out = docker(&["exec", "--user", "root", container, "sh", "-c", script])?;
+    let out = host.run_root(&["sh", "-c", script])?;
     Ok(out
         .lines()
         .filter_map(|l| {
@@ -351,60 +363,16 @@ pub fn patroni_config(lab: &Lab) -> Result<serde_json::Value, String> {
     Err(last)
 }
 
-/// Runs `docker <args>` with `input` on its stdin and returns its stdout.
-pub fn docker_with_input(args: &[&str], input: &str) -> Result<String, LabError> {
-    use std::io::Write;
-    let failed = |detail: String| LabError::Docker {
-        args: args.join(" "),
-        detail,
-    };
-    let mut child = Command::new("docker")
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| failed(e.to_string()))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| failed(e.to_string()))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(failed(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ))
-    }
-}
-
 /// Sends one command to HAProxy's runtime API inside its container and returns the answer.
-pub fn haproxy_runtime(command: &str) -> Result<String, LabError> {
+pub fn haproxy_runtime(command: &str) -> Result<String, HostError> {
     let script = format!("exec 3<>{HAPROXY_RUNTIME}; echo '{command}' >&3; timeout 2 cat <&3");
-    docker(&["exec", HAPROXY, "bash", "-c", &script])
+    container(HAPROXY).run(&["bash", "-c", &script])
 }
 
-/// Runs `docker <args>` and returns its stdout; a failure carries docker's own message.
-pub fn docker(args: &[&str]) -> Result<String, LabError> {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .map_err(|e| LabError::Docker {
-            args: args.join(" "),
-            detail: e.to_string(),
-        })?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(LabError::Docker {
-            args: args.join(" "),
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
+/// One of this lab's containers as a [`Host`] (the lab's own services: etcd, PgBouncer, HAProxy,
+/// and the members when the lab is ours).
+pub fn container(name: &str) -> Arc<dyn Host> {
+    Arc::new(crate::host::Docker::new(name))
 }
 
 /// The lab member whose container has address `addr` (the probe sees servers as
@@ -415,13 +383,7 @@ pub fn member_at(lab: &Lab, addr: &str) -> Option<String> {
     }
     let addr = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
     lab.nodes.iter().find_map(|n| {
-        let ip = docker(&[
-            "inspect",
-            "--format",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
-            &n.name,
-        ])
-        .ok()?;
+        let ip = lab.host(&n.name).ok()?.address().ok()?;
         ip.split_whitespace()
             .any(|i| i == addr)
             .then(|| n.name.clone())

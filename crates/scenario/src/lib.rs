@@ -18,6 +18,7 @@ pub mod faults;
 pub mod findings;
 pub mod grade;
 pub mod guard;
+pub mod host;
 pub mod lab;
 pub mod lease;
 pub mod matrix;

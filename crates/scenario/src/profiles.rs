@@ -9,7 +9,8 @@ use patroni_lab_common::patroni;
 use patroni_lab_profile::keys::{self, Section};
 use patroni_lab_profile::profile::{self, Settings, Value};
 
-use crate::lab::{self, Lab, docker, docker_with_input};
+use crate::host::{Action, Service};
+use crate::lab::{self, Lab};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileLabError {
@@ -174,7 +175,8 @@ fn haproxy_file(name: &str, settings: &Settings) -> String {
 /// Writes `text` to `path` inside `container`, atomically (a temporary file, then a rename).
 fn write_in(container: &str, path: &str, text: &str) -> Result<(), String> {
     let script = format!("cat > {path}.tmp && mv {path}.tmp {path}");
-    docker_with_input(&["exec", "-i", container, "sh", "-c", &script], text)
+    lab::container(container)
+        .run_with_input(&["sh", "-c", &script], text)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
@@ -225,7 +227,9 @@ pub fn apply(
         &haproxy_file(name, settings),
     )
     .map_err(&err)?;
-    docker(&["kill", "-s", "USR2", lab::HAPROXY]).map_err(|e| err(e.to_string()))?;
+    lab::container(lab::HAPROXY)
+        .act(&Action::Service(Service::Signal("USR2")))
+        .map_err(|e| err(e.to_string()))?;
     done.push(format!(
         "HAProxy: {} written, reloaded",
         lab::HAPROXY_PROFILE

@@ -348,7 +348,7 @@ async fn inject(
         format!("event {} of {total}: inject {}", index + 1, fault.name()),
     );
     // The leader's address as the probe records servers (its container's address).
-    let leader_addr = crate::fault::steps::container_ip(&leader).ok();
+    let leader_addr = lab.host(&leader).ok().and_then(|h| h.address().ok());
     let fault_error = match run_fault(fault, lab, &leader, timeline, stop).await {
         Ok(()) | Err(FaultError::Interrupted(_)) => None,
         Err(e) => Some(e.to_string()),
@@ -637,7 +637,14 @@ pub fn leftovers(lab: &Lab) -> Vec<String> {
         left.extend(haproxy_leftover());
     }
     for node in lab.nodes.iter().filter(|n| is_up(&n.name)) {
-        match crate::lab::packet_filter_present(&node.name) {
+        let host = match lab.host(&node.name) {
+            Ok(h) => h,
+            Err(e) => {
+                left.push(format!("{}: could not look for leftovers: {e}", node.name));
+                continue;
+            }
+        };
+        match crate::lab::packet_filter_present(host.as_ref()) {
             Ok(false) => {}
             Ok(true) => left.push(format!(
                 "{}: the packet filter (table inet plab) is still there",
@@ -648,7 +655,7 @@ pub fn leftovers(lab: &Lab) -> Vec<String> {
                 node.name
             )),
         }
-        match crate::lab::stopped_processes(&node.name) {
+        match crate::lab::stopped_processes(host.as_ref()) {
             Ok(stopped) => {
                 left.extend(stopped.into_iter().map(|(pid, cmd)| {
                     format!("{}: a stopped process, pid {pid} ({cmd})", node.name)

@@ -634,7 +634,10 @@ pub struct ReplayStopped {
 #[allow(dead_code)]
 impl ReplayStopped {
     pub fn on(node: &'static str) -> Self {
-        let pid = patroni_lab_scenario::lab::startup_pid(node).expect("the startup process");
+        let pid = patroni_lab_scenario::lab::startup_pid(
+            patroni_lab_scenario::lab::container(node).as_ref(),
+        )
+        .expect("the startup process");
         run_ok("docker", &["exec", node, "kill", "-STOP", &pid]);
         Self { node, pid }
     }

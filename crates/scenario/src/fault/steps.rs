@@ -1,56 +1,50 @@
-//! The building blocks faults are made of, each written once: docker steps and their undo
-//! guards, the hold that a signal cuts short, and the proofs that a fault took effect
-//! (a container's state, a new start time, a port that refuses, the leader key moving).
+//! The building blocks faults are made of, each written once: steps on a host (`crate::host`)
+//! and their undo guards, the hold that a signal cuts short, and the proofs that a fault took
+//! effect (a service's state, a new start time, a port that refuses, the leader key moving).
 
 use std::time::{Duration, Instant};
+
+use std::sync::Arc;
 
 use crate::cluster;
 use crate::fault::{Ctx, FaultError};
 use crate::guard::{Guard, Undo};
-use crate::lab::{self, Lab, docker};
+use crate::host::{Action, Host, Service};
+use crate::lab::{self, Lab};
 use crate::timeline::{Source, Timeline};
 
 pub fn err(e: impl ToString) -> FaultError {
     FaultError::Step(e.to_string())
 }
 
-pub fn docker_undo(args: &[&str]) -> Undo {
-    let owned: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    Undo::new(format!("docker {}", args.join(" ")), move || {
-        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-        docker(&refs).map(|_| ()).map_err(|e| e.to_string())
-    })
+/// Where `name` runs, as a fault step's error when it has no host.
+pub fn host(lab: &Lab, name: &str) -> Result<Arc<dyn Host>, FaultError> {
+    lab.host(name).map_err(FaultError::Step)
 }
 
-/// A container's address on the lab network.
-pub fn container_ip(name: &str) -> Result<String, FaultError> {
-    let ip = docker(&[
-        "inspect",
-        "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        name,
-    ])
-    .map_err(err)?;
-    if ip.is_empty() {
-        Err(FaultError::Step(format!(
-            "{name} has no address (is it running?)"
-        )))
-    } else {
-        Ok(ip)
-    }
+/// `action` on `host`, armed with its inverse first (the guard undoes it on any exit).
+pub fn act_undoable(ctx: &Ctx, host: &Arc<dyn Host>, action: Action) -> Result<Guard, FaultError> {
+    let undo = crate::host::undo(host.clone(), &action)
+        .ok_or_else(|| FaultError::Step(format!("{} has no undo", host.describe(&action))))?;
+    let guard = Guard::arm(undo);
+    ctx.step(host.describe(&action));
+    host.act(&action).map_err(err)?;
+    Ok(guard)
 }
 
-/// A guard that starts `container` again (a no-op when it runs).
-pub fn start_again(container: &str) -> Guard {
-    let name = container.to_string();
-    Guard::arm(Undo::new(format!("docker start {container}"), move || {
-        // A crash freezes the container before it kills it ([`leader_down`]): one left frozen
-        // (its kill failed) is thawed first; anything else answers "not paused", ignored.
-        let _ = docker(&["unpause", &name]);
-        docker(&["start", &name])
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }))
+/// A guard that starts `host`'s service again (a no-op when it runs).
+pub fn start_again(host: &Arc<dyn Host>) -> Guard {
+    let h = host.clone();
+    Guard::arm(Undo::new(
+        host.describe(&Action::Service(Service::Start)),
+        move || {
+            // A crash freezes the service before it kills it ([`leader_down`]): one left frozen
+            // (its kill failed) is thawed first; anything else answers "not paused", ignored.
+            let _ = h.act(&Action::Service(Service::Resume));
+            h.act(&Action::Service(Service::Start))
+                .map_err(|e| e.to_string())
+        },
+    ))
 }
 
 /// Holds a fault for `d`; a signal (`stopped`) cuts it short, which is an
@@ -148,8 +142,9 @@ pub fn prove(
 
 /// Whether the process `pid` in `container` is stopped (state T): `Ok` naming it (`who`) and
 /// its state, `Err` with the state it is in.
-pub fn process_stopped(container: &str, pid: &str, who: &str) -> Result<String, String> {
-    let status = docker(&["exec", container, "cat", &format!("/proc/{pid}/status")])
+pub fn process_stopped(host: &dyn Host, pid: &str, who: &str) -> Result<String, String> {
+    let status = host
+        .read_file(&format!("/proc/{pid}/status"))
         .map_err(|e| format!("{who}'s status cannot be read: {e}"))?;
     let state = status
         .lines()
@@ -163,41 +158,28 @@ pub fn process_stopped(container: &str, pid: &str, who: &str) -> Result<String, 
     }
 }
 
-/// A container's state as Docker has it (`running`, `paused`, `exited`, ...).
-pub fn container_status(name: &str) -> Result<String, String> {
-    docker(&["inspect", "-f", "{{.State.Status}}", name])
-        .map(|s| s.trim().to_string())
-        .map_err(|e| e.to_string())
-}
-
-/// Proves Docker has `container` in a state `wanted` accepts.
+/// Proves `host`'s service is in a state `wanted` accepts.
 pub fn prove_status(
     timeline: &Timeline,
-    container: &str,
+    host: &dyn Host,
     wanted: impl Fn(&str) -> bool,
     stopped: &dyn Fn() -> bool,
 ) -> Result<(), FaultError> {
+    let name = host.name();
     prove(
         timeline,
-        &format!("{container}'s state"),
+        &format!("{name}'s state"),
         PROOF_LIMIT,
         stopped,
         || {
-            let status = container_status(container)?;
+            let status = host.state().map_err(|e| e.to_string())?;
             if wanted(&status) {
-                Ok(format!("{container} is {status} (docker inspect)"))
+                Ok(format!("{name} is {status} ({})", host.state_source()))
             } else {
-                Err(format!("{container} is {status}"))
+                Err(format!("{name} is {status}"))
             }
         },
     )
-}
-
-/// When Docker last started `container`.
-pub fn started_at(container: &str) -> Result<String, FaultError> {
-    docker(&["inspect", "-f", "{{.State.StartedAt}}", container])
-        .map(|s| s.trim().to_string())
-        .map_err(err)
 }
 
 /// The postmaster start time a member's Patroni reports.
@@ -244,8 +226,9 @@ pub fn refuses(url: &str) -> Result<String, String> {
     }
 }
 
-/// From inside `container`, tries a TCP connect (1 s) to each target; proof when none answers.
-pub fn unreachable_from(container: &str, targets: &[(String, u16)]) -> Result<String, String> {
+/// From `host`, tries a TCP connect (1 s) to each target; proof when none answers.
+pub fn unreachable_from(host: &dyn Host, targets: &[(String, u16)]) -> Result<String, String> {
+    let container = host.name();
     let list = targets
         .iter()
         .map(|(ip, port)| format!("('{ip}',{port})"))
@@ -254,8 +237,9 @@ pub fn unreachable_from(container: &str, targets: &[(String, u16)]) -> Result<St
     let script = format!(
         "import socket\nfor a in [{list}]:\n    try:\n        socket.create_connection(a, 1).close(); print('%s:%d' % a)\n    except OSError:\n        pass\n"
     );
-    let reached =
-        docker(&["exec", container, "python3", "-c", &script]).map_err(|e| e.to_string())?;
+    let reached = host
+        .run(&["python3", "-c", &script])
+        .map_err(|e| e.to_string())?;
     if reached.trim().is_empty() {
         let all: Vec<String> = targets.iter().map(|(ip, p)| format!("{ip}:{p}")).collect();
         Ok(format!(
@@ -299,23 +283,21 @@ pub fn wait_new_leader(
     }
 }
 
-/// Runs `docker <args>` as a fault step.
-pub fn d(args: &[&str]) -> Result<(), FaultError> {
-    docker(args).map(|_| ()).map_err(err)
-}
-
-/// A fault on one container that lasts: `docker <verb> container`, proven by its state
-/// (`proven`), held for the fault's duration, then undone by `undo` (armed before the step).
-pub fn hold_container(
+/// A fault on one service that lasts: `action` on its host, proven by its state (`proven`),
+/// held for the fault's duration, then undone by `undo` (armed before the step).
+pub fn hold_service(
     ctx: &Ctx,
-    container: &str,
-    verb: &str,
+    host: &Arc<dyn Host>,
+    action: Service,
     undo: Guard,
     proven: impl Fn(&str) -> bool,
 ) -> Result<(), FaultError> {
-    ctx.step(format!("docker {verb} {container}"));
-    let done = d(&[verb, container])
-        .and_then(|_| prove_status(ctx.timeline, container, proven, ctx.stopped))
+    let action = Action::Service(action);
+    ctx.step(host.describe(&action));
+    let done = host
+        .act(&action)
+        .map_err(err)
+        .and_then(|_| prove_status(ctx.timeline, host.as_ref(), proven, ctx.stopped))
         .and_then(|_| hold(ctx.duration(), ctx.stopped));
     ctx.step(undo.what().to_string());
     let undone = undo.undo();
@@ -332,37 +314,38 @@ pub fn hold_container(
     }
 }
 
-/// The leader's container taken down by `commands` in order (`docker stop`, or `docker pause`
-/// then `docker kill -s KILL`), each on the timeline, proven not running, started again once
-/// another member leads.
-pub fn leader_down(ctx: &Ctx, commands: &[&[&str]]) -> Result<(), FaultError> {
-    let guard = start_again(ctx.leader);
-    for args in commands {
-        ctx.step(format!("docker {} {}", docker_words(args), ctx.leader));
-        let mut all: Vec<&str> = args.to_vec();
-        all.push(ctx.leader);
-        d(&all)?;
+/// The leader's service taken down by `steps` in order (stop, or pause then kill), each on the
+/// timeline, proven not running, started again once another member leads.
+pub fn leader_down(ctx: &Ctx, steps: &[Service]) -> Result<(), FaultError> {
+    let leader = host(ctx.lab, ctx.leader)?;
+    let guard = start_again(&leader);
+    for s in steps {
+        let action = Action::Service(*s);
+        ctx.step(leader.describe(&action));
+        leader.act(&action).map_err(err)?;
     }
-    prove_status(ctx.timeline, ctx.leader, |s| s != "running", ctx.stopped)?;
+    prove_status(
+        ctx.timeline,
+        leader.as_ref(),
+        |s| s != "running",
+        ctx.stopped,
+    )?;
     wait_new_leader(ctx.lab, ctx.leader, Duration::from_secs(120), ctx.stopped)?;
     ctx.step(guard.what().to_string());
     guard.undo().map_err(FaultError::Step)
 }
 
-/// How a docker command reads on the timeline: `kill --signal KILL` as `kill -s KILL`.
-fn docker_words(args: &[&str]) -> String {
-    args.join(" ").replace("--signal", "-s")
-}
-
-/// `docker restart` of a service, proven by a new container start time.
+/// A restart of a service, proven by a new start time.
 pub fn restart_service(ctx: &Ctx, name: &str) -> Result<(), FaultError> {
-    let guard = start_again(name);
-    let before = started_at(name)?;
-    ctx.step(format!("docker restart {name}"));
-    d(&["restart", name])?;
+    let h = host(ctx.lab, name)?;
+    let guard = start_again(&h);
+    let before = h.started_at().map_err(err)?;
+    let restart = Action::Service(Service::Restart);
+    ctx.step(h.describe(&restart));
+    h.act(&restart).map_err(err)?;
     ctx.step(format!("{name} restarted"));
     drop(guard);
-    let now = started_at(name)?;
+    let now = h.started_at().map_err(err)?;
     if now == before {
         return Err(FaultError::Unproven(format!(
             "{name} still has the start time {before}"

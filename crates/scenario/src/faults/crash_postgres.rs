@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use crate::cluster;
-use crate::fault::steps::{NOTICE_LIMIT, PROOF_LIMIT, d, err, postmaster_start, prove};
+use crate::fault::steps::{NOTICE_LIMIT, PROOF_LIMIT, err, host, postmaster_start, prove};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
-use crate::lab::docker;
+use crate::host::Action;
 
 pub struct CrashPostgres;
 
@@ -42,21 +42,25 @@ impl FaultKind for CrashPostgres {
             .node(leader)
             .ok_or_else(|| FaultError::Step(format!("no REST API for {leader}")))?;
         let before = postmaster_start(&node.api_url)?;
-        let pid = docker(&[
-            "exec",
-            leader,
-            "head",
-            "-n",
-            "1",
-            &format!("{}/postmaster.pid", crate::lab::PGDATA),
-        ])
-        .map_err(err)?;
+        let h = host(lab, leader)?;
+        let pid = h
+            .run(&[
+                "head",
+                "-n",
+                "1",
+                &format!("{}/postmaster.pid", crate::lab::PGDATA),
+            ])
+            .map_err(err)?;
         let pid: u32 = pid
             .trim()
             .parse()
             .map_err(|_| FaultError::Step(format!("postmaster.pid starts with '{pid}'")))?;
         step(format!("SIGKILL to {leader}'s postmaster (pid {pid})"));
-        d(&["exec", leader, "kill", "-KILL", &pid.to_string()])?;
+        h.act(&Action::Signal {
+            pid: pid.to_string(),
+            signal: "KILL",
+        })
+        .map_err(err)?;
         // Gone, or a zombie Patroni has not reaped yet: either way no postmaster.
         let gone =
             format!("[ ! -e /proc/{pid} ] || grep -q '^State:.*Z' /proc/{pid}/status");
@@ -66,7 +70,7 @@ impl FaultKind for CrashPostgres {
             PROOF_LIMIT,
             stopped,
             || {
-                docker(&["exec", leader, "sh", "-c", &gone])
+                h.sh(&gone)
                     .map(|_| format!("{leader}'s postmaster (pid {pid}) is gone"))
                     .map_err(|_| format!("pid {pid} still runs"))
             },

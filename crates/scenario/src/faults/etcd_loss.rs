@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::fault::steps::{PROOF_LIMIT, d, hold, prove, prove_status, refuses, start_again};
+use crate::fault::steps::{PROOF_LIMIT, err, hold, host, prove, prove_status, refuses, start_again};
+use crate::host::{Action, Service};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::lab;
@@ -36,10 +37,12 @@ impl FaultKind for EtcdLoss {
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let (lab, timeline, stopped) = (ctx.lab, ctx.timeline, ctx.stopped);
         let step = |what: String| ctx.step(what);
-        let guard = start_again(lab::ETCD);
-        step(format!("docker stop {}", lab::ETCD));
-        d(&["stop", lab::ETCD])?;
-        let proven = prove_status(timeline, lab::ETCD, |s| s != "running", stopped)
+        let etcd = host(lab, lab::ETCD)?;
+        let guard = start_again(&etcd);
+        let stop = Action::Service(Service::Stop);
+        step(etcd.describe(&stop));
+        etcd.act(&stop).map_err(err)?;
+        let proven = prove_status(timeline, etcd.as_ref(), |s| s != "running", stopped)
             .and_then(|_| match &lab.etcd_url {
                 Some(url) => prove(timeline, "etcd refusing", PROOF_LIMIT, stopped, || {
                     refuses(url)

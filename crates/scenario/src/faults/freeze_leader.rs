@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use crate::fault::steps::{docker_undo, hold_container};
+use crate::fault::steps::{hold_service, host};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::guard::Guard;
+use crate::host::{Action, Service};
 
 pub struct FreezeLeader;
 
@@ -42,7 +43,9 @@ impl FaultKind for FreezeLeader {
         }
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
-        let undo = Guard::arm(docker_undo(&["unpause", ctx.leader]));
-        hold_container(ctx, ctx.leader, "pause", undo, |s| s == "paused")
+        let leader = host(ctx.lab, ctx.leader)?;
+        let pause = Action::Service(Service::Pause);
+        let undo = Guard::arm(crate::host::undo(leader.clone(), &pause).expect("a pause undoes"));
+        hold_service(ctx, &leader, Service::Pause, undo, |s| s == "paused")
     }
 }

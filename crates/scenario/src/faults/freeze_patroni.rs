@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use crate::cluster;
-use crate::fault::steps::{PROOF_LIMIT, d, docker_undo, hold, process_stopped, prove};
+use crate::fault::steps::{PROOF_LIMIT, err, hold, host, process_stopped, prove};
+use crate::host::Action;
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::guard::Guard;
@@ -55,14 +56,21 @@ impl FaultKind for FreezePatroni {
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let leader = ctx.leader;
-        let pid = crate::lab::patroni_pid(leader).map_err(FaultError::Step)?;
-        let undo = Guard::arm(docker_undo(&["exec", leader, "kill", "-CONT", &pid]));
+        let h = host(ctx.lab, leader)?;
+        let pid = crate::lab::patroni_pid(h.as_ref()).map_err(FaultError::Step)?;
+        let stop = Action::Signal {
+            pid: pid.clone(),
+            signal: "STOP",
+        };
+        let undo = Guard::arm(crate::host::undo(h.clone(), &stop).expect("a SIGSTOP undoes"));
         ctx.step(format!("SIGSTOP to {leader}'s Patroni daemon (pid {pid})"));
-        let done = d(&["exec", leader, "kill", "-STOP", &pid])
+        let done = h
+            .act(&stop)
+            .map_err(err)
             .and_then(|_| {
                 let who = format!("{leader}'s Patroni");
                 prove(ctx.timeline, "Patroni stopped", PROOF_LIMIT, ctx.stopped, || {
-                    process_stopped(leader, &pid, &who)
+                    process_stopped(h.as_ref(), &pid, &who)
                 })
             })
             .and_then(|_| {

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::fault::steps::leader_down;
+use crate::host::Service;
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
@@ -41,6 +42,6 @@ impl FaultKind for KillLeader {
         // acknowledging commits ~40 ms after the kill was issued, the WAL sender already gone
         // (2 of 6 runs on 2026-11-29). What remains is async replication's own tail
         // (SCENARIOS.md, "kill-leader under async").
-        leader_down(ctx, &[&["pause"], &["kill", "--signal", "KILL"]])
+        leader_down(ctx, &[Service::Pause, Service::Kill])
     }
 }

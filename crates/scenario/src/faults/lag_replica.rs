@@ -9,9 +9,8 @@
 //! checks every second that it does.
 
 use crate::cluster;
-use crate::fault::steps::{
-    PROOF_LIMIT, d, docker_undo, hold_checked, process_stopped, prove,
-};
+use crate::fault::steps::{PROOF_LIMIT, err, hold_checked, host, process_stopped, prove};
+use crate::host::Action;
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::guard::Guard;
@@ -48,14 +47,21 @@ impl FaultKind for LagReplica {
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let replica = ctx.replica.as_str();
-        let pid = crate::lab::startup_pid(replica).map_err(FaultError::Step)?;
-        let undo = Guard::arm(docker_undo(&["exec", replica, "kill", "-CONT", &pid]));
+        let h = host(ctx.lab, replica)?;
+        let pid = crate::lab::startup_pid(h.as_ref()).map_err(FaultError::Step)?;
+        let stop = Action::Signal {
+            pid: pid.clone(),
+            signal: "STOP",
+        };
+        let undo = Guard::arm(crate::host::undo(h.clone(), &stop).expect("a SIGSTOP undoes"));
         ctx.step(format!("SIGSTOP to {replica}'s startup process (pid {pid})"));
         let who = format!("{replica}'s startup process");
-        let stopped = || process_stopped(replica, &pid, &who);
+        let stopped = || process_stopped(h.as_ref(), &pid, &who);
         let both = || Ok(format!("{}; {}", stopped()?, behind(ctx)?));
         let limit = PROOF_LIMIT;
-        let done = d(&["exec", replica, "kill", "-STOP", &pid])
+        let done = h
+            .act(&stop)
+            .map_err(err)
             .and_then(|_| prove(ctx.timeline, "replay stopped", limit, ctx.stopped, stopped))
             .and_then(|_| prove(ctx.timeline, "WAL not replayed", limit, ctx.stopped, both))
             .and_then(|_| hold_checked(ctx, "the replay stop", both));

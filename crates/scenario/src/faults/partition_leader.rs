@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use crate::fault::steps::{
-    ETCD_PORT, PROOF_LIMIT, REST_PORT, container_ip, d, hold, prove, unreachable_from,
+    ETCD_PORT, PROOF_LIMIT, REST_PORT, act_undoable, err, hold, host, prove, unreachable_from,
 };
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
-use crate::guard::{Guard, Undo};
-use crate::lab::docker;
+use crate::host::Action;
+use crate::lab::FILTER_TABLE;
 
 pub struct PartitionLeader;
 
@@ -51,53 +51,41 @@ impl FaultKind for PartitionLeader {
         let step = |what: String| ctx.step(what);
         // Every etcd member and every other node.
         let others = lab.nodes.iter().map(|n| n.name.as_str());
+        let address = |name: &str| host(lab, name)?.address().map_err(err);
         let etcd = lab
             .etcd
             .iter()
-            .map(|e| container_ip(e).map(|ip| (ip, ETCD_PORT)))
+            .map(|e| address(e).map(|ip| (ip, ETCD_PORT)))
             .collect::<Result<Vec<_>, _>>()?;
         let members = others
             .filter(|n| *n != leader)
-            .map(|n| container_ip(n).map(|ip| (ip, REST_PORT)))
+            .map(|n| address(n).map(|ip| (ip, REST_PORT)))
             .collect::<Result<Vec<_>, _>>()?;
         let targets: Vec<(String, u16)> = etcd.into_iter().chain(members).collect();
         let peers: Vec<&str> = targets.iter().map(|(ip, _)| ip.as_str()).collect();
         let set = peers.join(", ");
+        let (family, table) = FILTER_TABLE;
         let rules = format!(
-            "add table inet plab\n\
-             add chain inet plab in {{ type filter hook input priority 0; }}\n\
-             add chain inet plab out {{ type filter hook output priority 0; }}\n\
-             add rule inet plab in ip saddr {{ {set} }} drop\n\
-             add rule inet plab out ip daddr {{ {set} }} drop\n"
+            "add chain {family} {table} in {{ type filter hook input priority 0; }}\n\
+             add chain {family} {table} out {{ type filter hook output priority 0; }}\n\
+             add rule {family} {table} in ip saddr {{ {set} }} drop\n\
+             add rule {family} {table} out ip daddr {{ {set} }} drop\n"
         );
-        let guard = Guard::arm({
-            let leader = leader.to_string();
-            Undo::new(
-                format!("nft delete table inet plab in {leader}"),
-                move || {
-                    docker(&[
-                        "exec", "--user", "root", &leader, "nft", "delete", "table",
-                        "inet", "plab",
-                    ])
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-                },
-            )
-        });
+        let h = host(lab, leader)?;
         step(format!(
             "{leader} cut off from etcd and the other members ({set})"
         ));
-        d(&[
-            "exec",
-            "--user",
-            "root",
-            leader,
-            "sh",
-            "-c",
-            &format!("printf '{rules}' | nft -f -"),
-        ])?;
+        let guard = act_undoable(
+            ctx,
+            &h,
+            Action::AddFilter {
+                family,
+                table,
+                rules,
+            },
+        )?;
         let proven = prove(timeline, "the partition", PROOF_LIMIT, stopped, || {
-            unreachable_from(leader, &targets)
+            unreachable_from(h.as_ref(), &targets)
         });
         let held = proven.and_then(|_| hold(ctx.duration(), stopped));
         step(guard.what().to_string());

@@ -1,6 +1,7 @@
 //! `replica-loss`: the replica's container stopped for N s, then started.
 
-use crate::fault::steps::{hold_container, start_again};
+use crate::fault::steps::{hold_service, host, start_again};
+use crate::host::Service;
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
@@ -27,7 +28,8 @@ impl FaultKind for ReplicaLoss {
         Expectations::writers_unaffected()
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
-        let undo = start_again(&ctx.replica);
-        hold_container(ctx, &ctx.replica, "stop", undo, |s| s != "running")
+        let replica = host(ctx.lab, &ctx.replica)?;
+        let undo = start_again(&replica);
+        hold_service(ctx, &replica, Service::Stop, undo, |s| s != "running")
     }
 }

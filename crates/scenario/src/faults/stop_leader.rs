@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::fault::steps::leader_down;
+use crate::host::Service;
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
@@ -28,6 +29,6 @@ impl FaultKind for StopLeader {
         }
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
-        leader_down(ctx, &[&["stop"]])
+        leader_down(ctx, &[Service::Stop])
     }
 }

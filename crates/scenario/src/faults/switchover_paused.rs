@@ -13,7 +13,7 @@ use crate::fault::steps::{err, prove_new_holder};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::guard::{Guard, Undo};
-use crate::lab::{self, Lab, docker};
+use crate::lab::{self, Lab};
 use crate::timeline::{Source, Timeline};
 
 pub struct SwitchoverPaused;
@@ -136,7 +136,9 @@ fn ini_target() -> Result<String, String> {
         lab::PGBOUNCER_INI_LOCK,
         lab::PGBOUNCER_INI
     );
-    let text = docker(&["exec", lab::PGBOUNCER, "sh", "-c", &script]).map_err(|e| e.to_string())?;
+    let text = lab::container(lab::PGBOUNCER)
+        .sh(&script)
+        .map_err(|e| e.to_string())?;
     patroni_lab_callback::ini::targets(&text)
         .into_iter()
         .map(|(_, t)| t.host)
@@ -147,12 +149,13 @@ fn ini_target() -> Result<String, String> {
 /// Arms a dead man's switch inside `container`: unless the runner removes `flag` first, `then`
 /// runs after [`PAUSE_DEAD_MAN`], also if the runner was SIGKILLed.
 fn dead_mans_switch(container: &str, flag: &str, then: &str) -> Result<(), FaultError> {
-    docker(&["exec", container, "touch", flag]).map_err(err)?;
+    let host = lab::container(container);
+    host.run(&["touch", flag]).map_err(err)?;
     let script = format!(
         "sleep {}; if [ -e {flag} ]; then rm -f {flag}; {then}; fi",
         PAUSE_DEAD_MAN.as_secs()
     );
-    docker(&["exec", "-d", container, "bash", "-c", &script]).map_err(err)?;
+    host.spawn(&["bash", "-c", &script]).map_err(err)?;
     Ok(())
 }
 
@@ -172,7 +175,7 @@ fn arm_pause_switch(lab: &Lab, token: &str) -> Result<Box<dyn Fn() + Send + Sync
             ),
         )?;
         return Ok(Box::new(move || {
-            let _ = docker(&["exec", lab::PGBOUNCER, "rm", "-f", &flag]);
+            let _ = lab::container(lab::PGBOUNCER).run(&["rm", "-f", &flag]);
         }));
     }
     use std::os::unix::process::CommandExt;
@@ -247,7 +250,7 @@ fn hold_clients(
         ),
     )?;
     let guard = Guard::arm(Undo::new("HAProxy hold line disabled", move || {
-        let _ = docker(&["exec", lab::HAPROXY, "rm", "-f", &hold_flag]);
+        let _ = lab::container(lab::HAPROXY).run(&["rm", "-f", &hold_flag]);
         haproxy_runtime(&format!("disable server {}", lab::HAPROXY_HOLD_LINE))
     }));
     haproxy_runtime(&format!("enable server {}", lab::HAPROXY_HOLD_LINE)).map_err(err)?;

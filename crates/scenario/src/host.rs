@@ -1,0 +1,417 @@
+//! Where a fault acts: the [`Host`] seam. A host is one place where a service of the cluster
+//! runs (a Patroni member with its PostgreSQL, etcd, PgBouncer, HAProxy); every step that
+//! touches a machine — run a command there, signal a process, add or remove a packet filter,
+//! stop, start, pause, kill or restart the service, read a file, copy a directory out — goes
+//! through it. Today one implementation: the lab's containers through the Docker CLI
+//! ([`Docker`]); the only place in the crate that knows `docker`'s verbs. Real hosts over SSH
+//! plug in behind the same trait.
+//!
+//! Each call can fail the way a network can: the host unreachable, the command failed, no
+//! answer in time ([`HostError`], naming the host and the command). Each state-changing
+//! [`Action`] has a recorded inverse ([`Action::inverse`]), so an undo is built from the action
+//! itself ([`undo`]). Owns nothing else: what a fault does with a host is the fault's.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::guard::Undo;
+
+/// What a host's call can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// The host could not be reached (no such container, no connection).
+    #[error("{host}: not reachable: {detail}")]
+    Unreachable { host: String, detail: String },
+    /// The command ran and failed.
+    #[error("{host}: {command}: {detail}")]
+    Failed {
+        host: String,
+        command: String,
+        detail: String,
+    },
+    /// No answer within the limit.
+    #[error("{host}: {command}: no answer within {after:?}")]
+    TimedOut {
+        host: String,
+        command: String,
+        after: Duration,
+    },
+}
+
+/// What can be done to a host's service as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Stop,
+    Start,
+    /// Freeze every process at one instant (Docker: the cgroup freezer).
+    Pause,
+    Resume,
+    /// SIGKILL every process of the service at once.
+    Kill,
+    Restart,
+    /// A signal to the service's main process (a reload, say).
+    Signal(&'static str),
+}
+
+impl Service {
+    fn verb(self) -> String {
+        match self {
+            Self::Stop => "stop".into(),
+            Self::Start => "start".into(),
+            Self::Pause => "pause".into(),
+            Self::Resume => "unpause".into(),
+            Self::Kill => "kill -s KILL".into(),
+            Self::Restart => "restart".into(),
+            Self::Signal(s) => format!("kill -s {s}"),
+        }
+    }
+}
+
+/// A state-changing step on a host, with its inverse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Service(Service),
+    /// A signal to one process by pid.
+    Signal {
+        pid: String,
+        signal: &'static str,
+    },
+    /// Our own packet-filter table (nftables family and name), made with `rules` (nft commands
+    /// that add chains and rules to it); never anyone else's table.
+    AddFilter {
+        family: &'static str,
+        table: &'static str,
+        rules: String,
+    },
+    RemoveFilter {
+        family: &'static str,
+        table: &'static str,
+    },
+}
+
+impl Action {
+    /// What puts it back (`None`: nothing to put back, or nothing can).
+    pub fn inverse(&self) -> Option<Action> {
+        Some(match self {
+            Self::Service(Service::Pause) => Self::Service(Service::Resume),
+            Self::Service(Service::Stop | Service::Kill) => Self::Service(Service::Start),
+            Self::Signal { pid, signal } if matches!(*signal, "STOP" | "TSTP") => Self::Signal {
+                pid: pid.clone(),
+                signal: "CONT",
+            },
+            Self::AddFilter { family, table, .. } => Self::RemoveFilter { family, table },
+            _ => return None,
+        })
+    }
+
+    /// How it reads on the timeline (`docker pause patroni1` on the lab).
+    pub fn describe(&self, host: &dyn Host) -> String {
+        host.describe(self)
+    }
+}
+
+/// One place where a service of the cluster runs.
+pub trait Host: Send + Sync {
+    /// Its name (the member's, or the service's).
+    fn name(&self) -> &str;
+    /// Runs `argv` there as the service's own account; its standard output, trimmed.
+    fn run(&self, argv: &[&str]) -> Result<String, HostError>;
+    /// Runs `argv` there as root.
+    fn run_root(&self, argv: &[&str]) -> Result<String, HostError>;
+    /// Runs `argv` there with `input` on its standard input.
+    fn run_with_input(&self, argv: &[&str], input: &str) -> Result<String, HostError>;
+    /// Starts `argv` there and returns at once (it goes on by itself).
+    fn spawn(&self, argv: &[&str]) -> Result<(), HostError>;
+    /// Does `action`.
+    fn act(&self, action: &Action) -> Result<(), HostError>;
+    /// How `action` reads on the timeline.
+    fn describe(&self, action: &Action) -> String;
+    /// The service's state (`running`, `paused`, `exited`, ...).
+    fn state(&self) -> Result<String, HostError>;
+    /// Where [`Host::state`] comes from, for a proof's line (`docker inspect`).
+    fn state_source(&self) -> &'static str;
+    /// When the service last started (as the host says it).
+    fn started_at(&self) -> Result<String, HostError>;
+    /// Its address on the cluster's network.
+    fn address(&self) -> Result<String, HostError>;
+    /// Copies directory `from` on the host to `to` here, keeping modes and owners.
+    fn copy_out(&self, from: &str, to: &std::path::Path) -> Result<(), HostError>;
+
+    /// A shell script run there.
+    fn sh(&self, script: &str) -> Result<String, HostError> {
+        self.run(&["sh", "-c", script])
+    }
+    /// A file's text.
+    fn read_file(&self, path: &str) -> Result<String, HostError> {
+        self.run(&["cat", path])
+    }
+}
+
+/// An undo that does `action`'s inverse on `host` (`None`: the action has none).
+pub fn undo(host: std::sync::Arc<dyn Host>, action: &Action) -> Option<Undo> {
+    let inverse = action.inverse()?;
+    Some(Undo::new(host.describe(&inverse), move || {
+        host.act(&inverse).map_err(|e| e.to_string())
+    }))
+}
+
+/// The lab's containers: each service is one container, reached with the Docker CLI.
+#[derive(Debug, Clone)]
+pub struct Docker {
+    container: String,
+}
+
+impl Docker {
+    pub fn new(container: impl Into<String>) -> Self {
+        Self {
+            container: container.into(),
+        }
+    }
+
+    fn docker(&self, args: &[&str], input: Option<&str>) -> Result<String, HostError> {
+        docker(&self.container, args, input)
+    }
+
+    fn exec(
+        &self,
+        user: Option<&str>,
+        argv: &[&str],
+        input: Option<&str>,
+    ) -> Result<String, HostError> {
+        let mut args = vec!["exec"];
+        if input.is_some() {
+            args.push("-i");
+        }
+        if let Some(u) = user {
+            args.extend(["--user", u]);
+        }
+        args.push(&self.container);
+        args.extend_from_slice(argv);
+        self.docker(&args, input)
+    }
+}
+
+/// Runs `docker <args>` (about `host`) and returns its stdout; a failure carries docker's own
+/// message.
+fn docker(host: &str, args: &[&str], input: Option<&str>) -> Result<String, HostError> {
+    use std::io::Write;
+    let command = format!("docker {}", args.join(" "));
+    let mut cmd = Command::new("docker");
+    cmd.args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdin(if input.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        });
+    let unreachable = |e: std::io::Error| HostError::Unreachable {
+        host: host.to_string(),
+        detail: format!("{command}: {e}"),
+    };
+    let mut child = cmd.spawn().map_err(unreachable)?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| HostError::Failed {
+                host: host.to_string(),
+                command: command.clone(),
+                detail: e.to_string(),
+            })?;
+    }
+    let out = child.wait_with_output().map_err(unreachable)?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    Err(
+        if detail.contains("No such container") || detail.contains("is not running") {
+            HostError::Unreachable {
+                host: host.to_string(),
+                detail: format!("{command}: {detail}"),
+            }
+        } else {
+            HostError::Failed {
+                host: host.to_string(),
+                command,
+                detail,
+            }
+        },
+    )
+}
+
+impl Host for Docker {
+    fn name(&self) -> &str {
+        &self.container
+    }
+
+    fn run(&self, argv: &[&str]) -> Result<String, HostError> {
+        self.exec(None, argv, None)
+    }
+
+    fn run_root(&self, argv: &[&str]) -> Result<String, HostError> {
+        self.exec(Some("root"), argv, None)
+    }
+
+    fn run_with_input(&self, argv: &[&str], input: &str) -> Result<String, HostError> {
+        self.exec(None, argv, Some(input))
+    }
+
+    fn spawn(&self, argv: &[&str]) -> Result<(), HostError> {
+        let mut args = vec!["exec", "-d", &self.container];
+        args.extend_from_slice(argv);
+        self.docker(&args, None).map(|_| ())
+    }
+
+    fn act(&self, action: &Action) -> Result<(), HostError> {
+        let c = self.container.as_str();
+        match action {
+            Action::Service(s) => match s {
+                Service::Kill => self.docker(&["kill", "--signal", "KILL", c], None),
+                Service::Signal(sig) => self.docker(&["kill", "-s", sig, c], None),
+                other => self.docker(&[&other.verb(), c], None),
+            }
+            .map(|_| ()),
+            // As the service's own account: its processes are that account's.
+            Action::Signal { pid, signal } => {
+                self.run(&["kill", &format!("-{signal}"), pid]).map(|_| ())
+            }
+            Action::AddFilter {
+                family,
+                table,
+                rules,
+            } => {
+                let script = format!("add table {family} {table}\n{rules}");
+                self.exec(Some("root"), &["nft", "-f", "-"], Some(&script))
+                    .map(|_| ())
+            }
+            Action::RemoveFilter { family, table } => self
+                .run_root(&["nft", "delete", "table", family, table])
+                .map(|_| ()),
+        }
+    }
+
+    fn describe(&self, action: &Action) -> String {
+        let c = &self.container;
+        match action {
+            Action::Service(s) => format!("docker {} {c}", s.verb()),
+            Action::Signal { pid, signal } => format!("docker exec {c} kill -{signal} {pid}"),
+            Action::AddFilter { family, table, .. } => {
+                format!("docker exec --user root {c} nft -f - (table {family} {table})")
+            }
+            Action::RemoveFilter { family, table } => {
+                format!("docker exec --user root {c} nft delete table {family} {table}")
+            }
+        }
+    }
+
+    fn state_source(&self) -> &'static str {
+        "docker inspect"
+    }
+
+    fn state(&self) -> Result<String, HostError> {
+        self.docker(
+            &["inspect", "-f", "{{.State.Status}}", &self.container],
+            None,
+        )
+    }
+
+    fn started_at(&self) -> Result<String, HostError> {
+        self.docker(
+            &["inspect", "-f", "{{.State.StartedAt}}", &self.container],
+            None,
+        )
+    }
+
+    fn address(&self) -> Result<String, HostError> {
+        let ip = self.docker(
+            &[
+                "inspect",
+                "-f",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                &self.container,
+            ],
+            None,
+        )?;
+        if ip.is_empty() {
+            Err(HostError::Unreachable {
+                host: self.container.clone(),
+                detail: "no address (is it running?)".into(),
+            })
+        } else {
+            Ok(ip)
+        }
+    }
+
+    fn copy_out(&self, from: &str, to: &std::path::Path) -> Result<(), HostError> {
+        let from = format!("{}:{from}", self.container);
+        let to = to.display().to_string();
+        self.docker(&["cp", "-a", &from, &to], None).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_state_change_has_its_inverse_and_the_rest_none() {
+        assert_eq!(
+            Action::Service(Service::Pause).inverse(),
+            Some(Action::Service(Service::Resume))
+        );
+        assert_eq!(
+            Action::Service(Service::Kill).inverse(),
+            Some(Action::Service(Service::Start))
+        );
+        let stop = Action::Signal {
+            pid: "42".into(),
+            signal: "STOP",
+        };
+        assert_eq!(
+            stop.inverse(),
+            Some(Action::Signal {
+                pid: "42".into(),
+                signal: "CONT"
+            })
+        );
+        let kill = Action::Signal {
+            pid: "42".into(),
+            signal: "KILL",
+        };
+        assert_eq!(kill.inverse(), None, "a killed process has no undo");
+        let filter = Action::AddFilter {
+            family: "inet",
+            table: "plab",
+            rules: String::new(),
+        };
+        assert_eq!(
+            filter.inverse(),
+            Some(Action::RemoveFilter {
+                family: "inet",
+                table: "plab"
+            })
+        );
+        assert_eq!(Action::Service(Service::Restart).inverse(), None);
+    }
+
+    #[test]
+    fn the_labs_steps_read_as_the_docker_commands_they_are() {
+        let h = Docker::new("patroni1");
+        assert_eq!(
+            h.describe(&Action::Service(Service::Kill)),
+            "docker kill -s KILL patroni1"
+        );
+        assert_eq!(
+            h.describe(&Action::Service(Service::Resume)),
+            "docker unpause patroni1"
+        );
+        assert_eq!(
+            h.describe(&Action::Signal {
+                pid: "7".into(),
+                signal: "CONT"
+            }),
+            "docker exec patroni1 kill -CONT 7"
+        );
+    }
+}
