@@ -43,7 +43,11 @@ impl FaultKind for LagReplica {
     /// Asynchronous replication (and `sync`'s remote flush, which the walreceiver still gives):
     /// writers do not notice.
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
-        Expectations::writers_unaffected()
+        Expectations {
+            // After the hold (the default 20 s hold: 90 s from the injection, as before).
+            whole_within: std::time::Duration::from_secs(70),
+            ..Expectations::writers_unaffected()
+        }
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let replica = ctx.replica.as_str();

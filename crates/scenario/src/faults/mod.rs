@@ -360,6 +360,8 @@ mod tests {
         assert_eq!(whole("etcd-loss"), 120);
         // A longer hold moves the limit with it: 120 s of replica loss is not a failure to
         // come back.
+        assert_eq!(whole("replica-loss"), 90);
+        assert_eq!(whole("lag-replica"), 90);
         assert_eq!(whole("replica-loss:120") - whole("replica-loss"), 110);
         assert_eq!(whole("freeze-leader:100"), 180);
     }

@@ -25,7 +25,11 @@ impl FaultKind for ReplicaLoss {
     }
     /// Asynchronous replication: clients of the primary do not notice.
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
-        Expectations::writers_unaffected()
+        Expectations {
+            // After the hold (the default 10 s hold: 90 s from the injection, as before).
+            whole_within: std::time::Duration::from_secs(80),
+            ..Expectations::writers_unaffected()
+        }
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let replica = host(ctx.lab, &ctx.replica)?;
