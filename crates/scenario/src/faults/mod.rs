@@ -28,6 +28,7 @@ registry! {
     crash_postgres::CrashPostgres,
     freeze_leader::FreezeLeader,
     freeze_patroni::FreezePatroni,
+    freeze_postmaster::FreezePostmaster,
     partition_leader::PartitionLeader,
     etcd_loss::EtcdLoss,
     replica_loss::ReplicaLoss,

@@ -1,0 +1,111 @@
+//! `freeze-postmaster`: SIGSTOP to the leader's postmaster only for N s, then SIGCONT. Its
+//! backends, the WAL sender and Patroni's own connection live on (they are other processes),
+//! so Patroni's loop and its REST API see a healthy primary and nobody fails over (Patroni
+//! #1371); only a new connection to that server hangs, unanswered, until the postmaster runs
+//! again. Clients behind PgBouncer are served on the server connections it already holds.
+//! Written on the `Host` seam: a pid read, a signal with its recorded inverse.
+
+use std::time::Duration;
+
+use crate::cluster;
+use crate::fault::steps::{PROOF_LIMIT, api_url, err, hold, host, process_stopped, prove};
+use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::grade::Expectations;
+use crate::guard::Guard;
+use crate::host::Action;
+
+pub struct FreezePostmaster;
+
+impl FaultKind for FreezePostmaster {
+    fn name(&self) -> &'static str {
+        "freeze-postmaster"
+    }
+    fn describe(&self, secs: Option<u64>) -> String {
+        format!(
+            "SIGSTOP to the leader's postmaster only for {} s (its backends and Patroni run on), then SIGCONT",
+            secs.unwrap_or_default()
+        )
+    }
+    fn default_secs(&self) -> Option<u64> {
+        Some(20)
+    }
+    fn needs(&self) -> Needs {
+        Needs::Containers
+    }
+    /// Not in the soak's draw until its figures are measured over many runs.
+    fn in_soak(&self) -> bool {
+        false
+    }
+    /// No failover and nothing lost; a client that needs a new server connection waits out
+    /// the hold (PgBouncer opens one when its pool runs short): the window is bounded by the
+    /// hold plus 10 s.
+    fn expectations(&self, secs: Option<u64>, _: Timing) -> Expectations {
+        Expectations {
+            max_window: Some(Duration::from_secs(secs.unwrap_or(0) + 10)),
+            ..Expectations::base()
+        }
+    }
+    fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
+        let leader = ctx.leader;
+        let h = host(ctx.lab, leader)?;
+        let pid = h
+            .run(&[
+                "head",
+                "-n",
+                "1",
+                &format!("{}/postmaster.pid", crate::lab::PGDATA),
+            ])
+            .map_err(err)?;
+        let pid = pid.trim().to_string();
+        if pid.parse::<u32>().is_err() {
+            return Err(FaultError::Step(format!("postmaster.pid starts with '{pid}'")));
+        }
+        let stop = Action::Signal {
+            pid: pid.clone(),
+            signal: "STOP",
+        };
+        let undo = Guard::arm(crate::host::undo(h.clone(), &stop).expect("a SIGSTOP undoes"));
+        ctx.step(format!("SIGSTOP to {leader}'s postmaster (pid {pid})"));
+        let who = format!("{leader}'s postmaster");
+        let done = h
+            .act(&stop)
+            .map_err(err)
+            .and_then(|_| {
+                prove(ctx.timeline, "the postmaster stopped", PROOF_LIMIT, ctx.stopped, || {
+                    process_stopped(h.as_ref(), &pid, &who)
+                })
+            })
+            .and_then(|_| {
+                prove(
+                    ctx.timeline,
+                    "Patroni still seeing a running primary",
+                    PROOF_LIMIT,
+                    ctx.stopped,
+                    || patroni_sees_primary(ctx),
+                )
+            })
+            .and_then(|_| hold(ctx.duration(), ctx.stopped));
+        ctx.step(undo.what().to_string());
+        undo.undo().map_err(FaultError::Step)?;
+        done
+    }
+}
+
+/// The leader's Patroni, on its REST API, still says "primary, running" (its own connection to
+/// PostgreSQL is a backend, not the postmaster).
+fn patroni_sees_primary(ctx: &Ctx) -> Result<String, String> {
+    let url = api_url(ctx.lab, ctx.leader).map_err(|e| e.to_string())?;
+    let me = cluster::member_status(url)?;
+    let (role, state) = (
+        me["role"].as_str().unwrap_or("?"),
+        me["state"].as_str().unwrap_or("?"),
+    );
+    if matches!(role, "primary" | "master") && state == "running" {
+        Ok(format!(
+            "{}'s Patroni still says {role} ({state})",
+            ctx.leader
+        ))
+    } else {
+        Err(format!("{}'s Patroni says {role} ({state})", ctx.leader))
+    }
+}
