@@ -500,6 +500,14 @@ fn freeze_postmaster_stops_only_the_postmaster_and_nobody_fails_over() {
         "{:?}",
         events(&report)
     );
+    assert!(
+        has_event(
+            &report,
+            &format!("proof: a new connection to {} is not answered", lab.leader)
+        ),
+        "{:?}",
+        events(&report)
+    );
     assert_eq!(run["leader_before"], run["leader_after"], "{run}");
     assert!(
         !has_event(&report, "leader lock: none"),
