@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::cluster::{self, query};
 use crate::direct::{diverged_or_unchecked, lsn_text, parse_lsn, replica_state};
 pub use crate::findings::{Diagnosis, Finding, Severity};
-use crate::host::{Action, Host, HostError, Service};
+use crate::host::{Action, Host, HostError, Service, Signal};
 use crate::lab::{self, Lab, Node};
 
 /// Reads the cluster and lists what is wrong.
@@ -603,7 +603,7 @@ async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
                     evidence: "State: T in /proc/<pid>/status".into(),
                     repair: format!(
                         "{} (`patroni-lab doctor --repair` does it)",
-                        host.describe(&Action::Signal { pid: pid.clone(), signal: "CONT" })
+                        host.describe(&Action::Signal { pid: pid.clone(), signal: Signal::Cont })
                     ),
                 })),
                 Err(e) => unread.push(format!("{}'s stopped processes: {e}", node.name)),
@@ -674,7 +674,7 @@ pub async fn repair(
                 let (member, pid) = f.part.split_once(' ').unwrap_or((&f.part, ""));
                 let cont = Action::Signal {
                     pid: pid.to_string(),
-                    signal: "CONT",
+                    signal: Signal::Cont,
                 };
                 host_step(
                     lab,

@@ -38,6 +38,49 @@ pub enum HostError {
     },
 }
 
+/// A signal, by name (no host-specific numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Stop,
+    Cont,
+    Kill,
+    Term,
+    Usr2,
+}
+
+impl Signal {
+    /// Its name without `SIG` (`STOP`), as `kill -STOP` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stop => "STOP",
+            Self::Cont => "CONT",
+            Self::Kill => "KILL",
+            Self::Term => "TERM",
+            Self::Usr2 => "USR2",
+        }
+    }
+}
+
+/// A service's state, as the host has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Running,
+    /// Every process frozen ([`Service::Pause`]).
+    Paused,
+    /// Not running, in the host's own words (`exited`, `created`, `inactive`, ...).
+    Down(String),
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Running => f.write_str("running"),
+            Self::Paused => f.write_str("paused"),
+            Self::Down(s) => f.write_str(s),
+        }
+    }
+}
+
 /// What can be done to a host's service as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -50,7 +93,7 @@ pub enum Service {
     Kill,
     Restart,
     /// A signal to the service's main process (a reload, say).
-    Signal(&'static str),
+    Signal(Signal),
 }
 
 impl Service {
@@ -62,7 +105,7 @@ impl Service {
             Self::Resume => "unpause".into(),
             Self::Kill => "kill -s KILL".into(),
             Self::Restart => "restart".into(),
-            Self::Signal(s) => format!("kill -s {s}"),
+            Self::Signal(s) => format!("kill -s {}", s.name()),
         }
     }
 }
@@ -74,7 +117,7 @@ pub enum Action {
     /// A signal to one process by pid.
     Signal {
         pid: String,
-        signal: &'static str,
+        signal: Signal,
     },
     /// Our own packet-filter table (nftables family and name), made with `rules` (nft commands
     /// that add chains and rules to it); never anyone else's table.
@@ -95,9 +138,12 @@ impl Action {
         Some(match self {
             Self::Service(Service::Pause) => Self::Service(Service::Resume),
             Self::Service(Service::Stop | Service::Kill) => Self::Service(Service::Start),
-            Self::Signal { pid, signal } if matches!(*signal, "STOP" | "TSTP") => Self::Signal {
+            Self::Signal {
+                pid,
+                signal: Signal::Stop,
+            } => Self::Signal {
                 pid: pid.clone(),
-                signal: "CONT",
+                signal: Signal::Cont,
             },
             Self::AddFilter { family, table, .. } => Self::RemoveFilter { family, table },
             _ => return None,
@@ -127,7 +173,7 @@ pub trait Host: Send + Sync {
     /// How `action` reads on the timeline.
     fn describe(&self, action: &Action) -> String;
     /// The service's state (`running`, `paused`, `exited`, ...).
-    fn state(&self) -> Result<String, HostError>;
+    fn state(&self) -> Result<State, HostError>;
     /// Where [`Host::state`] comes from, for a proof's line (`docker inspect`).
     fn state_source(&self) -> &'static str;
     /// When the service last started (as the host says it).
@@ -268,14 +314,14 @@ impl Host for Docker {
         match action {
             Action::Service(s) => match s {
                 Service::Kill => self.docker(&["kill", "--signal", "KILL", c], None),
-                Service::Signal(sig) => self.docker(&["kill", "-s", sig, c], None),
+                Service::Signal(sig) => self.docker(&["kill", "-s", sig.name(), c], None),
                 other => self.docker(&[&other.verb(), c], None),
             }
             .map(|_| ()),
             // As the service's own account: its processes are that account's.
-            Action::Signal { pid, signal } => {
-                self.run(&["kill", &format!("-{signal}"), pid]).map(|_| ())
-            }
+            Action::Signal { pid, signal } => self
+                .run(&["kill", &format!("-{}", signal.name()), pid])
+                .map(|_| ()),
             Action::AddFilter {
                 family,
                 table,
@@ -295,12 +341,14 @@ impl Host for Docker {
         let c = &self.container;
         match action {
             Action::Service(s) => format!("docker {} {c}", s.verb()),
-            Action::Signal { pid, signal } => format!("docker exec {c} kill -{signal} {pid}"),
+            Action::Signal { pid, signal } => {
+                format!("docker exec {c} kill -{} {pid}", signal.name())
+            }
             Action::AddFilter { family, table, .. } => {
-                format!("docker exec --user root {c} nft -f - (table {family} {table})")
+                format!("nft add table {family} {table} in {c}")
             }
             Action::RemoveFilter { family, table } => {
-                format!("docker exec --user root {c} nft delete table {family} {table}")
+                format!("nft delete table {family} {table} in {c}")
             }
         }
     }
@@ -309,11 +357,16 @@ impl Host for Docker {
         "docker inspect"
     }
 
-    fn state(&self) -> Result<String, HostError> {
-        self.docker(
+    fn state(&self) -> Result<State, HostError> {
+        let s = self.docker(
             &["inspect", "-f", "{{.State.Status}}", &self.container],
             None,
-        )
+        )?;
+        Ok(match s.as_str() {
+            "running" => State::Running,
+            "paused" => State::Paused,
+            _ => State::Down(s),
+        })
     }
 
     fn started_at(&self) -> Result<String, HostError> {
@@ -328,11 +381,13 @@ impl Host for Docker {
             &[
                 "inspect",
                 "-f",
-                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
                 &self.container,
             ],
             None,
         )?;
+        // The first network's (the lab has one).
+        let ip = ip.split_whitespace().next().unwrap_or_default().to_string();
         if ip.is_empty() {
             Err(HostError::Unreachable {
                 host: self.container.clone(),
@@ -366,18 +421,18 @@ mod tests {
         );
         let stop = Action::Signal {
             pid: "42".into(),
-            signal: "STOP",
+            signal: Signal::Stop,
         };
         assert_eq!(
             stop.inverse(),
             Some(Action::Signal {
                 pid: "42".into(),
-                signal: "CONT"
+                signal: Signal::Cont
             })
         );
         let kill = Action::Signal {
             pid: "42".into(),
-            signal: "KILL",
+            signal: Signal::Kill,
         };
         assert_eq!(kill.inverse(), None, "a killed process has no undo");
         let filter = Action::AddFilter {
@@ -409,9 +464,16 @@ mod tests {
         assert_eq!(
             h.describe(&Action::Signal {
                 pid: "7".into(),
-                signal: "CONT"
+                signal: Signal::Cont
             }),
             "docker exec patroni1 kill -CONT 7"
+        );
+        assert_eq!(
+            h.describe(&Action::RemoveFilter {
+                family: "inet",
+                table: "plab"
+            }),
+            "nft delete table inet plab in patroni1"
         );
     }
 }

@@ -257,8 +257,8 @@ impl Lab {
         let mut down = Vec::new();
         for service in self.services() {
             match container(&service).state() {
-                Ok(status) if status.trim() == "running" => {}
-                Ok(status) => down.push(format!("{service} is {}", status.trim())),
+                Ok(crate::host::State::Running) => {}
+                Ok(status) => down.push(format!("{service} is {status}")),
                 Err(_) => down.push(format!("{service}: no such container")),
             }
         }

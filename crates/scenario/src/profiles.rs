@@ -9,7 +9,7 @@ use patroni_lab_common::patroni;
 use patroni_lab_profile::keys::{self, Section};
 use patroni_lab_profile::profile::{self, Settings, Value};
 
-use crate::host::{Action, Service};
+use crate::host::{Action, Service, Signal};
 use crate::lab::{self, Lab};
 
 #[derive(Debug, thiserror::Error)]
@@ -228,7 +228,7 @@ pub fn apply(
     )
     .map_err(&err)?;
     lab::container(lab::HAPROXY)
-        .act(&Action::Service(Service::Signal("USR2")))
+        .act(&Action::Service(Service::Signal(Signal::Usr2)))
         .map_err(|e| err(e.to_string()))?;
     done.push(format!(
         "HAProxy: {} written, reloaded",

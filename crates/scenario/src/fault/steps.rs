@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::cluster;
 use crate::fault::{Ctx, FaultError};
 use crate::guard::{Guard, Undo};
-use crate::host::{Action, Host, Service};
+use crate::host::{Action, Host, Service, State};
 use crate::lab::{self, Lab};
 use crate::timeline::{Source, Timeline};
 
@@ -22,12 +22,12 @@ pub fn host(lab: &Lab, name: &str) -> Result<Arc<dyn Host>, FaultError> {
     lab.host(name).map_err(FaultError::Step)
 }
 
-/// `action` on `host`, armed with its inverse first (the guard undoes it on any exit).
-pub fn act_undoable(ctx: &Ctx, host: &Arc<dyn Host>, action: Action) -> Result<Guard, FaultError> {
+/// `action` on `host`, armed with its inverse first (the guard undoes it on any exit); the
+/// caller says on the timeline what it does.
+pub fn act_undoable(host: &Arc<dyn Host>, action: Action) -> Result<Guard, FaultError> {
     let undo = crate::host::undo(host.clone(), &action)
         .ok_or_else(|| FaultError::Step(format!("{} has no undo", host.describe(&action))))?;
     let guard = Guard::arm(undo);
-    ctx.step(host.describe(&action));
     host.act(&action).map_err(err)?;
     Ok(guard)
 }
@@ -162,7 +162,7 @@ pub fn process_stopped(host: &dyn Host, pid: &str, who: &str) -> Result<String, 
 pub fn prove_status(
     timeline: &Timeline,
     host: &dyn Host,
-    wanted: impl Fn(&str) -> bool,
+    wanted: impl Fn(&State) -> bool,
     stopped: &dyn Fn() -> bool,
 ) -> Result<(), FaultError> {
     let name = host.name();
@@ -290,7 +290,7 @@ pub fn hold_service(
     host: &Arc<dyn Host>,
     action: Service,
     undo: Guard,
-    proven: impl Fn(&str) -> bool,
+    proven: impl Fn(&State) -> bool,
 ) -> Result<(), FaultError> {
     let action = Action::Service(action);
     ctx.step(host.describe(&action));
@@ -327,7 +327,7 @@ pub fn leader_down(ctx: &Ctx, steps: &[Service]) -> Result<(), FaultError> {
     prove_status(
         ctx.timeline,
         leader.as_ref(),
-        |s| s != "running",
+        |s| *s != State::Running,
         ctx.stopped,
     )?;
     wait_new_leader(ctx.lab, ctx.leader, Duration::from_secs(120), ctx.stopped)?;

@@ -7,7 +7,7 @@ use crate::cluster;
 use crate::fault::steps::{NOTICE_LIMIT, PROOF_LIMIT, err, host, postmaster_start, prove};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
-use crate::host::Action;
+use crate::host::{Action, Signal};
 
 pub struct CrashPostgres;
 
@@ -58,7 +58,7 @@ impl FaultKind for CrashPostgres {
         step(format!("SIGKILL to {leader}'s postmaster (pid {pid})"));
         h.act(&Action::Signal {
             pid: pid.to_string(),
-            signal: "KILL",
+            signal: Signal::Kill,
         })
         .map_err(err)?;
         // Gone, or a zombie Patroni has not reaped yet: either way no postmaster.

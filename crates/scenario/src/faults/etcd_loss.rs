@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::fault::steps::{PROOF_LIMIT, err, hold, host, prove, prove_status, refuses, start_again};
-use crate::host::{Action, Service};
+use crate::host::{Action, Service, State};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::lab;
@@ -42,7 +42,7 @@ impl FaultKind for EtcdLoss {
         let stop = Action::Service(Service::Stop);
         step(etcd.describe(&stop));
         etcd.act(&stop).map_err(err)?;
-        let proven = prove_status(timeline, etcd.as_ref(), |s| s != "running", stopped)
+        let proven = prove_status(timeline, etcd.as_ref(), |s| *s != State::Running, stopped)
             .and_then(|_| match &lab.etcd_url {
                 Some(url) => prove(timeline, "etcd refusing", PROOF_LIMIT, stopped, || {
                     refuses(url)

@@ -6,7 +6,7 @@ use crate::fault::steps::{hold_service, host};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::guard::Guard;
-use crate::host::{Action, Service};
+use crate::host::{Action, Service, State};
 
 pub struct FreezeLeader;
 
@@ -46,6 +46,6 @@ impl FaultKind for FreezeLeader {
         let leader = host(ctx.lab, ctx.leader)?;
         let pause = Action::Service(Service::Pause);
         let undo = Guard::arm(crate::host::undo(leader.clone(), &pause).expect("a pause undoes"));
-        hold_service(ctx, &leader, Service::Pause, undo, |s| s == "paused")
+        hold_service(ctx, &leader, Service::Pause, undo, |s| *s == State::Paused)
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cluster;
 use crate::fault::steps::{PROOF_LIMIT, err, hold, host, process_stopped, prove};
-use crate::host::Action;
+use crate::host::{Action, Signal};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::guard::Guard;
@@ -60,7 +60,7 @@ impl FaultKind for FreezePatroni {
         let pid = crate::lab::patroni_pid(h.as_ref()).map_err(FaultError::Step)?;
         let stop = Action::Signal {
             pid: pid.clone(),
-            signal: "STOP",
+            signal: Signal::Stop,
         };
         let undo = Guard::arm(crate::host::undo(h.clone(), &stop).expect("a SIGSTOP undoes"));
         ctx.step(format!("SIGSTOP to {leader}'s Patroni daemon (pid {pid})"));

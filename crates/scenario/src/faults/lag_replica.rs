@@ -10,7 +10,7 @@
 
 use crate::cluster;
 use crate::fault::steps::{PROOF_LIMIT, err, hold_checked, host, process_stopped, prove};
-use crate::host::Action;
+use crate::host::{Action, Signal};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::guard::Guard;
@@ -55,7 +55,7 @@ impl FaultKind for LagReplica {
         let pid = crate::lab::startup_pid(h.as_ref()).map_err(FaultError::Step)?;
         let stop = Action::Signal {
             pid: pid.clone(),
-            signal: "STOP",
+            signal: Signal::Stop,
         };
         let undo = Guard::arm(crate::host::undo(h.clone(), &stop).expect("a SIGSTOP undoes"));
         ctx.step(format!("SIGSTOP to {replica}'s startup process (pid {pid})"));

@@ -76,7 +76,6 @@ impl FaultKind for PartitionLeader {
             "{leader} cut off from etcd and the other members ({set})"
         ));
         let guard = act_undoable(
-            ctx,
             &h,
             Action::AddFilter {
                 family,

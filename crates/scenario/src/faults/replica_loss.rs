@@ -1,7 +1,7 @@
 //! `replica-loss`: the replica's container stopped for N s, then started.
 
 use crate::fault::steps::{hold_service, host, start_again};
-use crate::host::Service;
+use crate::host::{Service, State};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
@@ -34,6 +34,6 @@ impl FaultKind for ReplicaLoss {
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let replica = host(ctx.lab, &ctx.replica)?;
         let undo = start_again(&replica);
-        hold_service(ctx, &replica, Service::Stop, undo, |s| s != "running")
+        hold_service(ctx, &replica, Service::Stop, undo, |s| *s != State::Running)
     }
 }
