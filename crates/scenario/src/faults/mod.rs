@@ -26,6 +26,7 @@ registry! {
     stop_leader::StopLeader,
     kill_leader::KillLeader,
     crash_postgres::CrashPostgres,
+    oom_backend::OomBackend,
     freeze_leader::FreezeLeader,
     freeze_patroni::FreezePatroni,
     freeze_postmaster::FreezePostmaster,

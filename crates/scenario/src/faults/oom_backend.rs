@@ -1,0 +1,125 @@
+//! `oom-backend`: SIGKILL to one busy client backend of the leader, as the kernel's OOM killer
+//! does. PostgreSQL cannot know what the dead backend left in shared memory, so the postmaster
+//! ends every other session and runs crash recovery in place: no failover, every client cut at
+//! once. Proven by the killed backend gone and every other session that existed at the kill
+//! gone too (the reset), the postmaster itself the same process. Written on the `Host` seam.
+
+use std::time::Duration;
+
+use crate::cluster;
+use crate::fault::steps::{PROOF_LIMIT, err, host, prove};
+use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::grade::Expectations;
+use crate::host::{Action, Host, Signal};
+
+pub struct OomBackend;
+
+/// The leader's client backends, busiest first (active, then the longest in a transaction),
+/// Patroni's own sessions and this one left out: `pid application_name` per line.
+const BACKENDS: &str = "SELECT string_agg(pid || ' ' || coalesce(nullif(application_name, ''), '-'), E'\\n' \
+     ORDER BY state = 'active' DESC, xact_start NULLS LAST) FROM pg_stat_activity \
+     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() \
+     AND application_name NOT LIKE 'Patroni%'";
+
+impl FaultKind for OomBackend {
+    fn name(&self) -> &'static str {
+        "oom-backend"
+    }
+    fn describe(&self, _: Option<u64>) -> String {
+        "SIGKILL to one busy client backend of the leader, as the OOM killer does: PostgreSQL resets every session and recovers in place".into()
+    }
+    fn needs(&self) -> Needs {
+        Needs::Containers
+    }
+    /// Not in the soak's draw until measured over many runs.
+    fn in_soak(&self) -> bool {
+        false
+    }
+    fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
+        Expectations {
+            max_window: Some(Duration::from_secs(10)),
+            ..Expectations::base()
+        }
+    }
+    fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
+        let leader = ctx.leader;
+        let h = host(ctx.lab, leader)?;
+        let postmaster = postmaster_pid(h.as_ref())?;
+        let listed = cluster::direct_cell(ctx.lab, leader, BACKENDS)
+            .map_err(|e| FaultError::Step(format!("{leader}'s sessions cannot be listed: {e}")))?
+            .unwrap_or_default();
+        let backends: Vec<(String, String)> = listed
+            .lines()
+            .filter_map(|l| {
+                let (pid, app) = l.split_once(' ')?;
+                Some((pid.to_string(), app.to_string()))
+            })
+            .collect();
+        let Some((victim, app)) = backends.first().cloned() else {
+            return Err(FaultError::Step(format!(
+                "{leader} has no client backend to kill"
+            )));
+        };
+        ctx.step(format!(
+            "SIGKILL to {leader}'s backend pid {victim} ({app}), one of {} client sessions",
+            backends.len()
+        ));
+        h.act(&Action::Signal {
+            pid: victim.clone(),
+            signal: Signal::Kill,
+        })
+        .map_err(err)?;
+        let pids: Vec<&str> = backends.iter().map(|(p, _)| p.as_str()).collect();
+        prove(
+            ctx.timeline,
+            "every session reset",
+            PROOF_LIMIT,
+            ctx.stopped,
+            || {
+                let alive = alive(h.as_ref(), &pids)?;
+                if !alive.is_empty() {
+                    return Err(format!("still running: {}", alive.join(", ")));
+                }
+                let now = postmaster_pid(h.as_ref()).map_err(|e| e.to_string())?;
+                if now != postmaster {
+                    return Err(format!(
+                        "the postmaster is another process ({postmaster} -> {now}): restarted, not recovered in place"
+                    ));
+                }
+                Ok(format!(
+                    "{leader}'s backend {victim} and the {} other sessions of the kill are gone; the postmaster (pid {postmaster}) recovered in place",
+                    pids.len() - 1
+                ))
+            },
+        )
+    }
+}
+
+/// The postmaster's pid (the first line of `postmaster.pid`).
+fn postmaster_pid(h: &dyn Host) -> Result<String, FaultError> {
+    let pid = h
+        .run(&[
+            "head",
+            "-n",
+            "1",
+            &format!("{}/postmaster.pid", crate::lab::PGDATA),
+        ])
+        .map_err(err)?;
+    let pid = pid.trim().to_string();
+    if pid.parse::<u32>().is_err() {
+        return Err(FaultError::Step(format!(
+            "postmaster.pid starts with '{pid}'"
+        )));
+    }
+    Ok(pid)
+}
+
+/// Which of `pids` still run (a zombie not yet reaped counts as gone).
+fn alive(h: &dyn Host, pids: &[&str]) -> Result<Vec<String>, String> {
+    let list = pids.join(" ");
+    let script = format!(
+        "for p in {list}; do [ -e /proc/$p ] && ! grep -q '^State:.*Z' /proc/$p/status 2>/dev/null && echo $p; done; true"
+    );
+    let out = h.sh(&script).map_err(|e| e.to_string())?;
+    Ok(out.split_whitespace().map(str::to_string).collect())
+}
