@@ -182,6 +182,8 @@ pub trait Host: Send + Sync {
     fn address(&self) -> Result<String, HostError>;
     /// Copies directory `from` on the host to `to` here, keeping modes and owners.
     fn copy_out(&self, from: &str, to: &std::path::Path) -> Result<(), HostError>;
+    /// The service's own log (its output, PostgreSQL's lines in it) from `since_unix_s` on.
+    fn log_since(&self, since_unix_s: u64) -> Result<String, HostError>;
 
     /// A shell script run there.
     fn sh(&self, script: &str) -> Result<String, HostError> {
@@ -396,6 +398,31 @@ impl Host for Docker {
         } else {
             Ok(ip)
         }
+    }
+
+    fn log_since(&self, since_unix_s: u64) -> Result<String, HostError> {
+        // A container's log is its standard output and error: both, in one text.
+        let since = since_unix_s.to_string();
+        let command = format!("docker logs --since {since} {}", self.container);
+        let out = Command::new("docker")
+            .args(["logs", "--since", &since, &self.container])
+            .output()
+            .map_err(|e| HostError::Unreachable {
+                host: self.container.clone(),
+                detail: format!("{command}: {e}"),
+            })?;
+        if !out.status.success() {
+            return Err(HostError::Failed {
+                host: self.container.clone(),
+                command,
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 
     fn copy_out(&self, from: &str, to: &std::path::Path) -> Result<(), HostError> {

@@ -1,8 +1,9 @@
 //! `oom-backend`: SIGKILL to one busy client backend of the leader, as the kernel's OOM killer
 //! does. PostgreSQL cannot know what the dead backend left in shared memory, so the postmaster
 //! ends every other session and runs crash recovery in place: no failover, every client cut at
-//! once. Proven by the killed backend gone and every other session that existed at the kill
-//! gone too (the reset), the postmaster itself the same process. Written on the `Host` seam.
+//! once. Proven by PostgreSQL's own log (the backend "terminated by signal 9", then "all server
+//! processes terminated; reinitializing"), every other session of the kill gone, and the
+//! postmaster itself the same process. Written on the `Host` seam.
 
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ impl FaultKind for OomBackend {
             "SIGKILL to {leader}'s backend pid {victim} ({app}), one of {} client sessions",
             backends.len()
         ));
+        // A second early: the log's clock and this one's are the same machine's here.
+        let killed_at = patroni_lab_common::unix_us() / 1_000_000 - 1;
         h.act(&Action::Signal {
             pid: victim.clone(),
             signal: Signal::Kill,
@@ -76,6 +79,7 @@ impl FaultKind for OomBackend {
             PROOF_LIMIT,
             ctx.stopped,
             || {
+                logged(h.as_ref(), &victim, killed_at)?;
                 let alive = alive(h.as_ref(), &pids)?;
                 if !alive.is_empty() {
                     return Err(format!("still running: {}", alive.join(", ")));
@@ -87,7 +91,7 @@ impl FaultKind for OomBackend {
                     ));
                 }
                 Ok(format!(
-                    "{leader}'s backend {victim} and the {} other sessions of the kill are gone; the postmaster (pid {postmaster}) recovered in place",
+                    "{leader}'s log: backend {victim} terminated by signal 9, every server process terminated, reinitializing; the {} other sessions of the kill are gone; the postmaster (pid {postmaster}) recovered in place",
                     pids.len() - 1
                 ))
             },
@@ -112,6 +116,20 @@ fn postmaster_pid(h: &dyn Host) -> Result<String, FaultError> {
         )));
     }
     Ok(pid)
+}
+
+/// PostgreSQL's log (from `since` on) says the backend was killed and every session reset
+/// after it.
+fn logged(h: &dyn Host, victim: &str, since: u64) -> Result<(), String> {
+    let killed = format!("server process (PID {victim}) was terminated by signal 9");
+    let log = h.log_since(since).map_err(|e| e.to_string())?;
+    let Some(at) = log.find(&killed) else {
+        return Err(format!("no \"{killed}\" in {}'s log", h.name()));
+    };
+    if !log[at..].contains("all server processes terminated; reinitializing") {
+        return Err("the reset (\"all server processes terminated; reinitializing\") not logged yet".into());
+    }
+    Ok(())
 }
 
 /// Which of `pids` still run (a zombie not yet reaped counts as gone).
