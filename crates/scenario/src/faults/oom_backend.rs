@@ -2,13 +2,14 @@
 //! does. PostgreSQL cannot know what the dead backend left in shared memory, so the postmaster
 //! ends every other session and runs crash recovery in place: no failover, every client cut at
 //! once. Proven by PostgreSQL's own log (the backend "terminated by signal 9", then "all server
-//! processes terminated; reinitializing"), every other session of the kill gone, and the
-//! postmaster itself the same process. Written on the `Host` seam.
+//! processes terminated; reinitializing", then ready to accept connections), every session
+//! listed at the kill gone, and the postmaster the same process with the same start time as
+//! Patroni reports it. Written on the `Host` seam.
 
 use std::time::Duration;
 
 use crate::cluster;
-use crate::fault::steps::{PROOF_LIMIT, err, host, prove};
+use crate::fault::steps::{PROOF_LIMIT, api_url, err, host, postmaster_start, prove};
 use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use crate::host::{Action, Host, Signal};
@@ -46,6 +47,8 @@ impl FaultKind for OomBackend {
         let leader = ctx.leader;
         let h = host(ctx.lab, leader)?;
         let postmaster = postmaster_pid(h.as_ref())?;
+        let url = api_url(ctx.lab, leader)?;
+        let started_before = postmaster_start(url)?;
         let listed = cluster::direct_cell(ctx.lab, leader, BACKENDS)
             .map_err(|e| FaultError::Step(format!("{leader}'s sessions cannot be listed: {e}")))?
             .unwrap_or_default();
@@ -90,9 +93,15 @@ impl FaultKind for OomBackend {
                         "the postmaster is another process ({postmaster} -> {now}): restarted, not recovered in place"
                     ));
                 }
+                let started = postmaster_start(url).map_err(|e| e.to_string())?;
+                if started != started_before {
+                    return Err(format!(
+                        "Patroni reports another postmaster start ({started_before} -> {started})"
+                    ));
+                }
                 Ok(format!(
-                    "{leader}'s log: backend {victim} terminated by signal 9, every server process terminated, reinitializing; the {} other sessions of the kill are gone; the postmaster (pid {postmaster}) recovered in place",
-                    pids.len() - 1
+                    "{leader}'s log: backend {victim} terminated by signal 9, every server process terminated, reinitializing, ready again; the {} sessions listed at the kill are gone; the postmaster (pid {postmaster}, started {started}) recovered in place",
+                    pids.len()
                 ))
             },
         )
@@ -126,8 +135,14 @@ fn logged(h: &dyn Host, victim: &str, since: u64) -> Result<(), String> {
     let Some(at) = log.find(&killed) else {
         return Err(format!("no \"{killed}\" in {}'s log", h.name()));
     };
-    if !log[at..].contains("all server processes terminated; reinitializing") {
+    // PostgreSQL 17's words (a client backend is a "server process" there; the lab pins 17 and
+    // an English locale).
+    let after = &log[at..];
+    let Some(reset) = after.find("all server processes terminated; reinitializing") else {
         return Err("the reset (\"all server processes terminated; reinitializing\") not logged yet".into());
+    };
+    if !after[reset..].contains("database system is ready to accept connections") {
+        return Err("crash recovery not finished yet (no \"ready to accept connections\")".into());
     }
     Ok(())
 }
