@@ -212,17 +212,42 @@ fn a_failing_expectation_exits_3_and_still_undoes_the_fault() {
     all_back();
 }
 
-/// Starts `patroni-lab <args>` with a 40 s freeze of the leader, sends SIGINT two seconds into
-/// the freeze, and returns the exit code and stderr.
-fn interrupt_a_freeze(leader: &str, args: &[&str]) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+/// Starts `patroni-lab <args>` in the background, its output piped.
+fn spawn_runner(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
         .args(args)
         .current_dir(repo_root())
         .env("POSTGRES_PASSWORD", password())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Sends SIGINT to `child` and waits up to `limit` for it to end; its exit and stderr.
+fn sigint_and_wait(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> (std::process::ExitStatus, String) {
+    // The shell's kill: the tools image has no kill binary (procps).
+    run_ok("sh", &["-c", &format!("kill -INT {}", child.id())]);
+    let out = wait_for("the runner to end after SIGINT", limit, || {
+        child
+            .try_wait()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "running".to_string())
+    })
+    .0;
+    let mut stderr = String::new();
+    use std::io::Read as _;
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    (out, stderr)
+}
+
+/// Starts `patroni-lab <args>` with a 40 s freeze of the leader, sends SIGINT two seconds into
+/// the freeze, and returns the exit code and stderr.
+fn interrupt_a_freeze(leader: &str, args: &[&str]) -> (i32, String) {
+    let mut child = spawn_runner(args);
     wait_for(
         "the leader frozen by the fault",
         Duration::from_secs(90),
@@ -237,22 +262,7 @@ fn interrupt_a_freeze(leader: &str, args: &[&str]) -> (i32, String) {
     );
     std::thread::sleep(Duration::from_secs(2));
     let interrupted = Instant::now();
-    // The shell's kill: the tools image has no kill binary (procps).
-    run_ok("sh", &["-c", &format!("kill -INT {}", child.id())]);
-    let out = wait_for(
-        "the runner to end after SIGINT",
-        Duration::from_secs(90),
-        || {
-            child
-                .try_wait()
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| "running".to_string())
-        },
-    )
-    .0;
-    let mut stderr = String::new();
-    use std::io::Read as _;
-    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    let (out, stderr) = sigint_and_wait(&mut child, Duration::from_secs(90));
     eprintln!(
         "runner ended {:?} after SIGINT with {out:?}\nstderr:\n{stderr}",
         interrupted.elapsed()
@@ -302,32 +312,19 @@ fn a_signal_while_waiting_for_a_whole_cluster_is_interrupted_not_an_error() {
         LabTest::begin("a_signal_while_waiting_for_a_whole_cluster_is_interrupted_not_an_error");
     let json = std::env::temp_dir().join(format!("plab-wait-sigint-{}.json", std::process::id()));
     let stopped = PatroniStopped::on(&lab.leader);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
-        .args(["scenario", "run", "switchover", "--runs", "2", "--json"])
-        .arg(&json)
-        .current_dir(repo_root())
-        .env("POSTGRES_PASSWORD", password())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let json_arg = json.display().to_string();
+    let mut child = spawn_runner(&[
+        "scenario",
+        "run",
+        "switchover",
+        "--runs",
+        "2",
+        "--json",
+        &json_arg,
+    ]);
     std::thread::sleep(Duration::from_secs(4));
-    run_ok("sh", &["-c", &format!("kill -INT {}", child.id())]);
-    let out = wait_for(
-        "the runner to end after SIGINT",
-        Duration::from_secs(30),
-        || {
-            child
-                .try_wait()
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| "running".to_string())
-        },
-    )
-    .0;
+    let (out, stderr) = sigint_and_wait(&mut child, Duration::from_secs(30));
     drop(stopped);
-    let mut stderr = String::new();
-    use std::io::Read as _;
-    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
     assert_eq!(out.code(), Some(6), "{stderr}");
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("the report")).unwrap();

@@ -286,6 +286,22 @@ pub fn startup_pid(host: &dyn Host) -> Result<String, String> {
     }
 }
 
+/// The postmaster's pid on `host`: the first line of its `postmaster.pid`.
+pub fn postmaster_pid(host: &dyn Host) -> Result<String, String> {
+    let file = format!("{PGDATA}/postmaster.pid");
+    let pid = host
+        .run(&["head", "-n", "1", &file])
+        .map_err(|e| e.to_string())?;
+    let pid = pid.trim().to_string();
+    match pid.parse::<u32>() {
+        Ok(_) => Ok(pid),
+        Err(_) => Err(format!(
+            "{}: postmaster.pid starts with '{pid}'",
+            host.name()
+        )),
+    }
+}
+
 /// The pid of the Patroni daemon in `container`, whose REST API and HA loop stop with it.
 /// Running as PID 1, Patroni forks itself and the parent only reaps zombies: the daemon is the
 /// other `patroni` process (PID 1 itself only when there is no other).

@@ -43,18 +43,7 @@ impl FaultKind for CrashPostgres {
             .ok_or_else(|| FaultError::Step(format!("no REST API for {leader}")))?;
         let before = postmaster_start(&node.api_url)?;
         let h = host(lab, leader)?;
-        let pid = h
-            .run(&[
-                "head",
-                "-n",
-                "1",
-                &format!("{}/postmaster.pid", crate::lab::PGDATA),
-            ])
-            .map_err(err)?;
-        let pid: u32 = pid
-            .trim()
-            .parse()
-            .map_err(|_| FaultError::Step(format!("postmaster.pid starts with '{pid}'")))?;
+        let pid = crate::lab::postmaster_pid(h.as_ref()).map_err(FaultError::Step)?;
         step(format!("SIGKILL to {leader}'s postmaster (pid {pid})"));
         h.act(&Action::Signal {
             pid: pid.to_string(),

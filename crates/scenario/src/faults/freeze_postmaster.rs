@@ -50,18 +50,7 @@ impl FaultKind for FreezePostmaster {
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let leader = ctx.leader;
         let h = host(ctx.lab, leader)?;
-        let pid = h
-            .run(&[
-                "head",
-                "-n",
-                "1",
-                &format!("{}/postmaster.pid", crate::lab::PGDATA),
-            ])
-            .map_err(err)?;
-        let pid = pid.trim().to_string();
-        if pid.parse::<u32>().is_err() {
-            return Err(FaultError::Step(format!("postmaster.pid starts with '{pid}'")));
-        }
+        let pid = crate::lab::postmaster_pid(h.as_ref()).map_err(FaultError::Step)?;
         let stop = Action::Signal {
             pid: pid.clone(),
             signal: Signal::Stop,

@@ -48,7 +48,7 @@ impl FaultKind for OomBackend {
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let leader = ctx.leader;
         let h = host(ctx.lab, leader)?;
-        let postmaster = postmaster_pid(h.as_ref())?;
+        let postmaster = crate::lab::postmaster_pid(h.as_ref()).map_err(FaultError::Step)?;
         let url = api_url(ctx.lab, leader)?;
         let started_before = postmaster_start(url)?;
         let listed = cluster::direct_cell(ctx.lab, leader, BACKENDS)
@@ -89,7 +89,7 @@ impl FaultKind for OomBackend {
                 if !alive.is_empty() {
                     return Err(format!("still running: {}", alive.join(", ")));
                 }
-                let now = postmaster_pid(h.as_ref()).map_err(|e| e.to_string())?;
+                let now = crate::lab::postmaster_pid(h.as_ref())?;
                 if now != postmaster {
                     return Err(format!(
                         "the postmaster is another process ({postmaster} -> {now}): restarted, not recovered in place"
@@ -108,25 +108,6 @@ impl FaultKind for OomBackend {
             },
         )
     }
-}
-
-/// The postmaster's pid (the first line of `postmaster.pid`).
-fn postmaster_pid(h: &dyn Host) -> Result<String, FaultError> {
-    let pid = h
-        .run(&[
-            "head",
-            "-n",
-            "1",
-            &format!("{}/postmaster.pid", crate::lab::PGDATA),
-        ])
-        .map_err(err)?;
-    let pid = pid.trim().to_string();
-    if pid.parse::<u32>().is_err() {
-        return Err(FaultError::Step(format!(
-            "postmaster.pid starts with '{pid}'"
-        )));
-    }
-    Ok(pid)
 }
 
 /// PostgreSQL's log (from `since` on) says the backend was killed and every session reset
