@@ -9,8 +9,8 @@ mod support;
 use serde_json::Value;
 use support::*;
 
-/// The phases of one run, checked against what was measured apart from them: they break up
-/// the probe's own longest window (or stall, when nothing failed); every moment was seen,
+/// The phases of one run: they break up the probe's longest window (or stall, when nothing
+/// failed: the runner's choice, checked against the probe's report); every moment was seen,
 /// inside it and in order, each within its precision, and that precision is what the sampling
 /// says (its longest gap, from one sample's start to the next one's end), here under a second.
 /// (That the phases sum to the window is true by construction and not checked.)

@@ -576,7 +576,7 @@ fn assemble(span: Span, injected: Option<i64>, ms: Vec<Milestone>, moved: bool) 
             None => findings.push(format!("{}: not seen", m.name)),
             // The old leader stopping is what starts the window: it may come first (a client
             // fails only once it tries, or once PgBouncer gives up holding it).
-            Some(_) if m.name == STOPPED => {}
+            Some(a) if m.name == STOPPED && a < start => {}
             // It happened at most `prec` before it was seen: seen before the start, it was.
             Some(a) if a < start => findings.push(format!(
                 "{}: seen {:.0} ms before the window began",
@@ -1055,6 +1055,25 @@ mod tests {
         assert_eq!(
             p.findings,
             ["lock left the old leader: seen 50 ms before the window began"]
+        );
+    }
+
+    #[test]
+    fn the_old_leader_stopping_after_the_first_write_is_still_a_finding() {
+        // Exempt only from "before the window": seen 300 ms after the first write (precision
+        // 100 ms), it is out of the window like any moment.
+        let p = phases_of(
+            &killed(),
+            &window(5_000, 9_800),
+            "patroni2",
+            Settings::default(),
+        );
+        assert!(
+            p.findings
+                .iter()
+                .any(|f| f.starts_with("old leader stopped serving: seen 300 ms after")),
+            "{:?}",
+            p.findings
         );
     }
 

@@ -102,9 +102,10 @@ pub struct ScenarioRun {
     /// (absent: not measured — no etcd URL, or no change of etcd's figure seen yet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_at_inject: Option<LeasePhase>,
-    /// How far the replicas had received the leader's WAL just before the injection (the
-    /// furthest of them; `None`: not read — no direct address, or a replica did not answer).
-    /// A write acknowledged by the old leader at or past it had not reached any replica.
+    /// How far the replicas had received the leader's WAL, read just before the wait for the
+    /// injection point (the furthest of them; a lower bound of what they had at the injection;
+    /// `None`: not read — no direct address, or a replica did not answer). A lost write's
+    /// commit lies past it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replica_received_at_inject: Option<String>,
     /// When the cluster was not whole again in time: what the doctor found (each finding is
@@ -566,11 +567,14 @@ async fn inject(
         loop_wait_ms: None,
         reader_settings: None,
     };
+    // Read before the wait for the injection point, so the injection lands where it was
+    // placed: what the replicas had then is at most what they had at the injection (a lower
+    // bound, which is all the lost-write check needs).
+    course.replica_received_at_inject = replicas_received(lab, leader_before).await;
     let placed = match place(plan, started, lease, &mut course, &mut stop).await {
         Some(p) => p,
         None => return course,
     };
-    course.replica_received_at_inject = replicas_received(lab, leader_before).await;
     let injected = Instant::now();
     course.lease_at_inject = lease.and_then(Tracker::now);
     let lease_note = course.lease_at_inject.map_or(String::new(), |p| {

@@ -130,13 +130,21 @@ async fn examine(args: DoctorArgs, lab: Lab) -> Result<ExitCode> {
             .iter()
             .filter(|r| r.done.is_ok() && doctor::confirmed_later(r.code))
         {
-            let unread = d.not_checked.iter().find(|n| n.contains(r.part.as_str()));
+            // Confirmed only by a look that read every part: without a leader the members are
+            // not looked at, and a part not read names that part, not this member.
+            let unread = d
+                .not_checked
+                .iter()
+                .find(|n| n.contains(r.part.as_str()))
+                .or(d.not_checked.first())
+                .map(String::as_str)
+                .or(d.leader.is_none().then_some("the leader (none known)"));
             match d.findings.iter().find(|f| f.part == r.part) {
                 None if unread.is_some() => say!(
                     "repair of {} on {} not confirmed: the second look could not read {}",
                     r.code,
                     r.part,
-                    unread.map_or("", String::as_str)
+                    unread.unwrap_or_default()
                 ),
                 None => say!(
                     "repaired {} on {}: the second look finds it streaming",
