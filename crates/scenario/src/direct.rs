@@ -10,10 +10,13 @@ use patroni_lab_common::pg::query_rows;
 use patroni_lab_probe::workload::connect;
 use tokio_postgres::Config;
 
+/// The `application_name` of these direct connections (the runner's and the doctor's checks).
+pub const APPLICATION_NAME: &str = "patroni-lab-scenario";
+
 fn config(url: &str, password: &str) -> Result<Config, String> {
     let mut c = Config::from_str(url).map_err(|e| format!("{url}: {e}"))?;
     c.password(password);
-    c.application_name("patroni-lab-scenario");
+    c.application_name(APPLICATION_NAME);
     Ok(c)
 }
 

@@ -16,12 +16,20 @@ use crate::host::{Action, Host, Signal};
 
 pub struct OomBackend;
 
-/// The leader's client backends, busiest first (active, then the longest in a transaction),
-/// Patroni's own sessions and this one left out: `pid application_name` per line.
-const BACKENDS: &str = "SELECT string_agg(pid || ' ' || coalesce(nullif(application_name, ''), '-'), E'\\n' \
-     ORDER BY state = 'active' DESC, xact_start NULLS LAST) FROM pg_stat_activity \
-     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() \
-     AND application_name NOT LIKE 'Patroni%'";
+/// The leader's client backends that have lived a second or more (PgBouncer's server
+/// connections; not this runner's own short checks, which may be gone before the kill),
+/// busiest first (active, then the longest in a transaction), Patroni's sessions left out:
+/// `pid application_name` per line.
+fn backends_sql() -> String {
+    format!(
+        "SELECT string_agg(pid || ' ' || coalesce(nullif(application_name, ''), '-'), E'\\n' \
+         ORDER BY state = 'active' DESC, xact_start NULLS LAST) FROM pg_stat_activity \
+         WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() \
+         AND application_name NOT LIKE 'Patroni%' AND application_name <> '{}' \
+         AND backend_start < now() - interval '1 second'",
+        crate::direct::APPLICATION_NAME
+    )
+}
 
 impl FaultKind for OomBackend {
     fn name(&self) -> &'static str {
@@ -51,7 +59,7 @@ impl FaultKind for OomBackend {
         let postmaster = crate::lab::postmaster_pid(h.as_ref()).map_err(FaultError::Step)?;
         let url = api_url(ctx.lab, leader)?;
         let started_before = postmaster_start(url)?;
-        let listed = cluster::direct_cell(ctx.lab, leader, BACKENDS)
+        let listed = cluster::direct_cell(ctx.lab, leader, &backends_sql())
             .map_err(|e| FaultError::Step(format!("{leader}'s sessions cannot be listed: {e}")))?
             .unwrap_or_default();
         let backends: Vec<(String, String)> = listed
