@@ -19,6 +19,21 @@ macro_rules! say {
     }};
 }
 
+/// The JSON and HTML report paths a subcommand was given, made (empty) before anything slow so
+/// a bad path fails at once, in one line.
+pub fn reports_writable(
+    json: &Option<std::path::PathBuf>,
+    html: &Option<std::path::PathBuf>,
+) -> Result<(), String> {
+    for (path, what) in [(json, "JSON"), (html, "HTML")] {
+        if let Some(p) = path {
+            std::fs::File::create(p)
+                .map_err(|e| format!("cannot write the {what} report to {}: {e}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// 64 bits from the operating system's random source (through the standard library's
 /// `RandomState`, which is seeded from it): enough for run ids and injection jitter, no crate.
 pub fn random_u64() -> u64 {

@@ -3,8 +3,9 @@
 //! The subcommands and the one-line answer to a command line clap cannot read live here; each
 //! subcommand's flags (defined once, with their doc and default, beside the settings they set)
 //! and its edge (checks before anything slow, reports, exit code) live in its library's
-//! `command` module: `probe` in the probe crate, `callback` in the callback crate, the rest in
-//! the scenario crate. Exit codes: `patroni_lab_common::exit`.
+//! `command` module: `probe` in the probe crate, `callback` in the callback crate, `profile` in the
+//! cluster crate, `doctor` and `scenario` in theirs, `matrix`, `soak` and `bench` in the
+//! campaign crate. Exit codes: `patroni_lab_common::exit`.
 
 use std::process::ExitCode;
 
@@ -12,8 +13,11 @@ use clap::{Parser, Subcommand};
 use patroni_lab_common::exit::Exit;
 
 use patroni_lab_callback::command as callback;
+use patroni_lab_campaign::command::{bench, matrix, soak};
+use patroni_lab_cluster::command as profile;
+use patroni_lab_doctor::command as doctor;
 use patroni_lab_probe::command as probe;
-use patroni_lab_scenario::command::{bench, doctor, matrix, profile, scenario, soak};
+use patroni_lab_scenario::command as scenario;
 
 #[derive(Parser)]
 #[command(name = "patroni-lab", version, about = "PostgreSQL HA lab tooling")]

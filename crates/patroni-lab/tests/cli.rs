@@ -176,7 +176,7 @@ fn scenario_list_names_every_fault_with_its_expectations() {
         .unwrap();
     assert!(out.status.success());
     let out = String::from_utf8_lossy(&out.stdout);
-    let faults = patroni_lab_scenario::faults::all();
+    let faults = patroni_lab_faults::faults::all();
     for f in &faults {
         assert!(
             out.lines().any(|l| l.starts_with(f.name())),
@@ -232,7 +232,7 @@ fn scenarios_md_holds_the_table_the_registry_generates() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for f in patroni_lab_scenario::faults::all() {
+    for f in patroni_lab_faults::faults::all() {
         if let Some(secs) = f.secs() {
             assert!(
                 help.contains(&format!("{} {secs} s", f.name())),

@@ -114,7 +114,7 @@ fn a_steady_lab_under_writes_stays_healthy_for_five_minutes() {
 fn a_faults_leftovers_are_each_named_and_repaired() {
     let lab_test = LabTest::begin("a_faults_leftovers_are_each_named_and_repaired");
     let (leader, replica) = (lab_test.leader.clone(), other(&lab_test.leader));
-    let lab = patroni_lab_scenario::lab::Lab::from_env();
+    let lab = patroni_lab_cluster::lab::Lab::from_env();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _repointed = RepointedByHand::to(&leader, replica);
     // All of PgBouncer (`PAUSE`): a `PAUSE postgres` of the `*` entry's database is not
@@ -127,9 +127,9 @@ fn a_faults_leftovers_are_each_named_and_repaired() {
     .unwrap();
     let hold = format!(
         "enable server {}",
-        patroni_lab_scenario::lab::HAPROXY_HOLD_LINE
+        patroni_lab_cluster::lab::HAPROXY_HOLD_LINE
     );
-    patroni_lab_scenario::lab::haproxy_runtime(&hold).unwrap();
+    patroni_lab_cluster::lab::haproxy_runtime(&hold).unwrap();
     run_ok(
         "docker",
         &[
@@ -148,9 +148,9 @@ fn a_faults_leftovers_are_each_named_and_repaired() {
             "exec", "--user", "root", replica, "nft", "delete", "table", "inet", "plab",
         ],
     );
-    let _ = patroni_lab_scenario::lab::haproxy_runtime(&format!(
+    let _ = patroni_lab_cluster::lab::haproxy_runtime(&format!(
         "disable server {}",
-        patroni_lab_scenario::lab::HAPROXY_HOLD_LINE
+        patroni_lab_cluster::lab::HAPROXY_HOLD_LINE
     ));
     let _ = sql(PGBOUNCER_PORT, "pgbouncer", "RESUME");
     assert_eq!(code, 8, "{stdout}");
@@ -369,10 +369,10 @@ fn a_stopped_replica_under_synchronous_mode_is_named_not_running_and_no_sync_sta
             "--user",
             "postgres",
             replica,
-            patroni_lab_scenario::lab::PG_CTL,
+            patroni_lab_cluster::lab::PG_CTL,
             "stop",
             "-D",
-            patroni_lab_scenario::lab::PGDATA,
+            patroni_lab_cluster::lab::PGDATA,
             "-m",
             "fast",
         ],
@@ -433,8 +433,8 @@ struct PatroniStopped {
 
 impl PatroniStopped {
     fn on(node: &'static str) -> Self {
-        let pid = patroni_lab_scenario::lab::patroni_pid(
-            patroni_lab_scenario::lab::container(node).as_ref(),
+        let pid = patroni_lab_cluster::lab::patroni_pid(
+            patroni_lab_cluster::lab::container(node).as_ref(),
         )
         .expect("Patroni's pid");
         run_ok(

@@ -570,12 +570,12 @@ fn no_password_in_plain_text_in_any_volume_or_image_layer() {
 struct SharedIniRestored(String);
 
 fn write_shared_ini(text: &str) {
-    patroni_lab_scenario::lab::container("pgbouncer")
+    patroni_lab_cluster::lab::container("pgbouncer")
         .run_with_input(
             &[
                 "sh",
                 "-c",
-                &format!("cat > {}", patroni_lab_scenario::lab::PGBOUNCER_INI),
+                &format!("cat > {}", patroni_lab_cluster::lab::PGBOUNCER_INI),
             ],
             text,
         )
@@ -610,7 +610,7 @@ fn callback_refuses_a_malformed_shared_pgbouncer_ini_in_one_line_and_leaves_it_a
     assert!(!ok, "the callback must fail: {stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
     for part in [
-        patroni_lab_scenario::lab::PGBOUNCER_INI,
+        patroni_lab_cluster::lab::PGBOUNCER_INI,
         &format!("line {line}:"),
         &format!("'{bad}'"),
         "left as it was",

@@ -282,8 +282,8 @@ struct PatroniStopped {
 
 impl PatroniStopped {
     fn on(node: &str) -> Self {
-        let pid = patroni_lab_scenario::lab::patroni_pid(
-            patroni_lab_scenario::lab::container(node).as_ref(),
+        let pid = patroni_lab_cluster::lab::patroni_pid(
+            patroni_lab_cluster::lab::container(node).as_ref(),
         )
         .expect("patroni's pid");
         run_ok("docker", &["exec", node, "kill", "-STOP", &pid]);
@@ -709,7 +709,7 @@ fn runner_killed_mid_pause_pgbouncer_resumes_by_itself() {
         "the dead man's switch is armed"
     );
     // The switch is derived from the pause's own limits (PAUSE_DEAD_MAN): it fires then.
-    let dead_man = patroni_lab_scenario::faults::PAUSE_DEAD_MAN;
+    let dead_man = patroni_lab_faults::faults::PAUSE_DEAD_MAN;
     let (_, took) = wait_for(
         "the dead man's switches to fire",
         dead_man + Duration::from_secs(15),
@@ -880,7 +880,7 @@ fn runner_killed_mid_pause_against_urls_pgbouncer_resumes_by_itself() {
             .collect()
     };
     assert!(!flags().is_empty(), "the dead man's switch is armed");
-    let dead_man = patroni_lab_scenario::faults::PAUSE_DEAD_MAN;
+    let dead_man = patroni_lab_faults::faults::PAUSE_DEAD_MAN;
     let (_, took) = wait_for(
         "the dead man's switch to fire",
         dead_man + Duration::from_secs(15),

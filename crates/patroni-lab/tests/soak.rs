@@ -5,9 +5,9 @@ mod support;
 
 use std::process::Command;
 
-use patroni_lab_scenario::faults::Fault;
-use patroni_lab_scenario::lab::Lab;
-use patroni_lab_scenario::soak;
+use patroni_lab_campaign::soak;
+use patroni_lab_cluster::lab::Lab;
+use patroni_lab_faults::faults::Fault;
 use serde_json::Value;
 use support::*;
 
@@ -115,7 +115,7 @@ struct Unhold;
 
 impl Drop for Unhold {
     fn drop(&mut self) {
-        let _ = patroni_lab_scenario::lab::haproxy_runtime("disable server postgres_primary/hold");
+        let _ = patroni_lab_cluster::lab::haproxy_runtime("disable server postgres_primary/hold");
         let _ = sql(PGBOUNCER_PORT, "pgbouncer", "RESUME postgres");
     }
 }
@@ -125,7 +125,7 @@ fn the_leftover_check_sees_an_enabled_hold_line() {
     let _lab = LabTest::begin("the_leftover_check_sees_an_enabled_hold_line");
     let lab = Lab::from_env();
     let _unhold = Unhold;
-    patroni_lab_scenario::lab::haproxy_runtime("enable server postgres_primary/hold").unwrap();
+    patroni_lab_cluster::lab::haproxy_runtime("enable server postgres_primary/hold").unwrap();
     let left = soak::leftovers(&lab);
     assert!(
         left.iter()

@@ -16,10 +16,10 @@ use crate::record::{Attempt, Kind, ServerId};
 use crate::seconds::SecondLatencies;
 use crate::windows::{OpenWindow, merge};
 
-use crate::model::ms;
 pub use crate::model::{
     Analysis, Cutover, Latency, Second, ServerSpan, SplitBrain, Stall, Totals, Window,
 };
+use crate::percentile::ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {

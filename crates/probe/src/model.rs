@@ -133,7 +133,3 @@ pub struct Analysis {
     #[serde(skip)]
     pub in_doubt: Vec<(u32, u64)>,
 }
-
-pub(crate) fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
-}

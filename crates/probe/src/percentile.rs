@@ -71,6 +71,11 @@ pub struct Percentiles {
     pub max_ms: f64,
 }
 
+/// Microseconds as milliseconds, the unit every report gives times in.
+pub(crate) fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::classify::Outcome;
-use crate::model::ms;
+use crate::percentile::ms;
 use crate::percentile::{Latencies, Percentiles};
 use crate::record::Attempt;
 

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Window, ms};
+use crate::model::Window;
+use crate::percentile::ms;
 
 /// Merges per-client windows into all-clients windows (the union of their spans).
 pub(crate) fn merge(client_windows: &[Window]) -> Vec<Window> {

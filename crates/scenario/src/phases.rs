@@ -1,5 +1,5 @@
 //! The client's window broken into phases: from the probe's window (the longest one) and what
-//! the observer saw (`crate::timeline`'s typed samples), the moments the cluster passed on the
+//! the observer saw (`patroni_lab_cluster::timeline`'s typed samples), the moments the cluster passed on the
 //! way back — the old leader stopped serving, the lock left it, another member took it, that
 //! member's PostgreSQL came out of recovery, PgBouncer targeted it, HAProxy routed to it — and
 //! the client's first write after. Each phase runs from one such moment to the next, so the
@@ -14,7 +14,7 @@
 
 use serde::Serialize;
 
-use crate::timeline::{Event, LockSeen, PgState, Sampling, Seen, Source};
+use patroni_lab_cluster::timeline::{Event, LockSeen, PgState, Sampling, Seen, Source};
 
 /// One moment on the way back, on the probe's clock.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -797,7 +797,7 @@ pub fn html_bar(p: &Phases) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timeline::Seen;
+    use patroni_lab_cluster::timeline::Seen;
     use patroni_lab_probe::model::Window;
 
     fn seen(at_ms: i64, s: Seen) -> Event {

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use patroni_lab_probe::settings::{Settings, parse_duration};
 
-use crate::fault::Timing;
-use crate::faults::Fault;
-use crate::grade::{Expectations, Overrides};
-use crate::lab::Lab;
 use crate::report::ScenarioReport;
 use crate::runner::{self, Jitter, Plan, RunnerError, ScenarioRun};
+use patroni_lab_cluster::lab::Lab;
+use patroni_lab_faults::fault::Timing;
+use patroni_lab_faults::faults::Fault;
+use patroni_lab_faults::grade::{Expectations, Overrides};
 
 /// When the fault is injected after the probe started (before the jitter).
 pub const INJECT_AT: &str = "5s";
@@ -98,10 +98,11 @@ pub fn plan_for(
 /// The cluster's live timing (`GET /config`).
 pub async fn live_timing(lab: &Lab) -> Result<Timing, String> {
     let lab = lab.clone();
-    let config = tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("reading the cluster's timing (GET /config): {e}"))?;
+    let config =
+        tokio::task::spawn_blocking(move || patroni_lab_cluster::lab::patroni_config(&lab))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("reading the cluster's timing (GET /config): {e}"))?;
     Timing::from_config(&config)
 }
 
@@ -135,7 +136,7 @@ pub async fn run_set(
     let points = match plan.inject_jitter {
         Jitter::Stratified(n) => {
             let t = live_timing(lab).await.map_err(RunnerError::NotWhole)?;
-            crate::lease::stratified(n, t.ttl, t.loop_wait)
+            patroni_lab_cluster::lease::stratified(n, t.ttl, t.loop_wait)
         }
         _ => Vec::new(),
     };

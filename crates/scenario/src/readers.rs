@@ -12,8 +12,8 @@
 
 use serde::Serialize;
 
-use crate::grade::Grade;
-use crate::timeline::{Event, Source};
+use patroni_lab_cluster::timeline::{Event, Source};
+use patroni_lab_faults::grade::Grade;
 
 /// The live settings that decide when a lagging replica leaves the reader pool.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use patroni_lab_probe::html::{self, Marker, escape};
 use serde::Serialize;
 
-use crate::faults::Fault;
-use crate::grade::Expectations;
 use crate::runner::ScenarioRun;
+use patroni_lab_faults::faults::Fault;
+use patroni_lab_faults::grade::Expectations;
 
 pub const SCHEMA: &str = "patroni-lab/scenario-report";
 pub const SCHEMA_VERSION: u32 = 1;

@@ -11,13 +11,13 @@ use patroni_lab_probe::settings::Settings;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::cluster;
-use crate::fault::FaultError;
-use crate::faults::Fault;
-use crate::grade::{self, Expectations, Grade, OldLeaderWrites};
-use crate::lab::Lab;
-use crate::lease::{LeasePhase, Tracker};
-use crate::timeline::{self, Event, Source, Timeline};
+use patroni_lab_cluster::cluster;
+use patroni_lab_cluster::lab::Lab;
+use patroni_lab_cluster::lease::{LeasePhase, Tracker};
+use patroni_lab_cluster::timeline::{self, Event, Source, Timeline};
+use patroni_lab_faults::fault::FaultError;
+use patroni_lab_faults::faults::Fault;
+use patroni_lab_faults::grade::{self, Expectations, Grade, OldLeaderWrites};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ pub enum Jitter {
     /// left (`--at-lease-remaining`: the best or the worst point of the loop, on purpose).
     AtLeaseRemaining(Duration),
     /// Run k of a set at the k-th of N lease times left spread evenly over the loop
-    /// (`--phases N`; `crate::lease::stratified`); the set turns it into `AtLeaseRemaining`.
+    /// (`--phases N`; `patroni_lab_cluster::lease::stratified`); the set turns it into `AtLeaseRemaining`.
     Stratified(u32),
 }
 
@@ -69,9 +69,11 @@ impl Jitter {
             Self::AtLeaseRemaining(_) | Self::Stratified(_) => Ok(Duration::ZERO),
             Self::LoopWait => {
                 let lab = lab.clone();
-                let config = tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab))
-                    .await
-                    .map_err(|e| e.to_string())??;
+                let config = tokio::task::spawn_blocking(move || {
+                    patroni_lab_cluster::lab::patroni_config(&lab)
+                })
+                .await
+                .map_err(|e| e.to_string())??;
                 config["loop_wait"]
                     .as_f64()
                     .filter(|s| s.is_finite() && *s >= 0.0)
@@ -111,7 +113,7 @@ pub struct ScenarioRun {
     /// When the cluster was not whole again in time: what the doctor found (each finding is
     /// also on the timeline).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub doctor: Vec<crate::doctor::Finding>,
+    pub doctor: Vec<patroni_lab_doctor::doctor::Finding>,
     /// The lost acknowledged writes by the member that acknowledged them (from the probe's
     /// history), so the loss shows beside its cause.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -253,7 +255,7 @@ fn lost_by(history: &std::path::Path, report: &Report, lab: &Lab) -> Vec<LostBy>
                 l.last_ack_us = l.last_ack_us.max(a.end_us);
             }
             None => by.push(LostBy {
-                member: crate::lab::member_at(lab, &server.addr),
+                member: patroni_lab_cluster::lab::member_at(lab, &server.addr),
                 server: name,
                 lowest_wal: None,
                 lowest_wal_lsn: a.wal,
@@ -265,7 +267,7 @@ fn lost_by(history: &std::path::Path, report: &Report, lab: &Lab) -> Vec<LostBy>
         }
     }
     for l in &mut by {
-        l.lowest_wal = l.lowest_wal_lsn.map(crate::direct::lsn_text);
+        l.lowest_wal = l.lowest_wal_lsn.map(patroni_lab_cluster::direct::lsn_text);
         l.wal_after_first_ack = attempts
             .iter()
             .filter(|a| {
@@ -276,7 +278,7 @@ fn lost_by(history: &std::path::Path, report: &Report, lab: &Lab) -> Vec<LostBy>
             })
             .filter_map(|a| a.wal)
             .min()
-            .map(crate::direct::lsn_text);
+            .map(patroni_lab_cluster::direct::lsn_text);
     }
     by
 }
@@ -331,7 +333,7 @@ async fn refuse_impossible(lab: &Lab, plan: &Plan) -> Result<(), RunnerError> {
 }
 
 /// Sleeps `d` unless `stop` turns true first; returns false when stopped.
-pub(crate) async fn sleep_unless(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+pub async fn sleep_unless(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     if *stop.borrow() {
         return false;
     }
@@ -343,7 +345,7 @@ pub(crate) async fn sleep_unless(d: Duration, stop: &mut watch::Receiver<bool>) 
 
 /// The probe started in-process with a history file of its own (`tag` in its name); the
 /// sender stops it, the handle gives its report.
-pub(crate) fn start_probe(
+pub fn start_probe(
     mut settings: Settings,
     tag: &str,
 ) -> (
@@ -365,7 +367,7 @@ pub(crate) fn start_probe(
 
 /// Runs `fault` off the async workers (its steps block); `stop` cuts a hold or a wait short,
 /// the undo still runs.
-pub(crate) async fn run_fault(
+pub async fn run_fault(
     fault: Fault,
     lab: &Lab,
     leader: &str,
@@ -394,7 +396,7 @@ struct Course {
     whole_again: Option<Duration>,
     leader_after: Option<String>,
     /// What the doctor found when the cluster was not whole in time.
-    doctor: Vec<crate::doctor::Finding>,
+    doctor: Vec<patroni_lab_doctor::doctor::Finding>,
     /// HAProxy's check interval (ms) and rise as the run began (`None`: not read).
     haproxy_check: Option<(f64, u32)>,
     /// The cluster's loop_wait (ms) as the run began (`None`: not read).
@@ -436,7 +438,7 @@ pub async fn run_once(
     // The history is kept until the run is graded (writes after the lock moved are read from it).
     let probe_settings = pinned(lab, plan, &leader_before)?;
     let haproxy = if lab.containers {
-        tokio::task::spawn_blocking(crate::profiles::haproxy_live)
+        tokio::task::spawn_blocking(patroni_lab_cluster::profiles::haproxy_live)
             .await
             .ok()
             .and_then(Result::ok)
@@ -446,11 +448,11 @@ pub async fn run_once(
     let haproxy_check = haproxy.map(|h| (h.inter_ms, h.rise));
     let loop_wait_ms = {
         let lab = lab.clone();
-        tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab))
+        tokio::task::spawn_blocking(move || patroni_lab_cluster::lab::patroni_config(&lab))
             .await
             .ok()
             .and_then(Result::ok)
-            .and_then(|c| crate::fault::Timing::from_config(&c).ok())
+            .and_then(|c| patroni_lab_faults::fault::Timing::from_config(&c).ok())
             .map(|t| t.loop_wait as f64 * 1000.0)
     };
     let reader_settings = match (loop_wait_ms, haproxy, &plan.probe.reader) {
@@ -526,7 +528,7 @@ fn pinned(lab: &Lab, plan: &Plan, leader: &str) -> Result<Settings, RunnerError>
 async fn replicas_received(lab: &Lab, leader: &str) -> Option<u64> {
     let mut furthest = None;
     for n in lab.nodes.iter().filter(|n| n.name != leader) {
-        let rows = crate::direct::query(
+        let rows = patroni_lab_cluster::direct::query(
             n.pg_url.as_deref()?,
             &lab.password,
             "SELECT pg_last_wal_receive_lsn()::text",
@@ -536,7 +538,7 @@ async fn replicas_received(lab: &Lab, leader: &str) -> Option<u64> {
         let lsn = rows
             .first()
             .and_then(|r| r.first().cloned().flatten())
-            .and_then(|s| crate::direct::parse_lsn(&s))?;
+            .and_then(|s| patroni_lab_cluster::direct::parse_lsn(&s))?;
         furthest = furthest.max(Some(lsn));
     }
     furthest
@@ -613,7 +615,7 @@ async fn inject(
             Err(e) => {
                 timeline.record(Source::Fault, e);
                 // Why: the doctor's findings, each on the timeline.
-                let d = crate::doctor::explain(lab, timeline, "").await;
+                let d = patroni_lab_doctor::doctor::explain(lab, timeline, "").await;
                 course.doctor = d.findings;
             }
         }
@@ -731,7 +733,7 @@ fn conclude(
         lease_at_inject: course.lease_at_inject,
         replica_received_at_inject: course
             .replica_received_at_inject
-            .map(crate::direct::lsn_text),
+            .map(patroni_lab_cluster::direct::lsn_text),
         doctor: course.doctor,
         lost_by,
         leader_before,
@@ -898,12 +900,7 @@ fn lock_kept(leader: &str, leader_after: Option<&str>) -> OldLeaderWrites {
 
 /// The first "leader lock" event in `[from_us, to_us)` that names neither `leader` nor
 /// "unknown".
-pub(crate) fn lock_left_after(
-    events: &[Event],
-    leader: &str,
-    from_us: i64,
-    to_us: i64,
-) -> Option<i64> {
+pub fn lock_left_after(events: &[Event], leader: &str, from_us: i64, to_us: i64) -> Option<i64> {
     events
         .iter()
         .filter(|e| e.at_us >= from_us && e.at_us < to_us)
@@ -953,12 +950,7 @@ fn lock_regained(events: &[Event], leader: &str, lost_us: i64) -> Option<i64> {
 
 /// Writes acknowledged by the server at `addr` (any timeline) that ended in `(from_us, to_us)`
 /// on the probe's clock; `None` when the history cannot be read.
-pub(crate) fn writes_by(
-    history: &std::path::Path,
-    addr: &str,
-    from_us: i64,
-    to_us: i64,
-) -> Option<u64> {
+pub fn writes_by(history: &std::path::Path, addr: &str, from_us: i64, to_us: i64) -> Option<u64> {
     writes_by_ids(history, addr, from_us, to_us).map(|ids| ids.len() as u64)
 }
 

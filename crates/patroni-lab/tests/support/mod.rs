@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use patroni_lab_common::patroni::{self, ClusterView};
 
-pub use patroni_lab_scenario::lab::SERVICES;
+pub use patroni_lab_cluster::lab::SERVICES;
 /// The client endpoint (HAProxy) and PgBouncer, as published on the host.
 #[allow(unused_imports)]
-pub use patroni_lab_scenario::lab::{CLIENT_PORT, PGBOUNCER_PORT, READER_PORT};
+pub use patroni_lab_cluster::lab::{CLIENT_PORT, PGBOUNCER_PORT, READER_PORT};
 /// Host port of each node's PostgreSQL (direct, no proxy).
 pub fn pg_port(node: &str) -> u16 {
     lab_node(node).2
@@ -22,14 +22,14 @@ pub fn pg_port(node: &str) -> u16 {
 
 /// A lab node's name, REST API port and PostgreSQL port.
 fn lab_node(node: &str) -> (&'static str, u16, u16) {
-    *patroni_lab_scenario::lab::NODES
+    *patroni_lab_cluster::lab::NODES
         .iter()
         .find(|(n, _, _)| *n == node)
         .unwrap_or_else(|| panic!("{node} is not a lab node"))
 }
 pub const NODES: [&str; 2] = [
-    patroni_lab_scenario::lab::NODES[0].0,
-    patroni_lab_scenario::lab::NODES[1].0,
+    patroni_lab_cluster::lab::NODES[0].0,
+    patroni_lab_cluster::lab::NODES[1].0,
 ];
 /// Host port of each node's REST API.
 pub fn api_port(node: &str) -> u16 {
@@ -74,7 +74,25 @@ pub fn run_ok(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub use patroni_lab_scenario::lab::compose_command;
+/// The Compose command line: `COMPOSE` from the environment when set (`make` exports the one it
+/// chose), else `docker compose` (v2) when it answers, else `docker-compose` (v1).
+pub fn compose_command() -> Vec<String> {
+    if let Ok(chosen) = std::env::var("COMPOSE") {
+        let words: Vec<String> = chosen.split_whitespace().map(str::to_string).collect();
+        if !words.is_empty() {
+            return words;
+        }
+    }
+    let v2 = std::process::Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if v2 {
+        vec!["docker".into(), "compose".into()]
+    } else {
+        vec!["docker-compose".into()]
+    }
+}
 
 /// `docker compose <args>` (or docker-compose) in the repository root, whatever its status.
 pub fn compose_output(args: &[&str]) -> Output {
@@ -546,10 +564,10 @@ pub fn passed_but_for_async_loss(code: i32, report: &serde_json::Value) {
         return;
     }
     assert_eq!(code, 3, "neither passed nor failed on grades: {report}");
-    let lab = patroni_lab_scenario::lab::Lab::from_env();
-    let config = patroni_lab_scenario::lab::patroni_config(&lab).expect("GET /config");
+    let lab = patroni_lab_cluster::lab::Lab::from_env();
+    let config = patroni_lab_cluster::lab::patroni_config(&lab).expect("GET /config");
     assert!(
-        !patroni_lab_scenario::cluster::synchronous_on(&config),
+        !patroni_lab_cluster::cluster::synchronous_on(&config),
         "lost writes under synchronous replication: {config}"
     );
     for run in report["runs"].as_array().expect("runs") {
@@ -573,7 +591,7 @@ pub fn passed_but_for_async_loss(code: i32, report: &serde_json::Value) {
         );
         let received = run["replica_received_at_inject"]
             .as_str()
-            .and_then(patroni_lab_scenario::direct::parse_lsn)
+            .and_then(patroni_lab_cluster::direct::parse_lsn)
             .unwrap_or_else(|| panic!("the replicas' position at the injection not read: {run}"));
         let by = run["lost_by"].as_array().expect("lost_by");
         assert_eq!(
@@ -595,7 +613,7 @@ pub fn passed_but_for_async_loss(code: i32, report: &serde_json::Value) {
             // record and may lie behind that: not a test.)
             match l["wal_after_first_ack"].as_str() {
                 Some(after) => {
-                    let after = patroni_lab_scenario::direct::parse_lsn(after).expect("an LSN");
+                    let after = patroni_lab_cluster::direct::parse_lsn(after).expect("an LSN");
                     assert!(
                         after > received,
                         "a lost write the replicas had received (its server was at {after:#x} \
@@ -634,8 +652,8 @@ pub struct ReplayStopped {
 #[allow(dead_code)]
 impl ReplayStopped {
     pub fn on(node: &'static str) -> Self {
-        let pid = patroni_lab_scenario::lab::startup_pid(
-            patroni_lab_scenario::lab::container(node).as_ref(),
+        let pid = patroni_lab_cluster::lab::startup_pid(
+            patroni_lab_cluster::lab::container(node).as_ref(),
         )
         .expect("the startup process");
         run_ok("docker", &["exec", node, "kill", "-STOP", &pid]);
@@ -666,7 +684,7 @@ pub fn event_at_us(run: &serde_json::Value, prefix: &str) -> i64 {
 /// `PATCH /config` on a member's REST API, authenticated (Patroni shares it cluster-wide).
 #[allow(dead_code)]
 pub fn patch_config(body: &str) {
-    let lab = patroni_lab_scenario::lab::Lab::from_env();
+    let lab = patroni_lab_cluster::lab::Lab::from_env();
     let node = &lab.nodes[0];
     let (status, text) = patroni_lab_common::patroni::send_json(
         &node.api_url,
@@ -674,7 +692,7 @@ pub fn patch_config(body: &str) {
         "/config",
         body,
         Some(&lab.auth),
-        patroni_lab_scenario::lab::REST_TIMEOUT,
+        patroni_lab_cluster::lab::REST_TIMEOUT,
     )
     .unwrap();
     assert_eq!(status, 200, "PATCH /config {body}: {text}");

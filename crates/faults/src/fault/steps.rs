@@ -1,0 +1,432 @@
+//! The building blocks faults are made of, each written once: steps on a host (`patroni_lab_cluster::host`)
+//! and their undo guards, the hold that a signal cuts short, and the proofs that a fault took
+//! effect (a service's state, a new start time, a port that refuses, the leader key moving).
+
+use std::time::{Duration, Instant};
+
+use std::sync::Arc;
+
+use crate::fault::{Ctx, FaultError};
+use patroni_lab_cluster::cluster;
+use patroni_lab_cluster::guard::{Guard, Undo};
+use patroni_lab_cluster::host::{Action, Host, Service, State};
+use patroni_lab_cluster::lab::{self, Lab};
+use patroni_lab_cluster::timeline::{Source, Timeline};
+
+pub fn err(e: impl ToString) -> FaultError {
+    FaultError::Step(e.to_string())
+}
+
+/// Where `name` runs, as a fault step's error when it has no host.
+pub fn host(lab: &Lab, name: &str) -> Result<Arc<dyn Host>, FaultError> {
+    lab.host(name).map_err(FaultError::Step)
+}
+
+/// `action` on `host`, armed with its inverse first (the guard undoes it on any exit); the
+/// caller says on the timeline what it does.
+pub fn act_undoable(host: &Arc<dyn Host>, action: Action) -> Result<Guard, FaultError> {
+    let undo = patroni_lab_cluster::host::undo(host.clone(), &action)
+        .ok_or_else(|| FaultError::Step(format!("{} has no undo", host.describe(&action))))?;
+    let guard = Guard::arm(undo);
+    host.act(&action).map_err(err)?;
+    Ok(guard)
+}
+
+/// A guard that starts `host`'s service again (a no-op when it runs).
+pub fn start_again(host: &Arc<dyn Host>) -> Guard {
+    let h = host.clone();
+    Guard::arm(Undo::new(
+        host.describe(&Action::Service(Service::Start)),
+        move || {
+            // A crash freezes the service before it kills it ([`leader_down`]): one left frozen
+            // (its kill failed) is thawed first; anything else answers "not paused", ignored.
+            let _ = h.act(&Action::Service(Service::Resume));
+            h.act(&Action::Service(Service::Start))
+                .map_err(|e| e.to_string())
+        },
+    ))
+}
+
+/// Holds a fault for `d`; a signal (`stopped`) cuts it short, which is an
+/// [`FaultError::Interrupted`]: the fault did not last as planned.
+pub fn hold(d: Duration, stopped: &dyn Fn() -> bool) -> Result<(), FaultError> {
+    let start = Instant::now();
+    let end = start + d;
+    while Instant::now() < end {
+        if stopped() {
+            return Err(FaultError::Interrupted(format!(
+                "{:.1} s into a hold of {} s",
+                start.elapsed().as_secs_f64(),
+                d.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100).min(end - Instant::now()));
+    }
+    Ok(())
+}
+
+/// Holds a fault for `d` as [`hold`] does, checking every second that it still holds
+/// (`check`): a fault that something undid before its end (Patroni mending it, a process
+/// gone) is [`FaultError::Unproven`] — it did not last as planned. The last check is recorded
+/// as the proof that it held.
+pub fn hold_checked(
+    ctx: &Ctx,
+    what: &str,
+    check: impl Fn() -> Result<String, String>,
+) -> Result<(), FaultError> {
+    let d = ctx.duration();
+    let start = Instant::now();
+    loop {
+        let left = d.saturating_sub(start.elapsed());
+        hold(left.min(Duration::from_secs(1)), ctx.stopped)?;
+        let seen = check().map_err(|e| {
+            FaultError::Unproven(format!(
+                "{what} no longer held {:.1} s into a hold of {} s: {e}",
+                start.elapsed().as_secs_f64(),
+                d.as_secs()
+            ))
+        })?;
+        if start.elapsed() >= d {
+            ctx.timeline.record(
+                Source::Fault,
+                format!(
+                    "proof: {what} held {} s, checked every second: {seen}",
+                    d.as_secs()
+                ),
+            );
+            return Ok(());
+        }
+    }
+}
+
+/// How long a fault's effect may take to show (a container's state, a refused port, a new
+/// postmaster after `POST /restart` returned): seconds at most, measured well under 1 s.
+pub const PROOF_LIMIT: Duration = Duration::from_secs(10);
+/// How long Patroni may take to notice a crashed postmaster: its next loop, at most loop_wait
+/// (10 s by default, 14 s in the profiles here) plus a REST time-out or two.
+pub const NOTICE_LIMIT: Duration = Duration::from_secs(30);
+/// etcd's client port and Patroni's REST port inside the lab network.
+pub const ETCD_PORT: u16 = lab::ETCD_CLIENT_PORT;
+pub const REST_PORT: u16 = 8008;
+
+/// Polls `check` until it sees the fault's effect (recorded as "proof: ..."), for at most
+/// `limit`; else the fault is [`FaultError::Unproven`].
+pub fn prove(
+    timeline: &Timeline,
+    what: &str,
+    limit: Duration,
+    stopped: &dyn Fn() -> bool,
+    check: impl Fn() -> Result<String, String>,
+) -> Result<(), FaultError> {
+    let start = Instant::now();
+    loop {
+        let last = match check() {
+            Ok(seen) => {
+                timeline.record(Source::Fault, format!("proof: {seen}"));
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if stopped() {
+            return Err(FaultError::Interrupted(format!("while waiting for {what}")));
+        }
+        if start.elapsed() >= limit {
+            return Err(FaultError::Unproven(format!(
+                "{what} not seen within {} s ({last})",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether the process `pid` in `container` is stopped (state T): `Ok` naming it (`who`) and
+/// its state, `Err` with the state it is in.
+pub fn process_stopped(host: &dyn Host, pid: &str, who: &str) -> Result<String, String> {
+    let status = host
+        .read_file(&format!("/proc/{pid}/status"))
+        .map_err(|e| format!("{who}'s status cannot be read: {e}"))?;
+    let state = status
+        .lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .map(str::trim)
+        .unwrap_or("?");
+    if state.starts_with('T') {
+        Ok(format!("{who} (pid {pid}) is {state}"))
+    } else {
+        Err(format!("{who} is {state}"))
+    }
+}
+
+/// Proves `host`'s service is in a state `wanted` accepts.
+pub fn prove_status(
+    timeline: &Timeline,
+    host: &dyn Host,
+    wanted: impl Fn(&State) -> bool,
+    stopped: &dyn Fn() -> bool,
+) -> Result<(), FaultError> {
+    let name = host.name();
+    prove(
+        timeline,
+        &format!("{name}'s state"),
+        PROOF_LIMIT,
+        stopped,
+        || {
+            let status = host.state().map_err(|e| e.to_string())?;
+            if wanted(&status) {
+                Ok(format!("{name} is {status} ({})", host.state_source()))
+            } else {
+                Err(format!("{name} is {status}"))
+            }
+        },
+    )
+}
+
+/// The postmaster start time a member's Patroni reports.
+pub fn postmaster_start(api_url: &str) -> Result<String, FaultError> {
+    let me = cluster::member_status(api_url).map_err(FaultError::Step)?;
+    me["postmaster_start_time"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| FaultError::Step(format!("{api_url}/patroni has no postmaster_start_time")))
+}
+
+/// Proves another member than `old` holds the leader key.
+pub fn prove_new_holder(
+    lab: &Lab,
+    old: &str,
+    timeline: &Timeline,
+    stopped: &dyn Fn() -> bool,
+) -> Result<(), FaultError> {
+    prove(
+        timeline,
+        "the leader key moving",
+        PROOF_LIMIT,
+        stopped,
+        || match cluster::lock_holder(lab)? {
+            Some(h) if h != old => Ok(format!("the leader key is held by {h}")),
+            Some(h) => Err(format!("the leader key is still held by {h}")),
+            None => Err("the leader key is free".into()),
+        },
+    )
+}
+
+/// Whether the TCP port at `url` (`http://host:port`) refuses a connection.
+pub fn refuses(url: &str) -> Result<String, String> {
+    use std::net::ToSocketAddrs;
+    let host_port = url.trim_start_matches("http://").trim_end_matches('/');
+    let addr = host_port
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| format!("{host_port} has no address"))?;
+    match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+        Ok(_) => Err(format!("{host_port} still accepts connections")),
+        Err(e) => Ok(format!("etcd's client port {host_port} refuses: {e}")),
+    }
+}
+
+/// From `host`, tries a TCP connect (1 s) to each target; proof when none answers.
+pub fn unreachable_from(host: &dyn Host, targets: &[(String, u16)]) -> Result<String, String> {
+    let container = host.name();
+    let list = targets
+        .iter()
+        .map(|(ip, port)| format!("('{ip}',{port})"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let script = format!(
+        "import socket\nfor a in [{list}]:\n    try:\n        socket.create_connection(a, 1).close(); print('%s:%d' % a)\n    except OSError:\n        pass\n"
+    );
+    let reached = host
+        .run(&["python3", "-c", &script])
+        .map_err(|e| e.to_string())?;
+    if reached.trim().is_empty() {
+        let all: Vec<String> = targets.iter().map(|(ip, p)| format!("{ip}:{p}")).collect();
+        Ok(format!(
+            "from {container}, {} do not answer",
+            all.join(", ")
+        ))
+    } else {
+        Err(format!(
+            "from {container}, {} still answer",
+            reached.split_whitespace().collect::<Vec<_>>().join(", ")
+        ))
+    }
+}
+
+/// Waits until a member other than `old` holds the leader lock and runs.
+pub fn wait_new_leader(
+    lab: &Lab,
+    old: &str,
+    limit: Duration,
+    stopped: &dyn Fn() -> bool,
+) -> Result<String, FaultError> {
+    let start = Instant::now();
+    loop {
+        if stopped() {
+            return Err(FaultError::Interrupted(
+                "while waiting for a new leader".into(),
+            ));
+        }
+        if let Ok(l) = cluster::leader(lab) {
+            if l != old {
+                return Ok(l);
+            }
+        }
+        if start.elapsed() >= limit {
+            return Err(FaultError::NoFailover(format!(
+                "no other member took the lead within {} s",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A fault on one service that lasts: `action` on its host, proven by its state (`proven`),
+/// held for the fault's duration, then undone by `undo` (armed before the step).
+pub fn hold_service(
+    ctx: &Ctx,
+    host: &Arc<dyn Host>,
+    action: Service,
+    undo: Guard,
+    proven: impl Fn(&State) -> bool,
+) -> Result<(), FaultError> {
+    let action = Action::Service(action);
+    ctx.step(host.describe(&action));
+    let done = host
+        .act(&action)
+        .map_err(err)
+        .and_then(|_| prove_status(ctx.timeline, host.as_ref(), proven, ctx.stopped))
+        .and_then(|_| hold(ctx.duration(), ctx.stopped));
+    ctx.step(undo.what().to_string());
+    let undone = undo.undo();
+    match (done, undone) {
+        // The first failure is the cause (an undo of a fault that never took fails too): keep
+        // it, and put the undo's failure on the timeline.
+        (Err(e), Err(u)) => {
+            ctx.step(format!("undo failed as well: {u}"));
+            Err(e)
+        }
+        (Err(e), Ok(())) => Err(e),
+        (Ok(()), Err(u)) => Err(FaultError::Step(u)),
+        (Ok(()), Ok(())) => Ok(()),
+    }
+}
+
+/// The leader's service taken down by `steps` in order (stop, or pause then kill), each on the
+/// timeline, proven not running, started again once another member leads.
+pub fn leader_down(ctx: &Ctx, steps: &[Service]) -> Result<(), FaultError> {
+    let leader = host(ctx.lab, ctx.leader)?;
+    let guard = start_again(&leader);
+    for s in steps {
+        let action = Action::Service(*s);
+        ctx.step(leader.describe(&action));
+        leader.act(&action).map_err(err)?;
+    }
+    prove_status(
+        ctx.timeline,
+        leader.as_ref(),
+        |s| *s != State::Running,
+        ctx.stopped,
+    )?;
+    wait_new_leader(ctx.lab, ctx.leader, Duration::from_secs(120), ctx.stopped)?;
+    ctx.step(guard.what().to_string());
+    guard.undo().map_err(FaultError::Step)
+}
+
+/// A restart of a service, proven by a new start time.
+pub fn restart_service(ctx: &Ctx, name: &str) -> Result<(), FaultError> {
+    let h = host(ctx.lab, name)?;
+    let guard = start_again(&h);
+    let before = h.started_at().map_err(err)?;
+    let restart = Action::Service(Service::Restart);
+    ctx.step(h.describe(&restart));
+    h.act(&restart).map_err(err)?;
+    ctx.step(format!("{name} restarted"));
+    drop(guard);
+    let now = h.started_at().map_err(err)?;
+    if now == before {
+        return Err(FaultError::Unproven(format!(
+            "{name} still has the start time {before}"
+        )));
+    }
+    ctx.step(format!(
+        "proof: {name} started anew at {now} (was {before})"
+    ));
+    Ok(())
+}
+
+/// `POST {path}` with `body` to the leader's REST API (authenticated); its answer when 200.
+pub fn post_to_leader(
+    ctx: &Ctx,
+    path: &str,
+    body: &str,
+    limit: Duration,
+) -> Result<String, FaultError> {
+    let node = ctx
+        .lab
+        .node(ctx.leader)
+        .ok_or_else(|| FaultError::Step(format!("no REST API for {}", ctx.leader)))?;
+    let (status, reply) = patroni_lab_common::patroni::send_json(
+        &node.api_url,
+        "POST",
+        path,
+        body,
+        Some(&ctx.lab.auth),
+        limit,
+    )
+    .map_err(err)?;
+    if status != 200 {
+        return Err(FaultError::Step(format!(
+            "POST {path} answered {status}: {}",
+            reply.trim()
+        )));
+    }
+    Ok(reply.trim().to_string())
+}
+
+/// The REST API URL of `member`.
+pub fn api_url<'a>(lab: &'a Lab, member: &str) -> Result<&'a str, FaultError> {
+    lab.node(member)
+        .map(|n| n.api_url.as_str())
+        .ok_or_else(|| FaultError::Step(format!("no REST API for {member}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proof_is_on_the_timeline_and_an_effect_never_seen_is_unproven() {
+        let t = Timeline::default();
+        let seen = std::cell::Cell::new(0);
+        // Seen on the third look: one proof line.
+        let ok = prove(&t, "the effect", Duration::from_secs(5), &|| false, || {
+            seen.set(seen.get() + 1);
+            if seen.get() < 3 {
+                Err("not yet".into())
+            } else {
+                Ok("the effect, seen".into())
+            }
+        });
+        assert_eq!(ok, Ok(()));
+        let lines: Vec<String> = t.events(0).into_iter().map(|e| e.what).collect();
+        assert_eq!(lines, vec!["proof: the effect, seen".to_string()]);
+        // Never seen: Unproven (exit 5 in the binary), with the last thing seen.
+        let never = prove(&t, "the effect", Duration::ZERO, &|| false, || {
+            Err("still running".into())
+        });
+        assert_eq!(
+            never,
+            Err(FaultError::Unproven(
+                "the effect not seen within 0 s (still running)".into()
+            ))
+        );
+        // A signal while waiting: Interrupted, not Unproven.
+        let cut = prove(&t, "the effect", Duration::from_secs(5), &|| true, || {
+            Err("still running".into())
+        });
+        assert!(matches!(cut, Err(FaultError::Interrupted(_))), "{cut:?}");
+    }
+}

@@ -1,0 +1,57 @@
+//! `etcd-loss`: etcd stopped for N s, then started (in the 3-node topology, one of three
+//! members). Proven: etcd not running and its client port refusing.
+
+use std::time::Duration;
+
+use crate::fault::steps::{PROOF_LIMIT, err, hold, host, prove, prove_status, refuses, start_again};
+use patroni_lab_cluster::host::{Action, Service, State};
+use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::grade::Expectations;
+use patroni_lab_cluster::lab;
+
+pub struct EtcdLoss;
+
+impl FaultKind for EtcdLoss {
+    fn name(&self) -> &'static str {
+        "etcd-loss"
+    }
+    fn describe(&self, secs: Option<u64>) -> String {
+        format!("etcd stopped for {} s, then started", secs.unwrap_or_default())
+    }
+    fn default_secs(&self) -> Option<u64> {
+        Some(25)
+    }
+    fn needs(&self) -> Needs {
+        Needs::Containers
+    }
+    /// The primary demotes itself ~retry_timeout + a loop after etcd goes, and leads again once
+    /// etcd is back. Measured (25 s loss): 21.7 s.
+    fn expectations(&self, secs: Option<u64>, _: Timing) -> Expectations {
+        Expectations {
+            max_window: Some(Duration::from_secs(secs.unwrap_or(0) + 10)),
+            // After the hold (the default 25 s hold: 120 s from the injection, as before).
+            whole_within: Duration::from_secs(95),
+            ..Expectations::base()
+        }
+    }
+    fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
+        let (lab, timeline, stopped) = (ctx.lab, ctx.timeline, ctx.stopped);
+        let step = |what: String| ctx.step(what);
+        let etcd = host(lab, lab::ETCD)?;
+        let guard = start_again(&etcd);
+        let stop = Action::Service(Service::Stop);
+        step(etcd.describe(&stop));
+        etcd.act(&stop).map_err(err)?;
+        let proven = prove_status(timeline, etcd.as_ref(), |s| *s != State::Running, stopped)
+            .and_then(|_| match &lab.etcd_url {
+                Some(url) => prove(timeline, "etcd refusing", PROOF_LIMIT, stopped, || {
+                    refuses(url)
+                }),
+                None => Ok(()),
+            });
+        let held = proven.and_then(|_| hold(ctx.duration(), stopped));
+        step(guard.what().to_string());
+        guard.undo().map_err(FaultError::Step)?;
+        held
+    }
+}

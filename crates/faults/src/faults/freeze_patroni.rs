@@ -1,0 +1,103 @@
+//! `freeze-patroni`: SIGSTOP to the leader's Patroni daemon only for N s, then SIGCONT. Its PostgreSQL keeps running as a primary: with no watchdog (none in
+//! containers, as on many VMs) nothing stops it when the lock expires and the replica is
+//! promoted, so clients still connected to it keep committing — a split brain. The probe keeps
+//! clients on the leader's own address to see those writes; the scenario must FAIL on them.
+
+use std::time::Duration;
+
+use patroni_lab_cluster::cluster;
+use crate::fault::steps::{PROOF_LIMIT, err, hold, host, process_stopped, prove};
+use patroni_lab_cluster::host::{Action, Signal};
+use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::grade::Expectations;
+use patroni_lab_cluster::guard::Guard;
+
+pub struct FreezePatroni;
+
+impl FaultKind for FreezePatroni {
+    fn name(&self) -> &'static str {
+        "freeze-patroni"
+    }
+    fn describe(&self, secs: Option<u64>) -> String {
+        format!(
+            "SIGSTOP to the leader's Patroni only for {} s (PostgreSQL keeps running as primary, no watchdog), then SIGCONT; 2 more clients on the leader's own address",
+            secs.unwrap_or_default()
+        )
+    }
+    fn default_secs(&self) -> Option<u64> {
+        Some(45)
+    }
+    fn bound_rule(&self) -> Option<&'static str> {
+        Some("min(secs, ttl) + 10 s")
+    }
+    fn lock_expires(&self) -> bool {
+        true
+    }
+    fn needs(&self) -> Needs {
+        Needs::Containers
+    }
+    fn pinned_clients(&self) -> u32 {
+        2
+    }
+    fn in_soak(&self) -> bool {
+        false
+    }
+    /// Through 5432 as freeze-leader: HAProxy drops the frozen member once its REST API stops
+    /// answering, and clients wait for the lock to expire. The writes of the clients on the
+    /// old leader's own address after it lost the lock are what this fault shows: graded 0,
+    /// so it fails whenever the split brain happens (a freeze longer than ttl).
+    fn expectations(&self, secs: Option<u64>, t: Timing) -> Expectations {
+        Expectations {
+            max_window: Some(Duration::from_secs(secs.unwrap_or(0).min(t.ttl) + 10)),
+            // After the hold (the default 45 s hold: 150 s from the injection, as before).
+            whole_within: Duration::from_secs(105),
+            ..Expectations::base()
+        }
+    }
+    fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
+        let leader = ctx.leader;
+        let h = host(ctx.lab, leader)?;
+        let pid = patroni_lab_cluster::lab::patroni_pid(h.as_ref()).map_err(FaultError::Step)?;
+        let stop = Action::Signal {
+            pid: pid.clone(),
+            signal: Signal::Stop,
+        };
+        let undo = Guard::arm(patroni_lab_cluster::host::undo(h.clone(), &stop).expect("a SIGSTOP undoes"));
+        ctx.step(format!("SIGSTOP to {leader}'s Patroni daemon (pid {pid})"));
+        let done = h
+            .act(&stop)
+            .map_err(err)
+            .and_then(|_| {
+                let who = format!("{leader}'s Patroni");
+                prove(ctx.timeline, "Patroni stopped", PROOF_LIMIT, ctx.stopped, || {
+                    process_stopped(h.as_ref(), &pid, &who)
+                })
+            })
+            .and_then(|_| {
+                prove(
+                    ctx.timeline,
+                    "PostgreSQL still a primary",
+                    PROOF_LIMIT,
+                    ctx.stopped,
+                    || primary_still(ctx),
+                )
+            })
+            .and_then(|_| hold(ctx.duration(), ctx.stopped));
+        ctx.step(undo.what().to_string());
+        undo.undo().map_err(FaultError::Step)?;
+        done
+    }
+}
+
+/// The frozen leader's PostgreSQL, on a direct connection, is still out of recovery.
+fn primary_still(ctx: &Ctx) -> Result<String, String> {
+    let in_recovery =
+        cluster::direct_cell(ctx.lab, ctx.leader, "SELECT pg_is_in_recovery()::text")?;
+    match in_recovery.as_deref() {
+        Some("false") => Ok(format!(
+            "PostgreSQL on {} still runs as a primary",
+            ctx.leader
+        )),
+        other => Err(format!("in recovery: {other:?}")),
+    }
+}

@@ -1,0 +1,497 @@
+//! The faults, one file each, and the registry: one line per fault. Everything that lists
+//! faults (`scenario list`, the `--secs` help, SCENARIOS.md's table, the CLI test) reads it,
+//! and [`Fault`] (a kind and, for a fault that lasts, its seconds) is what the runner, the
+//! matrix and the soak pass around. Adding a fault: a file here implementing
+//! [`crate::fault::FaultKind`], its line below, and its test.
+
+use serde::{Serialize, Serializer};
+
+use crate::fault::{FaultError, FaultKind, Needs, Timing};
+use crate::grade::Expectations;
+use patroni_lab_cluster::lab::Lab;
+use patroni_lab_cluster::timeline::Timeline;
+
+macro_rules! registry {
+    ($($file:ident :: $kind:ident),* $(,)?) => {
+        $(mod $file;)*
+        /// Every fault, in the order `scenario list` shows them.
+        pub static REGISTRY: &[&dyn FaultKind] = &[$(&$file::$kind),*];
+    };
+}
+
+registry! {
+    switchover::Switchover,
+    switchover_paused::SwitchoverPaused,
+    restart_leader::RestartLeader,
+    stop_leader::StopLeader,
+    kill_leader::KillLeader,
+    crash_postgres::CrashPostgres,
+    oom_backend::OomBackend,
+    freeze_leader::FreezeLeader,
+    freeze_patroni::FreezePatroni,
+    freeze_postmaster::FreezePostmaster,
+    partition_leader::PartitionLeader,
+    etcd_loss::EtcdLoss,
+    replica_loss::ReplicaLoss,
+    lag_replica::LagReplica,
+    pgbouncer_restart::PgbouncerRestart,
+    haproxy_restart::HaproxyRestart,
+    switchover_then_stop::SwitchoverThenStop,
+}
+
+pub mod sequence;
+
+pub use switchover_paused::{PAUSE_DEAD_MAN, resume_after};
+
+/// How long a lasting fault may be held, in seconds (everywhere a fault is written).
+pub const SECS: std::ops::RangeInclusive<u64> = 1..=600;
+
+/// One parameter of a written fault, by its form.
+enum Param {
+    /// Whole seconds: `20`, `20s`, `2m`.
+    Secs(u64),
+    /// A form no fault takes yet, named for the error ("percentage", "parameter").
+    Other(&'static str),
+}
+
+impl Param {
+    fn of(p: &str) -> Self {
+        if p.ends_with('%') {
+            return Self::Other("percentage");
+        }
+        match patroni_lab_probe::settings::parse_duration(p) {
+            Ok(d) if d.subsec_nanos() == 0 && p.starts_with(|c: char| c.is_ascii_digit()) => {
+                Self::Secs(d.as_secs())
+            }
+            Ok(_) => Self::Other("fraction of a second"),
+            Err(_) => Self::Other("parameter"),
+        }
+    }
+}
+
+/// A fault as the runner uses it: its kind, and its seconds for a fault that lasts.
+#[derive(Clone, Copy)]
+pub struct Fault {
+    kind: &'static dyn FaultKind,
+    secs: Option<u64>,
+}
+
+impl PartialEq for Fault {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name() && self.secs == other.secs
+    }
+}
+impl Eq for Fault {}
+
+impl std::fmt::Debug for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.secs {
+            Some(s) => write!(f, "{}:{s}", self.name()),
+            None => f.write_str(self.name()),
+        }
+    }
+}
+
+/// As before the registry: `{"fault": "freeze-leader", "secs": 40}` or `{"fault": "switchover"}`.
+impl Serialize for Fault {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("fault", self.name())?;
+        if let Some(secs) = self.secs {
+            m.serialize_entry("secs", &secs)?;
+        }
+        m.end()
+    }
+}
+
+/// Every fault with its default duration, in the registry's order.
+pub fn all() -> Vec<Fault> {
+    REGISTRY
+        .iter()
+        .map(|k| Fault {
+            kind: *k,
+            secs: k.default_secs(),
+        })
+        .collect()
+}
+
+impl Fault {
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// The fault named `name`, with `secs` for the faults that last (their default otherwise).
+    /// Seconds on a fault that does not last, or outside [`SECS`], are refused.
+    pub fn parse(name: &str, secs: Option<u64>) -> Result<Self, FaultError> {
+        if name.contains(',') {
+            if secs.is_some() {
+                return Err(FaultError::Spec(format!(
+                    "{name}: a sequence takes no seconds; give them to its steps (freeze-leader:20)"
+                )));
+            }
+            let kind: &'static dyn FaultKind =
+                Box::leak(Box::new(sequence::Sequence::parse(name)?));
+            return Ok(Self { kind, secs: None });
+        }
+        let kind = *REGISTRY
+            .iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| FaultError::Unknown(name.to_string()))?;
+        let default = kind.default_secs();
+        if let Some(s) = secs {
+            if default.is_none() {
+                return Err(FaultError::Spec(format!(
+                    "{name} does not last; it takes no seconds"
+                )));
+            }
+            if !SECS.contains(&s) {
+                return Err(FaultError::Spec(format!(
+                    "{name} held {s} s is out of range: allowed {} to {} s",
+                    SECS.start(),
+                    SECS.end()
+                )));
+            }
+        }
+        Ok(Self {
+            kind,
+            secs: default.map(|d| secs.unwrap_or(d)),
+        })
+    }
+
+    /// A fault as it is written everywhere: on the command line, as a sequence's step, in the
+    /// soak's `--faults` and the matrix's rows. `name[:param]...`, or a sequence of them
+    /// (`switchover,+1s,freeze-leader:20`). A parameter is recognised by its form; today one
+    /// form is taken, the hold of a fault that lasts (`20`, `20s`, `2m`: whole seconds in
+    /// [`SECS`]). The typed parameters of the faults to come (a target, a link, a percentage, a
+    /// rate: `lossy-link:leader-etcd:30%:20s`) are refused by name until a fault takes them.
+    pub fn from_spec(text: &str) -> Result<Self, FaultError> {
+        let text = text.trim();
+        if text.contains(',') {
+            return Self::parse(text, None);
+        }
+        let mut parts = text.split(':');
+        let name = parts.next().unwrap_or_default();
+        let mut secs = None;
+        for p in parts {
+            match Param::of(p) {
+                Param::Secs(s) if secs.is_none() => secs = Some(s),
+                Param::Secs(_) => {
+                    return Err(FaultError::Spec(format!(
+                        "{text}: the seconds are given twice"
+                    )));
+                }
+                Param::Other(kind) => {
+                    // Unknown names first: "nope:30%" is about the name.
+                    Self::parse(name, None)?;
+                    return Err(FaultError::Spec(format!(
+                        "{text}: {name} takes no {kind} ('{p}'); a fault takes at most the seconds it is held"
+                    )));
+                }
+            }
+        }
+        Self::parse(name, secs).map_err(|e| match e {
+            FaultError::Spec(why) if text != name => FaultError::Spec(format!("{text}: {why}")),
+            e => e,
+        })
+    }
+
+    /// This fault held `secs` instead (the command line's `--secs`), with the same checks as
+    /// a written one.
+    pub fn with_secs(self, secs: u64) -> Result<Self, FaultError> {
+        Self::parse(self.name(), Some(secs))
+    }
+
+    /// How long the fault lasts, for the faults that last.
+    pub fn secs(&self) -> Option<u64> {
+        self.secs
+    }
+
+    /// Whether clients must also read on the reader endpoint.
+    pub fn needs_readers(&self) -> bool {
+        self.kind.needs_readers()
+    }
+
+    /// What it does, in one line.
+    pub fn describe(&self) -> String {
+        self.kind.describe(self.secs)
+    }
+
+    /// Whether it leaves the leader's lock to expire (see `FaultKind::lock_expires`).
+    pub fn lock_expires(&self) -> bool {
+        self.kind.lock_expires()
+    }
+
+    /// Whether the leader's own Patroni mends it on its next loop (see
+    /// `FaultKind::mended_on_next_loop`).
+    pub fn mended_on_next_loop(&self) -> bool {
+        self.kind.mended_on_next_loop()
+    }
+
+    /// Clients the probe keeps on the leader's own address besides the others.
+    pub fn pinned_clients(&self) -> u32 {
+        self.kind.pinned_clients()
+    }
+
+    /// Whether it acts on the lab's containers (refused against a cluster given by URLs).
+    pub fn needs_containers(&self) -> bool {
+        self.kind.needs() == Needs::Containers
+    }
+
+    /// Whether it needs PgBouncer's admin console (given with `--pgbouncer` outside the lab).
+    pub fn needs_pgbouncer(&self) -> bool {
+        self.kind.needs() == Needs::PgbouncerAdmin
+    }
+
+    /// Client settings the scenario needs; returns what it changed (`None`: nothing).
+    pub fn adjust_probe(
+        &self,
+        probe: &mut patroni_lab_probe::settings::Settings,
+    ) -> Option<String> {
+        self.kind.adjust_probe(probe)
+    }
+
+    /// How a live setting sets the window's bound, when one does ("ttl + 15 s").
+    pub fn bound_rule(&self) -> Option<&'static str> {
+        self.kind.bound_rule()
+    }
+
+    /// What it expects under the default timing, in one line, with the rule that makes a bound
+    /// follow the live settings.
+    pub fn expects(&self) -> String {
+        let e = self.expectations().summary();
+        match self.bound_rule() {
+            Some(rule) => e.replacen(
+                ", ",
+                &format!(" (window bound: {rule}, from the live settings), "),
+                1,
+            ),
+            None => e,
+        }
+    }
+
+    /// What clients should see under the default timing (ttl 30 s, loop_wait 10 s).
+    pub fn expectations(&self) -> Expectations {
+        self.expectations_for(Timing::DEFAULT)
+    }
+
+    /// What clients should see under the live `timing`. Flags override each.
+    /// The fault's expectations under `timing`. "Whole again" is measured from the injection,
+    /// so its limit has the fault's hold in it: the kind's own figure is for after the hold
+    /// (a 120 s `replica-loss` is not a failure to come back).
+    pub fn expectations_for(&self, timing: Timing) -> Expectations {
+        let mut e = self.kind.expectations(self.secs, timing);
+        e.whole_within += std::time::Duration::from_secs(self.secs.unwrap_or(0));
+        e
+    }
+
+    /// Injects the fault, proves it, holds it, and undoes it, recording each step. Blocking;
+    /// `stopped` cuts a hold or a wait short (the undo still runs).
+    pub fn run(
+        &self,
+        lab: &Lab,
+        leader: &str,
+        timeline: &Timeline,
+        stopped: &dyn Fn() -> bool,
+    ) -> Result<(), FaultError> {
+        let replica = lab
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .find(|n| *n != leader)
+            .ok_or_else(|| FaultError::Step("no replica to fail over to".into()))?
+            .to_string();
+        self.kind.run(&crate::fault::Ctx {
+            lab,
+            leader,
+            replica,
+            timeline,
+            secs: self.secs,
+            stopped,
+        })
+    }
+}
+
+/// The scenarios as a Markdown table (SCENARIOS.md's, generated: a test fails when it drifts).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| scenario | what it does | expected (at ttl 30 / loop_wait 10) |\n|---|---|---|\n",
+    );
+    for f in all() {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            f.name(),
+            f.describe(),
+            f.expects()
+        ));
+    }
+    out
+}
+
+/// The faults a soak draws from by default (in the registry's order: a seed's schedule stays
+/// the same when a fault outside the soak is added).
+pub fn soak_defaults() -> Vec<Fault> {
+    all().into_iter().filter(|f| f.kind.in_soak()).collect()
+}
+
+/// The faults that last, with their defaults, for the `--secs` help.
+pub fn lasting_defaults() -> String {
+    all()
+        .iter()
+        .filter_map(|f| f.secs().map(|s| format!("{} {s} s", f.name())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_again_is_allowed_the_hold_on_top_of_the_faults_own_time() {
+        let whole = |spec: &str| {
+            Fault::from_spec(spec)
+                .unwrap()
+                .expectations_for(Timing::DEFAULT)
+                .whole_within
+                .as_secs()
+        };
+        // The default holds keep the limits they had (from the injection).
+        assert_eq!(whole("freeze-leader"), 120);
+        assert_eq!(whole("partition-leader"), 150);
+        assert_eq!(whole("etcd-loss"), 120);
+        // A longer hold moves the limit with it: 120 s of replica loss is not a failure to
+        // come back.
+        assert_eq!(whole("replica-loss"), 90);
+        assert_eq!(whole("lag-replica"), 90);
+        assert_eq!(whole("replica-loss:120") - whole("replica-loss"), 110);
+        assert_eq!(whole("freeze-leader:100"), 180);
+    }
+
+    #[test]
+    fn every_fault_has_a_unique_name_that_parses_back() {
+        for f in all() {
+            assert_eq!(Fault::parse(f.name(), None).unwrap(), f);
+            assert!(!f.describe().is_empty());
+            assert_eq!(all().iter().filter(|g| g.name() == f.name()).count(), 1);
+        }
+        let freeze = Fault::parse("freeze-leader", Some(8)).unwrap();
+        assert_eq!(freeze.secs(), Some(8));
+        assert_eq!(
+            serde_json::to_value(freeze).unwrap(),
+            serde_json::json!({"fault": "freeze-leader", "secs": 8})
+        );
+        assert_eq!(
+            serde_json::to_value(Fault::parse("switchover", None).unwrap()).unwrap(),
+            serde_json::json!({"fault": "switchover"}),
+        );
+        assert_eq!(
+            Fault::parse("switchover", Some(8)).unwrap_err().to_string(),
+            "switchover does not last; it takes no seconds",
+            "seconds on a fault that does not last are refused, not dropped"
+        );
+        assert_eq!(
+            Fault::parse("nope", None).unwrap_err().to_string(),
+            "unknown scenario 'nope': `patroni-lab scenario list` shows them"
+        );
+    }
+
+    /// One grammar for a fault wherever it is written: the command line, a sequence's step,
+    /// the soak's `--faults`, the matrix's rows.
+    #[test]
+    fn a_written_fault_is_checked_the_same_everywhere() {
+        let f = Fault::from_spec("freeze-leader:20").unwrap();
+        assert_eq!((f.name(), f.secs()), ("freeze-leader", Some(20)));
+        assert_eq!(Fault::from_spec("freeze-leader:20s").unwrap(), f);
+        assert_eq!(
+            Fault::from_spec("freeze-leader:2m").unwrap().secs(),
+            Some(120)
+        );
+        assert_eq!(Fault::from_spec("switchover").unwrap().secs(), None);
+        assert_eq!(
+            Fault::from_spec("freeze-leader")
+                .unwrap()
+                .with_secs(7)
+                .unwrap()
+                .secs(),
+            Some(7)
+        );
+        for (bad, why) in [
+            (
+                "freeze-leader:0",
+                "freeze-leader:0: freeze-leader held 0 s is out of range: allowed 1 to 600 s",
+            ),
+            ("freeze-leader:601", "allowed 1 to 600 s"),
+            ("freeze-leader:1.5s", "takes no fraction of a second"),
+            (
+                "switchover:30",
+                "switchover:30: switchover does not last; it takes no seconds",
+            ),
+            ("freeze-leader:5:6", "the seconds are given twice"),
+            (
+                "partition-leader:30%",
+                "partition-leader takes no percentage ('30%')",
+            ),
+            (
+                "partition-leader:leader-etcd",
+                "takes no parameter ('leader-etcd')",
+            ),
+            ("nope:30%", "unknown scenario 'nope'"),
+            ("switchover,+1s,freeze-leader:0", "out of range"),
+        ] {
+            let e = Fault::from_spec(bad).err().unwrap().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        assert!(
+            Fault::from_spec("switchover")
+                .unwrap()
+                .with_secs(3)
+                .is_err()
+        );
+        assert!(
+            Fault::from_spec("freeze-leader")
+                .unwrap()
+                .with_secs(0)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn every_fault_expects_no_loss_and_no_split_brain() {
+        for f in all() {
+            let e = f.expectations();
+            assert_eq!(e.max_lost, Some(0), "{}", f.name());
+            assert_eq!(e.max_split_brain, Some(0), "{}", f.name());
+            assert_eq!(e.max_old_leader_writes, Some(0), "{}", f.name());
+            assert!(e.max_window.is_some(), "{}", f.name());
+        }
+    }
+
+    #[test]
+    fn ttl_bound_faults_are_graded_against_the_live_ttl() {
+        let fast = Timing {
+            ttl: 20,
+            loop_wait: 5,
+        };
+        let w = |name: &str, secs: Option<u64>, t: Timing| {
+            Fault::parse(name, secs)
+                .unwrap()
+                .expectations_for(t)
+                .max_window
+                .unwrap()
+                .as_secs()
+        };
+        assert_eq!(w("kill-leader", None, Timing::DEFAULT), 45);
+        assert_eq!(w("kill-leader", None, fast), 35);
+        assert_eq!(w("freeze-leader", Some(40), fast), 30);
+        assert_eq!(w("crash-postgres", None, fast), 15);
+        // A fault no setting bounds keeps its measured bound.
+        assert_eq!(
+            w("switchover", None, fast),
+            w("switchover", None, Timing::DEFAULT)
+        );
+        let config = serde_json::json!({"ttl": 20, "loop_wait": 5, "retry_timeout": 3});
+        assert_eq!(Timing::from_config(&config), Ok(fast));
+        assert!(Timing::from_config(&serde_json::json!({})).is_err());
+    }
+}
