@@ -4,9 +4,9 @@
 //! followed, and a check that nothing was left behind (a stopped or paused container, an armed
 //! undo, a packet filter).
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use patroni_lab_probe::record::Attempt;
 use patroni_lab_probe::report::Report;
 use patroni_lab_probe::settings::Settings;
 use serde::Serialize;
@@ -235,7 +235,7 @@ pub async fn run(
     ));
     let mut settings = plan.probe.clone();
     settings.duration = Some(longest(plan));
-    let (history, probe_stop, probe) = start_probe(settings, "soak");
+    let (probe_stop, probe) = start_probe(settings);
     // Injection times on the wall clock; put on the probe's clock once it reports.
     let mut events: Vec<(SoakEvent, u64, Option<String>)> = Vec::new();
     let total = plan.schedule.len();
@@ -272,7 +272,7 @@ pub async fn run(
     }
     sleep_unless(Duration::from_secs(3), &mut stop).await;
     let _ = probe_stop.send(true);
-    let report = probe
+    let (report, attempts) = probe
         .await
         .map_err(|e| SoakError::Probe(e.to_string()))?
         .map_err(|e| SoakError::Probe(e.to_string()))?;
@@ -291,7 +291,7 @@ pub async fn run(
             e
         })
         .collect();
-    let lost_before_first_event = attribute(&mut events, &addrs, &all, &history, &report);
+    let lost_before_first_event = attribute(&mut events, &addrs, &all, &attempts, &report);
     let whole_at_end = cluster::wait_whole(lab, plan.whole_within, &stop)
         .await
         .map(|(w, _)| w.leader);
@@ -411,13 +411,12 @@ async fn settle(
 
 /// Puts each lost write and each old leader's write with its event: the old leader's writes
 /// after it lost the lock (before the next event), and the lost writes acknowledged from the
-/// event to the next. Returns the lost writes acknowledged before the first event. Removes
-/// the history.
+/// event to the next. Returns the lost writes acknowledged before the first event.
 fn attribute(
     events: &mut [SoakEvent],
     addrs: &[Option<String>],
     all: &[patroni_lab_cluster::timeline::Event],
-    history: &std::path::Path,
+    attempts: &[Attempt],
     report: &Report,
 ) -> Option<u64> {
     // Each event's old leader: when it lost the lock (before the next event), and the writes
@@ -427,20 +426,18 @@ fn attribute(
         let next = starts.get(i + 1).copied().unwrap_or(i64::MAX);
         e.lock_lost_at_us = lock_left_after(all, &e.leader_before, e.injected_at_us, next);
         if let Some(at) = e.lock_lost_at_us {
-            match addrs[i]
-                .as_deref()
-                .and_then(|addr| writes_by(history, addr, at, next))
-            {
-                Some(n) => e.old_leader_writes_after_lock_lost = Some(n),
+            match addrs[i].as_deref() {
+                Some(addr) => {
+                    e.old_leader_writes_after_lock_lost = Some(writes_by(attempts, addr, at, next))
+                }
                 None => {
                     e.old_leader_writes_not_counted =
-                        Some("the leader's address or the probe's history could not be read".into())
+                        Some("the leader's address could not be read".into())
                 }
             }
         }
     }
-    let acked_at = lost_ack_times(history, report);
-    let _ = std::fs::remove_file(history);
+    let acked_at = lost_ack_times(attempts, report);
     let lost_before_first_event = acked_at.as_ref().map(|times| {
         let first = events.first().map_or(i64::MAX, |e| e.injected_at_us);
         times.iter().filter(|t| **t < first).count() as u64
@@ -597,9 +594,9 @@ pub fn page(r: &SoakReport, max_lost: u64) -> String {
     html::page_with(&r.probe, &title, &extra, &markers)
 }
 
-/// When each lost write was acknowledged, on the probe's clock (`None`: not checked or the
-/// history cannot be read).
-fn lost_ack_times(history: &Path, report: &Report) -> Option<Vec<i64>> {
+/// When each lost write was acknowledged, on the probe's clock (`None`: not checked, or not
+/// every lost write is among the attempts).
+fn lost_ack_times(attempts: &[Attempt], report: &Report) -> Option<Vec<i64>> {
     let lost = &report.lost_writes;
     if !lost.checked {
         return None;
@@ -609,9 +606,8 @@ fn lost_ack_times(history: &Path, report: &Report) -> Option<Vec<i64>> {
     }
     let wanted: std::collections::HashSet<(u32, u64)> =
         lost.missing.iter().map(|w| (w.client, w.seq)).collect();
-    let attempts = patroni_lab_probe::analysis::read_history(history).ok()?;
     let times: Vec<i64> = attempts
-        .flatten()
+        .iter()
         .filter(|a| {
             a.outcome == patroni_lab_probe::classify::Outcome::Ok
                 && a.kind == patroni_lab_probe::record::Kind::Write

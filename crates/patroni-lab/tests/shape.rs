@@ -284,3 +284,18 @@ fn only_the_host_seam_knows_docker() {
         }
     }
 }
+
+#[test]
+fn only_the_probe_reads_a_history_file() {
+    for (c, files) in sources() {
+        if c == "probe" {
+            continue;
+        }
+        for (rel, text) in files {
+            assert!(
+                !code(&text).contains("read_history"),
+                "{rel} reads a probe's history file back: take the attempts the session returns"
+            );
+        }
+    }
+}

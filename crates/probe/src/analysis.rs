@@ -271,8 +271,38 @@ pub fn analyze(
     stall_threshold_us: u64,
     run_end_us: u64,
 ) -> Result<Analysis, AnalysisError> {
+    analyze_passes(|| read_history(path), stall_threshold_us, run_end_us)
+}
+
+/// The same analysis of attempts kept in memory (in the order they ended, as the file has them).
+pub fn analyze_attempts(
+    attempts: &[Attempt],
+    stall_threshold_us: u64,
+    run_end_us: u64,
+) -> Analysis {
+    let passes = analyze_passes(
+        || Ok(attempts.iter().cloned().map(Ok)),
+        stall_threshold_us,
+        run_end_us,
+    );
+    match passes {
+        Ok(a) => a,
+        Err(e) => unreachable!("attempts in memory cannot fail to read: {e}"),
+    }
+}
+
+/// Both passes over the history `history()` streams (it is called once per pass).
+fn analyze_passes<I, F>(
+    mut history: F,
+    stall_threshold_us: u64,
+    run_end_us: u64,
+) -> Result<Analysis, AnalysisError>
+where
+    F: FnMut() -> Result<I, AnalysisError>,
+    I: Iterator<Item = Result<Attempt, AnalysisError>>,
+{
     let mut first = FirstPass::new(stall_threshold_us);
-    for attempt in read_history(path)? {
+    for attempt in history()? {
         first.add(attempt?);
     }
     let (mut a, mut stalls, servers) = first.finish(run_end_us);
@@ -284,7 +314,7 @@ pub fn analyze(
     let mut in_windows = Latencies::default();
     let mut after_takeover = vec![0u64; takeovers.len()];
     if !a.windows.is_empty() || !stalls.is_empty() || !takeovers.is_empty() {
-        for attempt in read_history(path)? {
+        for attempt in history()? {
             let at = attempt?;
             if at.kind == Kind::ReplicaRead {
                 continue;
@@ -394,6 +424,13 @@ mod tests {
         drop(f);
         let a = analyze(&path, stall_ms * 1000, run_end_ms * 1000).unwrap();
         std::fs::remove_file(&path).unwrap();
+        // The same attempts kept in memory give the very same analysis.
+        let in_memory = super::analyze_attempts(attempts, stall_ms * 1000, run_end_ms * 1000);
+        assert_eq!(
+            serde_json::to_value(&in_memory).unwrap(),
+            serde_json::to_value(&a).unwrap(),
+            "the analysis of attempts in memory differs from the file's"
+        );
         a
     }
 

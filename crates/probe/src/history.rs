@@ -1,5 +1,6 @@
 //! The run's record keeper: every attempt goes to the history file (one JSON line each,
-//! flushed once a second so it can be followed live) and into the live line on stderr.
+//! flushed once a second so it can be followed live), into the live line on stderr and, when
+//! the caller keeps them, into memory in the order they ended.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -74,13 +75,16 @@ impl Live {
     }
 }
 
-/// Receives every attempt: writes it to the history file and feeds the live line.
+/// Receives every attempt: writes it to the history file and feeds the live line; returns the
+/// attempts when `keep` (else none).
 pub(crate) async fn collect(
     mut records: mpsc::Receiver<Attempt>,
     mut out: BufWriter<File>,
     live: bool,
+    keep: bool,
     start: Instant,
-) -> std::io::Result<()> {
+) -> std::io::Result<Vec<Attempt>> {
+    let mut kept = Vec::new();
     let mut counters = Live::default();
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::from_std(start) + Duration::from_secs(1),
@@ -94,6 +98,9 @@ pub(crate) async fn collect(
                 serde_json::to_writer(&mut out, &attempt)?;
                 out.write_all(b"\n")?;
                 counters.add(&attempt);
+                if keep {
+                    kept.push(attempt);
+                }
             }
             _ = tick.tick() => {
                 // Once a second the history reaches the file, so it can be followed live.
@@ -107,5 +114,6 @@ pub(crate) async fn collect(
         }
     }
     out.flush()?;
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(kept)
 }

@@ -5,7 +5,7 @@ use tokio::sync::watch;
 
 use crate::analysis::{self, AnalysisError};
 use crate::lost;
-use crate::record::ServerId;
+use crate::record::{Attempt, ServerId};
 use crate::report::{self, Limits, Report};
 use crate::settings::Settings;
 use crate::workload::{self, ProbeError};
@@ -18,23 +18,53 @@ pub enum SessionError {
     Analysis(#[from] AnalysisError),
 }
 
-/// Runs the workload until the duration passes or `stop` turns true, then analyses it.
+/// Runs the workload until the duration passes or `stop` turns true, then analyses it (its
+/// history read back from the file, so memory does not grow with the run).
 pub async fn run(
     settings: &Settings,
     limits: &Limits,
     stop: watch::Receiver<bool>,
 ) -> Result<Report, SessionError> {
+    let settings = Settings {
+        keep_attempts: false,
+        ..settings.clone()
+    };
+    Ok(run_session(&settings, limits, stop).await?.0)
+}
+
+/// The same run, returning every attempt (in the order they ended, indexed as the history
+/// file has them) with the report: a scenario or a soak reads them, not the file.
+pub async fn run_kept(
+    settings: &Settings,
+    limits: &Limits,
+    stop: watch::Receiver<bool>,
+) -> Result<(Report, Vec<Attempt>), SessionError> {
+    let settings = Settings {
+        keep_attempts: true,
+        ..settings.clone()
+    };
+    run_session(&settings, limits, stop).await
+}
+
+async fn run_session(
+    settings: &Settings,
+    limits: &Limits,
+    stop: watch::Receiver<bool>,
+) -> Result<(Report, Vec<Attempt>), SessionError> {
     let config = workload::connect_config(settings)?;
-    let out = workload::run(settings, stop).await?;
-    let analysed = analysis::analyze(
-        &out.history_path,
-        settings.stall_threshold.as_micros() as u64,
-        out.elapsed.as_micros() as u64,
-    );
+    let mut out = workload::run(settings, stop).await?;
+    let stall_us = settings.stall_threshold.as_micros() as u64;
+    let end_us = out.elapsed.as_micros() as u64;
+    let analysed = if settings.keep_attempts {
+        Ok(analysis::analyze_attempts(&out.attempts, stall_us, end_us))
+    } else {
+        analysis::analyze(&out.history_path, stall_us, end_us)
+    };
     if out.history_is_temporary {
         let _ = std::fs::remove_file(&out.history_path);
     }
     let analysis = analysed?;
+    let attempts = std::mem::take(&mut out.attempts);
     let lost_writes = if settings.lost_check {
         let servers: Vec<ServerId> = analysis.servers.iter().map(|s| s.server.clone()).collect();
         lost::check(&lost::CheckInput {
@@ -55,7 +85,7 @@ pub async fn run(
         lost::LostWrites::skipped(&analysis.acked, analysis.in_doubt.len())
     };
     let exceeded = limits.exceeded(&analysis, &lost_writes);
-    Ok(Report {
+    let report = Report {
         schema: report::SCHEMA,
         schema_version: report::SCHEMA_VERSION,
         probe_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -70,5 +100,6 @@ pub async fn run(
         lost_writes,
         limits: limits.clone(),
         exceeded,
-    })
+    };
+    Ok((report, attempts))
 }

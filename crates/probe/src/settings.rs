@@ -56,6 +56,10 @@ pub struct Settings {
     pub live: bool,
     #[serde(skip)]
     pub history_path: Option<PathBuf>,
+    /// Keep every attempt in memory as well, in the order they ended, for the caller
+    /// (`session::run_kept`): a scenario or a soak reads them there, not back from the file.
+    #[serde(skip)]
+    pub keep_attempts: bool,
     /// Table the writes go to.
     pub table: String,
     /// Clients kept on one fixed server besides the others (e.g. a leader's own address, so
@@ -222,6 +226,7 @@ impl Settings {
             patroni: Vec::new(),
             live: false,
             history_path: None,
+            keep_attempts: false,
             table: defaults::TABLE.into(),
             pinned: None,
             reader: None,

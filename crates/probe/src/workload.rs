@@ -54,6 +54,8 @@ pub struct RunOutput {
     /// Whether the history file is a temporary one the caller should remove.
     pub history_is_temporary: bool,
     pub server_version: String,
+    /// Every attempt in the order it ended, when `Settings::keep_attempts` (else empty).
+    pub attempts: Vec<Attempt>,
 }
 
 /// Parses the connection string (URL or key=value) into a config with the probe's time-outs.
@@ -504,7 +506,13 @@ pub async fn run(
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (tx, rx) = mpsc::channel(10_000);
-    let collector = tokio::spawn(collect(rx, BufWriter::new(file), settings.live, start));
+    let collector = tokio::spawn(collect(
+        rx,
+        BufWriter::new(file),
+        settings.live,
+        settings.keep_attempts,
+        start,
+    ));
     let pinned_clients = settings.pinned.as_ref().map_or(0, |p| p.clients);
     let clients: Vec<_> = (0..settings.clients + pinned_clients)
         .map(|id| tokio::spawn(client_loop(id, shared.clone(), tx.clone(), stop_rx.clone())))
@@ -524,7 +532,7 @@ pub async fn run(
     let written = collector
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    written.map_err(|e| ProbeError::history(&history_path, &e))?;
+    let attempts = written.map_err(|e| ProbeError::history(&history_path, &e))?;
     Ok(RunOutput {
         run_id,
         application_name,
@@ -533,6 +541,7 @@ pub async fn run(
         history_path,
         history_is_temporary,
         server_version,
+        attempts,
     })
 }
 

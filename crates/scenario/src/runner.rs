@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use patroni_lab_probe::record::Kind;
+use patroni_lab_probe::record::{Attempt, Kind};
 use patroni_lab_probe::report::{Limits, Report};
 use patroni_lab_probe::session;
 use patroni_lab_probe::settings::Settings;
@@ -225,19 +225,15 @@ fn record_lost_by(timeline: &Timeline, started_unix_us: u64, lost_by: &[LostBy])
 }
 
 /// The probe's lost writes grouped by the server that acknowledged them.
-fn lost_by(history: &std::path::Path, report: &Report, lab: &Lab) -> Vec<LostBy> {
+fn lost_by(attempts: &[Attempt], report: &Report, lab: &Lab) -> Vec<LostBy> {
     let lost = &report.lost_writes;
     if !lost.checked || lost.missing.is_empty() {
         return Vec::new();
     }
     let missing: std::collections::HashSet<(u32, u64)> =
         lost.missing.iter().map(|w| (w.client, w.seq)).collect();
-    let Ok(attempts) = patroni_lab_probe::analysis::read_history(history) else {
-        return Vec::new();
-    };
-    let attempts: Vec<_> = attempts.flatten().collect();
     let mut by: Vec<LostBy> = Vec::new();
-    for a in &attempts {
+    for a in attempts {
         // A read carries its client's newest acknowledged write's seq: only the write counts.
         if a.outcome != patroni_lab_probe::classify::Outcome::Ok
             || a.kind != Kind::Write
@@ -343,26 +339,20 @@ pub async fn sleep_unless(d: Duration, stop: &mut watch::Receiver<bool>) -> bool
     }
 }
 
-/// The probe started in-process with a history file of its own (`tag` in its name); the
-/// sender stops it, the handle gives its report.
-pub fn start_probe(
-    mut settings: Settings,
-    tag: &str,
-) -> (
-    std::path::PathBuf,
-    watch::Sender<bool>,
-    tokio::task::JoinHandle<Result<Report, patroni_lab_probe::session::SessionError>>,
-) {
-    let history = std::env::temp_dir().join(format!(
-        "patroni-lab-{tag}-{}-{}.jsonl",
-        std::process::id(),
-        patroni_lab_common::unix_us()
-    ));
-    settings.history_path = Some(history.clone());
+/// What the probe started in-process gives when it stops: its report and every attempt, in
+/// the order they ended (its history file is a temporary one, removed).
+pub type ProbeRun = tokio::task::JoinHandle<
+    Result<(Report, Vec<Attempt>), patroni_lab_probe::session::SessionError>,
+>;
+
+/// The probe started in-process, keeping its attempts in memory; the sender stops it.
+pub fn start_probe(settings: Settings) -> (watch::Sender<bool>, ProbeRun) {
     let (stop, stop_rx) = watch::channel(false);
     let handle =
-        tokio::spawn(async move { session::run(&settings, &Limits::default(), stop_rx).await });
-    (history, stop, handle)
+        tokio::spawn(
+            async move { session::run_kept(&settings, &Limits::default(), stop_rx).await },
+        );
+    (stop, handle)
 }
 
 /// Runs `fault` off the async workers (its steps block); `stop` cuts a hold or a wait short,
@@ -464,7 +454,7 @@ pub async fn run_once(
         }),
         _ => None,
     };
-    let (history, probe_stop, probe) = start_probe(probe_settings, "scenario");
+    let (probe_stop, probe) = start_probe(probe_settings);
     let mut course = inject(
         lab,
         plan,
@@ -479,7 +469,7 @@ pub async fn run_once(
     course.loop_wait_ms = loop_wait_ms;
     course.reader_settings = reader_settings;
     let _ = probe_stop.send(true);
-    let report = probe
+    let (report, attempts) = probe
         .await
         .map_err(|e| RunnerError::Probe(e.to_string()))?
         .map_err(|e| RunnerError::Probe(e.to_string()))?;
@@ -495,7 +485,7 @@ pub async fn run_once(
         course,
         &timeline,
         sampling,
-        &history,
+        &attempts,
         report,
         &stop,
     ))
@@ -678,7 +668,7 @@ fn conclude(
     course: Course,
     timeline: &Timeline,
     sampling: Vec<timeline::Sampling>,
-    history: &std::path::Path,
+    attempts: &[Attempt],
     report: Report,
     stop: &watch::Receiver<bool>,
 ) -> ScenarioRun {
@@ -695,18 +685,17 @@ fn conclude(
     if interrupted {
         timeline.record(Source::Fault, "run interrupted by a signal: not graded");
     }
-    let lost_by = lost_by(history, &report, lab);
+    let lost_by = lost_by(attempts, &report, lab);
     record_lost_by(timeline, report.started_unix_us, &lost_by);
     let events = timeline.events(report.started_unix_us);
     let old = OldLeader::of(
-        history,
+        attempts,
         &report,
         &events,
         &leader_before,
         course.leader_after.as_deref(),
     );
-    let longest_wait_ms = longest_wait(history);
-    let _ = std::fs::remove_file(history);
+    let longest_wait_ms = longest_wait(attempts);
     let reader_pool = course.reader_settings.and_then(|settings| {
         crate::readers::pool(report.analysis.readers.as_ref(), &events, settings)
     });
@@ -772,7 +761,7 @@ struct OldLeader {
 
 impl OldLeader {
     fn of(
-        history: &std::path::Path,
+        attempts: &[Attempt],
         report: &Report,
         events: &[Event],
         leader: &str,
@@ -783,13 +772,13 @@ impl OldLeader {
             let until = lock_regained(events, leader, at).unwrap_or(i64::MAX);
             (at, until)
         });
-        let after = span.map(|(at, until)| writes_after(history, report, at, until));
+        let after = span.map(|(at, until)| writes_after(attempts, report, at, until));
         let reads = span.and_then(|(at, until)| {
             let old = &report.analysis.servers.first()?.server.addr;
-            answered_by(history, old, at, until, |a| {
+            let reads = answered_by(attempts, old, at, until, |a| {
                 a.kind != Kind::Write && a.in_recovery == Some(false)
-            })
-            .map(|ids| ids.len() as u64)
+            });
+            Some(reads.len() as u64)
         });
         let writes = match &after {
             // Not seeing the lock move is not proof it stayed: the leader after the fault
@@ -797,7 +786,7 @@ impl OldLeader {
             None => lock_kept(leader, leader_after),
             Some(Some(ids)) => OldLeaderWrites::Counted(ids.len() as u64),
             Some(None) => OldLeaderWrites::NotCounted(
-                "the probe's history or its first server could not be read".into(),
+                "the probe's first server (the leader before the fault) is not known".into(),
             ),
         };
         // Of those, the ones the newest primary does not have (checked against its table).
@@ -913,10 +902,9 @@ pub fn lock_left_after(events: &[Event], leader: &str, from_us: i64, to_us: i64)
 }
 
 /// The longest single attempt in the history, any outcome, in ms.
-fn longest_wait(history: &std::path::Path) -> Option<f64> {
-    let attempts = patroni_lab_probe::analysis::read_history(history).ok()?;
+fn longest_wait(attempts: &[Attempt]) -> Option<f64> {
     attempts
-        .flatten()
+        .iter()
         .map(|a| a.latency_us())
         .max()
         .map(|us| us as f64 / 1000.0)
@@ -925,13 +913,13 @@ fn longest_wait(history: &std::path::Path) -> Option<f64> {
 /// Writes (client, seq) the first server of the run (the leader before the fault)
 /// acknowledged after `at_us`.
 fn writes_after(
-    history: &std::path::Path,
+    attempts: &[Attempt],
     report: &Report,
     at_us: i64,
     until_us: i64,
 ) -> Option<Vec<(u32, u64)>> {
     let old = &report.analysis.servers.first()?.server.addr;
-    writes_by_ids(history, old, at_us, until_us)
+    Some(writes_by_ids(attempts, old, at_us, until_us))
 }
 
 /// When `leader` held the lock again after losing it at `lost_us` (a sequence's later step can
@@ -949,36 +937,30 @@ fn lock_regained(events: &[Event], leader: &str, lost_us: i64) -> Option<i64> {
 }
 
 /// Writes acknowledged by the server at `addr` (any timeline) that ended in `(from_us, to_us)`
-/// on the probe's clock; `None` when the history cannot be read.
-pub fn writes_by(history: &std::path::Path, addr: &str, from_us: i64, to_us: i64) -> Option<u64> {
-    writes_by_ids(history, addr, from_us, to_us).map(|ids| ids.len() as u64)
+/// on the probe's clock.
+pub fn writes_by(attempts: &[Attempt], addr: &str, from_us: i64, to_us: i64) -> u64 {
+    writes_by_ids(attempts, addr, from_us, to_us).len() as u64
 }
 
 /// As [`writes_by`], the writes themselves (client, seq).
-fn writes_by_ids(
-    history: &std::path::Path,
-    addr: &str,
-    from_us: i64,
-    to_us: i64,
-) -> Option<Vec<(u32, u64)>> {
-    answered_by(history, addr, from_us, to_us, |a| a.kind == Kind::Write)
+fn writes_by_ids(attempts: &[Attempt], addr: &str, from_us: i64, to_us: i64) -> Vec<(u32, u64)> {
+    answered_by(attempts, addr, from_us, to_us, |a| a.kind == Kind::Write)
 }
 
 /// The successful attempts `which` picks that the server at `addr` (any timeline) answered,
-/// ending in `(from_us, to_us)` on the probe's clock; `None` when the history cannot be read.
+/// ending in `(from_us, to_us)` on the probe's clock.
 fn answered_by(
-    history: &std::path::Path,
+    attempts: &[Attempt],
     addr: &str,
     from_us: i64,
     to_us: i64,
-    which: impl Fn(&patroni_lab_probe::record::Attempt) -> bool,
-) -> Option<Vec<(u32, u64)>> {
-    let attempts = patroni_lab_probe::analysis::read_history(history).ok()?;
+    which: impl Fn(&Attempt) -> bool,
+) -> Vec<(u32, u64)> {
     let mut n = Vec::new();
-    for a in attempts.flatten() {
+    for a in attempts {
         let end = a.end_us as i64;
         if a.outcome == patroni_lab_probe::classify::Outcome::Ok
-            && which(&a)
+            && which(a)
             && a.server.as_ref().is_some_and(|s| s.addr == addr)
             && end > from_us
             && end < to_us
@@ -986,7 +968,7 @@ fn answered_by(
             n.push((a.client, a.seq));
         }
     }
-    Some(n)
+    n
 }
 
 #[cfg(test)]
@@ -1025,7 +1007,7 @@ mod tests {
     #[test]
     fn writes_by_counts_exactly_the_old_servers_acknowledged_writes_after_the_lock_moved() {
         use patroni_lab_probe::classify::Outcome;
-        use patroni_lab_probe::record::{Attempt, Kind, ServerId};
+        use patroni_lab_probe::record::ServerId;
         let attempt = |seq: u64, end_ms: u64, addr: &str, outcome: Outcome, kind: Kind| Attempt {
             client: 0,
             seq,
@@ -1053,30 +1035,14 @@ mod tests {
             attempt(6, 5400, new, Outcome::Ok, Kind::Write), // the new leader's
             attempt(7, 9000, old, Outcome::Ok, Kind::Write), // past the window's end
         ];
-        let path = std::env::temp_dir().join(format!(
-            "plab-writes-by-{}-{}.jsonl",
-            std::process::id(),
-            patroni_lab_common::unix_us()
-        ));
-        let text: String = history
-            .iter()
-            .map(|a| serde_json::to_string(a).unwrap() + "\n")
-            .collect();
-        std::fs::write(&path, text).unwrap();
-        assert_eq!(writes_by(&path, old, 4_000_000, 8_000_000), Some(2));
-        assert_eq!(writes_by(&path, new, 4_000_000, 8_000_000), Some(1));
-        assert_eq!(writes_by(&path, old, 0, i64::MAX), Some(4));
+        assert_eq!(writes_by(&history, old, 4_000_000, 8_000_000), 2);
+        assert_eq!(writes_by(&history, new, 4_000_000, 8_000_000), 1);
+        assert_eq!(writes_by(&history, old, 0, i64::MAX), 4);
         // The read-side twin picks the reads the old server answered as a primary.
         let reads = |a: &Attempt| a.kind != Kind::Write && a.in_recovery == Some(false);
         assert_eq!(
-            answered_by(&path, old, 4_000_000, 8_000_000, reads),
-            Some(vec![(0, 5)])
-        );
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(
-            writes_by(&path, old, 0, i64::MAX),
-            None,
-            "no history: not counted, not 0"
+            answered_by(&history, old, 4_000_000, 8_000_000, reads),
+            vec![(0, 5)]
         );
     }
 
