@@ -13,8 +13,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use patroni_lab_cluster::cluster;
+use patroni_lab_cluster::cluster::Live;
 use patroni_lab_cluster::guard;
-use patroni_lab_cluster::lab::Lab;
+use patroni_lab_cluster::lab::{ConfigReader, Lab};
 use patroni_lab_cluster::timeline::{self, Event, Source, Timeline};
 use patroni_lab_faults::fault::FaultError;
 use patroni_lab_faults::faults::Fault;
@@ -223,7 +224,11 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     mut each: impl FnMut(&SoakEvent),
 ) -> Result<SoakReport, SoakError> {
-    cluster::wait_whole(lab, Duration::from_secs(120), &stop)
+    // Patroni's settings, read once for the whole soak (its faults do not change them).
+    let live = Live::read(lab, ConfigReader::Run)
+        .await
+        .map_err(SoakError::NotWhole)?;
+    cluster::wait_whole(lab, &live, Duration::from_secs(120), &stop)
         .await
         .map_err(SoakError::NotWhole)?;
     let timeline = Timeline::default();
@@ -243,7 +248,7 @@ pub async fn run(
         if !sleep_unless(planned.gap, &mut stop).await {
             break;
         }
-        let leader = match ready(lab, plan, planned.storm, &stop).await {
+        let leader = match ready(lab, plan, &live, planned.storm, &stop).await {
             Ok(leader) => leader,
             Err(e) => {
                 timeline.record(Source::Fault, format!("soak stopped: {e}"));
@@ -262,7 +267,7 @@ pub async fn run(
             each(&events.last().expect("just pushed").0);
             continue;
         }
-        settle(lab, plan, injected, &timeline, &stop, &mut event).await;
+        settle(lab, plan, &live, injected, &timeline, &stop, &mut event).await;
         each(&event);
         let stop_here = event.whole_again_ms.is_none() || *stop.borrow();
         events.push((event, injected_unix, leader_addr));
@@ -292,7 +297,7 @@ pub async fn run(
         })
         .collect();
     let lost_before_first_event = attribute(&mut events, &addrs, &all, &attempts, &report);
-    let whole_at_end = cluster::wait_whole(lab, plan.whole_within, &stop)
+    let whole_at_end = cluster::wait_whole(lab, &live, plan.whole_within, &stop)
         .await
         .map(|(w, _)| w.leader);
     let leftovers = {
@@ -324,13 +329,14 @@ pub async fn run(
 async fn ready(
     lab: &Lab,
     plan: &SoakPlan,
+    live: &Live,
     storm: bool,
     stop: &watch::Receiver<bool>,
 ) -> Result<String, String> {
     if storm {
         cluster::wait_holder(lab, plan.whole_within, stop).await
     } else {
-        cluster::wait_whole(lab, plan.whole_within, stop)
+        cluster::wait_whole(lab, live, plan.whole_within, stop)
             .await
             .map(|(w, _)| w.leader)
     }
@@ -382,13 +388,14 @@ async fn inject(
 async fn settle(
     lab: &Lab,
     plan: &SoakPlan,
+    live: &Live,
     injected: Instant,
     timeline: &Timeline,
     stop: &watch::Receiver<bool>,
     event: &mut SoakEvent,
 ) {
     let limit = plan.whole_within.saturating_sub(injected.elapsed());
-    match cluster::wait_whole(lab, limit, stop).await {
+    match cluster::wait_whole(lab, live, limit, stop).await {
         Ok((w, _)) => {
             event.whole_again_ms = Some(injected.elapsed().as_secs_f64() * 1000.0);
             event.leader_after = Some(w.leader.clone());

@@ -127,7 +127,7 @@ pub struct Whole {
 /// streams from it (its `pg_stat_replication`); PgBouncer is not paused and sends clients to
 /// it; HAProxy routes through its line only (the `hold` line disabled); a transaction that
 /// needs a transaction id (a write) through the client endpoint is served by it.
-pub async fn whole(lab: &Lab) -> Result<Whole, String> {
+pub async fn whole(lab: &Lab, live: &Live) -> Result<Whole, String> {
     let (leader, me) = {
         let lab = lab.clone();
         tokio::task::spawn_blocking(move || -> Result<(String, serde_json::Value), String> {
@@ -173,7 +173,7 @@ pub async fn whole(lab: &Lab) -> Result<Whole, String> {
     // With synchronous replication on, whole means a synchronous standby too: a replica that
     // is only streaming cannot be promoted (seen here: a kill right after a switchover under
     // the sync profile left the cluster without a leader for 120 s).
-    if synchronous_mode(lab).await?
+    if live.synchronous()
         && !streaming
             .iter()
             .any(|(_, _, sync)| matches!(sync.as_str(), "sync" | "quorum"))
@@ -547,14 +547,29 @@ pub fn stat_lines(csv: &str, proxy: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether Patroni's dynamic configuration has synchronous replication on (`GET /config` of the
-/// first member that answers; a member that answers nothing is no reason to say off).
-async fn synchronous_mode(lab: &Lab) -> Result<bool, String> {
-    let lab = lab.clone();
-    let config = tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab))
-        .await
-        .map_err(|e| e.to_string())??;
-    Ok(synchronous_on(&config))
+/// Patroni's dynamic configuration, read once for a run (a scenario run, a matrix cell, a
+/// soak): its timing, and whether synchronous replication is on, which the whole checks need.
+/// Faults do not change it; a profile applied between runs does, so each run reads its own.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub config: serde_json::Value,
+}
+
+impl Live {
+    /// One `GET /config` (the first member that answers), counted as `by`'s.
+    pub async fn read(lab: &Lab, by: crate::lab::ConfigReader) -> Result<Self, String> {
+        let lab = lab.clone();
+        let config = tokio::task::spawn_blocking(move || crate::lab::patroni_config(&lab, by))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("reading the cluster's settings (GET /config): {e}"))?;
+        Ok(Self { config })
+    }
+
+    /// Whether synchronous replication is on.
+    pub fn synchronous(&self) -> bool {
+        synchronous_on(&self.config)
+    }
 }
 
 /// Whether Patroni's dynamic configuration turns synchronous replication on: `true`, or
@@ -581,6 +596,7 @@ pub fn containers_up(lab: &Lab) -> Result<(), String> {
 /// the wait at once.
 pub async fn wait_whole(
     lab: &Lab,
+    live: &Live,
     limit: Duration,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<(Whole, Duration), String> {
@@ -589,7 +605,7 @@ pub async fn wait_whole(
         if *stop.borrow() {
             return Err("stopped by a signal while waiting for a whole cluster".into());
         }
-        match whole(lab).await {
+        match whole(lab, live).await {
             Ok(w) => return Ok((w, start.elapsed())),
             Err(e) if start.elapsed() >= limit => {
                 return Err(format!(

@@ -342,8 +342,33 @@ pub fn stopped_processes(host: &dyn Host) -> Result<Vec<(String, String)>, HostE
         .collect())
 }
 
-/// Patroni's dynamic configuration (`GET /config` of the first member that answers).
-pub fn patroni_config(lab: &Lab) -> Result<serde_json::Value, String> {
+/// Who reads Patroni's dynamic configuration: each has its own count of reads
+/// ([`config_reads`]), so a run's reads are counted apart from the doctor's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigReader {
+    /// A scenario run, a matrix cell, a soak: once each ([`crate::cluster::Live`]).
+    Run,
+    /// The doctor's own looks.
+    Doctor,
+    /// Profiles: what the running lab has, and what applying one changes.
+    Profile,
+}
+
+static CONFIG_READS: [std::sync::atomic::AtomicU64; 3] = [
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+];
+
+/// How many times `by` has read Patroni's dynamic configuration in this process.
+pub fn config_reads(by: ConfigReader) -> u64 {
+    CONFIG_READS[by as usize].load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Patroni's dynamic configuration (`GET /config` of the first member that answers), read for
+/// `by` (counted: [`config_reads`]).
+pub fn patroni_config(lab: &Lab, by: ConfigReader) -> Result<serde_json::Value, String> {
+    CONFIG_READS[by as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut last = String::from("no member given");
     for node in &lab.nodes {
         match patroni_lab_common::patroni::get(&node.api_url, "/config", REST_TIMEOUT) {

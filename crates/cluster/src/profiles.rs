@@ -45,7 +45,7 @@ fn value_of(section: Section, name: &'static str, text: &str) -> Result<Value, S
 /// Patroni's dynamic settings (`GET /config` of the first member that answers).
 fn live_patroni(lab: &Lab) -> Result<Settings, ProfileLabError> {
     let err = read_err("Patroni");
-    let config = lab::patroni_config(lab).map_err(&err)?;
+    let config = lab::patroni_config(lab, lab::ConfigReader::Profile).map_err(&err)?;
     let mut out = Settings::new();
     for key in keys::KEYS.iter().filter(|k| k.section == Section::Patroni) {
         let text = match &config[key.name] {

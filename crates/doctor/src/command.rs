@@ -12,7 +12,8 @@ use std::time::Duration;
 use crate::doctor::{self, Diagnosis, Severity};
 use anyhow::{Context, Result};
 use clap::Args;
-use patroni_lab_cluster::lab::Lab;
+use patroni_lab_cluster::cluster::Live;
+use patroni_lab_cluster::lab::{ConfigReader, Lab};
 
 use patroni_lab_common::exit::Exit;
 
@@ -204,9 +205,22 @@ async fn wait_whole(lab: &Lab, limit: Duration) -> Diagnosis {
     let started = tokio::time::Instant::now();
     let mut last = String::new();
     let mut whole = false;
+    let mut live: Option<Live> = None;
     while started.elapsed() < limit {
         let check = tokio::time::Instant::now();
-        match patroni_lab_cluster::cluster::whole(lab).await {
+        // Patroni's settings, read once they answer (the whole checks need synchronous mode).
+        let settings = match &live {
+            Some(l) => l,
+            None => match Live::read(lab, ConfigReader::Doctor).await {
+                Ok(l) => live.insert(l),
+                Err(e) => {
+                    last = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            },
+        };
+        match patroni_lab_cluster::cluster::whole(lab, settings).await {
             Ok(w) => {
                 say!(
                     "whole after {:.1} s (within {:.1} s): every replica streams from {}",

@@ -249,7 +249,7 @@ async fn members(
     let senders = cluster::senders(rows.get(1..).unwrap_or_default());
     let config = {
         let lab = lab.clone();
-        tokio::task::spawn_blocking(move || lab::patroni_config(&lab))
+        tokio::task::spawn_blocking(move || lab::patroni_config(&lab, lab::ConfigReader::Doctor))
             .await
             .unwrap_or_else(|e| Err(e.to_string()))
     };
@@ -339,7 +339,7 @@ async fn replicas_by_rest(
     }
     let config = {
         let lab = lab.clone();
-        tokio::task::spawn_blocking(move || lab::patroni_config(&lab))
+        tokio::task::spawn_blocking(move || lab::patroni_config(&lab, lab::ConfigReader::Doctor))
             .await
             .unwrap_or_else(|e| Err(e.to_string()))
     };

@@ -123,6 +123,54 @@ fn switchover_scenario_moves_the_leader_and_grades_pass() {
     all_back();
 }
 
+/// A run reads Patroni's settings once: the plan is made under one `GET /config`, and the run
+/// itself (its whole checks before and after, the jitter, the phases' loop) reads none more.
+/// The doctor's reads, had it been asked, are counted apart.
+#[test]
+fn a_switchover_run_reads_the_clusters_settings_once() {
+    use patroni_lab_cluster::cluster::Live;
+    use patroni_lab_cluster::lab::{ConfigReader, Lab, config_reads};
+    use patroni_lab_faults::faults::Fault;
+    use patroni_lab_scenario::plan;
+    let lab_test = LabTest::begin("a_switchover_run_reads_the_clusters_settings_once");
+    let lab = Lab::from_env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = config_reads(ConfigReader::Run);
+    let report = runtime.block_on(async {
+        let live = Live::read(&lab, ConfigReader::Run).await.unwrap();
+        let fault = Fault::from_spec("switchover").unwrap();
+        let expectations = plan::live_expectations(&live, fault, &Default::default()).unwrap();
+        let probe = plan::probe_for(&lab, |_| Ok(())).unwrap();
+        let plan = plan::plan_for(
+            fault,
+            expectations,
+            probe,
+            plan::default_duration(plan::INJECT_AT),
+            patroni_lab_scenario::runner::Jitter::LoopWait,
+            plan::default_duration(plan::TAIL),
+            live,
+        )
+        .unwrap();
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        plan::run_set(&lab, &plan, 1, stop_rx, |_| {})
+            .await
+            .unwrap()
+    });
+    let report = serde_json::to_value(&report).unwrap();
+    grades_all_pass(&report);
+    assert_eq!(report["runs"][0]["leader_after"], other(&lab_test.leader));
+    assert_eq!(
+        config_reads(ConfigReader::Run) - before,
+        1,
+        "GET /config reads by the run (the doctor's: {})",
+        config_reads(ConfigReader::Doctor)
+    );
+    all_back();
+}
+
 /// A scenario that takes the leader's container down: `step` (naming the leader) is on the
 /// timeline, the other node takes the lock, and the old leader is started again.
 fn leader_down_fails_over_and_comes_back(lab: &LabTest, scenario_name: &str, step: &str) {

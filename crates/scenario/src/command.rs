@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use crate::plan::{self, Progress};
 use crate::report;
-use crate::runner::{self, Jitter};
+use crate::runner::Jitter;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use patroni_lab_cluster::cluster;
-use patroni_lab_cluster::lab::Lab;
+use patroni_lab_cluster::cluster::{self, Live};
+use patroni_lab_cluster::lab::{ConfigReader, Lab};
 use patroni_lab_cluster::lease;
 use patroni_lab_faults::faults::{self, Fault};
 use patroni_lab_faults::grade::Overrides;
@@ -186,7 +186,7 @@ fn secs_help() -> String {
 
 struct Prepared {
     lab: Lab,
-    plan: runner::Plan,
+    fault: Fault,
     /// The probe for the lab and load, before the fault adjusts it.
     probe: Settings,
     overrides: Overrides,
@@ -273,24 +273,23 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
         max_lost: args.max_lost,
         whole_within: args.whole_within,
     };
-    // Checked here with the default timing; the run replans with the live one.
-    let expectations = fault.expectations().with(&overrides);
     let mut probe = plan::probe_for(&lab, |p| args.load.apply(p))?;
     probe.reader = (args.readers || fault.needs_readers())
         .then(|| lab.reader())
         .transpose()?;
-    let plan = plan::plan_for(
+    // Checked here with the default timing, before the cluster is read; the plan is made once
+    // the live settings are.
+    plan::bound_probe(
         fault,
-        expectations,
-        probe.clone(),
+        &fault.expectations().with(&overrides),
+        &mut probe.clone(),
         args.inject_at,
-        args.placement(),
         args.tail,
     )?;
     patroni_lab_common::reports_writable(&args.json, &args.html)?;
     Ok(Prepared {
         lab,
-        plan,
+        fault,
         probe,
         overrides,
     })
@@ -312,7 +311,7 @@ impl RunArgs {
     }
 }
 
-async fn run_all(args: &RunArgs, mut p: Prepared) -> Result<ExitCode> {
+async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
     cluster::containers_up(&p.lab).map_err(anyhow::Error::msg)?;
     if (args.at_lease_remaining.is_some() || args.phases.is_some()) && p.lab.etcd_url.is_none() {
         eprintln!(
@@ -320,34 +319,36 @@ async fn run_all(args: &RunArgs, mut p: Prepared) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(Exit::BadInput));
     }
+    // Patroni's settings, read once for the whole set of runs.
+    let live = Live::read(&p.lab, ConfigReader::Run)
+        .await
+        .map_err(anyhow::Error::msg)?;
     if let Some(left) = args.at_lease_remaining {
-        let timing = plan::live_timing(&p.lab)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let timing = plan::live_timing(&live).map_err(anyhow::Error::msg)?;
         if let Err(e) = lease::check_reachable(left, timing.ttl, timing.loop_wait) {
             eprintln!("patroni-lab scenario: error: {e}");
             return Ok(ExitCode::from(Exit::BadInput));
         }
     }
-    let expectations = plan::live_expectations(&p.lab, p.plan.fault, &p.overrides)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    p.plan = plan::plan_for(
-        p.plan.fault,
+    let expectations =
+        plan::live_expectations(&live, p.fault, &p.overrides).map_err(anyhow::Error::msg)?;
+    let plan = plan::plan_for(
+        p.fault,
         expectations,
-        p.probe.clone(),
+        p.probe,
         args.inject_at,
         args.placement(),
         args.tail,
+        live,
     )
     .map_err(anyhow::Error::msg)?;
     let stop_rx = patroni_lab_cluster::guard::stop_undoing_faults(
         "undoing the fault, stopping the probe, then the report",
     )?;
-    let (name, describe) = (p.plan.fault.name(), p.plan.fault.describe());
+    let (name, describe) = (plan.fault.name(), plan.fault.describe());
     let r = plan::run_set(
         &p.lab,
-        &p.plan,
+        &plan,
         args.runs(),
         stop_rx,
         |progress| match progress {

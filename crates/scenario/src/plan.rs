@@ -9,6 +9,7 @@ use patroni_lab_probe::settings::{Settings, parse_duration};
 
 use crate::report::ScenarioReport;
 use crate::runner::{self, Jitter, Plan, RunnerError, ScenarioRun};
+use patroni_lab_cluster::cluster::Live;
 use patroni_lab_cluster::lab::Lab;
 use patroni_lab_faults::fault::Timing;
 use patroni_lab_faults::faults::Fault;
@@ -74,15 +75,9 @@ pub fn plan_for(
     inject_at: Duration,
     inject_jitter: Jitter,
     tail: Duration,
+    live: Live,
 ) -> Result<Plan, String> {
-    let client_note = fault.adjust_probe(&mut probe);
-    // The run's upper bound: the runner stops the probe once the cluster is whole again. The
-    // hold is counted even when the limit to be whole was given by hand.
-    let hold = Duration::from_secs(fault.secs().unwrap_or(0));
-    probe.duration = Some(
-        inject_at + MAX_JITTER + hold + expectations.whole_within + tail + Duration::from_secs(60),
-    );
-    probe.check().map_err(|e| e.to_string())?;
+    let client_note = bound_probe(fault, &expectations, &mut probe, inject_at, tail)?;
     Ok(Plan {
         fault,
         client_note,
@@ -92,27 +87,43 @@ pub fn plan_for(
         inject_jitter,
         tail,
         whole_before: WHOLE_BEFORE,
+        live,
     })
 }
 
-/// The cluster's live timing (`GET /config`).
-pub async fn live_timing(lab: &Lab) -> Result<Timing, String> {
-    let lab = lab.clone();
-    let config =
-        tokio::task::spawn_blocking(move || patroni_lab_cluster::lab::patroni_config(&lab))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("reading the cluster's timing (GET /config): {e}"))?;
-    Timing::from_config(&config)
+/// The probe adjusted for `fault` and bounded by the expectations, checked: what the fault
+/// changed in it, if anything. The scenario command checks its flags with this before it
+/// reads the cluster; the plan is then made once, under the live settings.
+pub fn bound_probe(
+    fault: Fault,
+    expectations: &Expectations,
+    probe: &mut Settings,
+    inject_at: Duration,
+    tail: Duration,
+) -> Result<Option<String>, String> {
+    let client_note = fault.adjust_probe(probe);
+    // The run's upper bound: the runner stops the probe once the cluster is whole again. The
+    // hold is counted even when the limit to be whole was given by hand.
+    let hold = Duration::from_secs(fault.secs().unwrap_or(0));
+    probe.duration = Some(
+        inject_at + MAX_JITTER + hold + expectations.whole_within + tail + Duration::from_secs(60),
+    );
+    probe.check().map_err(|e| e.to_string())?;
+    Ok(client_note)
+}
+
+/// The cluster's timing in the live settings.
+pub fn live_timing(live: &Live) -> Result<Timing, String> {
+    Timing::from_config(&live.config)
 }
 
 /// A fault's expectations under the cluster's live timing, with the overrides.
-pub async fn live_expectations(
-    lab: &Lab,
+pub fn live_expectations(
+    live: &Live,
     fault: Fault,
     overrides: &Overrides,
 ) -> Result<Expectations, String> {
-    let timing = live_timing(lab).await?;
+    let timing = live_timing(live)?;
     Ok(fault.expectations_for(timing).with(overrides))
 }
 
@@ -135,7 +146,7 @@ pub async fn run_set(
     // Spread over the loop: each run's lease time left, from the live timing.
     let points = match plan.inject_jitter {
         Jitter::Stratified(n) => {
-            let t = live_timing(lab).await.map_err(RunnerError::NotWhole)?;
+            let t = live_timing(&plan.live).map_err(RunnerError::NotWhole)?;
             patroni_lab_cluster::lease::stratified(n, t.ttl, t.loop_wait)
         }
         _ => Vec::new(),

@@ -11,7 +11,7 @@ use patroni_lab_probe::settings::Settings;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use patroni_lab_cluster::cluster;
+use patroni_lab_cluster::cluster::{self, Live};
 use patroni_lab_cluster::lab::Lab;
 use patroni_lab_cluster::lease::{LeasePhase, Tracker};
 use patroni_lab_cluster::timeline::{self, Event, Source, Timeline};
@@ -36,6 +36,9 @@ pub struct Plan {
     pub tail: Duration,
     /// How long to wait for a whole cluster before the run starts.
     pub whole_before: Duration,
+    /// Patroni's dynamic configuration the plan was made under, read once (`GET /config`):
+    /// the expectations' timing, the loop for a jitter, the whole checks' synchronous mode.
+    pub live: Live,
 }
 
 /// How far past `inject_at` a run's fault may land, picked uniformly at random per run. Patroni
@@ -62,18 +65,13 @@ pub enum Jitter {
 const MAX_LEASE_WAIT: Duration = Duration::from_secs(120);
 
 impl Jitter {
-    /// The longest jitter for this run.
-    async fn longest(self, lab: &Lab) -> Result<Duration, String> {
+    /// The longest jitter for this run, under the plan's live settings.
+    fn longest(self, live: &Live) -> Result<Duration, String> {
         match self {
             Self::UpTo(d) => Ok(d),
             Self::AtLeaseRemaining(_) | Self::Stratified(_) => Ok(Duration::ZERO),
             Self::LoopWait => {
-                let lab = lab.clone();
-                let config = tokio::task::spawn_blocking(move || {
-                    patroni_lab_cluster::lab::patroni_config(&lab)
-                })
-                .await
-                .map_err(|e| e.to_string())??;
+                let config = &live.config;
                 config["loop_wait"]
                     .as_f64()
                     .filter(|s| s.is_finite() && *s >= 0.0)
@@ -408,14 +406,13 @@ pub async fn run_once(
     }
     cluster::containers_up(lab).map_err(RunnerError::NotWhole)?;
     refuse_impossible(lab, plan).await?;
-    let (before, _) = cluster::wait_whole(lab, plan.whole_before, &stop)
+    let (before, _) = cluster::wait_whole(lab, &plan.live, plan.whole_before, &stop)
         .await
         .map_err(RunnerError::NotWhole)?;
     let leader_before = before.leader;
     let jitter_up_to = plan
         .inject_jitter
-        .longest(lab)
-        .await
+        .longest(&plan.live)
         .map_err(RunnerError::Jitter)?;
     let timeline = Timeline::default();
     let (poll_stop, poll_rx) = watch::channel(false);
@@ -436,15 +433,9 @@ pub async fn run_once(
         None
     };
     let haproxy_check = haproxy.map(|h| (h.inter_ms, h.rise));
-    let loop_wait_ms = {
-        let lab = lab.clone();
-        tokio::task::spawn_blocking(move || patroni_lab_cluster::lab::patroni_config(&lab))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .and_then(|c| patroni_lab_faults::fault::Timing::from_config(&c).ok())
-            .map(|t| t.loop_wait as f64 * 1000.0)
-    };
+    let loop_wait_ms = patroni_lab_faults::fault::Timing::from_config(&plan.live.config)
+        .ok()
+        .map(|t| t.loop_wait as f64 * 1000.0);
     let reader_settings = match (loop_wait_ms, haproxy, &plan.probe.reader) {
         (Some(loop_wait_ms), Some(h), Some(_)) => Some(crate::readers::ReaderSettings {
             threshold_bytes: h.replica_max_lag_bytes,
@@ -590,7 +581,7 @@ async fn inject(
             .expectations
             .whole_within
             .saturating_sub(injected.elapsed());
-        match cluster::wait_whole(lab, limit, &stop).await {
+        match cluster::wait_whole(lab, &plan.live, limit, &stop).await {
             Ok((w, _)) => {
                 course.whole_again = Some(injected.elapsed());
                 timeline.record(

@@ -11,7 +11,8 @@ use patroni_lab_profile::profile::{self, Settings};
 use tokio::sync::watch;
 
 use super::{Cell, Matrix, SCHEMA, SCHEMA_VERSION, Steady};
-use patroni_lab_cluster::lab::Lab;
+use patroni_lab_cluster::cluster::Live;
+use patroni_lab_cluster::lab::{ConfigReader, Lab};
 use patroni_lab_cluster::profiles::{self, ProfileLabError};
 use patroni_lab_faults::faults::Fault;
 use patroni_lab_faults::grade::Overrides;
@@ -228,9 +229,12 @@ async fn cell_plan(
     m: &MatrixPlan,
     fault: Fault,
 ) -> Result<patroni_lab_scenario::runner::Plan, MatrixError> {
-    let expectations = plan::live_expectations(lab, fault, &Overrides::default())
+    // Patroni's settings under this profile, read once for the cell's runs.
+    let live = Live::read(lab, ConfigReader::Run)
         .await
         .map_err(MatrixError::Lab)?;
+    let expectations =
+        plan::live_expectations(&live, fault, &Overrides::default()).map_err(MatrixError::Lab)?;
     let mut probe = m.probe.clone();
     if fault.needs_readers() && probe.reader.is_none() {
         probe.reader = Some(lab.reader().map_err(MatrixError::Lab)?);
@@ -246,6 +250,7 @@ async fn cell_plan(
             Jitter::LoopWait
         },
         plan::default_duration(plan::MATRIX_TAIL),
+        live,
     )
     .map_err(MatrixError::Lab)
 }
@@ -512,7 +517,10 @@ async fn steady_run(
     key: &str,
     stop: watch::Receiver<bool>,
 ) -> Result<Steady, MatrixError> {
-    patroni_lab_cluster::cluster::wait_whole(lab, plan::WHOLE_BEFORE, &stop)
+    let live = Live::read(lab, ConfigReader::Run)
+        .await
+        .map_err(MatrixError::Lab)?;
+    patroni_lab_cluster::cluster::wait_whole(lab, &live, plan::WHOLE_BEFORE, &stop)
         .await
         .map_err(MatrixError::Lab)?;
     let mut probe = m.probe.clone();

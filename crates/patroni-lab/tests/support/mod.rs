@@ -565,7 +565,11 @@ pub fn passed_but_for_async_loss(code: i32, report: &serde_json::Value) {
     }
     assert_eq!(code, 3, "neither passed nor failed on grades: {report}");
     let lab = patroni_lab_cluster::lab::Lab::from_env();
-    let config = patroni_lab_cluster::lab::patroni_config(&lab).expect("GET /config");
+    let config = patroni_lab_cluster::lab::patroni_config(
+        &lab,
+        patroni_lab_cluster::lab::ConfigReader::Profile,
+    )
+    .expect("GET /config");
     assert!(
         !patroni_lab_cluster::cluster::synchronous_on(&config),
         "lost writes under synchronous replication: {config}"
