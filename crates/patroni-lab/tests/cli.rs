@@ -204,6 +204,41 @@ fn scenario_list_names_every_fault_with_its_expectations() {
     }
 }
 
+/// The current headline figures are said once: README, SCENARIOS.md and PROFILES.md each hold
+/// the table `bench figures` makes from the dated measurement files, and no other.
+#[test]
+fn the_docs_hold_the_figures_the_dated_measurements_give() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        .args(["bench", "figures"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        generated.lines().count() > 2,
+        "no figure in docs/measurements: {generated}"
+    );
+    for doc in ["README.md", "SCENARIOS.md", "PROFILES.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        let start = "<!-- generated: patroni-lab bench figures -->\n";
+        let copy = text
+            .split_once(start)
+            .and_then(|(_, rest)| rest.split_once("<!-- end generated -->"))
+            .map(|(table, _)| table)
+            .unwrap_or_else(|| panic!("{doc} has the figures' markers"));
+        assert_eq!(
+            copy, generated,
+            "{doc}'s figures drifted: paste `patroni-lab bench figures` between the markers"
+        );
+    }
+}
+
 #[test]
 fn scenarios_md_holds_the_table_the_registry_generates() {
     let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))

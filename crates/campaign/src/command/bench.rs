@@ -51,6 +51,13 @@ pub enum BenchCommand {
         #[arg(required = true)]
         rounds: Vec<String>,
     },
+    /// The current headline figures: the latest dated measurement of each event under each
+    /// profile (`## Headline figures` in docs/measurements/*.md), as the docs include them.
+    Figures {
+        /// The folder of dated measurement files.
+        #[arg(long, default_value = "docs/measurements")]
+        dir: PathBuf,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> ExitCode {
@@ -69,6 +76,10 @@ pub fn run(cmd: BenchCommand) -> ExitCode {
             seconds,
             rounds,
         } => bench::probe_vs_pgbench(*port, *clients, *seconds, rounds),
+        BenchCommand::Figures { dir } => crate::figures::read_dir(dir)
+            .and_then(|files| crate::figures::current(&files))
+            .map(|now| crate::figures::markdown(&now, &dir.display().to_string()))
+            .map_err(bench::BenchInput),
     };
     match table {
         Ok(t) => {
