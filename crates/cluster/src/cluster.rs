@@ -171,8 +171,7 @@ pub async fn whole(lab: &Lab, live: &Live) -> Result<Whole, String> {
         not_diverged(lab, &leader, leader_url).await?;
     }
     // With synchronous replication on, whole means a synchronous standby too: a replica that
-    // is only streaming cannot be promoted (seen here: a kill right after a switchover under
-    // the sync profile left the cluster without a leader for 120 s).
+    // is only streaming cannot be promoted: a kill then leaves the cluster without a leader.
     if live.synchronous()
         && !streaming
             .iter()

@@ -171,11 +171,12 @@ pub struct Settings {
     pub client_backoff_ms: f64,
 }
 
-/// How long Patroni takes to start a crashed PostgreSQL once its loop is due: 1.05–1.64 s
-/// measured here (5 crash-postgres runs, 2026-11-29), with a margin (< 2x).
+/// How long Patroni takes to start a crashed PostgreSQL once its loop is due: the worst of the
+/// crash-postgres runs with a margin (< 2x; docs/measurements/2026-11-29-phases.md). Where
+/// every step constant comes from: docs/measurements/2026-12-04-verdicts-and-the-host-seam.md.
 const RESTART_MS: f64 = 3000.0;
 /// How much earlier than `loop_wait` after the last renewal a loop may run (its own cycle's
-/// time before the renewal; 60 ms measured).
+/// time before the renewal), with a wide margin.
 const LOOP_EARLY_MS: f64 = 500.0;
 
 /// How long after the expiry etcd may take to revoke a lease: its lessor looks for expired
@@ -186,11 +187,11 @@ const ETCD_REVOKE_EVERY_MS: f64 = 500.0;
 /// hard-coded to 2 s (Patroni `ha.py`, `fetch_node_status`): a member that does not answer (a
 /// frozen one, or a killed one whose address no longer answers) costs all of it.
 const STATUS_REQUEST_MS: f64 = 2000.0;
-/// From the lock gone (and the status requests answered) to another member holding it: 0.10–0.20
-/// s measured here (kill-leader and switchover runs, 2026-11-29 and 2026-12-04), with a margin.
+/// From the lock gone (and the status requests answered) to another member holding it: the
+/// worst of the kill-leader and switchover runs with a margin (< 2x; same file).
 const TAKE_MS: f64 = 400.0;
-/// From the lock taken to that member's PostgreSQL primary: 0.12–0.32 s measured here (the same
-/// runs), with a margin (< 2x).
+/// From the lock taken to that member's PostgreSQL primary: the worst of the same runs with a
+/// margin (< 2x).
 const PROMOTE_MS: f64 = 600.0;
 
 const STOPPED: &str = "old leader stopped serving";

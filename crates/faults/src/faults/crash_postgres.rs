@@ -28,7 +28,7 @@ impl FaultKind for CrashPostgres {
         Needs::Containers
     }
     /// Patroni notices at its next loop (within loop_wait) and restarts the postmaster in place
-    /// (primary_start_timeout 300 s): measured 10.8 s with loop_wait 10.
+    /// (primary_start_timeout 300 s).
     fn expectations(&self, _: Option<u64>, t: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(t.loop_wait + 10)),
@@ -67,7 +67,7 @@ impl FaultKind for CrashPostgres {
         // Patroni notices at its next loop (up to loop_wait later): its state leaves
         // running, or the postmaster it reports started anew. "unknown" and an empty start
         // time are not that: they are the REST API failing to query the dead postmaster
-        // before the loop ran (seen here 1.6-2.1 s after the kill, with loop_wait 10).
+        // before the loop ran.
         prove(
             timeline,
             "Patroni noticing the crash",

@@ -25,7 +25,7 @@ impl FaultKind for EtcdLoss {
         Needs::Containers
     }
     /// The primary demotes itself ~retry_timeout + a loop after etcd goes, and leads again once
-    /// etcd is back. Measured (25 s loss): 21.7 s.
+    /// etcd is back.
     fn expectations(&self, secs: Option<u64>, _: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(secs.unwrap_or(0) + 10)),

@@ -1,4 +1,4 @@
-//! `freeze-leader`: the leader's whole container frozen (`docker pause`) for N s, then thawed.
+//! `freeze-leader`: every process of the leader frozen at one instant (its host paused) for N s, then thawed.
 
 use std::time::Duration;
 
@@ -32,8 +32,8 @@ impl FaultKind for FreezeLeader {
     fn needs(&self) -> Needs {
         Needs::Containers
     }
-    /// The lock expires within ttl of the freeze; a shorter freeze is ridden out. Measured
-    /// (40 s freeze, ttl 30): 24.2 s.
+    /// The lock expires within ttl of the freeze; a shorter freeze is ridden out. The bound
+    /// follows the live ttl (figures: SCENARIOS.md and docs/measurements/).
     fn expectations(&self, secs: Option<u64>, t: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(secs.unwrap_or(0).min(t.ttl) + 10)),

@@ -2,8 +2,8 @@
 //! backends, the WAL sender and Patroni's own connection live on (they are other processes),
 //! so Patroni's loop and its REST API see a healthy primary and nobody fails over (Patroni
 //! #1371); only a new connection to that server hangs, unanswered, until the postmaster runs
-//! again. Clients behind PgBouncer are served on the server connections it already holds:
-//! 10 s holds here, 4 runs, 4,868-9,048 requests each, not one failed and no stall (2026-12-04).
+//! again. Clients behind PgBouncer are served on the server connections it already holds
+//! (docs/measurements/2026-12-04-verdicts-and-the-host-seam.md).
 //! Written on the `Host` seam: a pid read, a signal with its recorded inverse.
 
 use std::time::Duration;
@@ -37,9 +37,8 @@ impl FaultKind for FreezePostmaster {
     fn in_soak(&self) -> bool {
         false
     }
-    /// No failover, nothing lost, and through PgBouncer's pool nothing seen (measured: no
-    /// failed request in 4 runs): a client would wait only if PgBouncer needed a new server
-    /// connection during the hold.
+    /// No failover, nothing lost, and through PgBouncer's pool nothing seen: a client would
+    /// wait only if PgBouncer needed a new server connection during the hold.
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
         Expectations {
             // After the hold (the default 20 s hold: 90 s from the injection).

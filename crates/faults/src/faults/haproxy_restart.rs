@@ -1,4 +1,4 @@
-//! `haproxy-restart`: HAProxy restarted (`docker restart`), proven by a new start time.
+//! `haproxy-restart`: HAProxy restarted (its service restarted on its host), proven by a new start time.
 
 use std::time::Duration;
 
@@ -19,7 +19,8 @@ impl FaultKind for HaproxyRestart {
     fn needs(&self) -> Needs {
         Needs::Containers
     }
-    /// Clients reconnect once it listens again: measured 1.6 s (5 runs), 2.2-2.5 s with the test build of the probe; bound 5 s.
+    /// Clients reconnect once it listens again; the bound is 2x the worst measured with the test
+    /// build of the probe (docs/measurements/).
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(5)),

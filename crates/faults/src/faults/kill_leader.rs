@@ -27,8 +27,7 @@ impl FaultKind for KillLeader {
     fn needs(&self) -> Needs {
         Needs::Containers
     }
-    /// ttl-bound: ttl + 15 s. Measured 26-31 s with ttl 30 / loop_wait 10 (26.9 s by the
-    /// runner); 12.5 s median, 17.8 s worst with fast's ttl 20 (bound 35 s).
+    /// ttl-bound: ttl + 15 s (the current figures per profile: README, `bench figures`).
     fn expectations(&self, _: Option<u64>, t: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(t.ttl + 15)),
@@ -37,11 +36,10 @@ impl FaultKind for KillLeader {
         }
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
-        // Frozen first, so the crash is one instant for every process in the container, as a
-        // machine's is. A bare `docker kill` lets them die one by one: the backends went on
-        // acknowledging commits ~40 ms after the kill was issued, the WAL sender already gone
-        // (2 of 6 runs on 2026-11-29). What remains is async replication's own tail
-        // (SCENARIOS.md, "kill-leader under async").
+        // Frozen first, so the crash is one instant for every process of the service, as a
+        // machine's is: killed one by one, the backends can go on acknowledging commits after
+        // the WAL sender is gone. What remains is async replication's own tail (SCENARIOS.md,
+        // "kill-leader under async").
         leader_down(ctx, &[Service::Pause, Service::Kill])
     }
 }

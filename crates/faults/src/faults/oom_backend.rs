@@ -45,8 +45,8 @@ impl FaultKind for OomBackend {
     fn in_soak(&self) -> bool {
         false
     }
-    /// No failover, nothing lost; the reset costs clients a short window: 0, 404 and 443 ms in
-    /// 3 runs here (2026-12-04), bounded at 1 s (2x the worst).
+    /// No failover, nothing lost; the reset costs clients a short window, bounded at 2x the
+    /// worst measured (docs/measurements/2026-12-04-verdicts-and-the-host-seam.md).
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(1)),

@@ -1,4 +1,4 @@
-//! `pgbouncer-restart`: PgBouncer restarted (`docker restart`), proven by a new start time.
+//! `pgbouncer-restart`: PgBouncer restarted (its service restarted on its host), proven by a new start time.
 
 use std::time::Duration;
 
@@ -19,7 +19,8 @@ impl FaultKind for PgbouncerRestart {
     fn needs(&self) -> Needs {
         Needs::Containers
     }
-    /// Clients reconnect once it listens again: measured up to 2.05 s (5 runs: none in 3, p95 2.05 s); bound 5 s.
+    /// Clients reconnect once it listens again; the bound is over 2x the worst measured
+    /// (docs/measurements/).
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(5)),

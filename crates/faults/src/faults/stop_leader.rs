@@ -20,8 +20,8 @@ impl FaultKind for StopLeader {
     fn needs(&self) -> Needs {
         Needs::Containers
     }
-    /// A graceful stop releases the lock at once: measured 2.1-2.6 s (2.1 s by the runner),
-    /// 5.2 s in a full test run (the test build of the probe on a busy machine); bound 8 s.
+    /// A graceful stop releases the lock at once; the bound is 2x the worst run measured with
+    /// the test build of the probe on a busy machine (docs/measurements/).
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(8)),

@@ -28,9 +28,9 @@ impl FaultKind for SwitchoverPaused {
     fn needs(&self) -> Needs {
         Needs::PgbouncerAdmin
     }
-    /// Clients queue instead of failing: nothing failed, nothing in doubt. Measured stall
-    /// 1.8 s (2.2 s at most, in the matrix), shorter than the plain switchover's window
-    /// (2.1-2.6 s); bounds 3.5 s and 5 s, under 2x the worst.
+    /// Clients queue instead of failing: nothing failed, nothing in doubt. The stall is about
+    /// the plain switchover's window; the bounds are under 2x the worst measured
+    /// (docs/measurements/).
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
         let s = Duration::from_secs;
         Expectations {
@@ -160,7 +160,7 @@ fn dead_mans_switch(container: &str, flag: &str, then: &str) -> Result<(), Fault
 }
 
 /// Arms the dead man's switch that resumes PgBouncer if the runner dies mid-pause, and returns
-/// what disarms it. In the lab it runs inside the PgBouncer container (`docker exec -d`); for
+/// what disarms it. In the lab it runs on the PgBouncer host, detached; for
 /// another cluster it is a process of its own (`patroni-lab scenario resume-after`, in its own
 /// process group, so a SIGKILL of the runner leaves it running).
 fn arm_pause_switch(lab: &Lab, token: &str) -> Result<Box<dyn Fn() + Send + Sync>, FaultError> {
