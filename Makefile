@@ -90,19 +90,19 @@ PORT_CONFLICT = $(shell LAB_BIND_ADDRESS='$(LAB_BIND_ADDRESS)' ETCD_BIND_ADDRESS
 check-ports: .env
 	@$(if $(PORT_CONFLICT),$(error $(PORT_CONFLICT)))true
 
-# The Compose that made the lab's containers, and this one (`docker compose version --short`).
-# When they differ in major version (a lab the host's Compose v1 made, `make up` run by a test in
-# the tools image's v2), this Compose would recreate every container it did not make: it adopts
-# them as they are instead — no build, no recreation, only missing containers made.
-LAB_MADE_BY = $(shell docker ps -a --filter label=com.docker.compose.project=$(COMPOSE_PROJECT_NAME) --format '{{.Label "com.docker.compose.version"}}' 2>/dev/null | head -1)
-THIS_COMPOSE = $(shell $(COMPOSE) version --short 2>/dev/null)
-major = $(firstword $(subst ., ,$(patsubst v%,%,$(1))))
-ADOPT = $(if $(LAB_MADE_BY),$(if $(filter $(call major,$(LAB_MADE_BY)),$(call major,$(THIS_COMPOSE))),,yes))
+# The Compose that made the lab's containers (the major versions of their labels), and this one
+# (`compose version --short`). When the lab has containers another major version made (a lab the
+# host's Compose v1 made, `make up` run by a test in the tools image's v2), this Compose would
+# recreate every one of them: it adopts them as they are instead — no build, no recreation, only
+# missing containers made. Asked only when `up` is a goal.
+ifneq ($(filter up,$(MAKECMDGOALS)),)
+LAB_MADE_BY := $(shell docker ps -a --filter label=com.docker.compose.project=$(COMPOSE_PROJECT_NAME) --format '{{.Label "com.docker.compose.version"}}' 2>/dev/null | sed 's/^v//; s/\..*//' | sort -u)
+THIS_COMPOSE := $(shell $(COMPOSE) version --short 2>/dev/null)
+ADOPT := $(if $(THIS_COMPOSE),$(filter-out $(firstword $(subst ., ,$(patsubst v%,%,$(THIS_COMPOSE)))),$(LAB_MADE_BY)))
+endif
 
-# Second expansion: whether to adopt is asked only when `up` runs, not on every make.
-.SECONDEXPANSION:
-up: check-profile check-safe check-docker check-ports $$(if $$(ADOPT),,build) ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds (PROFILE=fast applies a profile)
-	$(if $(ADOPT),@echo "the lab's containers were made by Compose $(LAB_MADE_BY) and this is $(THIS_COMPOSE): adopting them as they are (no build and no recreation)")
+up: check-profile check-safe check-docker check-ports $(if $(ADOPT),,build) ## Start the lab; returns once a write through 127.0.0.1:5432 succeeds (PROFILE=fast applies a profile)
+	$(if $(ADOPT),@echo "some of the lab's containers were made by Compose $(ADOPT).x and this is $(THIS_COMPOSE): adopting them as they are (no build and no recreation)")
 	$(COMPOSE) up -d$(if $(ADOPT), --no-recreate)
 	@scripts/wait-ready.sh $(COMPOSE)
 	@if [ -n "$(PROFILE)" ]; then $(MAKE) --no-print-directory profile NAME=$(PROFILE); fi

@@ -118,7 +118,7 @@ pub enum RunError {
     Ini { path: String, source: IniError },
     /// The shared file the callback would rewrite cannot be read: it stays byte for byte.
     #[error(
-        "{path}: {source}; the file is left as it was: mend that line, or restart PgBouncer (docker restart pgbouncer writes it afresh from the image's template)"
+        "{path}: {source}; the file is left as it was: mend that line, or restart PgBouncer, which writes it afresh from the image's template"
     )]
     Unreadable { path: String, source: IniError },
     #[error(transparent)]

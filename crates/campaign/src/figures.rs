@@ -25,14 +25,15 @@ pub struct Figure {
     pub file: String,
 }
 
-/// The figures one file gives under [`HEADING`]; `Err` names a row that is not five cells.
+/// The figures one file gives under [`HEADING`] (a line of its own); `Err` names a row that is
+/// not five cells.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Figure>, String> {
-    let Some((_, after)) = text.split_once(&format!("{HEADING}\n")) else {
+    let mut lines = text.lines().map(str::trim_end);
+    if !lines.any(|l| l == HEADING) {
         return Ok(Vec::new());
-    };
+    }
     // The first table under the heading (prose may come first; the next heading ends it).
-    let rows = after
-        .lines()
+    let rows = lines
         .take_while(|l| !l.starts_with('#'))
         .skip_while(|l| !l.starts_with('|'))
         .take_while(|l| l.starts_with('|'))
@@ -65,7 +66,8 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Figure>, String> {
 }
 
 /// The current figure of each event under each profile: the latest file's (files compared by
-/// name, which starts with the date).
+/// the date their name starts with; two files of one date giving the same figure is an error,
+/// for neither is later).
 pub fn current(files: &[(String, String)]) -> Result<Vec<Figure>, String> {
     let mut sorted: Vec<&(String, String)> = files.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -76,9 +78,17 @@ pub fn current(files: &[(String, String)]) -> Result<Vec<Figure>, String> {
             if !order.contains(&f.event) {
                 order.push(f.event.clone());
             }
-            latest
-                .entry((f.event.clone(), f.profile.clone()))
-                .or_insert(f);
+            let key = (f.event.clone(), f.profile.clone());
+            if let Some(kept) = latest.get(&key) {
+                if kept.file.get(..10) == f.file.get(..10) {
+                    return Err(format!(
+                        "{} and {} both give {} under {} on one date: keep it in one",
+                        kept.file, f.file, f.event, f.profile
+                    ));
+                }
+                continue;
+            }
+            latest.insert(key, f);
         }
     }
     let rank = |p: &str| {
@@ -131,7 +141,7 @@ pub fn markdown(figures: &[Figure], link_dir: &str) -> String {
         "| event | profile | clients could not write | lost | runs | measured |\n|---|---|---|---|---|---|\n",
     );
     for f in figures {
-        let date = &f.file[..10];
+        let date = f.file.get(..10).unwrap_or(&f.file);
         out.push_str(&format!(
             "| {} | `{}` | {} | {} | {} | [{date}]({link_dir}/{}) |\n",
             f.event, f.profile, f.window, f.lost, f.runs, f.file
@@ -197,6 +207,34 @@ mod tests {
             "| switchover | `default` | 1.5 s | 0 | 5 | [2026-12-04](docs/measurements/2026-12-04-b.md) |"
         ));
         assert_eq!(table.lines().count(), 2 + 3);
+    }
+
+    #[test]
+    fn one_figure_in_two_files_of_one_date_is_refused() {
+        let files = vec![
+            file(
+                "2026-12-04-a.md",
+                &["| switchover | default | 1.5 s | 0 | 5 |"],
+            ),
+            file(
+                "2026-12-04-b.md",
+                &["| switchover | default | 1.6 s | 0 | 5 |"],
+            ),
+        ];
+        let e = current(&files).unwrap_err();
+        assert!(e.contains("both give switchover under default"), "{e}");
+    }
+
+    #[test]
+    fn a_deeper_heading_of_the_same_words_is_not_it() {
+        let (name, text) = file(
+            "2026-12-04-a.md",
+            &["| switchover | default | 1.5 s | 0 | 5 |"],
+        );
+        let deeper = text.replace(HEADING, &format!("#{HEADING}"));
+        assert!(current(&[(name.clone(), deeper)]).unwrap().is_empty());
+        let crlf = text.replace('\n', "\r\n");
+        assert_eq!(current(&[(name, crlf)]).unwrap().len(), 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use patroni_lab_probe::record::Attempt;
 use patroni_lab_probe::report::Report;
-use patroni_lab_probe::settings::Settings;
+use patroni_lab_probe::settings::{Keep, Settings};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -110,8 +110,8 @@ pub struct SoakEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock_lost_at_us: Option<i64>,
     /// Writes the leader before the event acknowledged after it lost the lock and before the
-    /// next event (`None`: the lock did not move, or the history could not be read — see
-    /// `old_leader_writes_not_counted`).
+    /// next event (`None`: the lock did not move, or the leader's address could not be read —
+    /// see `old_leader_writes_not_counted`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_leader_writes_after_lock_lost: Option<u64>,
     /// Why the writes above could not be counted although the lock moved.
@@ -225,7 +225,7 @@ pub async fn run(
     mut each: impl FnMut(&SoakEvent),
 ) -> Result<SoakReport, SoakError> {
     // Patroni's settings, read once for the whole soak (its faults do not change them).
-    let live = Live::read(lab, ConfigReader::Run)
+    let live = Live::read_within(lab, ConfigReader::Run, Duration::from_secs(120), &stop)
         .await
         .map_err(SoakError::NotWhole)?;
     cluster::wait_whole(lab, &live, Duration::from_secs(120), &stop)
@@ -240,7 +240,8 @@ pub async fn run(
     ));
     let mut settings = plan.probe.clone();
     settings.duration = Some(longest(plan));
-    let (probe_stop, probe) = start_probe(settings);
+    // Only acknowledged writes stay in memory: a soak runs for hours.
+    let (probe_stop, probe) = start_probe(settings, Keep::AcknowledgedWrites);
     // Injection times on the wall clock; put on the probe's clock once it reports.
     let mut events: Vec<(SoakEvent, u64, Option<String>)> = Vec::new();
     let total = plan.schedule.len();

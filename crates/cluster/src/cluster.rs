@@ -311,8 +311,20 @@ pub async fn front(lab: &Lab, leader: Option<&str>) -> (Vec<Finding>, Vec<String
                 what: format!("PgBouncer sends clients to {t}, not to the leader {leader}"),
                 evidence: format!("host= in {}", lab::PGBOUNCER_INI),
                 repair: format!(
-                    "run the leader's callback again: `docker exec {leader} patroni-lab callback on_role_change primary {}` (`patroni-lab doctor --repair` does it)",
-                    lab::SCOPE
+                    "run the leader's callback again: {} (`patroni-lab doctor --repair` does it)",
+                    lab.host(leader).map_or_else(
+                        |_| format!(
+                            "`patroni-lab callback on_role_change primary {}` on {leader}",
+                            lab::SCOPE
+                        ),
+                        |h| format!(
+                            "`{}`",
+                            h.how_to_run(&format!(
+                                "patroni-lab callback on_role_change primary {}",
+                                lab::SCOPE
+                            ))
+                        )
+                    )
                 ),
             }),
             Ok(_) => {}
@@ -568,6 +580,32 @@ impl Live {
     /// Whether synchronous replication is on.
     pub fn synchronous(&self) -> bool {
         synchronous_on(&self.config)
+    }
+
+    /// Read once it answers, within `limit` (a member still starting is one more wait, as it
+    /// is for a whole cluster); a signal (`stop`) ends the wait at once.
+    pub async fn read_within(
+        lab: &Lab,
+        by: crate::lab::ConfigReader,
+        limit: Duration,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Self, String> {
+        let start = Instant::now();
+        loop {
+            if *stop.borrow() {
+                return Err("stopped by a signal while reading the cluster's settings".into());
+            }
+            match Self::read(lab, by).await {
+                Ok(live) => return Ok(live),
+                Err(e) if start.elapsed() >= limit => {
+                    return Err(format!(
+                        "the cluster is not whole after {:.0} s: {e}",
+                        limit.as_secs_f64()
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
     }
 }
 

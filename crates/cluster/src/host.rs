@@ -172,6 +172,10 @@ pub trait Host: Send + Sync {
     fn act(&self, action: &Action) -> Result<(), HostError>;
     /// How `action` reads on the timeline.
     fn describe(&self, action: &Action) -> String;
+    /// How a person runs `argv` there, for a repair hint (`docker exec patroni1 ...`).
+    fn how_to_run(&self, argv: &str) -> String;
+    /// How a person reads the service's own log, for a hint (`docker logs patroni1`).
+    fn how_to_read_log(&self) -> String;
     /// The service's state (`running`, `paused`, `exited`, ...).
     fn state(&self) -> Result<State, HostError>;
     /// Where [`Host::state`] comes from, for a proof's line (`docker inspect`).
@@ -337,6 +341,14 @@ impl Host for Docker {
                 .run_root(&["nft", "delete", "table", family, table])
                 .map(|_| ()),
         }
+    }
+
+    fn how_to_run(&self, argv: &str) -> String {
+        format!("docker exec {} {argv}", self.container)
+    }
+
+    fn how_to_read_log(&self) -> String {
+        format!("docker logs {}", self.container)
     }
 
     fn describe(&self, action: &Action) -> String {

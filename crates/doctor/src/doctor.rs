@@ -118,6 +118,7 @@ async fn second_primaries(lab: &Lab, leader: &str, d: &mut Diagnosis) {
         let last_commit =
             cell(1, 0).unwrap_or_else(|| "not readable (track_commit_timestamp is off)".into());
         d.findings.push(second_primary_finding(
+            lab,
             &node.name,
             leader,
             &format!(
@@ -133,7 +134,7 @@ async fn second_primaries(lab: &Lab, leader: &str, d: &mut Diagnosis) {
 }
 
 /// A member's PostgreSQL that is a primary while another member holds the leader key.
-fn second_primary_finding(member: &str, leader: &str, evidence: &str) -> Finding {
+fn second_primary_finding(lab: &Lab, member: &str, leader: &str, evidence: &str) -> Finding {
     Finding {
         code: "second-primary",
         severity: Severity::Broken,
@@ -143,7 +144,8 @@ fn second_primary_finding(member: &str, leader: &str, evidence: &str) -> Finding
         ),
         evidence: evidence.to_string(),
         repair: format!(
-            "keep clients off {member} (its address, its pooler); if its Patroni is stopped (see process-stopped), continue it: Patroni then demotes it and rewinds it onto {leader}'s timeline; else stop its PostgreSQL (`docker stop {member}`) and `patronictl reinit {} {member}` once its writes are saved or given up",
+            "keep clients off {member} (its address, its pooler); if its Patroni is stopped (see process-stopped), continue it: Patroni then demotes it and rewinds it onto {leader}'s timeline; else stop its PostgreSQL ({}) and `patronictl reinit {} {member}` once its writes are saved or given up",
+            stop_hint(lab, member),
             lab::SCOPE
         ),
     }
@@ -216,9 +218,10 @@ async fn members(
             part: leader.into(),
             what: format!("{leader} holds the leader key but is {role} ({state})"),
             evidence: format!("GET /patroni on {leader}: role {role}, state {state}"),
-            repair:
-                "wait one loop_wait; if it stays, see its log (`docker logs`) and `patronictl list`"
-                    .into(),
+            repair: format!(
+                "wait one loop_wait; if it stays, see its log ({}) and `patronictl list`",
+                log_hint(lab, leader)
+            ),
         });
     }
     let Some(leader_url) = leader_node.pg_url.clone() else {
@@ -312,7 +315,7 @@ async fn replicas_by_rest(
             Ok(s) => {
                 let state = s["state"].as_str().unwrap_or("?");
                 if !matches!(state, "running" | "streaming") {
-                    d.findings.push(not_running_finding(&node.name, state));
+                    d.findings.push(not_running_finding(lab, &node.name, state));
                 }
                 if !senders
                     .iter()
@@ -394,7 +397,7 @@ async fn replica(
     }
     let state = status["state"].as_str().unwrap_or("?");
     if !matches!(state, "running" | "streaming") {
-        d.findings.push(not_running_finding(&node.name, state));
+        d.findings.push(not_running_finding(lab, &node.name, state));
     }
     let streams = senders
         .iter()
@@ -464,8 +467,8 @@ async fn replica(
                 lsn_text(leader_lsn)
             ),
             repair: format!(
-                "see `docker logs {}`; a replica that cannot follow is mended with `patronictl reinit {} {}`",
-                node.name,
+                "see {}; a replica that cannot follow is mended with `patronictl reinit {} {}`",
+                log_hint(lab, &node.name),
                 lab::SCOPE,
                 node.name
             ),
@@ -473,8 +476,25 @@ async fn replica(
     promotable
 }
 
+/// How a person reads `part`'s log, as its host says it; a cluster given by URLs has no host
+/// here, so the hint says where.
+fn log_hint(lab: &Lab, part: &str) -> String {
+    lab.host(part).map_or_else(
+        |_| format!("{part}'s log on its host"),
+        |h| format!("`{}`", h.how_to_read_log()),
+    )
+}
+
+/// How a person stops `part`, as its host says it.
+fn stop_hint(lab: &Lab, part: &str) -> String {
+    lab.host(part).map_or_else(
+        |_| format!("on {part}'s host"),
+        |h| format!("`{}`", h.describe(&Action::Service(Service::Stop))),
+    )
+}
+
 /// A member whose PostgreSQL is not running.
-fn not_running_finding(member: &str, state: &str) -> Finding {
+fn not_running_finding(lab: &Lab, member: &str, state: &str) -> Finding {
     Finding {
         code: "member-not-running",
         severity: Severity::Degraded,
@@ -482,7 +502,8 @@ fn not_running_finding(member: &str, state: &str) -> Finding {
         what: format!("{member}'s PostgreSQL is {state}, not running"),
         evidence: format!("GET /patroni on {member}: state {state}"),
         repair: format!(
-            "see `docker logs {member}`: \"startup process failure\" or \"invalid record\" there means it cannot follow the leader's WAL: `patronictl reinit {} {member}`",
+            "see {}: \"startup process failure\" or \"invalid record\" there means it cannot follow the leader's WAL: `patronictl reinit {} {member}`",
+            log_hint(lab, member),
             lab::SCOPE
         ),
     }
@@ -855,7 +876,7 @@ mod tests {
 
     #[test]
     fn a_second_primary_is_broken_and_says_how_to_mend_it() {
-        let f = second_primary_finding("patroni1", "patroni2", "timeline 3");
+        let f = second_primary_finding(&lab(), "patroni1", "patroni2", "timeline 3");
         assert_eq!((f.code, f.severity), ("second-primary", Severity::Broken));
         assert!(
             f.what.contains("patroni2 holds the leader key"),

@@ -227,6 +227,11 @@ fn the_docs_hold_the_figures_the_dated_measurements_give() {
     for doc in ["README.md", "SCENARIOS.md", "PROFILES.md"] {
         let text = std::fs::read_to_string(root.join(doc)).unwrap();
         let start = "<!-- generated: patroni-lab bench figures -->\n";
+        assert_eq!(
+            text.matches(start).count(),
+            1,
+            "{doc}: one copy of the figures"
+        );
         let copy = text
             .split_once(start)
             .and_then(|(_, rest)| rest.split_once("<!-- end generated -->"))

@@ -614,7 +614,7 @@ fn callback_refuses_a_malformed_shared_pgbouncer_ini_in_one_line_and_leaves_it_a
         &format!("line {line}:"),
         &format!("'{bad}'"),
         "left as it was",
-        "docker restart pgbouncer",
+        "restart PgBouncer, which writes it afresh",
     ] {
         assert!(stderr.contains(part), "'{part}' missing: {stderr}");
     }

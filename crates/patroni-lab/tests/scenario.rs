@@ -138,7 +138,18 @@ fn a_switchover_run_reads_the_clusters_settings_once() {
         .enable_all()
         .build()
         .unwrap();
-    let before = config_reads(ConfigReader::Run);
+    // Every read, whoever it is counted for: a passing run asks the doctor nothing.
+    let all = || {
+        [
+            ConfigReader::Run,
+            ConfigReader::Doctor,
+            ConfigReader::Profile,
+        ]
+        .map(config_reads)
+        .iter()
+        .sum::<u64>()
+    };
+    let before = all();
     let report = runtime.block_on(async {
         let live = Live::read(&lab, ConfigReader::Run).await.unwrap();
         let fault = Fault::from_spec("switchover").unwrap();
@@ -163,10 +174,10 @@ fn a_switchover_run_reads_the_clusters_settings_once() {
     grades_all_pass(&report);
     assert_eq!(report["runs"][0]["leader_after"], other(&lab_test.leader));
     assert_eq!(
-        config_reads(ConfigReader::Run) - before,
+        all() - before,
         1,
-        "GET /config reads by the run (the doctor's: {})",
-        config_reads(ConfigReader::Doctor)
+        "GET /config reads during the run (counted for the run: {})",
+        config_reads(ConfigReader::Run)
     );
     all_back();
 }

@@ -431,6 +431,9 @@ mod tests {
             serde_json::to_value(&a).unwrap(),
             "the analysis of attempts in memory differs from the file's"
         );
+        // And what the report leaves out, the lost-write check's input.
+        assert_eq!(in_memory.acked, a.acked);
+        assert_eq!(in_memory.in_doubt, a.in_doubt);
         a
     }
 

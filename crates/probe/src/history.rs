@@ -76,12 +76,12 @@ impl Live {
 }
 
 /// Receives every attempt: writes it to the history file and feeds the live line; returns the
-/// attempts when `keep` (else none).
+/// attempts `keep` keeps.
 pub(crate) async fn collect(
     mut records: mpsc::Receiver<Attempt>,
     mut out: BufWriter<File>,
     live: bool,
-    keep: bool,
+    keep: crate::settings::Keep,
     start: Instant,
 ) -> std::io::Result<Vec<Attempt>> {
     let mut kept = Vec::new();
@@ -98,7 +98,7 @@ pub(crate) async fn collect(
                 serde_json::to_writer(&mut out, &attempt)?;
                 out.write_all(b"\n")?;
                 counters.add(&attempt);
-                if keep {
+                if keep.keeps(&attempt) {
                     kept.push(attempt);
                 }
             }

@@ -7,7 +7,7 @@ use crate::analysis::{self, AnalysisError};
 use crate::lost;
 use crate::record::{Attempt, ServerId};
 use crate::report::{self, Limits, Report};
-use crate::settings::Settings;
+use crate::settings::{Keep, Settings};
 use crate::workload::{self, ProbeError};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,21 +26,23 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) -> Result<Report, SessionError> {
     let settings = Settings {
-        keep_attempts: false,
+        keep_attempts: Keep::Nothing,
         ..settings.clone()
     };
     Ok(run_session(&settings, limits, stop).await?.0)
 }
 
-/// The same run, returning every attempt (in the order they ended, indexed as the history
-/// file has them) with the report: a scenario or a soak reads them, not the file.
+/// The same run, returning the attempts `keep` keeps (in the order they ended, as the history
+/// file has them) with the report: a scenario or a soak reads them, not the file. With
+/// [`Keep::All`] the analysis too is made from memory.
 pub async fn run_kept(
     settings: &Settings,
     limits: &Limits,
     stop: watch::Receiver<bool>,
+    keep: Keep,
 ) -> Result<(Report, Vec<Attempt>), SessionError> {
     let settings = Settings {
-        keep_attempts: true,
+        keep_attempts: keep,
         ..settings.clone()
     };
     run_session(&settings, limits, stop).await
@@ -55,7 +57,7 @@ async fn run_session(
     let mut out = workload::run(settings, stop).await?;
     let stall_us = settings.stall_threshold.as_micros() as u64;
     let end_us = out.elapsed.as_micros() as u64;
-    let analysed = if settings.keep_attempts {
+    let analysed = if settings.keep_attempts == Keep::All {
         Ok(analysis::analyze_attempts(&out.attempts, stall_us, end_us))
     } else {
         analysis::analyze(&out.history_path, stall_us, end_us)

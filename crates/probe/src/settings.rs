@@ -15,6 +15,31 @@ pub enum Mode {
     Persistent,
 }
 
+/// Which attempts a run keeps in memory besides the history file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keep {
+    /// None: the file is all (the command-line probe; its analysis reads the file back).
+    #[default]
+    Nothing,
+    /// Every attempt: the analysis reads them, not the file (a scenario run: minutes long).
+    All,
+    /// Only acknowledged writes (a soak: hours long, so memory holds only what it attributes).
+    AcknowledgedWrites,
+}
+
+impl Keep {
+    /// Whether `a` is kept.
+    pub fn keeps(self, a: &crate::record::Attempt) -> bool {
+        match self {
+            Self::Nothing => false,
+            Self::All => true,
+            Self::AcknowledgedWrites => {
+                a.kind == crate::record::Kind::Write && a.outcome == crate::classify::Outcome::Ok
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     /// libpq-style connection string or URL (the password is never written to reports).
@@ -56,10 +81,10 @@ pub struct Settings {
     pub live: bool,
     #[serde(skip)]
     pub history_path: Option<PathBuf>,
-    /// Keep every attempt in memory as well, in the order they ended, for the caller
+    /// Which attempts the run keeps in memory as well, in the order they ended, for the caller
     /// (`session::run_kept`): a scenario or a soak reads them there, not back from the file.
     #[serde(skip)]
-    pub keep_attempts: bool,
+    pub keep_attempts: Keep,
     /// Table the writes go to.
     pub table: String,
     /// Clients kept on one fixed server besides the others (e.g. a leader's own address, so
@@ -226,7 +251,7 @@ impl Settings {
             patroni: Vec::new(),
             live: false,
             history_path: None,
-            keep_attempts: false,
+            keep_attempts: Keep::Nothing,
             table: defaults::TABLE.into(),
             pinned: None,
             reader: None,

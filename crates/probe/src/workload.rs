@@ -54,7 +54,7 @@ pub struct RunOutput {
     /// Whether the history file is a temporary one the caller should remove.
     pub history_is_temporary: bool,
     pub server_version: String,
-    /// Every attempt in the order it ended, when `Settings::keep_attempts` (else empty).
+    /// The attempts `Settings::keep_attempts` keeps, in the order they ended.
     pub attempts: Vec<Attempt>,
 }
 

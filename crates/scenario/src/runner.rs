@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use patroni_lab_probe::record::{Attempt, Kind};
 use patroni_lab_probe::report::{Limits, Report};
 use patroni_lab_probe::session;
-use patroni_lab_probe::settings::Settings;
+use patroni_lab_probe::settings::{Keep, Settings};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -336,19 +336,19 @@ pub async fn sleep_unless(d: Duration, stop: &mut watch::Receiver<bool>) -> bool
     }
 }
 
-/// What the probe started in-process gives when it stops: its report and every attempt, in
-/// the order they ended (its history file is a temporary one, removed).
+/// What the probe started in-process gives when it stops: its report and the attempts it
+/// kept, in the order they ended (its history file is a temporary one, removed).
 pub type ProbeRun = tokio::task::JoinHandle<
     Result<(Report, Vec<Attempt>), patroni_lab_probe::session::SessionError>,
 >;
 
-/// The probe started in-process, keeping its attempts in memory; the sender stops it.
-pub fn start_probe(settings: Settings) -> (watch::Sender<bool>, ProbeRun) {
+/// The probe started in-process, keeping the attempts `keep` keeps in memory; the sender
+/// stops it.
+pub fn start_probe(settings: Settings, keep: Keep) -> (watch::Sender<bool>, ProbeRun) {
     let (stop, stop_rx) = watch::channel(false);
-    let handle =
-        tokio::spawn(
-            async move { session::run_kept(&settings, &Limits::default(), stop_rx).await },
-        );
+    let handle = tokio::spawn(async move {
+        session::run_kept(&settings, &Limits::default(), stop_rx, keep).await
+    });
     (stop, handle)
 }
 
@@ -421,7 +421,6 @@ pub async fn run_once(
         poll_rx.clone(),
     ));
     let lease = Tracker::start(lab, poll_rx);
-    // The history is kept until the run is graded (writes after the lock moved are read from it).
     let probe_settings = pinned(lab, plan, &leader_before)?;
     let haproxy = if lab.containers {
         tokio::task::spawn_blocking(patroni_lab_cluster::profiles::haproxy_live)
@@ -444,7 +443,7 @@ pub async fn run_once(
         }),
         _ => None,
     };
-    let (probe_stop, probe) = start_probe(probe_settings);
+    let (probe_stop, probe) = start_probe(probe_settings, Keep::All);
     let mut course = inject(
         lab,
         plan,

@@ -517,7 +517,7 @@ async fn steady_run(
     key: &str,
     stop: watch::Receiver<bool>,
 ) -> Result<Steady, MatrixError> {
-    let live = Live::read(lab, ConfigReader::Run)
+    let live = Live::read_within(lab, ConfigReader::Run, plan::WHOLE_BEFORE, &stop)
         .await
         .map_err(MatrixError::Lab)?;
     patroni_lab_cluster::cluster::wait_whole(lab, &live, plan::WHOLE_BEFORE, &stop)
