@@ -14,7 +14,6 @@ use tokio::sync::watch;
 
 use patroni_lab_cluster::cluster;
 use patroni_lab_cluster::cluster::Live;
-use patroni_lab_cluster::guard;
 use patroni_lab_cluster::lab::{ConfigReader, Lab};
 use patroni_lab_cluster::timeline::{self, Event, Source, Timeline};
 use patroni_lab_faults::fault::FaultError;
@@ -301,12 +300,7 @@ pub async fn run(
     let whole_at_end = cluster::wait_whole(lab, &live, plan.whole_within, &stop)
         .await
         .map(|(w, _)| w.leader);
-    let leftovers = {
-        let lab = lab.clone();
-        tokio::task::spawn_blocking(move || leftovers(&lab))
-            .await
-            .unwrap_or_else(|e| vec![e.to_string()])
-    };
+    let leftovers = leftovers(lab).await;
     Ok(SoakReport {
         seed: plan.seed,
         events_planned: total,
@@ -626,94 +620,20 @@ fn lost_ack_times(attempts: &[Attempt], report: &Report) -> Option<Vec<i64>> {
     (times.len() == lost.missing.len()).then_some(times)
 }
 
-/// What a fault could leave behind: a container not running (stopped, paused), an undo still
-/// armed, the partition's packet filter. Empty when nothing is left.
-pub fn leftovers(lab: &Lab) -> Vec<String> {
-    let mut left: Vec<String> = guard::armed_list()
+/// What a fault left behind, one line each (empty: nothing), as the doctor finds it — the
+/// one leftover detector (`patroni_lab_doctor::doctor::leftovers`); a part it could not read is
+/// a line too, for nothing left is a claim.
+pub async fn leftovers(lab: &Lab) -> Vec<String> {
+    let d = patroni_lab_doctor::doctor::leftovers(lab).await;
+    d.findings
         .into_iter()
-        .map(|what| format!("an undo still armed: {what}"))
-        .collect();
-    if !lab.containers {
-        return left;
-    }
-    let down = lab.not_running();
-    // A service that is not running is reported as such; its own state cannot be read.
-    let is_up = |name: &str| !down.iter().any(|d| d.starts_with(name));
-    left.extend(down.iter().cloned());
-    if is_up(patroni_lab_cluster::lab::PGBOUNCER) {
-        left.extend(pgbouncer_leftover(lab));
-    }
-    if is_up(patroni_lab_cluster::lab::HAPROXY) {
-        left.extend(haproxy_leftover());
-    }
-    for node in lab.nodes.iter().filter(|n| is_up(&n.name)) {
-        let host = match lab.host(&node.name) {
-            Ok(h) => h,
-            Err(e) => {
-                left.push(format!("{}: could not look for leftovers: {e}", node.name));
-                continue;
-            }
-        };
-        match patroni_lab_cluster::lab::packet_filter_present(host.as_ref()) {
-            Ok(false) => {}
-            Ok(true) => left.push(format!(
-                "{}: the packet filter (table inet plab) is still there",
-                node.name
-            )),
-            Err(e) => left.push(format!(
-                "{}: could not look for the packet filter: {e}",
-                node.name
-            )),
-        }
-        match patroni_lab_cluster::lab::stopped_processes(host.as_ref()) {
-            Ok(stopped) => {
-                left.extend(stopped.into_iter().map(|(pid, cmd)| {
-                    format!("{}: a stopped process, pid {pid} ({cmd})", node.name)
-                }))
-            }
-            Err(e) => left.push(format!(
-                "{}: could not look for stopped processes: {e}",
-                node.name
-            )),
-        }
-    }
-    left
-}
-
-/// PgBouncer (or one of its databases) left paused, as a leftover line.
-fn pgbouncer_leftover(lab: &Lab) -> Option<String> {
-    let target = match lab.pgbouncer() {
-        Ok(t) => t,
-        Err(e) => return Some(format!("PgBouncer's state cannot be read: {e}")),
-    };
-    let admin = |command: &str| {
-        patroni_lab_callback::pgbouncer::admin_command_blocking(
-            target,
-            command,
-            Duration::from_secs(3),
+        .map(|f| f.what)
+        .chain(
+            d.not_checked
+                .into_iter()
+                .map(|n| format!("could not look: {n}")),
         )
-    };
-    match (admin("SHOW STATE"), admin("SHOW DATABASES")) {
-        (Ok(state), Ok(dbs)) => {
-            cluster::paused_in(&state, &dbs).then(|| "PgBouncer is paused".into())
-        }
-        (Err(e), _) | (_, Err(e)) => Some(format!("PgBouncer's state cannot be read: {e}")),
-    }
-}
-
-/// HAProxy's hold line left enabled, as a leftover line.
-fn haproxy_leftover() -> Option<String> {
-    let hold = patroni_lab_cluster::lab::HAPROXY_HOLD_LINE
-        .rsplit('/')
-        .next()
-        .unwrap_or_default();
-    match cluster::haproxy_lines() {
-        Ok(lines) => lines
-            .into_iter()
-            .find(|(server, status)| server == hold && !status.starts_with("MAINT"))
-            .map(|(_, status)| format!("HAProxy's hold line is enabled ({status})")),
-        Err(e) => Some(format!("HAProxy's lines cannot be read: {e}")),
-    }
+        .collect()
 }
 
 #[cfg(test)]

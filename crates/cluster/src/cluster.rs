@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use patroni_lab_common::etcd;
 use patroni_lab_common::patroni::{self, ClusterView};
 
+use crate::findings::leftover;
 use crate::findings::{Diagnosis, Finding, Severity};
 use crate::lab::{self, Lab, REST_TIMEOUT};
 
@@ -291,7 +292,7 @@ pub async fn front(lab: &Lab, leader: Option<&str>) -> (Vec<Finding>, Vec<String
     };
     match pgbouncer_paused(lab).await {
         Ok(true) => d.findings.push(Finding {
-            code: "pgbouncer-paused",
+            code: leftover::PGBOUNCER_PAUSED,
             severity: Severity::Broken,
             part: lab::PGBOUNCER.into(),
             what: "PgBouncer is paused: clients through it wait, then time out".into(),
@@ -349,7 +350,7 @@ pub async fn front(lab: &Lab, leader: Option<&str>) -> (Vec<Finding>, Vec<String
         if server == hold {
             if !status.starts_with("MAINT") {
                 d.findings.push(Finding {
-                    code: "haproxy-hold-enabled",
+                    code: leftover::HAPROXY_HOLD_ENABLED,
                     severity: Severity::Broken,
                     part: lab::HAPROXY.into(),
                     what: "HAProxy's hold line is enabled: new clients on 5432 are held".into(),

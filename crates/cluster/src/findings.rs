@@ -30,6 +30,33 @@ pub struct Finding {
     pub repair: String,
 }
 
+/// The findings that name what a fault left behind when its undo never ran: each fault
+/// declares which it can leave (`Declared::leftovers`), and the doctor's leftover check — the
+/// one the soak asks too — reports them under these codes.
+pub mod leftover {
+    /// An undo still armed in this process.
+    pub const UNDO_ARMED: &str = "undo-armed";
+    /// A container stopped or paused.
+    pub const CONTAINER_NOT_RUNNING: &str = "container-not-running";
+    /// A partition's packet filter.
+    pub const PACKET_FILTER_LEFT: &str = "packet-filter-left";
+    /// A process stopped by a signal (SIGSTOP without its SIGCONT).
+    pub const PROCESS_STOPPED: &str = "process-stopped";
+    /// PgBouncer paused.
+    pub const PGBOUNCER_PAUSED: &str = "pgbouncer-paused";
+    /// HAProxy's hold line enabled.
+    pub const HAPROXY_HOLD_ENABLED: &str = "haproxy-hold-enabled";
+    /// Every one, as the doctor checks them.
+    pub const ALL: &[&str] = &[
+        UNDO_ARMED,
+        CONTAINER_NOT_RUNNING,
+        PACKET_FILTER_LEFT,
+        PROCESS_STOPPED,
+        PGBOUNCER_PAUSED,
+        HAPROXY_HOLD_ENABLED,
+    ];
+}
+
 /// What the doctor found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Diagnosis {

@@ -13,6 +13,7 @@ use crate::doctor::{self, Diagnosis, Severity};
 use anyhow::{Context, Result};
 use clap::Args;
 use patroni_lab_cluster::cluster::Live;
+use patroni_lab_cluster::findings::leftover;
 use patroni_lab_cluster::lab::{ConfigReader, Lab};
 
 use patroni_lab_common::exit::Exit;
@@ -178,7 +179,7 @@ async fn again(lab: &Lab, repaired: &[doctor::Repaired]) -> Diagnosis {
         "member-not-running",
         "replica-not-streaming",
         "no-failover-possible",
-        "container-not-running",
+        leftover::CONTAINER_NOT_RUNNING,
     ];
     let deadline = tokio::time::Instant::now() + REPAIR_WAIT;
     loop {

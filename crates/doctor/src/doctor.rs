@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use patroni_lab_cluster::cluster::{self, query};
 use patroni_lab_cluster::direct::{diverged_or_unchecked, lsn_text, parse_lsn, replica_state};
+use patroni_lab_cluster::findings::leftover;
 pub use patroni_lab_cluster::findings::{Diagnosis, Finding, Severity};
 use patroni_lab_cluster::host::{Action, Host, HostError, Service, Signal};
 use patroni_lab_cluster::lab::{self, Lab, Node};
@@ -53,8 +54,55 @@ pub async fn examine(lab: &Lab) -> Diagnosis {
         let (found, unread) = cluster::front(lab, d.leader.as_deref()).await;
         d.findings.extend(found);
         d.not_checked.extend(unread);
-        leftovers(lab, &mut d).await;
+        host_leftovers(lab, &mut d).await;
     }
+    d
+}
+
+/// A fault's leftovers and nothing else — an undo still armed in this process, a container not
+/// running (stopped, paused), a packet filter, a process stopped by a signal, PgBouncer paused,
+/// HAProxy's hold line enabled — each with its evidence and repair. The one leftover detector:
+/// `examine` looks for the same, and the soak asks this after its last event. A service that
+/// is not running is itself the finding; its own state is not read.
+pub async fn leftovers(lab: &Lab) -> Diagnosis {
+    let mut d = Diagnosis {
+        leader: None,
+        findings: patroni_lab_cluster::guard::armed_list()
+            .into_iter()
+            .map(|what| Finding {
+                code: leftover::UNDO_ARMED,
+                severity: Severity::Broken,
+                part: "this run".into(),
+                what: format!("an undo still armed: {what}"),
+                evidence: "the runner's registry of armed undos".into(),
+                repair: "a second SIGINT undoes every armed fault; else the undo named".into(),
+            })
+            .collect(),
+        not_checked: Vec::new(),
+    };
+    if !lab.containers {
+        return d;
+    }
+    host_leftovers(lab, &mut d).await;
+    let down: Vec<String> = d
+        .findings
+        .iter()
+        .filter(|f| f.code == leftover::CONTAINER_NOT_RUNNING)
+        .map(|f| f.part.clone())
+        .collect();
+    let (found, unread) = cluster::front(lab, None).await;
+    d.findings.extend(found.into_iter().filter(|f| {
+        matches!(
+            f.code,
+            leftover::PGBOUNCER_PAUSED | leftover::HAPROXY_HOLD_ENABLED
+        )
+    }));
+    let service_down = |line: &str| {
+        (line.starts_with("PgBouncer") && down.iter().any(|p| p == lab::PGBOUNCER))
+            || (line.starts_with("HAProxy") && down.iter().any(|p| p == lab::HAPROXY))
+    };
+    d.not_checked
+        .extend(unread.into_iter().filter(|l| !service_down(l)));
     d
 }
 
@@ -573,9 +621,10 @@ fn synchronous(
     }
 }
 
-/// A fault's leftovers: a container paused or not running, a packet filter, a process stopped
-/// by a signal. A member whose container is not running cannot be looked into: said so.
-async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
+/// A fault's leftovers on the hosts: a container paused or not running, a packet filter, a
+/// process stopped by a signal. A member whose container is not running cannot be looked into:
+/// said so.
+async fn host_leftovers(lab: &Lab, d: &mut Diagnosis) {
     let lab = lab.clone();
     let (found, unread) = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
@@ -583,7 +632,7 @@ async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
         let down = lab.not_running();
         for line in &down {
             out.push(Finding {
-                code: "container-not-running",
+                code: leftover::CONTAINER_NOT_RUNNING,
                 severity: Severity::Broken,
                 part: line.split(' ').next().unwrap_or_default().to_string(),
                 what: line.clone(),
@@ -610,7 +659,7 @@ async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
             match lab::packet_filter_present(host.as_ref()) {
                 Ok(false) => {}
                 Ok(true) => out.push(Finding {
-                    code: "packet-filter-left",
+                    code: leftover::PACKET_FILTER_LEFT,
                     severity: Severity::Broken,
                     part: node.name.clone(),
                     what: format!("{} still has a fault's packet filter (table {family} {table})", node.name),
@@ -624,7 +673,7 @@ async fn leftovers(lab: &Lab, d: &mut Diagnosis) {
             }
             match lab::stopped_processes(host.as_ref()) {
                 Ok(stopped) => out.extend(stopped.into_iter().map(|(pid, cmd)| Finding {
-                    code: "process-stopped",
+                    code: leftover::PROCESS_STOPPED,
                     severity: Severity::Broken,
                     part: format!("{} {pid}", node.name),
                     what: format!("{}: process {pid} ({cmd}) is stopped by a signal", node.name),
@@ -679,8 +728,8 @@ pub async fn repair(
     let mut done = Vec::new();
     for f in findings.iter().filter(|f| allow(f)).collect::<Vec<_>>() {
         let result = match f.code {
-            "pgbouncer-paused" => cluster::pgbouncer_resume(lab).await,
-            "haproxy-hold-enabled" => {
+            leftover::PGBOUNCER_PAUSED => cluster::pgbouncer_resume(lab).await,
+            leftover::HAPROXY_HOLD_ENABLED => {
                 let command = format!("disable server {}", lab::HAPROXY_HOLD_LINE);
                 tokio::task::spawn_blocking(move || lab::haproxy_runtime(&command))
                     .await
@@ -688,7 +737,7 @@ pub async fn repair(
                     .and_then(|r| r.map_err(|e| e.to_string()))
                     .map(|_| "hold line disabled".to_string())
             }
-            "packet-filter-left" => {
+            leftover::PACKET_FILTER_LEFT => {
                 let (family, table) = lab::FILTER_TABLE;
                 host_step(
                     lab,
@@ -698,7 +747,7 @@ pub async fn repair(
                 )
                 .await
             }
-            "process-stopped" => {
+            leftover::PROCESS_STOPPED => {
                 let (member, pid) = f.part.split_once(' ').unwrap_or((&f.part, ""));
                 let cont = Action::Signal {
                     pid: pid.to_string(),
@@ -739,7 +788,7 @@ pub async fn repair(
                 Ok(None) => Err("nobody holds the leader key".into()),
                 Err(e) => Err(e),
             },
-            "container-not-running" if f.what.ends_with(" is paused") => {
+            leftover::CONTAINER_NOT_RUNNING if f.what.ends_with(" is paused") => {
                 host_step(
                     lab,
                     &f.part,

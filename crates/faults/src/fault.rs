@@ -1,5 +1,6 @@
-//! The fault vocabulary's shape: what every fault is ([`FaultKind`]: a name in plain words, a
-//! one-line description, how long it lasts by default, what it needs, what clients should see
+//! The fault vocabulary's shape: what every fault is, as data ([`Declared`]: a name in plain
+//! words, how long it lasts by default, what it needs, its [`Effects`], what it can leave
+//! behind) and what it does ([`FaultKind`]: a one-line description, what clients should see
 //! under the live settings, and `run`: inject, prove, hold, undo), what a fault runs in
 //! ([`Ctx`]), and how it fails ([`FaultError`]). The faults themselves live one per file in
 //! `crate::faults`, with the registry and the value the runner passes around.
@@ -21,7 +22,7 @@ pub enum Needs {
     Rest,
     /// The REST API and PgBouncer's admin console (`--pgbouncer` outside the lab).
     PgbouncerAdmin,
-    /// The lab's containers (`docker`).
+    /// The hosts the cluster runs on (the lab's containers today), through the `Host` seam.
     Containers,
 }
 
@@ -100,50 +101,64 @@ impl Ctx<'_> {
     }
 }
 
-/// One fault, in one file under `crate::faults`.
-pub trait FaultKind: Sync {
+/// What a fault does to the cluster beyond its steps: what the runner, the phases' predictions,
+/// the probe's settings and the soak's draw plan around.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effects {
+    /// The leader can neither renew nor release its lock, so the lock leaves it when the lease
+    /// it had at the injection runs out (the prediction of the window's lock phase).
+    pub lock_expires: bool,
+    /// The leader's own Patroni mends it on its next HA loop (a crashed postmaster started
+    /// again): the member comes back then (the phases' prediction).
+    pub mended_on_next_loop: bool,
+    /// Drawn by the soak by default. A fault that makes a split brain or loses writes on
+    /// purpose is not: a soak is a claim that nothing is lost.
+    pub in_soak: bool,
+    /// Clients the probe keeps on the leader's own address besides the others (to see what a
+    /// leader that lost its lock still acknowledges).
+    pub pinned_clients: u32,
+    /// Clients also read on the reader endpoint (`--readers`) whatever the command line says:
+    /// the fault is about what readers see.
+    pub needs_readers: bool,
+}
+
+impl Effects {
+    /// A fault that does nothing beyond its steps, and that the soak draws.
+    pub const PLAIN: Effects = Effects {
+        lock_expires: false,
+        mended_on_next_loop: false,
+        in_soak: true,
+        pinned_clients: 0,
+        needs_readers: false,
+    };
+}
+
+/// What a fault is, as data: everything the registry, `scenario list`, the runner, the soak,
+/// the matrix and the doctor need to know of it without running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Declared {
     /// Its name, in plain words (kebab-case): `kill-leader`.
-    fn name(&self) -> &'static str;
+    pub name: &'static str,
+    /// How long it lasts by default (`None`: it does not last; `--secs` is refused).
+    pub default_secs: Option<u64>,
+    pub needs: Needs,
+    /// How a live setting sets the window's bound, when one does ("ttl + 15 s").
+    pub bound_rule: Option<&'static str>,
+    pub effects: Effects,
+    /// What it can leave behind when its undo never ran, as the doctor names it
+    /// (`patroni_lab_cluster::findings::leftover`).
+    pub leftovers: &'static [&'static str],
+}
+
+/// One fault, in one file under `crate::faults`: its declaration, and what it does.
+pub trait FaultKind: Sync {
+    /// What it is, as data.
+    fn declared(&self) -> Declared;
     /// What it does, in one line (`secs`: how long, for a fault that lasts).
     fn describe(&self, secs: Option<u64>) -> String;
-    /// How long it lasts by default (`None`: it does not last; `--secs` is refused).
-    fn default_secs(&self) -> Option<u64> {
-        None
-    }
-    fn needs(&self) -> Needs;
     /// What clients should see, from measurements here with a margin; where a Patroni setting
     /// sets the bound, from the live `timing`. Starts from [`Expectations::base`].
     fn expectations(&self, secs: Option<u64>, timing: Timing) -> Expectations;
-    /// How a live setting sets the window's bound, when one does ("ttl + 15 s").
-    fn bound_rule(&self) -> Option<&'static str> {
-        None
-    }
-    /// Whether it leaves the leader's lock to expire: the leader can neither renew nor release
-    /// it, so the lock leaves it when the lease it had at the injection runs out (the
-    /// prediction of the window's lock phase, `patroni_lab_scenario::phases`).
-    fn lock_expires(&self) -> bool {
-        false
-    }
-    /// Whether the leader's own Patroni mends it on its next HA loop (a crashed postmaster
-    /// started again): the member comes back then (the prediction of `patroni_lab_scenario::phases`).
-    fn mended_on_next_loop(&self) -> bool {
-        false
-    }
-    /// Whether the soak draws it by default. A fault that makes a split brain on purpose
-    /// (freeze-patroni) is not: a soak is a claim that nothing is lost.
-    fn in_soak(&self) -> bool {
-        true
-    }
-    /// Clients the probe keeps on the leader's own address besides the others (to see what
-    /// a leader that lost its lock still acknowledges).
-    fn pinned_clients(&self) -> u32 {
-        0
-    }
-    /// Whether clients also read on the reader endpoint (`--readers`) whatever the command
-    /// line says: the fault is about what readers see.
-    fn needs_readers(&self) -> bool {
-        false
-    }
     /// Client settings the fault needs; returns what it changed, for the report.
     fn adjust_probe(&self, _probe: &mut patroni_lab_probe::settings::Settings) -> Option<String> {
         None

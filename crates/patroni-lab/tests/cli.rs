@@ -244,6 +244,41 @@ fn the_docs_hold_the_figures_the_dated_measurements_give() {
     }
 }
 
+/// Each fault declares what it can leave behind in the doctor's words: a code the doctor's
+/// leftover check reports, and none twice; names are unique.
+#[test]
+fn every_faults_leftovers_are_ones_the_doctor_names() {
+    use patroni_lab_cluster::findings::leftover;
+    let faults = patroni_lab_faults::faults::all();
+    let mut names = std::collections::BTreeSet::new();
+    for f in &faults {
+        let d = f.declared();
+        assert!(names.insert(d.name), "{} twice in the registry", d.name);
+        for l in d.leftovers {
+            assert!(
+                leftover::ALL.contains(l),
+                "{}: {l} is not a leftover the doctor checks",
+                d.name
+            );
+        }
+        let unique: std::collections::BTreeSet<_> = d.leftovers.iter().collect();
+        assert_eq!(
+            unique.len(),
+            d.leftovers.len(),
+            "{}: a leftover twice",
+            d.name
+        );
+    }
+    // The faults that act on hosts can each leave something; a fault of the REST API alone
+    // leaves nothing a host holds.
+    for f in &faults {
+        let d = f.declared();
+        if d.needs == patroni_lab_faults::fault::Needs::Rest {
+            assert!(d.leftovers.is_empty(), "{}", d.name);
+        }
+    }
+}
+
 #[test]
 fn scenarios_md_holds_the_table_the_registry_generates() {
     let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))

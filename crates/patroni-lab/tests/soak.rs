@@ -100,14 +100,23 @@ impl Drop for Unpause {
     }
 }
 
+/// What the soak reports as left behind (the doctor's leftover findings, one line each).
+fn leftovers(lab: &Lab) -> Vec<String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(soak::leftovers(lab))
+}
+
 #[test]
 fn the_leftover_check_sees_a_paused_container() {
     let _lab = LabTest::begin("the_leftover_check_sees_a_paused_container");
     let lab = Lab::from_env();
-    assert_eq!(soak::leftovers(&lab), Vec::<String>::new());
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
     let _unpause = Unpause;
     run_ok("docker", &["pause", "haproxy"]);
-    assert_eq!(soak::leftovers(&lab), vec!["haproxy is paused".to_string()]);
+    assert_eq!(leftovers(&lab), vec!["haproxy is paused".to_string()]);
 }
 
 /// Disables HAProxy's hold line and RESUMEs PgBouncer however the test ends.
@@ -126,14 +135,14 @@ fn the_leftover_check_sees_an_enabled_hold_line() {
     let lab = Lab::from_env();
     let _unhold = Unhold;
     patroni_lab_cluster::lab::haproxy_runtime("enable server postgres_primary/hold").unwrap();
-    let left = soak::leftovers(&lab);
+    let left = leftovers(&lab);
     assert!(
         left.iter()
             .any(|l| l.starts_with("HAProxy's hold line is enabled")),
         "{left:?}"
     );
     drop(_unhold);
-    assert_eq!(soak::leftovers(&lab), Vec::<String>::new());
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
 }
 
 #[test]

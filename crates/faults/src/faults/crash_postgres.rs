@@ -5,27 +5,32 @@ use std::time::Duration;
 
 use patroni_lab_cluster::cluster;
 use crate::fault::steps::{NOTICE_LIMIT, PROOF_LIMIT, err, host, postmaster_start, prove};
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::host::{Action, Signal};
 
 pub struct CrashPostgres;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "crash-postgres",
+    default_secs: None,
+    needs: Needs::Containers,
+    bound_rule: Some("loop_wait + 10 s"),
+    effects: Effects {
+        mended_on_next_loop: true,
+        ..Effects::PLAIN
+    },
+    leftovers: &[],
+};
+
 impl FaultKind for CrashPostgres {
-    fn name(&self) -> &'static str {
-        "crash-postgres"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, _: Option<u64>) -> String {
         "SIGKILL to the leader's postmaster only; Patroni stays up".into()
-    }
-    fn bound_rule(&self) -> Option<&'static str> {
-        Some("loop_wait + 10 s")
-    }
-    fn mended_on_next_loop(&self) -> bool {
-        true
-    }
-    fn needs(&self) -> Needs {
-        Needs::Containers
     }
     /// Patroni notices at its next loop (within loop_wait) and restarts the postmaster in place
     /// (primary_start_timeout 300 s).

@@ -5,24 +5,30 @@ use std::time::Duration;
 
 use crate::fault::steps::{PROOF_LIMIT, err, hold, host, prove, prove_status, refuses, start_again};
 use patroni_lab_cluster::host::{Action, Service, State};
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use patroni_lab_cluster::findings::leftover;
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::lab;
 
 pub struct EtcdLoss;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "etcd-loss",
+    default_secs: Some(25),
+    needs: Needs::Containers,
+    bound_rule: None,
+    effects: Effects::PLAIN,
+    leftovers: &[leftover::CONTAINER_NOT_RUNNING],
+};
+
 impl FaultKind for EtcdLoss {
-    fn name(&self) -> &'static str {
-        "etcd-loss"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, secs: Option<u64>) -> String {
         format!("etcd stopped for {} s, then started", secs.unwrap_or_default())
-    }
-    fn default_secs(&self) -> Option<u64> {
-        Some(25)
-    }
-    fn needs(&self) -> Needs {
-        Needs::Containers
     }
     /// The primary demotes itself ~retry_timeout + a loop after etcd goes, and leads again once
     /// etcd is back.

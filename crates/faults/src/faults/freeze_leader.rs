@@ -3,34 +3,37 @@
 use std::time::Duration;
 
 use crate::fault::steps::{hold_service, host};
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use patroni_lab_cluster::findings::leftover;
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::guard::Guard;
 use patroni_lab_cluster::host::{Action, Service, State};
 
 pub struct FreezeLeader;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "freeze-leader",
+    default_secs: Some(40),
+    needs: Needs::Containers,
+    bound_rule: Some("min(secs, ttl) + 10 s"),
+    effects: Effects {
+        lock_expires: true,
+        ..Effects::PLAIN
+    },
+    leftovers: &[leftover::CONTAINER_NOT_RUNNING],
+};
+
 impl FaultKind for FreezeLeader {
-    fn name(&self) -> &'static str {
-        "freeze-leader"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, secs: Option<u64>) -> String {
         format!(
             "every process of the leader frozen at one instant (its host paused) for {} s, then resumed",
             secs.unwrap_or_default()
         )
-    }
-    fn default_secs(&self) -> Option<u64> {
-        Some(40)
-    }
-    fn bound_rule(&self) -> Option<&'static str> {
-        Some("min(secs, ttl) + 10 s")
-    }
-    fn lock_expires(&self) -> bool {
-        true
-    }
-    fn needs(&self) -> Needs {
-        Needs::Containers
     }
     /// The lock expires within ttl of the freeze; a shorter freeze is ridden out. The bound
     /// follows the live ttl (figures: SCENARIOS.md and docs/measurements/).

@@ -8,39 +8,38 @@ use std::time::Duration;
 use patroni_lab_cluster::cluster;
 use crate::fault::steps::{PROOF_LIMIT, err, hold, host, process_stopped, prove};
 use patroni_lab_cluster::host::{Action, Signal};
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use patroni_lab_cluster::findings::leftover;
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::guard::Guard;
 
 pub struct FreezePatroni;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "freeze-patroni",
+    default_secs: Some(45),
+    needs: Needs::Containers,
+    bound_rule: Some("min(secs, ttl) + 10 s"),
+    effects: Effects {
+        lock_expires: true,
+        in_soak: false,
+        pinned_clients: 2,
+        ..Effects::PLAIN
+    },
+    leftovers: &[leftover::PROCESS_STOPPED],
+};
+
 impl FaultKind for FreezePatroni {
-    fn name(&self) -> &'static str {
-        "freeze-patroni"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, secs: Option<u64>) -> String {
         format!(
             "SIGSTOP to the leader's Patroni only for {} s (PostgreSQL keeps running as primary, no watchdog), then SIGCONT; 2 more clients on the leader's own address",
             secs.unwrap_or_default()
         )
-    }
-    fn default_secs(&self) -> Option<u64> {
-        Some(45)
-    }
-    fn bound_rule(&self) -> Option<&'static str> {
-        Some("min(secs, ttl) + 10 s")
-    }
-    fn lock_expires(&self) -> bool {
-        true
-    }
-    fn needs(&self) -> Needs {
-        Needs::Containers
-    }
-    fn pinned_clients(&self) -> u32 {
-        2
-    }
-    fn in_soak(&self) -> bool {
-        false
     }
     /// Through 5432 as freeze-leader: HAProxy drops the frozen member once its REST API stops
     /// answering, and clients wait for the lock to expire. The writes of the clients on the

@@ -10,32 +10,38 @@ use std::time::Duration;
 
 use patroni_lab_cluster::cluster;
 use crate::fault::steps::{PROOF_LIMIT, api_url, err, hold, host, process_stopped, prove};
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use patroni_lab_cluster::findings::leftover;
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::guard::Guard;
 use patroni_lab_cluster::host::{Action, Signal};
 
 pub struct FreezePostmaster;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "freeze-postmaster",
+    default_secs: Some(20),
+    needs: Needs::Containers,
+    bound_rule: None,
+    effects: Effects {
+        // Not in the soak's draw until its figures are measured over many runs.
+        in_soak: false,
+        ..Effects::PLAIN
+    },
+    leftovers: &[leftover::PROCESS_STOPPED],
+};
+
 impl FaultKind for FreezePostmaster {
-    fn name(&self) -> &'static str {
-        "freeze-postmaster"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, secs: Option<u64>) -> String {
         format!(
             "SIGSTOP to the leader's postmaster only for {} s (its backends and Patroni run on), then SIGCONT",
             secs.unwrap_or_default()
         )
-    }
-    fn default_secs(&self) -> Option<u64> {
-        Some(20)
-    }
-    fn needs(&self) -> Needs {
-        Needs::Containers
-    }
-    /// Not in the soak's draw until its figures are measured over many runs.
-    fn in_soak(&self) -> bool {
-        false
     }
     /// No failover, nothing lost, and through PgBouncer's pool nothing seen: a client would
     /// wait only if PgBouncer needed a new server connection during the hold.

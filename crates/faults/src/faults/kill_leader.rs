@@ -6,26 +6,32 @@ use std::time::Duration;
 
 use crate::fault::steps::leader_down;
 use patroni_lab_cluster::host::Service;
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use patroni_lab_cluster::findings::leftover;
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
 pub struct KillLeader;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "kill-leader",
+    default_secs: None,
+    needs: Needs::Containers,
+    bound_rule: Some("ttl + 15 s"),
+    effects: Effects {
+        lock_expires: true,
+        ..Effects::PLAIN
+    },
+    leftovers: &[leftover::CONTAINER_NOT_RUNNING],
+};
+
 impl FaultKind for KillLeader {
-    fn name(&self) -> &'static str {
-        "kill-leader"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, _: Option<u64>) -> String {
         "SIGKILL to every process of the leader at one instant (its service frozen first, then killed); started again once the other leads".into()
-    }
-    fn bound_rule(&self) -> Option<&'static str> {
-        Some("ttl + 15 s")
-    }
-    fn lock_expires(&self) -> bool {
-        true
-    }
-    fn needs(&self) -> Needs {
-        Needs::Containers
     }
     /// ttl-bound: ttl + 15 s (the current figures per profile: README, `bench figures`).
     fn expectations(&self, _: Option<u64>, t: Timing) -> Expectations {

@@ -11,34 +11,38 @@
 use patroni_lab_cluster::cluster;
 use crate::fault::steps::{PROOF_LIMIT, err, hold_checked, host, process_stopped, prove};
 use patroni_lab_cluster::host::{Action, Signal};
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use patroni_lab_cluster::findings::leftover;
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::guard::Guard;
 
 pub struct LagReplica;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "lag-replica",
+    default_secs: Some(20),
+    needs: Needs::Containers,
+    bound_rule: None,
+    effects: Effects {
+        // A soak is about writers; its schedule stays as it was.
+        in_soak: false,
+        needs_readers: true,
+        ..Effects::PLAIN
+    },
+    leftovers: &[leftover::PROCESS_STOPPED],
+};
+
 impl FaultKind for LagReplica {
-    fn name(&self) -> &'static str {
-        "lag-replica"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, secs: Option<u64>) -> String {
         format!(
             "SIGSTOP to the replica's WAL replay (its startup process) for {} s, then SIGCONT; it keeps receiving; clients also read on the reader endpoint, graded: replica reads past the lag threshold <= loop_wait + (fall + 1) x inter + 1 s",
             secs.unwrap_or_default()
         )
-    }
-    fn default_secs(&self) -> Option<u64> {
-        Some(20)
-    }
-    fn needs(&self) -> Needs {
-        Needs::Containers
-    }
-    /// A soak is about writers; its schedule stays as it was.
-    fn in_soak(&self) -> bool {
-        false
-    }
-    fn needs_readers(&self) -> bool {
-        true
     }
     /// Asynchronous replication (and `sync`'s remote flush, which the walreceiver still gives):
     /// writers do not notice.

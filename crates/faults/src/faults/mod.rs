@@ -6,7 +6,7 @@
 
 use serde::{Serialize, Serializer};
 
-use crate::fault::{FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Declared, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::lab::Lab;
 use patroni_lab_cluster::timeline::Timeline;
@@ -111,14 +111,19 @@ pub fn all() -> Vec<Fault> {
         .iter()
         .map(|k| Fault {
             kind: *k,
-            secs: k.default_secs(),
+            secs: k.declared().default_secs,
         })
         .collect()
 }
 
 impl Fault {
     pub fn name(&self) -> &'static str {
-        self.kind.name()
+        self.kind.declared().name
+    }
+
+    /// What it is, as data (its needs, effects, leftovers).
+    pub fn declared(&self) -> Declared {
+        self.kind.declared()
     }
 
     /// The fault named `name`, with `secs` for the faults that last (their default otherwise).
@@ -136,9 +141,9 @@ impl Fault {
         }
         let kind = *REGISTRY
             .iter()
-            .find(|k| k.name() == name)
+            .find(|k| k.declared().name == name)
             .ok_or_else(|| FaultError::Unknown(name.to_string()))?;
-        let default = kind.default_secs();
+        let default = kind.declared().default_secs;
         if let Some(s) = secs {
             if default.is_none() {
                 return Err(FaultError::Spec(format!(
@@ -207,40 +212,19 @@ impl Fault {
         self.secs
     }
 
-    /// Whether clients must also read on the reader endpoint.
-    pub fn needs_readers(&self) -> bool {
-        self.kind.needs_readers()
-    }
-
     /// What it does, in one line.
     pub fn describe(&self) -> String {
         self.kind.describe(self.secs)
     }
 
-    /// Whether it leaves the leader's lock to expire (see `FaultKind::lock_expires`).
-    pub fn lock_expires(&self) -> bool {
-        self.kind.lock_expires()
-    }
-
-    /// Whether the leader's own Patroni mends it on its next loop (see
-    /// `FaultKind::mended_on_next_loop`).
-    pub fn mended_on_next_loop(&self) -> bool {
-        self.kind.mended_on_next_loop()
-    }
-
-    /// Clients the probe keeps on the leader's own address besides the others.
-    pub fn pinned_clients(&self) -> u32 {
-        self.kind.pinned_clients()
-    }
-
-    /// Whether it acts on the lab's containers (refused against a cluster given by URLs).
+    /// Whether it acts on the cluster's hosts (refused against a cluster given by URLs).
     pub fn needs_containers(&self) -> bool {
-        self.kind.needs() == Needs::Containers
+        self.declared().needs == Needs::Containers
     }
 
     /// Whether it needs PgBouncer's admin console (given with `--pgbouncer` outside the lab).
     pub fn needs_pgbouncer(&self) -> bool {
-        self.kind.needs() == Needs::PgbouncerAdmin
+        self.declared().needs == Needs::PgbouncerAdmin
     }
 
     /// Client settings the scenario needs; returns what it changed (`None`: nothing).
@@ -251,16 +235,11 @@ impl Fault {
         self.kind.adjust_probe(probe)
     }
 
-    /// How a live setting sets the window's bound, when one does ("ttl + 15 s").
-    pub fn bound_rule(&self) -> Option<&'static str> {
-        self.kind.bound_rule()
-    }
-
     /// What it expects under the default timing, in one line, with the rule that makes a bound
     /// follow the live settings.
     pub fn expects(&self) -> String {
         let e = self.expectations().summary();
-        match self.bound_rule() {
+        match self.declared().bound_rule {
             Some(rule) => e.replacen(
                 ", ",
                 &format!(" (window bound: {rule}, from the live settings), "),
@@ -331,7 +310,10 @@ pub fn markdown_table() -> String {
 /// The faults a soak draws from by default (in the registry's order: a seed's schedule stays
 /// the same when a fault outside the soak is added).
 pub fn soak_defaults() -> Vec<Fault> {
-    all().into_iter().filter(|f| f.kind.in_soak()).collect()
+    all()
+        .into_iter()
+        .filter(|f| f.declared().effects.in_soak)
+        .collect()
 }
 
 /// The faults that last, with their defaults, for the `--secs` help.

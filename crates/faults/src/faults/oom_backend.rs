@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use patroni_lab_cluster::cluster;
 use crate::fault::steps::{PROOF_LIMIT, api_url, err, host, postmaster_start, prove};
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::host::{Action, Host, Signal};
 
@@ -31,19 +31,27 @@ fn backends_sql() -> String {
     )
 }
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "oom-backend",
+    default_secs: None,
+    needs: Needs::Containers,
+    bound_rule: None,
+    effects: Effects {
+        // Not in the soak's draw until measured over many runs.
+        in_soak: false,
+        ..Effects::PLAIN
+    },
+    leftovers: &[],
+};
+
 impl FaultKind for OomBackend {
-    fn name(&self) -> &'static str {
-        "oom-backend"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, _: Option<u64>) -> String {
         "SIGKILL to one busy client backend of the leader, as the OOM killer does: PostgreSQL resets every session and recovers in place".into()
-    }
-    fn needs(&self) -> Needs {
-        Needs::Containers
-    }
-    /// Not in the soak's draw until measured over many runs.
-    fn in_soak(&self) -> bool {
-        false
     }
     /// No failover, nothing lost; the reset costs clients a short window, bounded at 2x the
     /// worst measured (docs/measurements/2026-12-04-verdicts-and-the-host-seam.md).

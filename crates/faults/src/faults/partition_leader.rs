@@ -7,34 +7,37 @@ use std::time::Duration;
 use crate::fault::steps::{
     ETCD_PORT, PROOF_LIMIT, REST_PORT, act_undoable, err, hold, host, prove, unreachable_from,
 };
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use patroni_lab_cluster::findings::leftover;
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::host::Action;
 use patroni_lab_cluster::lab::FILTER_TABLE;
 
 pub struct PartitionLeader;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "partition-leader",
+    default_secs: Some(45),
+    needs: Needs::Containers,
+    bound_rule: Some("min(secs, ttl) + 15 s"),
+    effects: Effects {
+        lock_expires: true,
+        ..Effects::PLAIN
+    },
+    leftovers: &[leftover::PACKET_FILTER_LEFT],
+};
+
 impl FaultKind for PartitionLeader {
-    fn name(&self) -> &'static str {
-        "partition-leader"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, secs: Option<u64>) -> String {
         format!(
             "the leader cut off from etcd and the replica for {} s (nftables in its container); PgBouncer still reaches it",
             secs.unwrap_or_default()
         )
-    }
-    fn default_secs(&self) -> Option<u64> {
-        Some(45)
-    }
-    fn bound_rule(&self) -> Option<&'static str> {
-        Some("min(secs, ttl) + 15 s")
-    }
-    fn lock_expires(&self) -> bool {
-        true
-    }
-    fn needs(&self) -> Needs {
-        Needs::Containers
     }
     /// The cut-off leader cannot renew its lock and demotes itself (retry_timeout + a loop);
     /// the replica takes over once the lock expires (ttl).

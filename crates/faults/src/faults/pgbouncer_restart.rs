@@ -3,21 +3,30 @@
 use std::time::Duration;
 
 use crate::fault::steps::restart_service;
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use patroni_lab_cluster::findings::leftover;
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::lab;
 
 pub struct PgbouncerRestart;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "pgbouncer-restart",
+    default_secs: None,
+    needs: Needs::Containers,
+    bound_rule: None,
+    effects: Effects::PLAIN,
+    leftovers: &[leftover::CONTAINER_NOT_RUNNING],
+};
+
 impl FaultKind for PgbouncerRestart {
-    fn name(&self) -> &'static str {
-        "pgbouncer-restart"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, _: Option<u64>) -> String {
         "PgBouncer's service restarted".into()
-    }
-    fn needs(&self) -> Needs {
-        Needs::Containers
     }
     /// Clients reconnect once it listens again; the bound is over 2x the worst measured
     /// (docs/measurements/).

@@ -2,26 +2,32 @@
 
 use crate::fault::steps::{hold_service, host, start_again};
 use patroni_lab_cluster::host::{Service, State};
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use patroni_lab_cluster::findings::leftover;
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
 pub struct ReplicaLoss;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "replica-loss",
+    default_secs: Some(10),
+    needs: Needs::Containers,
+    bound_rule: None,
+    effects: Effects::PLAIN,
+    leftovers: &[leftover::CONTAINER_NOT_RUNNING],
+};
+
 impl FaultKind for ReplicaLoss {
-    fn name(&self) -> &'static str {
-        "replica-loss"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, secs: Option<u64>) -> String {
         format!(
             "the replica's service stopped for {} s, then started",
             secs.unwrap_or_default()
         )
-    }
-    fn default_secs(&self) -> Option<u64> {
-        Some(10)
-    }
-    fn needs(&self) -> Needs {
-        Needs::Containers
     }
     /// Asynchronous replication: clients of the primary do not notice.
     fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {

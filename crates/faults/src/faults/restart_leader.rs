@@ -4,20 +4,28 @@
 use std::time::Duration;
 
 use crate::fault::steps::{PROOF_LIMIT, api_url, post_to_leader, postmaster_start, prove};
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
 pub struct RestartLeader;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "restart-leader",
+    default_secs: None,
+    needs: Needs::Rest,
+    bound_rule: None,
+    effects: Effects::PLAIN,
+    leftovers: &[],
+};
+
 impl FaultKind for RestartLeader {
-    fn name(&self) -> &'static str {
-        "restart-leader"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, _: Option<u64>) -> String {
         "PostgreSQL on the leader restarted by Patroni (POST /restart); no failover".into()
-    }
-    fn needs(&self) -> Needs {
-        Needs::Rest
     }
     /// A fast shutdown and start of the same primary; the bound is under 2x the worst run
     /// measured with the test build of the probe on a busy machine (docs/measurements/).

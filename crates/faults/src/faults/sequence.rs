@@ -11,7 +11,7 @@ use patroni_lab_probe::settings::parse_duration;
 
 use super::Fault;
 use crate::fault::steps::hold;
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::cluster;
 
@@ -125,34 +125,14 @@ fn current_leader(ctx: &Ctx) -> Result<String, FaultError> {
 }
 
 impl FaultKind for Sequence {
-    fn name(&self) -> &'static str {
-        self.name
+    fn declared(&self) -> Declared {
+        declared(self.name, &self.steps)
     }
     fn describe(&self, _: Option<u64>) -> String {
         describe(&self.steps)
     }
-    fn needs(&self) -> Needs {
-        needs(&self.steps)
-    }
     fn expectations(&self, _: Option<u64>, timing: Timing) -> Expectations {
         expectations(self.faults(), timing)
-    }
-    fn in_soak(&self) -> bool {
-        false
-    }
-    /// The lease read at the injection is the first step's: the lock's prediction is its.
-    fn lock_expires(&self) -> bool {
-        self.faults().next().is_some_and(Fault::lock_expires)
-    }
-    fn mended_on_next_loop(&self) -> bool {
-        self.faults().next().is_some_and(Fault::mended_on_next_loop)
-    }
-    /// As many pinned clients as the step that needs most.
-    fn pinned_clients(&self) -> u32 {
-        self.faults().map(Fault::pinned_clients).max().unwrap_or(0)
-    }
-    fn needs_readers(&self) -> bool {
-        self.faults().any(Fault::needs_readers)
     }
     /// Every step's client settings, in order; what each changed.
     fn adjust_probe(&self, probe: &mut patroni_lab_probe::settings::Settings) -> Option<String> {
@@ -164,6 +144,45 @@ impl FaultKind for Sequence {
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         self.run_steps(ctx)
+    }
+}
+
+/// A sequence's declaration, from its steps': it needs what its steps need; the lease read at
+/// the injection is the first step's, so the lock's prediction is its; as many pinned clients
+/// as the step that needs most; readers if any step needs them; whatever any step can leave
+/// behind. Never in the soak's draw (a soak draws single faults).
+pub fn declared(name: &'static str, steps: &[Step]) -> Declared {
+    let faults: Vec<Declared> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Fault(f) => Some(f.declared()),
+            Step::Delay(_) => None,
+        })
+        .collect();
+    let first = faults.first().map(|d| d.effects).unwrap_or(Effects::PLAIN);
+    let mut leftovers: Vec<&'static str> = Vec::new();
+    for l in faults.iter().flat_map(|d| d.leftovers.iter()) {
+        if !leftovers.contains(l) {
+            leftovers.push(l);
+        }
+    }
+    Declared {
+        name,
+        default_secs: None,
+        needs: needs(steps),
+        bound_rule: None,
+        effects: Effects {
+            lock_expires: first.lock_expires,
+            mended_on_next_loop: first.mended_on_next_loop,
+            in_soak: false,
+            pinned_clients: faults
+                .iter()
+                .map(|d| d.effects.pinned_clients)
+                .max()
+                .unwrap_or(0),
+            needs_readers: faults.iter().any(|d| d.effects.needs_readers),
+        },
+        leftovers: Box::leak(leftovers.into_boxed_slice()),
     }
 }
 
@@ -282,25 +301,31 @@ mod tests {
     /// time-outs and its failed / in-doubt / stall limits.
     #[test]
     fn a_sequence_carries_every_steps_needs_and_limits() {
-        let s = Sequence::parse("freeze-patroni:40,+1s,switchover").unwrap();
-        assert_eq!(s.pinned_clients(), 2);
-        assert!(s.lock_expires(), "the first step's lease is the one read");
-        assert!(!s.needs_readers());
-        let s = Sequence::parse("switchover,+1s,freeze-patroni:40").unwrap();
-        assert_eq!(s.pinned_clients(), 2);
+        let effects = |text: &str| Sequence::parse(text).unwrap().declared().effects;
+        let s = effects("freeze-patroni:40,+1s,switchover");
+        assert_eq!(s.pinned_clients, 2);
+        assert!(s.lock_expires, "the first step's lease is the one read");
+        assert!(!s.needs_readers);
+        assert!(!s.in_soak);
+        let s = effects("switchover,+1s,freeze-patroni:40");
+        assert_eq!(s.pinned_clients, 2);
         assert!(
-            !s.lock_expires(),
+            !s.lock_expires,
             "the lease at the injection is a switchover's"
         );
-        assert!(
-            Sequence::parse("crash-postgres,+1s,switchover")
-                .unwrap()
-                .mended_on_next_loop()
-        );
-        assert!(
-            Sequence::parse("switchover,+1s,lag-replica:5")
-                .unwrap()
-                .needs_readers()
+        assert!(effects("crash-postgres,+1s,switchover").mended_on_next_loop);
+        assert!(effects("switchover,+1s,lag-replica:5").needs_readers);
+        // Whatever any step can leave behind, once.
+        let left = Sequence::parse("stop-leader,+1s,partition-leader:5,+1s,kill-leader")
+            .unwrap()
+            .declared()
+            .leftovers;
+        assert_eq!(
+            left,
+            [
+                patroni_lab_cluster::findings::leftover::CONTAINER_NOT_RUNNING,
+                patroni_lab_cluster::findings::leftover::PACKET_FILTER_LEFT
+            ]
         );
 
         let s = Sequence::parse("switchover-paused,+2s,switchover-paused").unwrap();

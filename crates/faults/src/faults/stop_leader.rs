@@ -5,20 +5,29 @@ use std::time::Duration;
 
 use crate::fault::steps::leader_down;
 use patroni_lab_cluster::host::Service;
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use patroni_lab_cluster::findings::leftover;
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
 pub struct StopLeader;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "stop-leader",
+    default_secs: None,
+    needs: Needs::Containers,
+    bound_rule: None,
+    effects: Effects::PLAIN,
+    leftovers: &[leftover::CONTAINER_NOT_RUNNING],
+};
+
 impl FaultKind for StopLeader {
-    fn name(&self) -> &'static str {
-        "stop-leader"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, _: Option<u64>) -> String {
         "a graceful stop of the leader's service (SIGTERM); started again once the other leads".into()
-    }
-    fn needs(&self) -> Needs {
-        Needs::Containers
     }
     /// A graceful stop releases the lock at once; the bound is 2x the worst run measured with
     /// the test build of the probe on a busy machine (docs/measurements/).

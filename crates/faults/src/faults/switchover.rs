@@ -3,20 +3,28 @@
 use std::time::Duration;
 
 use crate::fault::steps::{post_to_leader, prove_new_holder};
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
 pub struct Switchover;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "switchover",
+    default_secs: None,
+    needs: Needs::Rest,
+    bound_rule: None,
+    effects: Effects::PLAIN,
+    leftovers: &[],
+};
+
 impl FaultKind for Switchover {
-    fn name(&self) -> &'static str {
-        "switchover"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, _: Option<u64>) -> String {
         "planned switchover to the replica (POST /switchover)".into()
-    }
-    fn needs(&self) -> Needs {
-        Needs::Rest
     }
     /// The bound leaves room for the test build of the probe on a busy machine; the seed's
     /// `server_login_retry` makes it fail (the current figures: README, `bench figures`).

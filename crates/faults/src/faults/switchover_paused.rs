@@ -10,7 +10,8 @@ use patroni_lab_common::patroni;
 
 use patroni_lab_cluster::cluster;
 use crate::fault::steps::{err, prove_new_holder};
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use patroni_lab_cluster::findings::leftover;
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::guard::{Guard, Undo};
 use patroni_lab_cluster::lab::{self, Lab};
@@ -18,15 +19,23 @@ use patroni_lab_cluster::timeline::{Source, Timeline};
 
 pub struct SwitchoverPaused;
 
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "switchover-paused",
+    default_secs: None,
+    needs: Needs::PgbouncerAdmin,
+    bound_rule: None,
+    effects: Effects::PLAIN,
+    leftovers: &[leftover::PGBOUNCER_PAUSED, leftover::HAPROXY_HOLD_ENABLED],
+};
+
 impl FaultKind for SwitchoverPaused {
-    fn name(&self) -> &'static str {
-        "switchover-paused"
+    fn declared(&self) -> Declared {
+        DECLARED
     }
     fn describe(&self, _: Option<u64>) -> String {
         "PgBouncer PAUSE, switchover, RESUME once the new leader accepts a write".into()
-    }
-    fn needs(&self) -> Needs {
-        Needs::PgbouncerAdmin
     }
     /// Clients queue instead of failing: nothing failed, nothing in doubt. The stall is about
     /// the plain switchover's window; the bounds are under 2x the worst measured
@@ -52,7 +61,7 @@ impl FaultKind for SwitchoverPaused {
         (before != (probe.statement_timeout, probe.connect_timeout)).then(|| {
             format!(
                 "{} raised the client time-outs to at least {} s (clients queue through the pause)",
-                self.name(),
+                DECLARED.name,
                 floor.as_secs()
             )
         })

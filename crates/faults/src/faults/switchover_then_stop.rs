@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use super::sequence::{self, Sequence, Step};
 use super::Fault;
-use crate::fault::{Ctx, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Ctx, Declared, FaultError, FaultKind, Timing};
 use crate::grade::Expectations;
 
 pub struct SwitchoverThenStop;
+
+const NAME: &str = "switchover-then-stop";
 
 /// The delay of the sequence found by hand (1.7 s then).
 const DELAY: Duration = Duration::from_millis(1500);
@@ -25,14 +27,13 @@ fn steps() -> Vec<Step> {
 }
 
 impl FaultKind for SwitchoverThenStop {
-    fn name(&self) -> &'static str {
-        "switchover-then-stop"
+    /// Its steps' declaration; it breaks the cluster on purpose, so it is not in the soak's
+    /// draw (a soak claims nothing is lost).
+    fn declared(&self) -> Declared {
+        sequence::declared(NAME, &steps())
     }
     fn describe(&self, _: Option<u64>) -> String {
         sequence::describe(&steps())
-    }
-    fn needs(&self) -> Needs {
-        sequence::needs(&steps())
     }
     fn expectations(&self, _: Option<u64>, timing: Timing) -> Expectations {
         let s = steps();
@@ -45,13 +46,9 @@ impl FaultKind for SwitchoverThenStop {
             .collect();
         sequence::expectations(faults.iter(), timing)
     }
-    /// It breaks the cluster on purpose: not for a soak, which claims nothing is lost.
-    fn in_soak(&self) -> bool {
-        false
-    }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         Sequence {
-            name: "switchover-then-stop",
+            name: NAME,
             steps: steps(),
         }
         .run_steps(ctx)
