@@ -74,9 +74,11 @@ fn render(dir: &Path, page: &str, screenshot: Option<&str>) -> Rendered {
     assert!(out.status.success(), "chromium on {page} failed:\n{stderr}");
     Rendered {
         dom: String::from_utf8_lossy(&out.stdout).into_owned(),
+        // The page's own console lines: Chromium's own pages (`source: chrome://...`, such as
+        // its "Slow network is detected" notice about its UI font) are not the page's.
         console: stderr
             .lines()
-            .filter(|l| l.contains(":CONSOLE"))
+            .filter(|l| l.contains(":CONSOLE") && !l.contains("source: chrome://"))
             .map(str::to_string)
             .collect(),
     }
