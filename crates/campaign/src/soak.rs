@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use patroni_lab_cluster::cluster;
 use patroni_lab_cluster::cluster::Live;
 use patroni_lab_cluster::lab::{ConfigReader, Lab};
-use patroni_lab_cluster::timeline::{self, Event, Source, Timeline};
+use patroni_lab_cluster::timeline::{self, Event, Mark, Source, Timeline};
 use patroni_lab_faults::fault::FaultError;
 use patroni_lab_faults::faults::Fault;
 use patroni_lab_scenario::runner::{
@@ -259,8 +259,8 @@ pub async fn run(
             inject(lab, (index, total), planned.fault, leader, &timeline, &stop).await;
         // In a storm's pair, the second fault follows without waiting for a whole cluster.
         if plan.schedule.get(index + 1).is_some_and(|next| next.storm) {
-            timeline.record(
-                Source::Fault,
+            timeline.mark(
+                Mark::SoakEvent,
                 format!("event {}: storm, the next event follows at once", index + 1),
             );
             events.push((event, injected_unix, leader_addr));
@@ -349,8 +349,8 @@ async fn inject(
 ) -> (SoakEvent, u64, Instant, Option<String>) {
     let injected_unix = patroni_lab_common::unix_us();
     let injected = Instant::now();
-    timeline.record(
-        Source::Fault,
+    timeline.mark(
+        Mark::SoakEvent,
         format!("event {} of {total}: inject {}", index + 1, fault.name()),
     );
     // The leader's address as the probe records servers (its container's address).
@@ -394,8 +394,8 @@ async fn settle(
         Ok((w, _)) => {
             event.whole_again_ms = Some(injected.elapsed().as_secs_f64() * 1000.0);
             event.leader_after = Some(w.leader.clone());
-            timeline.record(
-                Source::Fault,
+            timeline.mark(
+                Mark::SoakEvent,
                 format!(
                     "event {}: cluster whole again, {} leads",
                     event.index, w.leader
@@ -525,7 +525,7 @@ pub fn summary(r: &SoakReport, max_lost: u64) -> String {
     }
     // Why an event was not whole again, beside the lost writes: the doctor's findings (a
     // diverged member holds the only copy of writes the cluster lost).
-    for e in r.timeline.iter().filter(|e| e.what.contains(": doctor: ")) {
+    for e in r.timeline.iter().filter(|e| e.mark == Some(Mark::Doctor)) {
         s.push_str(&format!("  {}\n", e.what));
     }
     s.push_str(&format!(
@@ -582,7 +582,7 @@ pub fn page(r: &SoakReport, max_lost: u64) -> String {
     let markers: Vec<Marker> = r
         .timeline
         .iter()
-        .filter(|e| e.what.starts_with("event "))
+        .filter(|e| matches!(e.mark, Some(Mark::SoakEvent | Mark::Doctor)))
         .map(|e| Marker {
             at_us: e.at_us,
             label: e.what.clone(),

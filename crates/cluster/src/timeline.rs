@@ -39,6 +39,20 @@ pub struct Event {
     /// What a cluster sample saw, typed (`what` is its text).
     #[serde(skip)]
     pub seen: Option<Seen>,
+    /// What a step of the runner's is, typed (`what` is its text): the queries read this.
+    #[serde(skip)]
+    pub mark: Option<Mark>,
+}
+
+/// A step of the runner's that later queries look for, typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The fault injected (its text says where in the leader's loop it landed).
+    Injected,
+    /// A soak's event: injected, followed at once (a storm), or whole again.
+    SoakEvent,
+    /// A doctor's finding, or a part it could not read, when the cluster was not whole again.
+    Doctor,
 }
 
 /// What one sample of one source saw.
@@ -169,6 +183,20 @@ impl Timeline {
             source,
             what: what.into(),
             seen: None,
+            mark: None,
+        };
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+    }
+
+    /// Records a step of the runner's that later queries look for (`mark`), now.
+    pub fn mark(&self, mark: Mark, what: impl Into<String>) {
+        let e = Event {
+            unix_us: patroni_lab_common::unix_us(),
+            at_us: 0,
+            source: Source::Fault,
+            what: what.into(),
+            seen: None,
+            mark: Some(mark),
         };
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(e);
     }
@@ -181,6 +209,7 @@ impl Timeline {
             source: Source::Cluster,
             what: seen.to_string(),
             seen: Some(seen),
+            mark: None,
         };
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(e);
     }

@@ -113,16 +113,16 @@ pub async fn explain(
     timeline: &patroni_lab_cluster::timeline::Timeline,
     prefix: &str,
 ) -> Diagnosis {
-    use patroni_lab_cluster::timeline::Source;
+    use patroni_lab_cluster::timeline::Mark;
     let d = examine(lab).await;
     for f in &d.findings {
-        timeline.record(
-            Source::Fault,
+        timeline.mark(
+            Mark::Doctor,
             format!("{prefix}doctor: {} [{}]: {}", f.part, f.code, f.what),
         );
     }
     for n in &d.not_checked {
-        timeline.record(Source::Fault, format!("{prefix}doctor: not checked: {n}"));
+        timeline.mark(Mark::Doctor, format!("{prefix}doctor: not checked: {n}"));
     }
     d
 }

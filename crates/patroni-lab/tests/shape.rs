@@ -343,3 +343,26 @@ fn only_the_probe_reads_a_history_file() {
         }
     }
 }
+
+/// Queries read what the timeline typed (`Seen`, `Mark`), not its text back.
+#[test]
+fn no_query_parses_an_events_text() {
+    const PARSED: &[&str] = &[
+        "starts_with(\"inject ",
+        "strip_prefix(\"leader lock: ",
+        "strip_prefix(\"readers -> ",
+        "contains(\": doctor: \")",
+        "starts_with(\"event ",
+    ];
+    for files in sources().values() {
+        for (rel, text) in files {
+            let code = code(text);
+            for p in PARSED {
+                assert!(
+                    !code.contains(p),
+                    "{rel} parses an event's text ({p}): read its `seen` or `mark`"
+                );
+            }
+        }
+    }
+}

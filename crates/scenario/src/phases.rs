@@ -14,7 +14,7 @@
 
 use serde::Serialize;
 
-use patroni_lab_cluster::timeline::{Event, LockSeen, PgState, Sampling, Seen, Source};
+use patroni_lab_cluster::timeline::{Event, LockSeen, Mark, PgState, Sampling, Seen, Source};
 
 /// One moment on the way back, on the probe's clock.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -342,7 +342,7 @@ pub fn of(
     let (start, end) = (w.start_us, w.end_us);
     let injected = events
         .iter()
-        .find(|e| e.source == Source::Fault && e.what.starts_with("inject "))
+        .find(|e| e.mark == Some(Mark::Injected))
         .map(|e| e.at_us);
     let from = injected.unwrap_or(start);
     let new = new.unwrap_or("?");
@@ -808,6 +808,7 @@ mod tests {
             source: Source::Cluster,
             what: s.to_string(),
             seen: Some(s),
+            mark: None,
         }
     }
 
@@ -818,6 +819,7 @@ mod tests {
             source: Source::Fault,
             what: "inject kill-leader".into(),
             seen: None,
+            mark: Some(Mark::Injected),
         }
     }
 

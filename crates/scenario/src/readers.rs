@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 
-use patroni_lab_cluster::timeline::{Event, Source};
+use patroni_lab_cluster::timeline::{Event, Mark, Seen};
 use patroni_lab_faults::grade::Grade;
 
 /// The live settings that decide when a lagging replica leaves the reader pool.
@@ -64,19 +64,15 @@ pub fn pool(
         .collect();
     let injected = events
         .iter()
-        .find(|e| e.source == Source::Fault && e.what.starts_with("inject "))
+        .find(|e| e.mark == Some(Mark::Injected))
         .map_or(0, |e| e.at_us);
-    // The pool's members as the observer saw them ("the leader": none).
+    // The pool's members as the observer saw them (none: the leader; what it said instead is
+    // no sample of the pool).
     let pools: Vec<(i64, Vec<&str>)> = events
         .iter()
-        .filter_map(|e| {
-            let rest = e.what.strip_prefix("readers -> ")?;
-            let members = if rest.starts_with("the leader") {
-                Vec::new()
-            } else {
-                rest.split(", ").collect()
-            };
-            Some((e.at_us, members))
+        .filter_map(|e| match &e.seen {
+            Some(Seen::Readers(Ok(up))) => Some((e.at_us, up.iter().map(String::as_str).collect())),
+            _ => None,
         })
         .collect();
     let before = pools
@@ -189,14 +185,30 @@ mod tests {
     use super::*;
     use patroni_lab_probe::readers::{ByteSpread, ReaderSecond, Readers};
 
-    fn event(at_s: f64, source: Source, what: &str) -> Event {
-        Event {
-            unix_us: 0,
-            at_us: (at_s * 1e6) as i64,
-            source,
-            what: what.into(),
-            seen: None,
-        }
+    use patroni_lab_cluster::timeline::{Source, Timeline};
+
+    /// What the reader port routed to at `at_s` (none: the leader), as the observer records it.
+    fn readers(at_s: f64, up: &[&str]) -> Event {
+        let t = Timeline::default();
+        t.observe(Seen::Readers(Ok(up
+            .iter()
+            .map(|s| s.to_string())
+            .collect())));
+        at(at_s, t)
+    }
+
+    /// The fault injected at `at_s`, as the runner marks it.
+    fn injected(at_s: f64) -> Event {
+        let t = Timeline::default();
+        t.mark(Mark::Injected, "inject lag-replica (…)");
+        at(at_s, t)
+    }
+
+    fn at(at_s: f64, t: Timeline) -> Event {
+        let mut e = t.events(0).remove(0);
+        e.at_us = (at_s * 1e6) as i64;
+        assert!(e.source == Source::Cluster || e.mark.is_some());
+        e
     }
 
     const SETTINGS: ReaderSettings = ReaderSettings {
@@ -224,19 +236,11 @@ mod tests {
             ..Readers::default()
         };
         let events = [
-            event(
-                0.2,
-                Source::Cluster,
-                "readers -> the leader (no replica in the pool)",
-            ),
-            event(0.5, Source::Cluster, "readers -> patroni2"),
-            event(0.6, Source::Fault, "inject lag-replica (…)"),
-            event(
-                3.9,
-                Source::Cluster,
-                "readers -> the leader (no replica in the pool)",
-            ),
-            event(4.4, Source::Cluster, "readers -> patroni2"),
+            readers(0.2, &[]),
+            readers(0.5, &["patroni2"]),
+            injected(0.6),
+            readers(3.9, &[]),
+            readers(4.4, &["patroni2"]),
         ];
         let p = pool(Some(&r), &events, SETTINGS).unwrap();
         assert_eq!(p.crossed_at_s, Some(1));
@@ -264,10 +268,10 @@ mod tests {
         assert_eq!(pool(None, &events, SETTINGS), None);
         // Three members: one of two replicas leaves, and comes back.
         let three = [
-            event(0.1, Source::Cluster, "readers -> patroni2, patroni3"),
-            event(0.6, Source::Fault, "inject lag-replica (…)"),
-            event(20.0, Source::Cluster, "readers -> patroni3"),
-            event(21.0, Source::Cluster, "readers -> patroni2, patroni3"),
+            readers(0.1, &["patroni2", "patroni3"]),
+            injected(0.6),
+            readers(20.0, &["patroni3"]),
+            readers(21.0, &["patroni2", "patroni3"]),
         ];
         let p3 = pool(Some(&fresh), &three, SETTINGS).unwrap();
         assert_eq!(

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use patroni_lab_cluster::cluster::{self, Live};
 use patroni_lab_cluster::lab::Lab;
 use patroni_lab_cluster::lease::{LeasePhase, Tracker};
-use patroni_lab_cluster::timeline::{self, Event, Source, Timeline};
+use patroni_lab_cluster::timeline::{self, Event, LockSeen, Mark, Seen, Source, Timeline};
 use patroni_lab_faults::fault::FaultError;
 use patroni_lab_faults::faults::Fault;
 use patroni_lab_faults::grade::{self, Expectations, Grade, OldLeaderWrites};
@@ -566,8 +566,8 @@ async fn inject(
             p.precision_ms
         )
     });
-    timeline.record(
-        Source::Fault,
+    timeline.mark(
+        Mark::Injected,
         format!("inject {} ({placed}{lease_note})", plan.fault.name()),
     );
     course.fault_result = run_fault(plan.fault, lab, leader_before, timeline, &stop).await;
@@ -857,7 +857,7 @@ fn phases_of(
 fn lock_lost_at(events: &[Event], leader: &str) -> Option<i64> {
     let injected = events
         .iter()
-        .find(|e| e.source == Source::Fault && e.what.starts_with("inject "))?
+        .find(|e| e.mark == Some(Mark::Injected))?
         .at_us;
     lock_left_after(events, leader, injected, i64::MAX)
 }
@@ -876,16 +876,16 @@ fn lock_kept(leader: &str, leader_after: Option<&str>) -> OldLeaderWrites {
     }
 }
 
-/// The first "leader lock" event in `[from_us, to_us)` that names neither `leader` nor
-/// "unknown".
+/// The first sample of the leader lock in `[from_us, to_us)` that sees it held by another
+/// member or by none ("unknown", the DCS not read, is neither).
 pub fn lock_left_after(events: &[Event], leader: &str, from_us: i64, to_us: i64) -> Option<i64> {
     events
         .iter()
         .filter(|e| e.at_us >= from_us && e.at_us < to_us)
-        .find(|e| {
-            e.what
-                .strip_prefix("leader lock: ")
-                .is_some_and(|holder| !holder.starts_with(leader) && !holder.starts_with("unknown"))
+        .find(|e| match &e.seen {
+            Some(Seen::Lock(LockSeen::Held(holder))) => holder != leader,
+            Some(Seen::Lock(LockSeen::Free)) => true,
+            _ => false,
         })
         .map(|e| e.at_us)
 }
@@ -917,11 +917,7 @@ fn lock_regained(events: &[Event], leader: &str, lost_us: i64) -> Option<i64> {
     events
         .iter()
         .filter(|e| e.at_us > lost_us)
-        .find(|e| {
-            e.what
-                .strip_prefix("leader lock: ")
-                .is_some_and(|holder| holder == leader)
-        })
+        .find(|e| matches!(&e.seen, Some(Seen::Lock(LockSeen::Held(h))) if h == leader))
         .map(|e| e.at_us)
 }
 
@@ -964,14 +960,29 @@ fn answered_by(
 mod tests {
     use super::*;
 
-    fn event(at_s: i64, source: Source, what: &str) -> Event {
-        Event {
-            unix_us: 0,
-            at_us: at_s * 1_000_000,
-            source,
-            what: what.into(),
-            seen: None,
-        }
+    /// The leader lock as a sample saw it at `at_s` (`None`: the DCS not read).
+    fn lock(at_s: i64, holder: Option<&str>) -> Event {
+        let seen = match holder {
+            Some("none") => LockSeen::Free,
+            Some(h) => LockSeen::Held(h.into()),
+            None => LockSeen::Unknown,
+        };
+        let t = Timeline::default();
+        t.observe(Seen::Lock(seen));
+        at(at_s, t)
+    }
+
+    /// The fault injected at `at_s`, as the runner marks it.
+    fn injected(at_s: i64, name: &str) -> Event {
+        let t = Timeline::default();
+        t.mark(Mark::Injected, format!("inject {name}"));
+        at(at_s, t)
+    }
+
+    fn at(at_s: i64, t: Timeline) -> Event {
+        let mut e = t.events(0).remove(0);
+        e.at_us = at_s * 1_000_000;
+        e
     }
 
     #[test]
@@ -1055,19 +1066,15 @@ mod tests {
     #[test]
     fn the_lock_is_lost_when_another_member_or_none_holds_it_not_while_the_dcs_is_away() {
         let events = vec![
-            event(0, Source::Cluster, "leader lock: patroni1"),
-            event(5, Source::Fault, "inject etcd-loss"),
-            event(
-                6,
-                Source::Cluster,
-                "leader lock: unknown (no /cluster answer; the DCS may be down)",
-            ),
-            event(30, Source::Cluster, "leader lock: patroni1"),
+            lock(0, Some("patroni1")),
+            injected(5, "etcd-loss"),
+            lock(6, None),
+            lock(30, Some("patroni1")),
         ];
         assert_eq!(lock_lost_at(&events, "patroni1"), None);
         let mut taken = events.clone();
-        taken.push(event(31, Source::Cluster, "leader lock: none"));
-        taken.push(event(32, Source::Cluster, "leader lock: patroni2"));
+        taken.push(lock(31, Some("none")));
+        taken.push(lock(32, Some("patroni2")));
         assert_eq!(lock_lost_at(&taken, "patroni1"), Some(31_000_000));
     }
 
@@ -1076,12 +1083,12 @@ mod tests {
         // A sequence: patroni2 hands over (lock none, then patroni1), patroni1 is stopped,
         // patroni2 takes the lock again at 19 s.
         let events = vec![
-            event(0, Source::Cluster, "leader lock: patroni2"),
-            event(1, Source::Fault, "inject switchover-then-stop"),
-            event(3, Source::Cluster, "leader lock: none"),
-            event(4, Source::Cluster, "leader lock: patroni1"),
-            event(7, Source::Cluster, "leader lock: none"),
-            event(19, Source::Cluster, "leader lock: patroni2"),
+            lock(0, Some("patroni2")),
+            injected(1, "switchover-then-stop"),
+            lock(3, Some("none")),
+            lock(4, Some("patroni1")),
+            lock(7, Some("none")),
+            lock(19, Some("patroni2")),
         ];
         assert_eq!(lock_lost_at(&events, "patroni2"), Some(3_000_000));
         assert_eq!(
