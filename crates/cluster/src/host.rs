@@ -243,25 +243,45 @@ impl Docker {
     }
 }
 
-/// Runs `docker <args>` (about `host`) and returns its stdout; a failure carries docker's own
-/// message.
-fn docker(host: &str, args: &[&str], input: Option<&str>) -> Result<String, HostError> {
-    use std::io::Write;
-    let command = format!("docker {}", args.join(" "));
-    let mut cmd = Command::new("docker");
-    cmd.args(args)
+/// How long one docker call may take before it is given up (`TimedOut`): a stop waits out the
+/// service's own grace period, so well above it.
+const DOCKER_CALL_LIMIT: Duration = Duration::from_secs(120);
+/// How long a copy out of a container may take (a data directory, for the doctor's keep).
+const COPY_LIMIT: Duration = Duration::from_secs(900);
+
+/// What a command printed, once it ended within its limit.
+struct Ended {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `program args` with `input` on its stdin; gives up after `limit` (the process killed),
+/// as a call over a network may need to.
+fn run_limited(
+    host: &str,
+    program: &str,
+    args: &[&str],
+    input: Option<&str>,
+    limit: Duration,
+) -> Result<Ended, HostError> {
+    use std::io::{Read, Write};
+    let command = format!("{program} {}", args.join(" "));
+    let unreachable = |e: std::io::Error| HostError::Unreachable {
+        host: host.to_string(),
+        detail: format!("{command}: {e}"),
+    };
+    let mut child = Command::new(program)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .stdin(if input.is_some() {
             std::process::Stdio::piped()
         } else {
             std::process::Stdio::null()
-        });
-    let unreachable = |e: std::io::Error| HostError::Unreachable {
-        host: host.to_string(),
-        detail: format!("{command}: {e}"),
-    };
-    let mut child = cmd.spawn().map_err(unreachable)?;
+        })
+        .spawn()
+        .map_err(unreachable)?;
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         stdin
             .write_all(text.as_bytes())
@@ -271,11 +291,55 @@ fn docker(host: &str, args: &[&str], input: Option<&str>) -> Result<String, Host
                 detail: e.to_string(),
             })?;
     }
-    let out = child.wait_with_output().map_err(unreachable)?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    // Both pipes drained as the process runs (a full pipe would stall it), each on a thread.
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
     }
-    let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait().map_err(unreachable)? {
+            Some(status) => break status,
+            None if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HostError::TimedOut {
+                    host: host.to_string(),
+                    command,
+                    after: limit,
+                });
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    Ok(Ended {
+        success: status.success(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// Runs `docker <args>` (about `host`) and returns its stdout; a failure carries docker's own
+/// message.
+fn docker(host: &str, args: &[&str], input: Option<&str>) -> Result<String, HostError> {
+    let limit = if args.first() == Some(&"cp") {
+        COPY_LIMIT
+    } else {
+        DOCKER_CALL_LIMIT
+    };
+    let out = run_limited(host, "docker", args, input, limit)?;
+    if out.success {
+        return Ok(out.stdout.trim().to_string());
+    }
+    let command = format!("docker {}", args.join(" "));
+    let detail = out.stderr.trim().to_string();
     Err(
         if detail.contains("No such container") || detail.contains("is not running") {
             HostError::Unreachable {
@@ -415,26 +479,16 @@ impl Host for Docker {
     fn log_since(&self, since_unix_s: u64) -> Result<String, HostError> {
         // A container's log is its standard output and error: both, in one text.
         let since = since_unix_s.to_string();
-        let command = format!("docker logs --since {since} {}", self.container);
-        let out = Command::new("docker")
-            .args(["logs", "--since", &since, &self.container])
-            .output()
-            .map_err(|e| HostError::Unreachable {
-                host: self.container.clone(),
-                detail: format!("{command}: {e}"),
-            })?;
-        if !out.status.success() {
+        let args = ["logs", "--since", &since, &self.container];
+        let out = run_limited(&self.container, "docker", &args, None, DOCKER_CALL_LIMIT)?;
+        if !out.success {
             return Err(HostError::Failed {
                 host: self.container.clone(),
-                command,
-                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                command: format!("docker {}", args.join(" ")),
+                detail: out.stderr.trim().to_string(),
             });
         }
-        Ok(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        Ok(format!("{}{}", out.stdout, out.stderr))
     }
 
     fn copy_out(&self, from: &str, to: &std::path::Path) -> Result<(), HostError> {
@@ -447,6 +501,35 @@ impl Host for Docker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_that_does_not_end_in_time_is_given_up_and_killed() {
+        let started = std::time::Instant::now();
+        let e = run_limited("here", "sleep", &["5"], None, Duration::from_millis(200));
+        assert!(
+            matches!(&e, Err(HostError::TimedOut { after, .. }) if *after == Duration::from_millis(200)),
+            "{:?}",
+            e.err()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let ended = run_limited(
+            "here",
+            "sh",
+            &["-c", "cat; echo err >&2"],
+            Some("in"),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(ended.success);
+        assert_eq!(
+            (ended.stdout.as_str(), ended.stderr.as_str()),
+            ("in", "err\n")
+        );
+    }
 
     #[test]
     fn each_state_change_has_its_inverse_and_the_rest_none() {
