@@ -621,6 +621,41 @@ fn etcd_loss_is_undone_and_the_cluster_leads_again() {
     all_back();
 }
 
+/// A frozen etcd (paused: connections hang, unanswered) is proven as such — paused, and its
+/// client port silent rather than refusing —, undone, and ridden out as a lost etcd is.
+#[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
+fn freeze_etcd_is_proven_silent_undone_and_the_cluster_leads_again() {
+    let _lab = LabTest::begin("freeze_etcd_is_proven_silent_undone_and_the_cluster_leads_again");
+    let (code, report, _) = scenario("freeze-etcd", &["--secs", "15"]);
+    assert_eq!(code, 0, "{:?}", events(&report));
+    grades_all_pass(&report);
+    assert!(
+        has_event(&report, "docker pause etcd"),
+        "{:?}",
+        events(&report)
+    );
+    assert!(
+        has_event(
+            &report,
+            "proof: etcd's client port gave no answer to GET /version within 1 s"
+        ),
+        "{:?}",
+        events(&report)
+    );
+    assert!(
+        has_event(&report, "docker unpause etcd"),
+        "{:?}",
+        events(&report)
+    );
+    assert!(
+        has_event(&report, "leader lock: unknown"),
+        "the observer could not read the DCS while it was frozen: {:?}",
+        events(&report)
+    );
+    all_back();
+}
+
 #[test]
 #[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn pgbouncer_and_haproxy_restarts_are_short_windows() {

@@ -32,6 +32,7 @@ registry! {
     freeze_postmaster::FreezePostmaster,
     partition_leader::PartitionLeader,
     etcd_loss::EtcdLoss,
+    freeze_etcd::FreezeEtcd,
     replica_loss::ReplicaLoss,
     lag_replica::LagReplica,
     pgbouncer_restart::PgbouncerRestart,

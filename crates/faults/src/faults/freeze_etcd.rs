@@ -1,0 +1,85 @@
+//! `freeze-etcd`: every etcd process frozen at one instant for N s, then resumed — a DCS that
+//! hangs rather than one that is gone (a stalled disk under etcd, a VM its hypervisor paused):
+//! the kernel still accepts connections and nothing answers them, so Patroni waits out its own
+//! time-outs instead of hearing a refusal. Proven: etcd's host paused, and a request to its
+//! client port unanswered within 1 s. In the 3-node topology, one of three members.
+
+use std::time::Duration;
+
+use crate::fault::steps::{PROOF_LIMIT, act_undoable, hold, host, prove, prove_status};
+use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::grade::Expectations;
+use patroni_lab_cluster::findings::leftover;
+use patroni_lab_cluster::host::{Action, Service, State};
+use patroni_lab_cluster::lab;
+
+pub struct FreezeEtcd;
+
+/// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
+/// what it can leave behind.
+const DECLARED: Declared = Declared {
+    name: "freeze-etcd",
+    default_secs: Some(25),
+    needs: Needs::Containers,
+    bound_rule: None,
+    effects: Effects {
+        // Not in the soak's draw until measured over many runs.
+        in_soak: false,
+        ..Effects::PLAIN
+    },
+    leftovers: &[leftover::CONTAINER_NOT_RUNNING],
+};
+
+impl FaultKind for FreezeEtcd {
+    fn declared(&self) -> Declared {
+        DECLARED
+    }
+    fn describe(&self, secs: Option<u64>) -> String {
+        format!(
+            "every etcd process frozen at one instant (its host paused: connections hang unanswered) for {} s, then resumed",
+            secs.unwrap_or_default()
+        )
+    }
+    /// The leader cannot renew its lock but, its requests to etcd hanging rather than
+    /// refused, it goes on serving until Patroni's own time-outs run out, then demotes itself;
+    /// it leads again once etcd answers. Clients lose only the part of the freeze after the
+    /// demotion: the bound is the freeze less 7 s (3 s at least), under 2x the worst of the
+    /// runs here, and the cluster is whole within 30 s of the thaw
+    /// (docs/measurements/2026-12-04-shape-second-step.md).
+    fn expectations(&self, secs: Option<u64>, _: Timing) -> Expectations {
+        Expectations {
+            max_window: Some(Duration::from_secs(secs.unwrap_or(0).saturating_sub(7).max(3))),
+            whole_within: Duration::from_secs(30),
+            ..Expectations::base()
+        }
+    }
+    fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
+        let etcd = host(ctx.lab, lab::ETCD)?;
+        let pause = Action::Service(Service::Pause);
+        ctx.step(etcd.describe(&pause));
+        let resume = act_undoable(&etcd, pause)?;
+        let proven = prove_status(ctx.timeline, etcd.as_ref(), |s| *s == State::Paused, ctx.stopped)
+            .and_then(|_| match &ctx.lab.etcd_url {
+                Some(url) => prove(ctx.timeline, "etcd unanswered", PROOF_LIMIT, ctx.stopped, || {
+                    unanswered(url)
+                }),
+                None => Ok(()),
+            });
+        let held = proven.and_then(|_| hold(ctx.duration(), ctx.stopped));
+        ctx.step(resume.what().to_string());
+        resume.undo().map_err(FaultError::Step)?;
+        held
+    }
+}
+
+/// A request to etcd's client port gets no answer within 1 s (a frozen process's connections
+/// may still be accepted by the kernel); a refusal is a stopped etcd, not a frozen one.
+fn unanswered(url: &str) -> Result<String, String> {
+    match patroni_lab_common::patroni::get(url, "/version", Duration::from_secs(1)) {
+        Ok((status, _)) => Err(format!("etcd answered GET /version ({status})")),
+        Err(e) if e.to_string().contains("refused") => {
+            Err(format!("etcd refuses connections, as a stopped one does: {e}"))
+        }
+        Err(_) => Ok("etcd's client port gave no answer to GET /version within 1 s".into()),
+    }
+}
