@@ -57,7 +57,7 @@ tools: .env ## Build the tools image (cargo, patroni-lab, Docker CLI + Compose v
 
 browser: ## Build the browser image (headless Chromium from Debian) the HTML-report test opens pages in
 	@base=$$(scripts/base-image.sh) && \
-	  out=$$(docker build -q --target browser --build-arg BASE_IMAGE=$$base -t patroni-lab/browser:latest -f docker/Dockerfile . 2>&1) || \
+	  out=$$(docker build -q --build-arg BASE_IMAGE=$$base -t patroni-lab/browser:latest -f docker/browser.Dockerfile . 2>&1) || \
 	  { echo "$$out" >&2; echo "make browser: the build failed (above)" >&2; exit 1; }; \
 	  echo "browser image: patroni-lab/browser:latest"
 

@@ -282,16 +282,8 @@ fn run_limited(
         })
         .spawn()
         .map_err(unreachable)?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| HostError::Failed {
-                host: host.to_string(),
-                command: command.clone(),
-                detail: e.to_string(),
-            })?;
-    }
-    // Both pipes drained as the process runs (a full pipe would stall it), each on a thread.
+    // Both pipes drained as the process runs (a full pipe would stall it), and its input
+    // written, each on a thread, so the limit below holds whatever the process does.
     fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
         std::thread::spawn(move || {
             let mut text = Vec::new();
@@ -303,6 +295,12 @@ fn run_limited(
     }
     let out = drain(child.stdout.take());
     let err = drain(child.stderr.take());
+    let text = input.map(str::to_owned);
+    let stdin = child.stdin.take();
+    let written = std::thread::spawn(move || match (text, stdin) {
+        (Some(text), Some(mut stdin)) => stdin.write_all(text.as_bytes()),
+        _ => Ok(()),
+    });
     let deadline = std::time::Instant::now() + limit;
     let status = loop {
         match child.try_wait().map_err(unreachable)? {
@@ -319,6 +317,13 @@ fn run_limited(
             None => std::thread::sleep(Duration::from_millis(20)),
         }
     };
+    if let Ok(Err(e)) = written.join() {
+        return Err(HostError::Failed {
+            host: host.to_string(),
+            command,
+            detail: format!("its input could not be written: {e}"),
+        });
+    }
     Ok(Ended {
         success: status.success(),
         stdout: out.join().unwrap_or_default(),

@@ -103,7 +103,18 @@ pub async fn leftovers(lab: &Lab) -> Diagnosis {
     };
     d.not_checked
         .extend(unread.into_iter().filter(|l| !service_down(l)));
+    // A service not running is the finding; what of it could not be read then is not news.
+    d.not_checked
+        .retain(|l| !down.iter().any(|p| l.starts_with(&format!("{p}'s"))));
     d
+}
+
+/// The service a "not running" line is about ("patroni1 is paused", "etcd: no such container").
+fn part_of(line: &str) -> &str {
+    line.split(' ')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(':')
 }
 
 /// Examines the cluster and puts each finding, and each part not read, on `timeline` (after
@@ -634,14 +645,14 @@ async fn host_leftovers(lab: &Lab, d: &mut Diagnosis) {
             out.push(Finding {
                 code: leftover::CONTAINER_NOT_RUNNING,
                 severity: Severity::Broken,
-                part: line.split(' ').next().unwrap_or_default().to_string(),
+                part: part_of(line).to_string(),
                 what: line.clone(),
-                evidence: lab.host(line.split(' ').next().unwrap_or_default()).map_or("the host's state", |h| h.state_source()).into(),
+                evidence: lab.host(part_of(line)).map_or("the host's state", |h| h.state_source()).into(),
                 repair: "`make up` starts the lab's containers again; a paused one is resumed by `patroni-lab doctor --repair`".into(),
             });
         }
         for node in &lab.nodes {
-            if down.iter().any(|l| l.split(' ').next() == Some(node.name.as_str())) {
+            if down.iter().any(|l| part_of(l) == node.name) {
                 unread.push(format!(
                     "{}'s packet filters and stopped processes (its container is not running)",
                     node.name

@@ -120,8 +120,8 @@ pub struct ScenarioRun {
     /// From the fault's injection to the cluster being whole again (`None`: not within the
     /// expectation's limit).
     pub whole_again_ms: Option<f64>,
-    /// When the leader before the fault stopped holding the lock (the first "leader lock"
-    /// change after the injection), on the probe's clock.
+    /// When the leader before the fault stopped holding the lock (the first sample of the lock
+    /// after the injection that saw another holder or none), on the probe's clock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock_lost_at_us: Option<i64>,
     /// Writes the leader before the fault acknowledged after it had lost the lock (a primary
@@ -851,8 +851,8 @@ fn phases_of(
     })
 }
 
-/// When the lock left `leader`: the first "leader lock: ..." event after the injection that
-/// names another member or none. "unknown" (the DCS could not be read) does not count: nothing
+/// When the lock left `leader`: the first sample of the lock after the injection that saw
+/// another member or none hold it. Unknown (the DCS could not be read) does not count: nothing
 /// says the lock was lost then, and no other member can take it while etcd is away.
 fn lock_lost_at(events: &[Event], leader: &str) -> Option<i64> {
     let injected = events

@@ -31,6 +31,8 @@ const LEADER_WAIT: Duration = Duration::from_secs(60);
 pub struct Sequence {
     pub name: &'static str,
     pub steps: Vec<Step>,
+    /// Its declaration, worked out once from its steps' ([`declared`]).
+    pub declared: Declared,
 }
 
 impl Sequence {
@@ -66,8 +68,10 @@ impl Sequence {
         if steps.iter().filter(|s| matches!(s, Step::Fault(_))).count() < 2 {
             return Err(bad("it needs two faults at least".into()));
         }
+        let name: &'static str = Box::leak(text.replace(' ', "").into_boxed_str());
         Ok(Self {
-            name: Box::leak(text.replace(' ', "").into_boxed_str()),
+            name,
+            declared: declared(name, &steps),
             steps,
         })
     }
@@ -126,7 +130,7 @@ fn current_leader(ctx: &Ctx) -> Result<String, FaultError> {
 
 impl FaultKind for Sequence {
     fn declared(&self) -> Declared {
-        declared(self.name, &self.steps)
+        self.declared
     }
     fn describe(&self, _: Option<u64>) -> String {
         describe(&self.steps)
@@ -150,7 +154,8 @@ impl FaultKind for Sequence {
 /// A sequence's declaration, from its steps': it needs what its steps need; the lease read at
 /// the injection is the first step's, so the lock's prediction is its; as many pinned clients
 /// as the step that needs most; readers if any step needs them; whatever any step can leave
-/// behind. Never in the soak's draw (a soak draws single faults).
+/// behind. Never in the soak's draw (a soak draws single faults). Worked out once per
+/// sequence: its leftovers live as long as the program.
 pub fn declared(name: &'static str, steps: &[Step]) -> Declared {
     let faults: Vec<Declared> = steps
         .iter()

@@ -30,7 +30,8 @@ impl FaultKind for SwitchoverThenStop {
     /// Its steps' declaration; it breaks the cluster on purpose, so it is not in the soak's
     /// draw (a soak claims nothing is lost).
     fn declared(&self) -> Declared {
-        sequence::declared(NAME, &steps())
+        static ONCE: std::sync::OnceLock<Declared> = std::sync::OnceLock::new();
+        *ONCE.get_or_init(|| sequence::declared(NAME, &steps()))
     }
     fn describe(&self, _: Option<u64>) -> String {
         sequence::describe(&steps())
@@ -50,6 +51,7 @@ impl FaultKind for SwitchoverThenStop {
         Sequence {
             name: NAME,
             steps: steps(),
+            declared: self.declared(),
         }
         .run_steps(ctx)
     }
