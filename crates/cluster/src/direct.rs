@@ -310,10 +310,13 @@ async fn replay_diverged(
     // of a segment after a WAL switch is empty), from the replica's last restartpoint's redo
     // pointer, a record boundary short of it.
     let near = replay.saturating_sub(REPLAY_LOOKBACK).max(l.fork_lsn);
-    let mut starts = vec![near];
-    if r.redo_lsn > l.fork_lsn && r.redo_lsn < replay && r.redo_lsn != near {
-        // The closer of the two first: fewer records to read.
-        let at = if r.redo_lsn > near { 0 } else { 1 };
+    let mut starts = lookup_starts(replay, near, r.segment_size);
+    if r.redo_lsn > l.fork_lsn && r.redo_lsn < replay && !starts.contains(&r.redo_lsn) {
+        // The closer first: fewer records to read.
+        let at = starts
+            .iter()
+            .position(|s| r.redo_lsn > *s)
+            .unwrap_or(starts.len());
         starts.insert(at, r.redo_lsn);
     }
     let mut last_error = String::new();
@@ -366,6 +369,20 @@ async fn replay_diverged(
 
 /// How far back from a replica's replay position its last record is looked for.
 const REPLAY_LOOKBACK: u64 = 64 * 1024;
+
+/// Where to look for the record a replay position ends, closest first: the start of its own
+/// WAL segment when that is after `near` — a replay just past a WAL switch (a base backup, as
+/// a reinit takes, ends with one) has the rest of the previous segment empty, and the leader's
+/// WAL read from there shows the switch record as the last one —, then `near` (a record that
+/// began in the previous segment and ends in this one).
+fn lookup_starts(replay: u64, near: u64, segment_size: u64) -> Vec<u64> {
+    let segment_start = replay - replay % segment_size.max(1);
+    if segment_start > near && segment_start < replay {
+        vec![segment_start, near]
+    } else {
+        vec![near]
+    }
+}
 
 /// The replica's last checkpoint must be in the leader's WAL on the same timeline: the
 /// leader's record at that LSN must be a checkpoint record (resource manager XLOG) whose redo
@@ -469,6 +486,25 @@ pub fn lsn_text(lsn: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replay_just_past_a_wal_switch_is_looked_up_from_its_own_segment_first() {
+        let seg = 16 << 20;
+        // 0/10001B40: 6976 bytes into segment 0x10; the 64 KiB before reach back into 0x0F,
+        // whose rest after a switch is empty.
+        let replay = 0x1000_1B40;
+        let near = replay - REPLAY_LOOKBACK;
+        assert_eq!(lookup_starts(replay, near, seg), vec![0x1000_0000, near]);
+        // Deep in a segment: the 64 KiB before are in it.
+        let replay = 0x1080_0000;
+        let near = replay - REPLAY_LOOKBACK;
+        assert_eq!(lookup_starts(replay, near, seg), vec![near]);
+        // The fork point after the segment's start: from there only.
+        assert_eq!(
+            lookup_starts(0x1000_1B40, 0x1000_1000, seg),
+            vec![0x1000_1000]
+        );
+    }
 
     #[test]
     fn an_lsn_names_its_wal_file_and_offset() {
