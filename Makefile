@@ -187,10 +187,11 @@ screenshot: browser ## Draw probe-out/matrix/matrix.html to docs/img/matrix.png 
 	  --window-size=1400,1100 --screenshot=/work/docs/img/matrix.png file:///work/probe-out/matrix/matrix.html 2>/dev/null
 	@echo "docs/img/matrix.png"
 
-# The lab suites (crates/patroni-lab/tests/, one file per area), run one after another on the
-# one running lab; each suite's wall time is printed. The long fault runs are marked
+# The lab suites (crates/patroni-lab/tests/, one file per area; faults/ a module per fault),
+# run one after another on the one running lab; each suite's wall time is printed. The long fault runs are marked
 # `#[ignore = "long: ..."]`: `make test-long` runs them (CI runs both).
-SUITES := $(basename $(notdir $(wildcard crates/patroni-lab/tests/*.rs)))
+SUITES := $(basename $(notdir $(wildcard crates/patroni-lab/tests/*.rs))) \
+  $(patsubst crates/patroni-lab/tests/%/main.rs,%,$(wildcard crates/patroni-lab/tests/*/main.rs))
 define run_suites
 	@set -e; all=$$(date +%s); \
 	for suite in unit $(SUITES); do \

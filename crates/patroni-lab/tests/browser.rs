@@ -4,12 +4,10 @@
 //! with nothing on the console, and their chart and table are in the page as the browser built
 //! it; the matrix is also drawn to a PNG.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::*;
+use patroni_lab_testkit::*;
 
 const IMAGE: &str = "patroni-lab/browser:latest";
 
@@ -86,7 +84,7 @@ fn render(dir: &Path, page: &str, screenshot: Option<&str>) -> Rendered {
 
 /// Runs patroni-lab with `args`; panics with its output when it fails.
 fn patroni_lab(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+    let out = Command::new(bin())
         .args(args)
         .current_dir(repo_root())
         .env("POSTGRES_PASSWORD", password())

@@ -4,19 +4,17 @@
 //! new leader stopped 1.5 s later) leaves a member on its own timeline with the same ID, which
 //! the doctor names and repairs, after which a kill-leader fails over normally.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use patroni_lab_testkit::*;
 use serde_json::Value;
-use support::*;
 
 /// `patroni-lab doctor <args>`: exit code, stdout, the JSON findings.
 fn doctor(args: &[&str]) -> (i32, String, Value) {
     let json = std::env::temp_dir().join(format!("plab-doctor-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&json);
-    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+    let out = Command::new(bin())
         .arg("doctor")
         .args(args)
         .arg("--json")
@@ -60,13 +58,8 @@ fn codes(report: &Value) -> Vec<String> {
     codes_of(&report["findings"])
 }
 
-fn scenario(name: &str, args: &[&str]) -> (i32, Value) {
-    let all: Vec<&str> = ["--inject-at", "2s", "--inject-jitter", "0s"]
-        .into_iter()
-        .chain(args.iter().copied())
-        .collect();
-    scenario_report(name, &all)
-}
+/// Doctor tests place their faults at 2 s into the run.
+const AT_2S: [&str; 2] = ["--inject-at", "2s"];
 
 #[test]
 fn a_whole_lab_is_healthy_before_and_after_a_switchover() {
@@ -75,7 +68,7 @@ fn a_whole_lab_is_healthy_before_and_after_a_switchover() {
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("doctor: healthy"), "{stdout}");
     assert_eq!(report["not_checked"].as_array().map(Vec::len), Some(0));
-    let (code, _) = scenario("switchover", &[]);
+    let (code, _, _) = scenario("switchover", &AT_2S);
     assert_eq!(code, 0);
     let (code, stdout, _) = doctor(&[]);
     assert_eq!(code, 0, "after a switchover: {stdout}");
@@ -87,7 +80,7 @@ fn a_whole_lab_is_healthy_before_and_after_a_switchover() {
 #[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn a_steady_lab_under_writes_stays_healthy_for_five_minutes() {
     let _lab = LabTest::begin("a_steady_lab_under_writes_stays_healthy_for_five_minutes");
-    let mut probe = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+    let mut probe = Command::new(bin())
         .args(["probe", "-T", "300s", "--quiet"])
         .env("PGPASSWORD", password())
         .stdout(std::process::Stdio::null())
@@ -187,7 +180,10 @@ fn switchover_then_stop_diverges_a_member_and_the_doctor_names_and_repairs_it() 
     );
     // Whole again would never come: 40 s is enough for the stopped member to be back (measured
     // whole-or-diverged ~20 s after the stop), not 180 s.
-    let (code, report) = scenario("switchover-then-stop", &["--whole-within", "40s"]);
+    let (code, report, _) = scenario(
+        "switchover-then-stop",
+        &[AT_2S[0], AT_2S[1], "--whole-within", "40s"],
+    );
     let run = &report["runs"][0];
     let stopped = run["events"]
         .as_array()
@@ -219,7 +215,7 @@ fn switchover_then_stop_diverges_a_member_and_the_doctor_names_and_repairs_it() 
         "{repaired}"
     );
     healthy_cluster();
-    let (code, report) = scenario("kill-leader", &[]);
+    let (code, report, _) = scenario("kill-leader", &AT_2S);
     passed_but_for_async_loss(code, &report);
 }
 
@@ -536,9 +532,9 @@ fn a_new_leader_frozen_right_after_its_promotion_diverges_and_the_doctor_names_i
     for attempt in 1..=3 {
         // Not whole again is the expected end of a diverging try: 100 s covers the 40 s
         // freeze and a normal recovery after it (seen: whole ~20 s after the unpause).
-        let (code, report) = scenario(
+        let (code, report, _) = scenario(
             "stop-leader,+0.2s,freeze-leader:40",
-            &["--whole-within", "100s"],
+            &[AT_2S[0], AT_2S[1], "--whole-within", "100s"],
         );
         let run = &report["runs"][0];
         let (seen_code, seen, seen_report) = doctor(&[]);

@@ -2,11 +2,9 @@
 //! HAProxy in containers. Each test waits for a whole cluster first, undoes its faults with a
 //! guard, and keeps the containers' logs in lab-logs/ when it fails.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use patroni_lab_testkit::*;
 
 /// How long writes through 5432 may fail after a planned switchover.
 const SWITCHOVER_BOUND: Duration = Duration::from_secs(30);

@@ -4,10 +4,8 @@
 //! lock where the lease says (and where the phases' prediction, made from the settings and the
 //! lease alone, puts it), with HAProxy refusing clients until after the lock was taken.
 
-mod support;
-
+use patroni_lab_testkit::*;
 use serde_json::Value;
-use support::*;
 
 /// The phases of one run: they break up the probe's longest window (or stall, when nothing
 /// failed: the runner's choice, checked against the probe's report); every moment was seen,
@@ -52,7 +50,7 @@ fn milestone<'a>(p: &'a Value, name: &str) -> &'a Value {
 #[test]
 fn a_switchovers_phases_add_up_to_its_window() {
     let _lab = LabTest::begin("a_switchovers_phases_add_up_to_its_window");
-    let (code, report) = scenario_report("switchover", &["--inject-jitter", "0s"]);
+    let (code, report, _) = scenario("switchover", &["--inject-jitter", "0s"]);
     assert_eq!(code, 0);
     let p = check_accounted_for(&report["runs"][0]);
     let window = p["window_ms"].as_f64().unwrap();
@@ -107,7 +105,7 @@ fn a_switchovers_phases_add_up_to_its_window() {
 fn a_killed_leaders_phases_add_up_and_its_lock_goes_when_the_lease_said() {
     let _lab =
         LabTest::begin("a_killed_leaders_phases_add_up_and_its_lock_goes_when_the_lease_said");
-    let (code, report) = scenario_report(
+    let (code, report, _) = scenario(
         "kill-leader",
         &["--inject-at", "1s", "--at-lease-remaining", "22s"],
     );
@@ -126,7 +124,7 @@ fn a_killed_leaders_phases_add_up_and_its_lock_goes_when_the_lease_said() {
     // before the new leader took the lock: its moment is a change the observer saw, after the
     // lock was taken, inside the prediction the settings make.
     let run = &report["runs"][0];
-    let down = event_at_us(run, "HAProxy -> no line up");
+    let down = event_at(run, "HAProxy -> no line up");
     let lock_taken = milestone(p, "new leader took the lock");
     let taken = lock_taken["at_us"].as_i64().unwrap();
     // The lock's moment is seen up to one sampling gap late.

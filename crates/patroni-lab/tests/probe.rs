@@ -2,13 +2,11 @@
 //! of about the right length, the lost-write check lists exactly the rows removed behind its
 //! back, and a run through `make switchover` reports the window and no lost writes.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use patroni_lab_testkit::*;
 use serde_json::Value;
-use support::*;
 
 /// The probe binary, started in the background with a JSON report to read at the end.
 struct ProbeRun {
@@ -33,7 +31,7 @@ impl ProbeRun {
             history.display().to_string(),
         ];
         all.extend(args.iter().map(|a| a.to_string()));
-        let child = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        let child = Command::new(bin())
             .args(&all)
             .env("PGPASSWORD", password())
             .stdout(Stdio::piped())
@@ -686,7 +684,7 @@ fn lost_write_check_confirms_the_leader_lock_holder_when_given_the_rest_apis() {
 fn a_wrong_password_is_one_line_exit_1_before_any_load() {
     let _lab = LabTest::begin("a_wrong_password_is_one_line_exit_1_before_any_load");
     for port in ["5432", "6432", "15432"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        let out = Command::new(bin())
             .args([
                 "probe",
                 "--quiet",

@@ -3,16 +3,14 @@
 //! service without a restart, survives a PgBouncer restart, and is undone; PgBouncer's start
 //! refreshes the shared pgbouncer.ini from the image, keeping the leader.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
-use support::*;
+use patroni_lab_testkit::*;
 
 /// `patroni-lab profile <args>` from the repository root; exit code and stdout + stderr.
 fn profile(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+    let out = Command::new(bin())
         .arg("profile")
         .args(args)
         .current_dir(repo_root())
@@ -220,7 +218,7 @@ fn a_matrix_runs_its_cells_saves_them_and_resumes() {
         std::fs::copy(&path, profiles.join(path.file_name().unwrap())).unwrap();
     }
     let matrix = || {
-        let run = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+        let run = Command::new(bin())
             .args([
                 "matrix",
                 "--profiles",
@@ -298,8 +296,8 @@ fn a_stopped_replay_stays_in_the_reader_pool_under_1_mib_and_leaves_under_64_kib
         "a_stopped_replay_stays_in_the_reader_pool_under_1_mib_and_leaves_under_64_kib",
     );
     let _default = DefaultAfter;
-    let at = |run: &serde_json::Value, text: &str| event_at_us(run, text) as f64 / 1e6;
-    let (code, report) = scenario_report("lag-replica", &["--secs", "12", "--inject-jitter", "0s"]);
+    let at = |run: &serde_json::Value, text: &str| event_at(run, text) as f64 / 1e6;
+    let (code, report, _) = scenario("lag-replica", &["--secs", "12", "--inject-jitter", "0s"]);
     assert_eq!(code, 0, "{report}");
     let run = &report["runs"][0];
     let pool = &run["reader_pool"];
@@ -321,7 +319,7 @@ fn a_stopped_replay_stays_in_the_reader_pool_under_1_mib_and_leaves_under_64_kib
 
     let (code, text) = profile(&["apply", "fresh-reads"]);
     assert_eq!(code, 0, "{text}");
-    let (code, report) = scenario_report("lag-replica", &["--secs", "20", "--inject-jitter", "0s"]);
+    let (code, report, _) = scenario("lag-replica", &["--secs", "20", "--inject-jitter", "0s"]);
     assert_eq!(code, 0, "{report}");
     let run = &report["runs"][0];
     let pool = &run["reader_pool"];

@@ -1,21 +1,19 @@
 //! The soak against the real lab: a short seeded soak runs the schedule its seed gives, loses
 //! nothing, leaves nothing behind and says so; the leftover check sees a paused container.
 
-mod support;
-
 use std::process::Command;
 
 use patroni_lab_campaign::soak;
 use patroni_lab_cluster::lab::Lab;
 use patroni_lab_faults::faults::Fault;
+use patroni_lab_testkit::*;
 use serde_json::Value;
-use support::*;
 
 /// Runs `patroni-lab soak <args> --json <tmp>` to the end; returns the exit code, stdout and the
 /// JSON report.
 fn soak_run(tag: &str, args: &[&str]) -> (Option<i32>, String, Value) {
     let json = std::env::temp_dir().join(format!("plab-soak-{tag}-{}.json", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+    let out = Command::new(bin())
         .arg("soak")
         .args(args)
         .arg("--json")

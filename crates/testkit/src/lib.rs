@@ -1,8 +1,7 @@
-//! Helpers for the tests that run against the real lab (`make up`): SQL through the published
-//! ports, polls with deadlines, the Patroni REST API, and fault guards that always undo the
-//! fault and keep every container's log when a test fails.
-
-#![allow(dead_code)]
+//! What the lab tests share (a dev-dependency of the binary's tests, never of the tool): SQL
+//! through the published ports, polls with deadlines, the Patroni REST API, the one scenario
+//! runner ([`scenario`]) and the one event finder ([`event_at`]), and fault guards that always
+//! undo the fault and keep every container's log when a test fails.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -13,7 +12,6 @@ use patroni_lab_common::patroni::{self, ClusterView};
 
 pub use patroni_lab_cluster::lab::SERVICES;
 /// The client endpoint (HAProxy) and PgBouncer, as published on the host.
-#[allow(unused_imports)]
 pub use patroni_lab_cluster::lab::{CLIENT_PORT, PGBOUNCER_PORT, READER_PORT};
 /// Host port of each node's PostgreSQL (direct, no proxy).
 pub fn pg_port(node: &str) -> u16 {
@@ -517,34 +515,149 @@ pub fn wait_leader_is(node: &str, limit: Duration) {
     });
 }
 
-/// `patroni-lab scenario run NAME --tail 1s --json FILE ARGS...` to its end: the exit code and
-/// the JSON report (its output printed, for a failing test's log).
-#[allow(dead_code)]
-pub fn scenario_report(name: &str, args: &[&str]) -> (i32, serde_json::Value) {
+/// The `patroni-lab` binary the tests run: the one Cargo built beside the running test binary
+/// (`target/<profile>/deps/<test>` → `target/<profile>/patroni-lab`).
+pub fn bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/");
+    let bin = dir.join(format!("patroni-lab{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is not built: run the tests through cargo test -p patroni-lab",
+        bin.display()
+    );
+    bin
+}
+
+/// `patroni-lab scenario run NAME --tail 1s --json FILE ARGS...` to its end: the exit code, the
+/// JSON report and stderr (its output printed, for a failing test's log). The fault lands exactly
+/// at `--inject-at` (`--inject-jitter 0s`) unless the test is about where it lands (it gives
+/// `--inject-jitter` or `--at-lease-remaining` itself).
+pub fn scenario(name: &str, args: &[&str]) -> (i32, serde_json::Value, String) {
     let json = std::env::temp_dir().join(format!(
         "plab-{name}-{}-{}.json",
         std::process::id(),
         patroni_lab_common::unix_us()
     ));
-    let out = Command::new(env!("CARGO_BIN_EXE_patroni-lab"))
+    let jitter: &[&str] =
+        if args.contains(&"--inject-jitter") || args.contains(&"--at-lease-remaining") {
+            &[]
+        } else {
+            &["--inject-jitter", "0s"]
+        };
+    let out = Command::new(bin())
         .args(["scenario", "run", name, "--tail", "1s", "--json"])
         .arg(&json)
+        .args(jitter)
         .args(args)
         .env("POSTGRES_PASSWORD", password())
         .output()
         .expect("run the scenario");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     eprintln!(
-        "scenario {name} {args:?}\nstdout:\n{}\nstderr:\n{}",
+        "scenario {name} {args:?}\nstdout:\n{}\nstderr:\n{stderr}",
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&json)
-        .unwrap_or_else(|e| panic!("no JSON report from scenario {name}: {e}"));
+        .unwrap_or_else(|e| panic!("no JSON report from scenario {name} ({e}); stderr: {stderr}"));
     let _ = std::fs::remove_file(&json);
     (
         out.status.code().unwrap_or(-1),
         serde_json::from_str(&text).expect("the JSON report"),
+        stderr,
     )
+}
+
+/// The texts of a scenario run's events (`report["runs"][i]`), in order.
+pub fn events(run: &serde_json::Value) -> Vec<String> {
+    run["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["what"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The first event of a scenario run whose text contains `text`.
+pub fn find_event<'a>(run: &'a serde_json::Value, text: &str) -> Option<&'a serde_json::Value> {
+    run["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["what"].as_str().unwrap().contains(text))
+}
+
+/// Whether a scenario run has an event whose text contains `text`.
+pub fn has_event(run: &serde_json::Value, text: &str) -> bool {
+    find_event(run, text).is_some()
+}
+
+/// When the first event of a scenario run whose text contains `text` happened (µs on the
+/// probe's clock); panics naming it and the run's events when there is none.
+pub fn event_at(run: &serde_json::Value, text: &str) -> i64 {
+    find_event(run, text).unwrap_or_else(|| panic!("no event '{text}': {:?}", events(run)))["at_us"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Every grade of the first run passed, and the set did.
+pub fn grades_all_pass(report: &serde_json::Value) {
+    for g in report["runs"][0]["grades"].as_array().unwrap() {
+        assert_eq!(g["pass"], serde_json::Value::Bool(true), "{g}");
+    }
+    assert_eq!(report["passed"], serde_json::Value::Bool(true));
+}
+
+/// Nothing of the lab is left stopped or paused, and the cluster is whole.
+pub fn all_back() {
+    let running = run_ok(
+        "docker",
+        &["ps", "--filter", "status=running", "--format", "{{.Names}}"],
+    );
+    for s in SERVICES {
+        assert!(
+            running.lines().any(|l| l == s),
+            "{s} is not running: {running}"
+        );
+    }
+    let paused = run_ok(
+        "docker",
+        &["ps", "--filter", "status=paused", "--format", "{{.Names}}"],
+    );
+    assert!(paused.is_empty(), "left paused: {paused}");
+    healthy_cluster();
+}
+
+/// The lab addressed as if it were a remote cluster: REST APIs, PgBouncer directly (no HAProxy,
+/// no containers).
+pub fn as_remote() -> Vec<String> {
+    vec![
+        "--patroni".into(),
+        format!(
+            "http://127.0.0.1:{},http://127.0.0.1:{}",
+            api_port("patroni1"),
+            api_port("patroni2")
+        ),
+        "--url".into(),
+        format!("postgres://postgres@127.0.0.1:{PGBOUNCER_PORT}/postgres"),
+        "--pgbouncer".into(),
+        format!("postgres://postgres@127.0.0.1:{PGBOUNCER_PORT}/pgbouncer"),
+    ]
+}
+
+/// Starts `patroni-lab <args>` in the background, its output piped.
+pub fn spawn_runner(args: &[&str]) -> std::process::Child {
+    Command::new(bin())
+        .args(args)
+        .current_dir(repo_root())
+        .env("POSTGRES_PASSWORD", password())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// A crash under asynchronous replication (the lab's default) may lose the commits the old
@@ -558,7 +671,6 @@ pub fn scenario_report(name: &str, args: &[&str]) -> (i32, serde_json::Value) {
 /// - the leader changed (a fault with no failover loses nothing this way),
 /// - every lost write was acknowledged by the leader before the fault, at a WAL position at or
 ///   past what the replicas had received just before the injection.
-#[allow(dead_code)]
 pub fn passed_but_for_async_loss(code: i32, report: &serde_json::Value) {
     if code == 0 {
         return;
@@ -633,7 +745,7 @@ pub fn passed_but_for_async_loss(code: i32, report: &serde_json::Value) {
                 // acknowledgements, so they came at the fault, not long before it.
                 None => {
                     let first = l["first_ack_us"].as_i64().expect("first_ack_us");
-                    let injected = event_at_us(run, "inject ");
+                    let injected = event_at(run, "inject ");
                     assert!(
                         first >= injected - 1_000_000,
                         "lost writes acknowledged {:.1} s before the injection, none after: {l}",
@@ -647,18 +759,15 @@ pub fn passed_but_for_async_loss(code: i32, report: &serde_json::Value) {
 
 /// The most acknowledged writes a kill under asynchronous replication may lose in a test about
 /// something else: twice the worst seen here (3).
-#[allow(dead_code)]
 pub const MAX_ASYNC_LOSS: u64 = 6;
 
 /// The replica's WAL replay stopped (SIGSTOP to its startup process, found as `lag-replica`
 /// finds it) until this is dropped, a test's panic included.
-#[allow(dead_code)]
 pub struct ReplayStopped {
     node: &'static str,
     pub pid: String,
 }
 
-#[allow(dead_code)]
 impl ReplayStopped {
     pub fn on(node: &'static str) -> Self {
         let pid = patroni_lab_cluster::lab::startup_pid(
@@ -676,22 +785,7 @@ impl Drop for ReplayStopped {
     }
 }
 
-/// When the first event of a scenario run whose text starts with `prefix` happened (µs on the
-/// probe's clock); panics naming it when there is none.
-#[allow(dead_code)]
-pub fn event_at_us(run: &serde_json::Value, prefix: &str) -> i64 {
-    run["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .find(|e| e["what"].as_str().unwrap().starts_with(prefix))
-        .unwrap_or_else(|| panic!("no '{prefix}' event: {run}"))["at_us"]
-        .as_i64()
-        .unwrap()
-}
-
 /// `PATCH /config` on a member's REST API, authenticated (Patroni shares it cluster-wide).
-#[allow(dead_code)]
 pub fn patch_config(body: &str) {
     let lab = patroni_lab_cluster::lab::Lab::from_env();
     let node = &lab.nodes[0];
