@@ -85,7 +85,8 @@ pub struct Ctx<'a> {
     pub leader: &'a str,
     pub replica: String,
     pub timeline: &'a Timeline,
-    pub secs: Option<u64>,
+    /// How long it is held, and its parameters' values.
+    pub args: Args,
     pub stopped: &'a dyn Fn() -> bool,
 }
 
@@ -97,7 +98,7 @@ impl Ctx<'_> {
 
     /// How long a lasting fault is held (0 for one that does not last).
     pub fn duration(&self) -> Duration {
-        Duration::from_secs(self.secs.unwrap_or(0))
+        Duration::from_secs(self.args.secs.unwrap_or(0))
     }
 }
 
@@ -145,20 +146,235 @@ pub struct Declared {
     /// How a live setting sets the window's bound, when one does ("ttl + 15 s").
     pub bound_rule: Option<&'static str>,
     pub effects: Effects,
+    /// The parameters it takes besides its hold (at most [`MAX_PARAMS`]), in the order they
+    /// are listed; written after its name in any order (`partition-leader:etcd:30s`).
+    pub params: &'static [Param],
     /// What it can leave behind when its undo never ran, as the doctor names it
     /// (`patroni_lab_cluster::findings::leftover`).
     pub leftovers: &'static [&'static str],
+}
+
+/// The most parameters one fault takes besides its hold.
+pub const MAX_PARAMS: usize = 4;
+
+/// A parameter a fault takes besides its hold, declared with it ([`Declared::params`]) and
+/// written after its name in the one grammar every place that names a fault shares (the
+/// command line, a sequence's step, the soak's `--faults`, the matrix's rows):
+/// `partition-leader:etcd:30s`. A written part is matched to the parameter whose form it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param {
+    /// Its name, for the help and the errors (`from`).
+    pub name: &'static str,
+    pub kind: ParamKind,
+    /// Its value when the fault is written without it.
+    pub default: Value,
+    /// What it means, in a few words.
+    pub help: &'static str,
+}
+
+/// A parameter's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// The part of the cluster the fault acts on, or cuts the leader from: one of these words.
+    Target(&'static [&'static str]),
+    /// A path between two parts of the cluster: one of these words (`leader-etcd`).
+    Link(&'static [&'static str]),
+    /// A share from 0 to 100: `30%`.
+    Percentage,
+    /// Bits per second: `1mbit`, `256kbit`, `64000bit`.
+    Rate,
+}
+
+/// A parameter's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value {
+    /// One of a target's or a link's words.
+    Word(&'static str),
+    Percent(u8),
+    BitsPerSecond(u64),
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Value::Word(w) => f.write_str(w),
+            Value::Percent(p) => write!(f, "{p}%"),
+            Value::BitsPerSecond(b) if b > 0 && b % 1_000_000_000 == 0 => {
+                write!(f, "{}gbit", b / 1_000_000_000)
+            }
+            Value::BitsPerSecond(b) if b > 0 && b % 1_000_000 == 0 => {
+                write!(f, "{}mbit", b / 1_000_000)
+            }
+            Value::BitsPerSecond(b) if b > 0 && b % 1_000 == 0 => write!(f, "{}kbit", b / 1_000),
+            Value::BitsPerSecond(b) => write!(f, "{b}bit"),
+        }
+    }
+}
+
+impl ParamKind {
+    /// The value `part` is for this form, if it has the form (`None`: another form).
+    pub fn read(&self, part: &str) -> Option<Result<Value, String>> {
+        match self {
+            ParamKind::Target(words) | ParamKind::Link(words) => words
+                .iter()
+                .find(|w| **w == part)
+                .map(|w| Ok(Value::Word(w))),
+            ParamKind::Percentage => part.strip_suffix('%').map(|n| match n.parse::<u8>() {
+                Ok(p) if p <= 100 => Ok(Value::Percent(p)),
+                _ => Err(format!("'{part}' is not a percentage from 0% to 100%")),
+            }),
+            ParamKind::Rate => {
+                let (n, unit) = ["gbit", "mbit", "kbit", "bit"]
+                    .iter()
+                    .find_map(|u| part.strip_suffix(u).map(|n| (n, *u)))?;
+                let scale: u64 = match unit {
+                    "gbit" => 1_000_000_000,
+                    "mbit" => 1_000_000,
+                    "kbit" => 1_000,
+                    _ => 1,
+                };
+                Some(
+                    n.parse::<u64>()
+                        .ok()
+                        .and_then(|n| n.checked_mul(scale))
+                        .filter(|b| *b > 0)
+                        .map(Value::BitsPerSecond)
+                        .ok_or_else(|| {
+                            format!("'{part}' is not a rate (a whole number and bit, kbit, mbit or gbit)")
+                        }),
+                )
+            }
+        }
+    }
+
+    /// The form in words, for the help and the errors.
+    pub fn form(&self) -> String {
+        match self {
+            ParamKind::Target(words) | ParamKind::Link(words) => words.join("|"),
+            ParamKind::Percentage => "N%".into(),
+            ParamKind::Rate => "N(bit|kbit|mbit|gbit)".into(),
+        }
+    }
+}
+
+/// A written fault's arguments: how long it is held (a fault that lasts) and each declared
+/// parameter's value (given, or its default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Args {
+    pub secs: Option<u64>,
+    values: [Option<(&'static str, Value)>; MAX_PARAMS],
+}
+
+impl Args {
+    /// A fault's arguments: `secs`, and every parameter at its default.
+    pub fn defaults(declared: &Declared, secs: Option<u64>) -> Self {
+        let mut args = Args {
+            secs,
+            ..Args::default()
+        };
+        for (slot, p) in args.values.iter_mut().zip(declared.params) {
+            *slot = Some((p.name, p.default));
+        }
+        args
+    }
+
+    /// The value of the parameter `name` (`None`: the fault declares no such parameter).
+    pub fn get(&self, name: &str) -> Option<Value> {
+        self.values
+            .iter()
+            .flatten()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// The word of the target or link parameter `name`.
+    pub fn word(&self, name: &str) -> Option<&'static str> {
+        match self.get(name)? {
+            Value::Word(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// Sets the parameter `name`; `false` when it was given already (its default aside).
+    fn set(&mut self, name: &str, value: Value, given: &mut [bool; MAX_PARAMS]) -> bool {
+        for (i, slot) in self.values.iter_mut().enumerate() {
+            if let Some((n, v)) = slot
+                && *n == name
+            {
+                if given[i] {
+                    return false;
+                }
+                given[i] = true;
+                *v = value;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Its parameters as they are written after the fault's name, each with its `:` (the
+    /// declared order; those at their default left out).
+    pub fn written(&self, declared: &Declared) -> String {
+        declared
+            .params
+            .iter()
+            .filter_map(|p| self.get(p.name).filter(|v| *v != p.default))
+            .map(|v| format!(":{v}"))
+            .collect()
+    }
+
+    /// Reads the written parts that are not seconds into the declared parameters: each part
+    /// goes to the parameter whose form it has; a part no parameter takes, or a parameter
+    /// given twice, is refused naming what the fault does take.
+    pub fn read(declared: &Declared, secs: Option<u64>, parts: &[&str]) -> Result<Self, String> {
+        let mut args = Args::defaults(declared, secs);
+        let mut given = [false; MAX_PARAMS];
+        for part in parts {
+            let mut matched = None;
+            for p in declared.params {
+                if let Some(v) = p.kind.read(part) {
+                    matched = Some((p, v?));
+                    break;
+                }
+            }
+            let Some((p, v)) = matched else {
+                let mut takes: Vec<String> = declared
+                    .params
+                    .iter()
+                    .map(|p| format!("{} ({})", p.name, p.kind.form()))
+                    .collect();
+                if declared.default_secs.is_some() {
+                    takes.push("the seconds it is held".into());
+                }
+                let takes = match takes.len() {
+                    0 => "it takes no parameter".to_string(),
+                    1 if declared.params.is_empty() => format!("it takes only {}", takes[0]),
+                    _ => format!("it takes {}", takes.join(", ")),
+                };
+                return Err(format!("{} takes no '{part}'; {takes}", declared.name));
+            };
+            if !args.set(p.name, v, &mut given) {
+                return Err(format!("its {} is given twice", p.name));
+            }
+        }
+        Ok(args)
+    }
 }
 
 /// One fault, in one file under `crate::faults`: its declaration, and what it does.
 pub trait FaultKind: Sync {
     /// What it is, as data.
     fn declared(&self) -> Declared;
-    /// What it does, in one line (`secs`: how long, for a fault that lasts).
-    fn describe(&self, secs: Option<u64>) -> String;
+    /// What it does, in one line (`args.secs`: how long, for a fault that lasts).
+    fn describe(&self, args: &Args) -> String;
     /// What clients should see, from measurements here with a margin; where a Patroni setting
     /// sets the bound, from the live `timing`. Starts from [`Expectations::base`].
-    fn expectations(&self, secs: Option<u64>, timing: Timing) -> Expectations;
+    fn expectations(&self, args: &Args, timing: Timing) -> Expectations;
+    /// What it does beyond its steps with these arguments (a parameter may change it: a leader
+    /// cut from its replicas only keeps its lock); the declared [`Effects`] unless it says.
+    fn effects(&self, _args: &Args) -> Effects {
+        self.declared().effects
+    }
     /// Client settings the fault needs; returns what it changed, for the report.
     fn adjust_probe(&self, _probe: &mut patroni_lab_probe::settings::Settings) -> Option<String> {
         None
@@ -166,4 +382,93 @@ pub trait FaultKind: Sync {
     /// Injects the fault, proves it took effect, holds it, and undoes it (guards: the undo also
     /// runs on failure, panic and signals), recording each step. Blocking.
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_form_reads_its_own_parts_and_refuses_a_bad_value() {
+        let target = ParamKind::Target(&["etcd", "replicas"]);
+        assert_eq!(target.read("etcd"), Some(Ok(Value::Word("etcd"))));
+        assert_eq!(target.read("30%"), None);
+        assert_eq!(
+            ParamKind::Percentage.read("30%"),
+            Some(Ok(Value::Percent(30)))
+        );
+        assert_eq!(
+            ParamKind::Percentage.read("0%"),
+            Some(Ok(Value::Percent(0)))
+        );
+        assert!(matches!(ParamKind::Percentage.read("101%"), Some(Err(_))));
+        assert!(matches!(ParamKind::Percentage.read("x%"), Some(Err(_))));
+        assert_eq!(ParamKind::Percentage.read("etcd"), None);
+        for (text, bits) in [
+            ("1mbit", 1_000_000),
+            ("256kbit", 256_000),
+            ("64500bit", 64_500),
+            ("2gbit", 2_000_000_000),
+        ] {
+            assert_eq!(
+                ParamKind::Rate.read(text),
+                Some(Ok(Value::BitsPerSecond(bits)))
+            );
+            // Written back as read.
+            assert_eq!(Value::BitsPerSecond(bits).to_string(), text);
+        }
+        for bad in ["0bit", "1.5mbit", "mbit"] {
+            assert!(matches!(ParamKind::Rate.read(bad), Some(Err(_))), "{bad}");
+        }
+        assert_eq!(ParamKind::Rate.read("30%"), None);
+        assert_eq!(Value::Percent(30).to_string(), "30%");
+    }
+
+    const DECLARED: Declared = Declared {
+        name: "lossy-example",
+        default_secs: Some(20),
+        needs: Needs::Containers,
+        bound_rule: None,
+        effects: Effects::PLAIN,
+        params: &[
+            Param {
+                name: "link",
+                kind: ParamKind::Link(&["leader-etcd", "leader-replica"]),
+                default: Value::Word("leader-etcd"),
+                help: "which link",
+            },
+            Param {
+                name: "loss",
+                kind: ParamKind::Percentage,
+                default: Value::Percent(10),
+                help: "packets dropped",
+            },
+        ],
+        leftovers: &[],
+    };
+
+    #[test]
+    fn written_parts_go_to_the_parameter_of_their_form_in_any_order() {
+        let a = Args::read(&DECLARED, Some(5), &["30%", "leader-replica"]).unwrap();
+        let b = Args::read(&DECLARED, Some(5), &["leader-replica", "30%"]).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.get("loss"), Some(Value::Percent(30)));
+        assert_eq!(a.word("link"), Some("leader-replica"));
+        assert_eq!(a.written(&DECLARED), ":leader-replica:30%");
+        // Not given: the default, and not written.
+        let d = Args::read(&DECLARED, Some(5), &[]).unwrap();
+        assert_eq!(d.word("link"), Some("leader-etcd"));
+        assert_eq!(d.written(&DECLARED), "");
+        assert_eq!(d.get("nope"), None);
+        for (parts, why) in [
+            (&["30%", "40%"][..], "its loss is given twice"),
+            (
+                &["leader-pgbouncer"][..],
+                "lossy-example takes no 'leader-pgbouncer'; it takes link (leader-etcd|leader-replica), loss (N%), the seconds it is held",
+            ),
+            (&["130%"][..], "'130%' is not a percentage from 0% to 100%"),
+        ] {
+            assert_eq!(Args::read(&DECLARED, None, parts).unwrap_err(), why);
+        }
+    }
 }

@@ -172,6 +172,15 @@ fn list() -> String {
             "",
             f.expects()
         ));
+        for p in f.declared().params {
+            out.push_str(&format!(
+                "{:<18} :{} ({}, default {})\n",
+                "",
+                p.kind.form(),
+                p.help,
+                p.default
+            ));
+        }
     }
     out
 }
@@ -274,7 +283,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
         whole_within: args.whole_within,
     };
     let mut probe = plan::probe_for(&lab, |p| args.load.apply(p))?;
-    probe.reader = (args.readers || fault.declared().effects.needs_readers)
+    probe.reader = (args.readers || fault.effects().needs_readers)
         .then(|| lab.reader())
         .transpose()?;
     // Checked here with the default timing, before the cluster is read; the plan is made once

@@ -483,7 +483,7 @@ pub async fn run_once(
 /// The probe's settings, with the fault's pinned clients on the leader's own address.
 fn pinned(lab: &Lab, plan: &Plan, leader: &str) -> Result<Settings, RunnerError> {
     let mut probe = plan.probe.clone();
-    if plan.fault.declared().effects.pinned_clients > 0 {
+    if plan.fault.effects().pinned_clients > 0 {
         let url = lab
             .node(leader)
             .and_then(|n| n.pg_url.clone())
@@ -496,7 +496,7 @@ fn pinned(lab: &Lab, plan: &Plan, leader: &str) -> Result<Settings, RunnerError>
         probe.pinned = Some(patroni_lab_probe::settings::Pinned {
             endpoint: url.clone(),
             conninfo: url,
-            clients: plan.fault.declared().effects.pinned_clients,
+            clients: plan.fault.effects().pinned_clients,
         });
     }
     Ok(probe)
@@ -698,7 +698,7 @@ fn conclude(
         g.extend(crate::readers::grades(
             report.analysis.readers.as_ref(),
             reader_pool.as_ref(),
-            plan.fault.declared().effects.needs_readers,
+            plan.fault.effects().needs_readers,
         ));
         g
     };
@@ -825,12 +825,12 @@ fn phases_of(
     let settings = crate::phases::Settings {
         lease_left_ms: course
             .lease_at_inject
-            .filter(|_| plan.fault.declared().effects.lock_expires)
+            .filter(|_| plan.fault.effects().lock_expires)
             .map(|l| (l.remaining_ms, l.precision_ms)),
         haproxy_check: course.haproxy_check,
         client_backoff_ms: plan.probe.backoff_max.as_secs_f64() * 1000.0,
         next_loop_ms: match (course.lease_at_inject, course.loop_wait_ms) {
-            (Some(l), Some(wait)) if plan.fault.declared().effects.mended_on_next_loop => {
+            (Some(l), Some(wait)) if plan.fault.effects().mended_on_next_loop => {
                 Some(((wait - l.age_ms).max(0.0), l.precision_ms))
             }
             _ => None,

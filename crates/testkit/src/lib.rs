@@ -57,10 +57,14 @@ fn describe(program: &str, args: &[&str], out: &Output) -> String {
     )
 }
 
-/// Runs a command in the repository root; returns its output whatever the exit status.
+/// Runs a command in the repository root; returns its output whatever the exit status. A
+/// `make` target that runs patroni-lab (`make switchover`) runs the tests' own build of it
+/// (`PATRONI_LAB_BIN`), not a release build made for it.
 pub fn run(program: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(program);
-    cmd.args(args).current_dir(repo_root());
+    cmd.args(args)
+        .current_dir(repo_root())
+        .env("PATRONI_LAB_BIN", bin());
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
 }

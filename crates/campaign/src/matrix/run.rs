@@ -236,7 +236,7 @@ async fn cell_plan(
     let expectations =
         plan::live_expectations(&live, fault, &Overrides::default()).map_err(MatrixError::Lab)?;
     let mut probe = m.probe.clone();
-    if fault.declared().effects.needs_readers && probe.reader.is_none() {
+    if fault.effects().needs_readers && probe.reader.is_none() {
         probe.reader = Some(lab.reader().map_err(MatrixError::Lab)?);
     }
     plan::plan_for(

@@ -226,11 +226,17 @@ pub fn refuses(url: &str) -> Result<String, String> {
     }
 }
 
-/// From `host`, tries a TCP connect (1 s) to each target; proof when none answers.
-pub fn unreachable_from(host: &dyn Host, targets: &[(String, u16)]) -> Result<String, String> {
+/// A partition's proof, from inside `host`: none of `cut` answers a TCP connect (1 s each)
+/// and every one of `kept` does (a selective partition cuts only what it says).
+pub fn cut_off_from(
+    host: &dyn Host,
+    cut: &[(String, u16)],
+    kept: &[(String, u16)],
+) -> Result<String, String> {
     let container = host.name();
-    let list = targets
+    let list = cut
         .iter()
+        .chain(kept)
         .map(|(ip, port)| format!("('{ip}',{port})"))
         .collect::<Vec<_>>()
         .join(",");
@@ -240,18 +246,44 @@ pub fn unreachable_from(host: &dyn Host, targets: &[(String, u16)]) -> Result<St
     let reached = host
         .run(&["python3", "-c", &script])
         .map_err(|e| e.to_string())?;
-    if reached.trim().is_empty() {
-        let all: Vec<String> = targets.iter().map(|(ip, p)| format!("{ip}:{p}")).collect();
-        Ok(format!(
-            "from {container}, {} do not answer",
-            all.join(", ")
-        ))
-    } else {
-        Err(format!(
+    let reached: Vec<&str> = reached.split_whitespace().collect();
+    let said = |list: &[(String, u16)]| -> Vec<String> {
+        list.iter().map(|(ip, p)| format!("{ip}:{p}")).collect()
+    };
+    let (cut, kept) = (said(cut), said(kept));
+    let answering: Vec<&String> = cut
+        .iter()
+        .filter(|a| reached.contains(&a.as_str()))
+        .collect();
+    let silent: Vec<&String> = kept
+        .iter()
+        .filter(|a| !reached.contains(&a.as_str()))
+        .collect();
+    if !answering.is_empty() {
+        return Err(format!(
             "from {container}, {} still answer",
-            reached.split_whitespace().collect::<Vec<_>>().join(", ")
-        ))
+            answering
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
+    if !silent.is_empty() {
+        return Err(format!(
+            "from {container}, {} do not answer, and they are not cut",
+            silent
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let mut proof = format!("from {container}, {} do not answer", cut.join(", "));
+    if !kept.is_empty() {
+        proof.push_str(&format!("; {} still answer", kept.join(", ")));
+    }
+    Ok(proof)
 }
 
 /// Waits until a member other than `old` holds the leader lock and runs.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use patroni_lab_cluster::cluster;
 use crate::fault::steps::{NOTICE_LIMIT, PROOF_LIMIT, err, host, postmaster_start, prove};
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::host::{Action, Signal};
 
@@ -22,6 +22,7 @@ const DECLARED: Declared = Declared {
         mended_on_next_loop: true,
         ..Effects::PLAIN
     },
+    params: &[],
     leftovers: &[],
 };
 
@@ -29,12 +30,12 @@ impl FaultKind for CrashPostgres {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, _: Option<u64>) -> String {
+    fn describe(&self, _: &Args) -> String {
         "SIGKILL to the leader's postmaster only; Patroni stays up".into()
     }
     /// Patroni notices at its next loop (within loop_wait) and restarts the postmaster in place
     /// (primary_start_timeout 300 s).
-    fn expectations(&self, _: Option<u64>, t: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, t: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(t.loop_wait + 10)),
             ..Expectations::base()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::fault::steps::{PROOF_LIMIT, err, hold, host, prove, prove_status, refuses, start_again};
 use patroni_lab_cluster::host::{Action, Service, State};
 use patroni_lab_cluster::findings::leftover;
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::lab;
 
@@ -20,6 +20,7 @@ const DECLARED: Declared = Declared {
     needs: Needs::Containers,
     bound_rule: None,
     effects: Effects::PLAIN,
+    params: &[],
     leftovers: &[leftover::CONTAINER_NOT_RUNNING],
 };
 
@@ -27,12 +28,14 @@ impl FaultKind for EtcdLoss {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, secs: Option<u64>) -> String {
+    fn describe(&self, args: &Args) -> String {
+        let secs = args.secs;
         format!("etcd stopped for {} s, then started", secs.unwrap_or_default())
     }
     /// The primary demotes itself ~retry_timeout + a loop after etcd goes, and leads again once
     /// etcd is back.
-    fn expectations(&self, secs: Option<u64>, _: Timing) -> Expectations {
+    fn expectations(&self, args: &Args, _: Timing) -> Expectations {
+        let secs = args.secs;
         Expectations {
             max_window: Some(Duration::from_secs(secs.unwrap_or(0) + 10)),
             // After the hold (the default 25 s hold: 120 s from the injection, as before).

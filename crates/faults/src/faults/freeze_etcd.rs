@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::fault::steps::{PROOF_LIMIT, act_undoable, hold, host, prove, prove_status};
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::findings::leftover;
 use patroni_lab_cluster::host::{Action, Service, State};
@@ -27,6 +27,7 @@ const DECLARED: Declared = Declared {
         in_soak: false,
         ..Effects::PLAIN
     },
+    params: &[],
     leftovers: &[leftover::CONTAINER_NOT_RUNNING],
 };
 
@@ -34,7 +35,8 @@ impl FaultKind for FreezeEtcd {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, secs: Option<u64>) -> String {
+    fn describe(&self, args: &Args) -> String {
+        let secs = args.secs;
         format!(
             "every etcd process frozen at one instant (its host paused: connections hang unanswered) for {} s, then resumed",
             secs.unwrap_or_default()
@@ -47,7 +49,8 @@ impl FaultKind for FreezeEtcd {
     /// runs under the default profile (retry_timeout 10), and the cluster is whole within 30 s
     /// of the thaw (docs/measurements/2026-12-04-shape-second-step.md). Under another profile
     /// it is not measured: a shorter retry_timeout may demote sooner and fail this bound.
-    fn expectations(&self, secs: Option<u64>, _: Timing) -> Expectations {
+    fn expectations(&self, args: &Args, _: Timing) -> Expectations {
+        let secs = args.secs;
         Expectations {
             max_window: Some(Duration::from_secs(secs.unwrap_or(0).saturating_sub(7).max(3))),
             whole_within: Duration::from_secs(30),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::fault::steps::{hold_service, host};
 use patroni_lab_cluster::findings::leftover;
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::guard::Guard;
 use patroni_lab_cluster::host::{Action, Service, State};
@@ -22,6 +22,7 @@ const DECLARED: Declared = Declared {
         lock_expires: true,
         ..Effects::PLAIN
     },
+    params: &[],
     leftovers: &[leftover::CONTAINER_NOT_RUNNING],
 };
 
@@ -29,7 +30,8 @@ impl FaultKind for FreezeLeader {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, secs: Option<u64>) -> String {
+    fn describe(&self, args: &Args) -> String {
+        let secs = args.secs;
         format!(
             "every process of the leader frozen at one instant (its host paused) for {} s, then resumed",
             secs.unwrap_or_default()
@@ -37,7 +39,8 @@ impl FaultKind for FreezeLeader {
     }
     /// The lock expires within ttl of the freeze; a shorter freeze is ridden out. The bound
     /// follows the live ttl (figures: SCENARIOS.md and docs/measurements/).
-    fn expectations(&self, secs: Option<u64>, t: Timing) -> Expectations {
+    fn expectations(&self, args: &Args, t: Timing) -> Expectations {
+        let secs = args.secs;
         Expectations {
             max_window: Some(Duration::from_secs(secs.unwrap_or(0).min(t.ttl) + 10)),
             // After the hold (the default 40 s hold: 120 s from the injection, as before).

@@ -9,7 +9,7 @@ use patroni_lab_cluster::cluster;
 use crate::fault::steps::{PROOF_LIMIT, err, hold, host, process_stopped, prove};
 use patroni_lab_cluster::host::{Action, Signal};
 use patroni_lab_cluster::findings::leftover;
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::guard::Guard;
 
@@ -28,6 +28,7 @@ const DECLARED: Declared = Declared {
         pinned_clients: 2,
         ..Effects::PLAIN
     },
+    params: &[],
     leftovers: &[leftover::PROCESS_STOPPED],
 };
 
@@ -35,7 +36,8 @@ impl FaultKind for FreezePatroni {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, secs: Option<u64>) -> String {
+    fn describe(&self, args: &Args) -> String {
+        let secs = args.secs;
         format!(
             "SIGSTOP to the leader's Patroni only for {} s (PostgreSQL keeps running as primary, no watchdog), then SIGCONT; 2 more clients on the leader's own address",
             secs.unwrap_or_default()
@@ -45,7 +47,8 @@ impl FaultKind for FreezePatroni {
     /// answering, and clients wait for the lock to expire. The writes of the clients on the
     /// old leader's own address after it lost the lock are what this fault shows: graded 0,
     /// so it fails whenever the split brain happens (a freeze longer than ttl).
-    fn expectations(&self, secs: Option<u64>, t: Timing) -> Expectations {
+    fn expectations(&self, args: &Args, t: Timing) -> Expectations {
+        let secs = args.secs;
         Expectations {
             max_window: Some(Duration::from_secs(secs.unwrap_or(0).min(t.ttl) + 10)),
             // After the hold (the default 45 s hold: 150 s from the injection, as before).

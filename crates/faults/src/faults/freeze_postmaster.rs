@@ -11,7 +11,7 @@ use std::time::Duration;
 use patroni_lab_cluster::cluster;
 use crate::fault::steps::{PROOF_LIMIT, api_url, err, hold, host, process_stopped, prove};
 use patroni_lab_cluster::findings::leftover;
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::guard::Guard;
 use patroni_lab_cluster::host::{Action, Signal};
@@ -30,6 +30,7 @@ const DECLARED: Declared = Declared {
         in_soak: false,
         ..Effects::PLAIN
     },
+    params: &[],
     leftovers: &[leftover::PROCESS_STOPPED],
 };
 
@@ -37,7 +38,8 @@ impl FaultKind for FreezePostmaster {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, secs: Option<u64>) -> String {
+    fn describe(&self, args: &Args) -> String {
+        let secs = args.secs;
         format!(
             "SIGSTOP to the leader's postmaster only for {} s (its backends and Patroni run on), then SIGCONT",
             secs.unwrap_or_default()
@@ -45,7 +47,7 @@ impl FaultKind for FreezePostmaster {
     }
     /// No failover, nothing lost, and through PgBouncer's pool nothing seen: a client would
     /// wait only if PgBouncer needed a new server connection during the hold.
-    fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, _: Timing) -> Expectations {
         Expectations {
             // After the hold (the default 20 s hold: 90 s from the injection).
             whole_within: Duration::from_secs(70),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::fault::steps::leader_down;
 use patroni_lab_cluster::host::Service;
 use patroni_lab_cluster::findings::leftover;
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
 pub struct KillLeader;
@@ -23,6 +23,7 @@ const DECLARED: Declared = Declared {
         lock_expires: true,
         ..Effects::PLAIN
     },
+    params: &[],
     leftovers: &[leftover::CONTAINER_NOT_RUNNING],
 };
 
@@ -30,11 +31,11 @@ impl FaultKind for KillLeader {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, _: Option<u64>) -> String {
+    fn describe(&self, _: &Args) -> String {
         "SIGKILL to every process of the leader at one instant (its service frozen first, then killed); started again once the other leads".into()
     }
     /// ttl-bound: ttl + 15 s (the current figures per profile: README, `bench figures`).
-    fn expectations(&self, _: Option<u64>, t: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, t: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(t.ttl + 15)),
             whole_within: Duration::from_secs(120),

@@ -12,7 +12,7 @@ use patroni_lab_cluster::cluster;
 use crate::fault::steps::{PROOF_LIMIT, err, hold_checked, host, process_stopped, prove};
 use patroni_lab_cluster::host::{Action, Signal};
 use patroni_lab_cluster::findings::leftover;
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::guard::Guard;
 
@@ -31,6 +31,7 @@ const DECLARED: Declared = Declared {
         needs_readers: true,
         ..Effects::PLAIN
     },
+    params: &[],
     leftovers: &[leftover::PROCESS_STOPPED],
 };
 
@@ -38,7 +39,8 @@ impl FaultKind for LagReplica {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, secs: Option<u64>) -> String {
+    fn describe(&self, args: &Args) -> String {
+        let secs = args.secs;
         format!(
             "SIGSTOP to the replica's WAL replay (its startup process) for {} s, then SIGCONT; it keeps receiving; clients also read on the reader endpoint, graded: replica reads past the lag threshold <= loop_wait + (fall + 1) x inter + 1 s",
             secs.unwrap_or_default()
@@ -46,7 +48,7 @@ impl FaultKind for LagReplica {
     }
     /// Asynchronous replication (and `sync`'s remote flush, which the walreceiver still gives):
     /// writers do not notice.
-    fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, _: Timing) -> Expectations {
         Expectations {
             // After the hold (the default 20 s hold: 90 s from the injection, as before).
             whole_within: std::time::Duration::from_secs(70),

@@ -6,7 +6,7 @@
 
 use serde::{Serialize, Serializer};
 
-use crate::fault::{Declared, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Declared, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::lab::Lab;
 use patroni_lab_cluster::timeline::Timeline;
@@ -47,60 +47,61 @@ pub use switchover_paused::{PAUSE_DEAD_MAN, resume_after};
 /// How long a lasting fault may be held, in seconds (everywhere a fault is written).
 pub const SECS: std::ops::RangeInclusive<u64> = 1..=600;
 
-/// One parameter of a written fault, by its form.
-enum Param {
-    /// Whole seconds: `20`, `20s`, `2m`.
-    Secs(u64),
-    /// A form no fault takes yet, named for the error ("percentage", "parameter").
-    Other(&'static str),
-}
-
-impl Param {
-    fn of(p: &str) -> Self {
-        if p.ends_with('%') {
-            return Self::Other("percentage");
-        }
-        match patroni_lab_probe::settings::parse_duration(p) {
-            Ok(d) if d.subsec_nanos() == 0 && p.starts_with(|c: char| c.is_ascii_digit()) => {
-                Self::Secs(d.as_secs())
-            }
-            Ok(_) => Self::Other("fraction of a second"),
-            Err(_) => Self::Other("parameter"),
-        }
+/// Whole seconds, as a written fault's hold: `20`, `20s`, `2m` (`None`: not that form;
+/// `Some(Err)`: a duration, but not whole seconds).
+fn written_secs(p: &str) -> Option<Result<u64, String>> {
+    if !p.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    match patroni_lab_probe::settings::parse_duration(p) {
+        Ok(d) if d.subsec_nanos() == 0 => Some(Ok(d.as_secs())),
+        Ok(_) => Some(Err(format!(
+            "'{p}' is a fraction of a second; the hold is whole seconds"
+        ))),
+        Err(_) => None,
     }
 }
 
-/// A fault as the runner uses it: its kind, and its seconds for a fault that lasts.
+/// A fault as the runner uses it: its kind, and its arguments (its seconds for a fault that
+/// lasts, its declared parameters' values).
 #[derive(Clone, Copy)]
 pub struct Fault {
     kind: &'static dyn FaultKind,
-    secs: Option<u64>,
+    args: Args,
 }
 
 impl PartialEq for Fault {
     fn eq(&self, other: &Self) -> bool {
-        self.name() == other.name() && self.secs == other.secs
+        self.name() == other.name() && self.args == other.args
     }
 }
 impl Eq for Fault {}
 
+/// As it is written: `partition-leader:etcd:45`.
 impl std::fmt::Debug for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.secs {
-            Some(s) => write!(f, "{}:{s}", self.name()),
-            None => f.write_str(self.name()),
+        f.write_str(&self.written())?;
+        match self.args.secs {
+            Some(s) => write!(f, ":{s}"),
+            None => Ok(()),
         }
     }
 }
 
-/// As before the registry: `{"fault": "freeze-leader", "secs": 40}` or `{"fault": "switchover"}`.
+/// As before the registry: `{"fault": "freeze-leader", "secs": 40}` or `{"fault": "switchover"}`;
+/// a parameter given away from its default is added by its name (`"from": "etcd"`).
 impl Serialize for Fault {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("fault", self.name())?;
-        if let Some(secs) = self.secs {
+        if let Some(secs) = self.args.secs {
             m.serialize_entry("secs", &secs)?;
+        }
+        for p in self.declared().params {
+            if let Some(v) = self.args.get(p.name).filter(|v| *v != p.default) {
+                m.serialize_entry(p.name, &v.to_string())?;
+            }
         }
         m.end()
     }
@@ -112,7 +113,7 @@ pub fn all() -> Vec<Fault> {
         .iter()
         .map(|k| Fault {
             kind: *k,
-            secs: k.declared().default_secs,
+            args: Args::defaults(&k.declared(), k.declared().default_secs),
         })
         .collect()
 }
@@ -122,9 +123,35 @@ impl Fault {
         self.kind.declared().name
     }
 
-    /// What it is, as data (its needs, effects, leftovers).
+    /// What it is, as data (its needs, effects, parameters, leftovers).
     pub fn declared(&self) -> Declared {
         self.kind.declared()
+    }
+
+    /// Its name and the parameters given away from their defaults, as written
+    /// (`partition-leader:etcd`), without the hold.
+    pub fn written(&self) -> String {
+        format!("{}{}", self.name(), self.args.written(&self.declared()))
+    }
+
+    /// What it does beyond its steps, with its arguments.
+    pub fn effects(&self) -> crate::fault::Effects {
+        self.kind.effects(&self.args)
+    }
+
+    /// Its parameters as a person writes them, for the Markdown table: `` `[:all\|etcd]` `` (a
+    /// table cell's pipes escaped; empty when it takes none).
+    pub fn params_written(&self) -> String {
+        self.declared()
+            .params
+            .iter()
+            .map(|p| format!(" `[:{}]`", p.kind.form().replace('|', "\\|")))
+            .collect()
+    }
+
+    /// Its arguments: the hold and each parameter's value.
+    pub fn args(&self) -> Args {
+        self.args
     }
 
     /// The fault named `name`, with `secs` for the faults that last (their default otherwise).
@@ -138,7 +165,10 @@ impl Fault {
             }
             let kind: &'static dyn FaultKind =
                 Box::leak(Box::new(sequence::Sequence::parse(name)?));
-            return Ok(Self { kind, secs: None });
+            return Ok(Self {
+                kind,
+                args: Args::default(),
+            });
         }
         let kind = *REGISTRY
             .iter()
@@ -161,16 +191,16 @@ impl Fault {
         }
         Ok(Self {
             kind,
-            secs: default.map(|d| secs.unwrap_or(d)),
+            args: Args::defaults(&kind.declared(), default.map(|d| secs.unwrap_or(d))),
         })
     }
 
     /// A fault as it is written everywhere: on the command line, as a sequence's step, in the
-    /// soak's `--faults` and the matrix's rows. `name[:param]...`, or a sequence of them
-    /// (`switchover,+1s,freeze-leader:20`). A parameter is recognised by its form; today one
-    /// form is taken, the hold of a fault that lasts (`20`, `20s`, `2m`: whole seconds in
-    /// [`SECS`]). The typed parameters of the faults to come (a target, a link, a percentage, a
-    /// rate: `lossy-link:leader-etcd:30%:20s`) are refused by name until a fault takes them.
+    /// soak's `--faults` and the matrix's rows. `name[:part]...`, or a sequence of them
+    /// (`switchover,+1s,freeze-leader:20`). A part is recognised by its form: whole seconds
+    /// (`20`, `20s`, `2m`, in [`SECS`]) are the hold of a fault that lasts; any other part goes
+    /// to the declared parameter whose form it has (a target or a link by its word, `30%`,
+    /// `1mbit`: [`crate::fault::Param`]), in any order: `partition-leader:etcd:30s`.
     pub fn from_spec(text: &str) -> Result<Self, FaultError> {
         let text = text.trim();
         if text.contains(',') {
@@ -178,44 +208,46 @@ impl Fault {
         }
         let mut parts = text.split(':');
         let name = parts.next().unwrap_or_default();
+        let in_text = |why: String| FaultError::Spec(format!("{text}: {why}"));
         let mut secs = None;
+        let mut rest = Vec::new();
         for p in parts {
-            match Param::of(p) {
-                Param::Secs(s) if secs.is_none() => secs = Some(s),
-                Param::Secs(_) => {
-                    return Err(FaultError::Spec(format!(
-                        "{text}: the seconds are given twice"
-                    )));
-                }
-                Param::Other(kind) => {
-                    // Unknown names first: "nope:30%" is about the name.
+            match written_secs(p) {
+                Some(Ok(s)) if secs.is_none() => secs = Some(s),
+                Some(Ok(_)) => return Err(in_text("the seconds are given twice".into())),
+                Some(Err(why)) => {
+                    // Unknown names first: "nope:0.5s" is about the name.
                     Self::parse(name, None)?;
-                    return Err(FaultError::Spec(format!(
-                        "{text}: {name} takes no {kind} ('{p}'); a fault takes at most the seconds it is held"
-                    )));
+                    return Err(in_text(why));
                 }
+                None => rest.push(p),
             }
         }
-        Self::parse(name, secs).map_err(|e| match e {
-            FaultError::Spec(why) if text != name => FaultError::Spec(format!("{text}: {why}")),
+        let fault = Self::parse(name, secs).map_err(|e| match e {
+            FaultError::Spec(why) if text != name => in_text(why),
             e => e,
-        })
+        })?;
+        let args = Args::read(&fault.declared(), fault.args.secs, &rest).map_err(in_text)?;
+        Ok(Self { args, ..fault })
     }
 
     /// This fault held `secs` instead (the command line's `--secs`), with the same checks as
-    /// a written one.
+    /// a written one; its parameters kept.
     pub fn with_secs(self, secs: u64) -> Result<Self, FaultError> {
-        Self::parse(self.name(), Some(secs))
+        let held = Self::parse(self.name(), Some(secs))?;
+        let mut args = self.args;
+        args.secs = held.args.secs;
+        Ok(Self { args, ..self })
     }
 
     /// How long the fault lasts, for the faults that last.
     pub fn secs(&self) -> Option<u64> {
-        self.secs
+        self.args.secs
     }
 
     /// What it does, in one line.
     pub fn describe(&self) -> String {
-        self.kind.describe(self.secs)
+        self.kind.describe(&self.args)
     }
 
     /// Whether it acts on the cluster's hosts (refused against a cluster given by URLs).
@@ -260,8 +292,8 @@ impl Fault {
     /// so its limit has the fault's hold in it: the kind's own figure is for after the hold
     /// (a 120 s `replica-loss` is not a failure to come back).
     pub fn expectations_for(&self, timing: Timing) -> Expectations {
-        let mut e = self.kind.expectations(self.secs, timing);
-        e.whole_within += std::time::Duration::from_secs(self.secs.unwrap_or(0));
+        let mut e = self.kind.expectations(&self.args, timing);
+        e.whole_within += std::time::Duration::from_secs(self.args.secs.unwrap_or(0));
         e
     }
 
@@ -286,7 +318,7 @@ impl Fault {
             leader,
             replica,
             timeline,
-            secs: self.secs,
+            args: self.args,
             stopped,
         })
     }
@@ -295,12 +327,23 @@ impl Fault {
 /// The scenarios as a Markdown table (SCENARIOS.md's, generated: a test fails when it drifts).
 pub fn markdown_table() -> String {
     let mut out = String::from(
-        "| scenario | what it does | expected (at ttl 30 / loop_wait 10) |\n|---|---|---|\n",
+        "| scenario | what it does | expected (at ttl 30 / loop_wait 10) | can leave behind (the doctor's code) |\n|---|---|---|---|\n",
     );
     for f in all() {
+        let leftovers = f.declared().leftovers;
+        let leftovers = if leftovers.is_empty() {
+            "nothing".to_string()
+        } else {
+            leftovers
+                .iter()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         out.push_str(&format!(
-            "| `{}` | {} | {} |\n",
+            "| `{}`{} | {} | {} | {leftovers} |\n",
             f.name(),
+            f.params_written(),
             f.describe(),
             f.expects()
         ));
@@ -429,7 +472,7 @@ mod tests {
                 "freeze-leader:0: freeze-leader held 0 s is out of range: allowed 1 to 600 s",
             ),
             ("freeze-leader:601", "allowed 1 to 600 s"),
-            ("freeze-leader:1.5s", "takes no fraction of a second"),
+            ("freeze-leader:1.5s", "'1.5s' is a fraction of a second"),
             (
                 "switchover:30",
                 "switchover:30: switchover does not last; it takes no seconds",
@@ -437,11 +480,19 @@ mod tests {
             ("freeze-leader:5:6", "the seconds are given twice"),
             (
                 "partition-leader:30%",
-                "partition-leader takes no percentage ('30%')",
+                "partition-leader:30%: partition-leader takes no '30%'; it takes from (all|etcd|replicas), the seconds it is held",
             ),
             (
-                "partition-leader:leader-etcd",
-                "takes no parameter ('leader-etcd')",
+                "partition-leader:etcd:replicas",
+                "partition-leader:etcd:replicas: its from is given twice",
+            ),
+            (
+                "switchover:etcd",
+                "switchover takes no 'etcd'; it takes no parameter",
+            ),
+            (
+                "freeze-leader:leader-etcd",
+                "freeze-leader takes no 'leader-etcd'; it takes only the seconds it is held",
             ),
             ("nope:30%", "unknown scenario 'nope'"),
             ("switchover,+1s,freeze-leader:0", "out of range"),
@@ -449,6 +500,33 @@ mod tests {
             let e = Fault::from_spec(bad).err().unwrap().to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
+        // A declared parameter, in any order with the seconds; kept by `--secs`; said in the
+        // report only away from its default; it changes what the fault does and expects.
+        let etcd = Fault::from_spec("partition-leader:etcd:30").unwrap();
+        assert_eq!(etcd, Fault::from_spec("partition-leader:30s:etcd").unwrap());
+        assert_eq!(etcd.args().word("from"), Some("etcd"));
+        assert_eq!(format!("{etcd:?}"), "partition-leader:etcd:30");
+        assert_eq!(
+            serde_json::to_value(etcd).unwrap(),
+            serde_json::json!({"fault": "partition-leader", "secs": 30, "from": "etcd"})
+        );
+        let held = etcd.with_secs(10).unwrap();
+        assert_eq!(
+            (held.secs(), held.written()),
+            (Some(10), "partition-leader:etcd".into())
+        );
+        let all = Fault::from_spec("partition-leader").unwrap();
+        assert_eq!(all, Fault::from_spec("partition-leader:all").unwrap());
+        assert_eq!(
+            serde_json::to_value(all).unwrap(),
+            serde_json::json!({"fault": "partition-leader", "secs": 45})
+        );
+        let replicas = Fault::from_spec("partition-leader:replicas").unwrap();
+        assert!(all.effects().lock_expires && etcd.effects().lock_expires);
+        assert!(!replicas.effects().lock_expires);
+        assert!(replicas.describe().contains("the other members only"));
+        assert_eq!(replicas.expectations().max_failed, Some(0));
+        assert_eq!(all.expectations().max_failed, None);
         assert!(
             Fault::from_spec("switchover")
                 .unwrap()

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use patroni_lab_cluster::cluster;
 use crate::fault::steps::{PROOF_LIMIT, api_url, err, host, postmaster_start, prove};
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::host::{Action, Host, Signal};
 
@@ -43,6 +43,7 @@ const DECLARED: Declared = Declared {
         in_soak: false,
         ..Effects::PLAIN
     },
+    params: &[],
     leftovers: &[],
 };
 
@@ -50,12 +51,12 @@ impl FaultKind for OomBackend {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, _: Option<u64>) -> String {
+    fn describe(&self, _: &Args) -> String {
         "SIGKILL to one busy client backend of the leader, as the OOM killer does: PostgreSQL resets every session and recovers in place".into()
     }
     /// No failover, nothing lost; the reset costs clients a short window, bounded at 2x the
     /// worst measured (docs/measurements/2026-12-04-verdicts-and-the-host-seam.md).
-    fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, _: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(1)),
             ..Expectations::base()

@@ -1,19 +1,34 @@
-//! `partition-leader`: the leader cut off from etcd and the other members for N s (nftables
-//! rules inside its container); PgBouncer still reaches it. Proven from inside the leader: no
-//! peer answers a TCP connect while the rules are in place.
+//! `partition-leader[:etcd|replicas]`: the leader cut off for N s (nftables rules inside its
+//! container, in patroni-lab's own table) from etcd and the other members (the default, `all`),
+//! from etcd only, or from the other members only; PgBouncer and HAProxy still reach it. Proven
+//! from inside the leader: no peer it is cut from answers a TCP connect while the rules are in
+//! place, and every peer it is not cut from does.
 
 use std::time::Duration;
 
 use crate::fault::steps::{
-    ETCD_PORT, PROOF_LIMIT, REST_PORT, act_undoable, err, hold, host, prove, unreachable_from,
+    ETCD_PORT, PROOF_LIMIT, REST_PORT, act_undoable, err, hold, host, prove, cut_off_from,
 };
 use patroni_lab_cluster::findings::leftover;
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{
+    Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Param, ParamKind, Timing, Value,
+};
 use crate::grade::Expectations;
 use patroni_lab_cluster::host::Action;
 use patroni_lab_cluster::lab::FILTER_TABLE;
 
 pub struct PartitionLeader;
+
+/// Peers by address and the port a proof connects to.
+type Peers = Vec<(String, u16)>;
+
+/// What the leader is cut from: etcd and the other members, etcd only, the other members only.
+const FROM: Param = Param {
+    name: "from",
+    kind: ParamKind::Target(&["all", "etcd", "replicas"]),
+    default: Value::Word("all"),
+    help: "what the leader is cut from",
+};
 
 /// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
 /// what it can leave behind.
@@ -26,6 +41,7 @@ const DECLARED: Declared = Declared {
         lock_expires: true,
         ..Effects::PLAIN
     },
+    params: &[FROM],
     leftovers: &[leftover::PACKET_FILTER_LEFT],
 };
 
@@ -33,20 +49,40 @@ impl FaultKind for PartitionLeader {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, secs: Option<u64>) -> String {
+    fn describe(&self, args: &Args) -> String {
+        let secs = args.secs.unwrap_or_default();
+        let from = match from(args) {
+            "etcd" => "etcd only (the replica still reaches it)",
+            "replicas" => "the other members only (etcd still reaches it)",
+            _ => "etcd and the replica",
+        };
         format!(
-            "the leader cut off from etcd and the replica for {} s (nftables in its container); PgBouncer still reaches it",
-            secs.unwrap_or_default()
+            "the leader cut off from {from} for {secs} s (nftables in its container); PgBouncer still reaches it; `:etcd` or `:replicas` cuts one side only"
         )
     }
-    /// The cut-off leader cannot renew its lock and demotes itself (retry_timeout + a loop);
-    /// the replica takes over once the lock expires (ttl).
-    fn expectations(&self, secs: Option<u64>, t: Timing) -> Expectations {
+    /// Cut from etcd, the leader cannot renew its lock and demotes itself (retry_timeout + a
+    /// loop); the replica takes over once the lock expires (ttl). Cut from its replicas only,
+    /// it keeps the lock and clients see nothing (asynchronous replication).
+    fn expectations(&self, args: &Args, t: Timing) -> Expectations {
+        let secs = args.secs;
+        let base = match from(args) {
+            "replicas" => Expectations::writers_unaffected(),
+            _ => Expectations {
+                max_window: Some(Duration::from_secs(secs.unwrap_or(0).min(t.ttl) + 15)),
+                ..Expectations::base()
+            },
+        };
         Expectations {
-            max_window: Some(Duration::from_secs(secs.unwrap_or(0).min(t.ttl) + 15)),
             // After the hold (the default 45 s hold: 150 s from the injection, as before).
             whole_within: Duration::from_secs(105),
-            ..Expectations::base()
+            ..base
+        }
+    }
+    /// Cut from its replicas only, the leader keeps renewing its lock.
+    fn effects(&self, args: &Args) -> Effects {
+        Effects {
+            lock_expires: from(args) != "replicas",
+            ..DECLARED.effects
         }
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
@@ -64,7 +100,11 @@ impl FaultKind for PartitionLeader {
             .filter(|n| *n != leader)
             .map(|n| address(n).map(|ip| (ip, REST_PORT)))
             .collect::<Result<Vec<_>, _>>()?;
-        let targets: Vec<(String, u16)> = etcd.into_iter().chain(members).collect();
+        let (targets, kept): (Peers, Peers) = match from(&ctx.args) {
+            "etcd" => (etcd, members),
+            "replicas" => (members, etcd),
+            _ => (etcd.into_iter().chain(members).collect(), Vec::new()),
+        };
         let peers: Vec<&str> = targets.iter().map(|(ip, _)| ip.as_str()).collect();
         let set = peers.join(", ");
         let (family, table) = FILTER_TABLE;
@@ -75,9 +115,12 @@ impl FaultKind for PartitionLeader {
              add rule {family} {table} out ip daddr {{ {set} }} drop\n"
         );
         let h = host(lab, leader)?;
-        step(format!(
-            "{leader} cut off from etcd and the other members ({set})"
-        ));
+        let what = match from(&ctx.args) {
+            "etcd" => "etcd",
+            "replicas" => "the other members",
+            _ => "etcd and the other members",
+        };
+        step(format!("{leader} cut off from {what} ({set})"));
         let guard = act_undoable(
             &h,
             Action::AddFilter {
@@ -87,11 +130,16 @@ impl FaultKind for PartitionLeader {
             },
         )?;
         let proven = prove(timeline, "the partition", PROOF_LIMIT, stopped, || {
-            unreachable_from(h.as_ref(), &targets)
+            cut_off_from(h.as_ref(), &targets, &kept)
         });
         let held = proven.and_then(|_| hold(ctx.duration(), stopped));
         step(guard.what().to_string());
         guard.undo().map_err(FaultError::Step)?;
         held
     }
+}
+
+/// The written `from` (its default when not given).
+fn from(args: &Args) -> &'static str {
+    args.word(FROM.name).unwrap_or("all")
 }

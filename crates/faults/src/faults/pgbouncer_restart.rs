@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::fault::steps::restart_service;
 use patroni_lab_cluster::findings::leftover;
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::lab;
 
@@ -18,6 +18,7 @@ const DECLARED: Declared = Declared {
     needs: Needs::Containers,
     bound_rule: None,
     effects: Effects::PLAIN,
+    params: &[],
     leftovers: &[leftover::CONTAINER_NOT_RUNNING],
 };
 
@@ -25,12 +26,12 @@ impl FaultKind for PgbouncerRestart {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, _: Option<u64>) -> String {
+    fn describe(&self, _: &Args) -> String {
         "PgBouncer's service restarted".into()
     }
     /// Clients reconnect once it listens again; the bound is over 2x the worst measured
     /// (docs/measurements/).
-    fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, _: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(5)),
             ..Expectations::base()

@@ -3,7 +3,7 @@
 use crate::fault::steps::{hold_service, host, start_again};
 use patroni_lab_cluster::host::{Service, State};
 use patroni_lab_cluster::findings::leftover;
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
 pub struct ReplicaLoss;
@@ -16,6 +16,7 @@ const DECLARED: Declared = Declared {
     needs: Needs::Containers,
     bound_rule: None,
     effects: Effects::PLAIN,
+    params: &[],
     leftovers: &[leftover::CONTAINER_NOT_RUNNING],
 };
 
@@ -23,14 +24,15 @@ impl FaultKind for ReplicaLoss {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, secs: Option<u64>) -> String {
+    fn describe(&self, args: &Args) -> String {
+        let secs = args.secs;
         format!(
             "the replica's service stopped for {} s, then started",
             secs.unwrap_or_default()
         )
     }
     /// Asynchronous replication: clients of the primary do not notice.
-    fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, _: Timing) -> Expectations {
         Expectations {
             // After the hold (the default 10 s hold: 90 s from the injection, as before).
             whole_within: std::time::Duration::from_secs(80),

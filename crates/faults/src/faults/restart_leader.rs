@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::fault::steps::{PROOF_LIMIT, api_url, post_to_leader, postmaster_start, prove};
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
 pub struct RestartLeader;
@@ -17,6 +17,7 @@ const DECLARED: Declared = Declared {
     needs: Needs::Rest,
     bound_rule: None,
     effects: Effects::PLAIN,
+    params: &[],
     leftovers: &[],
 };
 
@@ -24,12 +25,12 @@ impl FaultKind for RestartLeader {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, _: Option<u64>) -> String {
+    fn describe(&self, _: &Args) -> String {
         "PostgreSQL on the leader restarted by Patroni (POST /restart); no failover".into()
     }
     /// A fast shutdown and start of the same primary; the bound is under 2x the worst run
     /// measured with the test build of the probe on a busy machine (docs/measurements/).
-    fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, _: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(6)),
             ..Expectations::base()

@@ -11,7 +11,7 @@ use patroni_lab_probe::settings::parse_duration;
 
 use super::Fault;
 use crate::fault::steps::hold;
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::cluster;
 
@@ -132,10 +132,10 @@ impl FaultKind for Sequence {
     fn declared(&self) -> Declared {
         self.declared
     }
-    fn describe(&self, _: Option<u64>) -> String {
+    fn describe(&self, _: &Args) -> String {
         describe(&self.steps)
     }
-    fn expectations(&self, _: Option<u64>, timing: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, timing: Timing) -> Expectations {
         expectations(self.faults(), timing)
     }
     /// Every step's client settings, in order; what each changed.
@@ -157,16 +157,16 @@ impl FaultKind for Sequence {
 /// behind. Never in the soak's draw (a soak draws single faults). Worked out once per
 /// sequence: its leftovers live as long as the program.
 pub fn declared(name: &'static str, steps: &[Step]) -> Declared {
-    let faults: Vec<Declared> = steps
+    let faults: Vec<(Declared, Effects)> = steps
         .iter()
         .filter_map(|s| match s {
-            Step::Fault(f) => Some(f.declared()),
+            Step::Fault(f) => Some((f.declared(), f.effects())),
             Step::Delay(_) => None,
         })
         .collect();
-    let first = faults.first().map(|d| d.effects).unwrap_or(Effects::PLAIN);
+    let first = faults.first().map(|(_, e)| *e).unwrap_or(Effects::PLAIN);
     let mut leftovers: Vec<&'static str> = Vec::new();
-    for l in faults.iter().flat_map(|d| d.leftovers.iter()) {
+    for l in faults.iter().flat_map(|(d, _)| d.leftovers.iter()) {
         if !leftovers.contains(l) {
             leftovers.push(l);
         }
@@ -182,11 +182,12 @@ pub fn declared(name: &'static str, steps: &[Step]) -> Declared {
             in_soak: false,
             pinned_clients: faults
                 .iter()
-                .map(|d| d.effects.pinned_clients)
+                .map(|(_, e)| e.pinned_clients)
                 .max()
                 .unwrap_or(0),
-            needs_readers: faults.iter().any(|d| d.effects.needs_readers),
+            needs_readers: faults.iter().any(|(_, e)| e.needs_readers),
         },
+        params: &[],
         leftovers: Box::leak(leftovers.into_boxed_slice()),
     }
 }
@@ -196,8 +197,8 @@ pub fn describe(steps: &[Step]) -> String {
     let mut out = String::new();
     for s in steps {
         match s {
-            Step::Fault(f) if out.is_empty() => out.push_str(f.name()),
-            Step::Fault(f) => out.push_str(&format!(" {}", f.name())),
+            Step::Fault(f) if out.is_empty() => out.push_str(&f.written()),
+            Step::Fault(f) => out.push_str(&format!(" {}", f.written())),
             Step::Delay(d) => out.push_str(&format!(", then after {} s", d.as_secs_f64())),
         }
     }
@@ -294,7 +295,7 @@ mod tests {
                 "switchover,+1s,freeze-leader:20:5",
                 "the seconds are given twice",
             ),
-            ("switchover,+1s,freeze-leader:30%", "takes no percentage"),
+            ("switchover,+1s,freeze-leader:30%", "takes no '30%'"),
         ] {
             let e = Sequence::parse(bad).err().unwrap().to_string();
             assert!(e.contains(why), "{bad}: {e}");
@@ -341,18 +342,18 @@ mod tests {
         let one = Fault::parse("switchover-paused", None)
             .unwrap()
             .expectations();
-        let e = s.expectations(None, Timing::DEFAULT);
+        let e = s.expectations(&Args::default(), Timing::DEFAULT);
         assert_eq!(e.max_failed, Some(0));
         assert_eq!(e.max_in_doubt, Some(0));
         assert_eq!(e.max_stall, one.max_stall.map(|d| d * 2));
         // A step that bounds no failed writes leaves the sequence's unbounded.
         let e = Sequence::parse("switchover-paused,+2s,switchover")
             .unwrap()
-            .expectations(None, Timing::DEFAULT);
+            .expectations(&Args::default(), Timing::DEFAULT);
         assert_eq!((e.max_failed, e.max_stall), (None, None));
         let e = Sequence::parse("replica-loss:5,+1s,lag-replica:5")
             .unwrap()
-            .expectations(None, Timing::DEFAULT);
+            .expectations(&Args::default(), Timing::DEFAULT);
         assert_eq!(
             (e.max_failed, e.max_window),
             (Some(0), Some(Duration::from_secs(2)))

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::fault::steps::leader_down;
 use patroni_lab_cluster::host::Service;
 use patroni_lab_cluster::findings::leftover;
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
 pub struct StopLeader;
@@ -19,6 +19,7 @@ const DECLARED: Declared = Declared {
     needs: Needs::Containers,
     bound_rule: None,
     effects: Effects::PLAIN,
+    params: &[],
     leftovers: &[leftover::CONTAINER_NOT_RUNNING],
 };
 
@@ -26,12 +27,12 @@ impl FaultKind for StopLeader {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, _: Option<u64>) -> String {
+    fn describe(&self, _: &Args) -> String {
         "a graceful stop of the leader's service (SIGTERM); started again once the other leads".into()
     }
     /// A graceful stop releases the lock at once; the bound is 2x the worst run measured with
     /// the test build of the probe on a busy machine (docs/measurements/).
-    fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, _: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(8)),
             ..Expectations::base()

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::fault::steps::{post_to_leader, prove_new_holder};
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 
 pub struct Switchover;
@@ -16,6 +16,7 @@ const DECLARED: Declared = Declared {
     needs: Needs::Rest,
     bound_rule: None,
     effects: Effects::PLAIN,
+    params: &[],
     leftovers: &[],
 };
 
@@ -23,12 +24,12 @@ impl FaultKind for Switchover {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, _: Option<u64>) -> String {
+    fn describe(&self, _: &Args) -> String {
         "planned switchover to the replica (POST /switchover)".into()
     }
     /// The bound leaves room for the test build of the probe on a busy machine; the seed's
     /// `server_login_retry` makes it fail (the current figures: README, `bench figures`).
-    fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, _: Timing) -> Expectations {
         Expectations {
             max_window: Some(Duration::from_secs(6)),
             ..Expectations::base()

@@ -11,7 +11,7 @@ use patroni_lab_common::patroni;
 use patroni_lab_cluster::cluster;
 use crate::fault::steps::{err, prove_new_holder};
 use patroni_lab_cluster::findings::leftover;
-use crate::fault::{Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
+use crate::fault::{Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Timing};
 use crate::grade::Expectations;
 use patroni_lab_cluster::guard::{Guard, Undo};
 use patroni_lab_cluster::lab::{self, Lab};
@@ -27,6 +27,7 @@ const DECLARED: Declared = Declared {
     needs: Needs::PgbouncerAdmin,
     bound_rule: None,
     effects: Effects::PLAIN,
+    params: &[],
     leftovers: &[leftover::PGBOUNCER_PAUSED, leftover::HAPROXY_HOLD_ENABLED],
 };
 
@@ -34,13 +35,13 @@ impl FaultKind for SwitchoverPaused {
     fn declared(&self) -> Declared {
         DECLARED
     }
-    fn describe(&self, _: Option<u64>) -> String {
+    fn describe(&self, _: &Args) -> String {
         "PgBouncer PAUSE, switchover, RESUME once the new leader accepts a write".into()
     }
     /// Clients queue instead of failing: nothing failed, nothing in doubt. The stall is about
     /// the plain switchover's window; the bounds are under 2x the worst measured
     /// (docs/measurements/).
-    fn expectations(&self, _: Option<u64>, _: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, _: Timing) -> Expectations {
         let s = Duration::from_secs;
         Expectations {
             max_window: Some(s(5)),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::sequence::{self, Sequence, Step};
 use super::Fault;
-use crate::fault::{Ctx, Declared, FaultError, FaultKind, Timing};
+use crate::fault::{Args, Ctx, Declared, FaultError, FaultKind, Timing};
 use crate::grade::Expectations;
 
 pub struct SwitchoverThenStop;
@@ -33,10 +33,10 @@ impl FaultKind for SwitchoverThenStop {
         static ONCE: std::sync::OnceLock<Declared> = std::sync::OnceLock::new();
         *ONCE.get_or_init(|| sequence::declared(NAME, &steps()))
     }
-    fn describe(&self, _: Option<u64>) -> String {
+    fn describe(&self, _: &Args) -> String {
         sequence::describe(&steps())
     }
-    fn expectations(&self, _: Option<u64>, timing: Timing) -> Expectations {
+    fn expectations(&self, _: &Args, timing: Timing) -> Expectations {
         let s = steps();
         let faults: Vec<Fault> = s
             .iter()

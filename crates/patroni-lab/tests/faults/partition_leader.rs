@@ -1,4 +1,7 @@
-//! `partition-leader`: the leader cut off from etcd and its replica; undone, its lost writes reported.
+//! `partition-leader`: the leader cut off from etcd and its replica (undone, its lost writes
+//! reported), from its replicas only (it keeps the lock, clients see nothing), or from etcd
+//! only (it demotes and the replica takes over). Each proven by what still answers and what
+//! does not, each undone.
 
 use super::*;
 
@@ -36,10 +39,79 @@ fn partition_leader_is_undone_and_its_lost_writes_are_reported() {
     let run = &report["runs"][0];
     assert!(run["lock_lost_at_us"].as_i64().is_some(), "{run}");
     assert_eq!(run["old_leader_writes_after_lock_lost"], 0);
+    no_filter_left(leader);
+    all_back();
+}
+
+/// Our own table is gone from `leader`.
+fn no_filter_left(leader: &str) {
     let tables = run_ok(
         "docker",
         &["exec", "--user", "root", leader, "nft", "list", "tables"],
     );
     assert!(!tables.contains("plab"), "filter left in place: {tables}");
+}
+
+#[test]
+fn partition_leader_from_its_replicas_only_keeps_the_lock_and_clients_see_nothing() {
+    let lab = LabTest::begin(
+        "partition_leader_from_its_replicas_only_keeps_the_lock_and_clients_see_nothing",
+    );
+    let (code, report, _) = scenario("partition-leader:replicas", &["--secs", "10"]);
+    let run = &report["runs"][0];
+    let leader = &lab.leader;
+    assert!(
+        has_event(run, &format!("{leader} cut off from the other members")),
+        "{:?}",
+        events(run)
+    );
+    // The proof names what it was not cut from: etcd still answered from inside the leader.
+    let proof =
+        find_event(run, " do not answer").unwrap_or_else(|| panic!("no proof: {:?}", events(run)));
+    assert!(
+        proof["what"].as_str().unwrap().contains("still answer"),
+        "{proof}"
+    );
+    assert_eq!(code, 0, "{:?}", events(run));
+    grades_all_pass(&report);
+    assert_eq!(run["leader_after"], leader.as_str(), "no failover");
+    assert!(
+        !has_event(run, &format!("leader lock: {}", other(leader))),
+        "{:?}",
+        events(run)
+    );
+    assert_eq!(report["fault"]["from"], "replicas", "{}", report["fault"]);
+    no_filter_left(leader);
+    all_back();
+}
+
+#[test]
+#[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
+fn partition_leader_from_etcd_only_fails_over_while_its_replica_still_answered() {
+    let lab = LabTest::begin(
+        "partition_leader_from_etcd_only_fails_over_while_its_replica_still_answered",
+    );
+    let (code, report, _) = scenario("partition-leader:etcd", &["--secs", "35"]);
+    let run = &report["runs"][0];
+    let leader = &lab.leader;
+    assert!(
+        has_event(run, &format!("{leader} cut off from etcd (")),
+        "{:?}",
+        events(run)
+    );
+    let proof =
+        find_event(run, " do not answer").unwrap_or_else(|| panic!("no proof: {:?}", events(run)));
+    assert!(
+        proof["what"].as_str().unwrap().contains("still answer"),
+        "{proof}"
+    );
+    assert!(
+        has_event(run, &format!("leader lock: {}", other(leader))),
+        "{:?}",
+        events(run)
+    );
+    passed_but_for_async_loss(code, &report);
+    assert_eq!(run["old_leader_writes_after_lock_lost"], 0);
+    no_filter_left(leader);
     all_back();
 }
