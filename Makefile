@@ -173,13 +173,14 @@ soak: $(TOOLS_IMAGE) ## Faults at random through one probe run (EVENTS=50 PROFIL
 	  --json probe-out/soak.json --html probe-out/soak.html $(ARGS)
 
 MATRIX_PROFILES ?= seed,default,fast,sync,failsafe
-MATRIX_SCENARIOS ?= switchover,switchover-paused,stop-leader,kill-leader,freeze-leader,freeze-patroni,partition-leader,etcd-loss
+# MATRIX_SCENARIOS unset: the faults that declare themselves matrix rows (patroni-lab matrix --help).
+MATRIX_SCENARIOS ?=
 MATRIX_RUNS ?= 3
 doctor: $(TOOLS_IMAGE) ## Name every known bad state of the live cluster, with evidence and repair (ARGS=--repair)
 	$(LAB_TOOL) doctor $(ARGS)
 
 matrix: $(TOOLS_IMAGE) ## Scenarios x profiles (MATRIX_PROFILES=a,b MATRIX_SCENARIOS=x,y MATRIX_RUNS=3); table in probe-out/matrix/
-	$(LAB_TOOL) matrix --profiles $(MATRIX_PROFILES) --scenarios $(MATRIX_SCENARIOS) --runs $(MATRIX_RUNS) $(ARGS)
+	$(LAB_TOOL) matrix --profiles $(MATRIX_PROFILES) $(if $(MATRIX_SCENARIOS),--scenarios $(MATRIX_SCENARIOS)) --runs $(MATRIX_RUNS) $(ARGS)
 
 screenshot: browser ## Draw probe-out/matrix/matrix.html to docs/img/matrix.png (headless Chromium)
 	@[ -f probe-out/matrix/matrix.html ] || { echo "no probe-out/matrix/matrix.html: run make matrix first" >&2; exit 2; }

@@ -115,6 +115,9 @@ pub struct Effects {
     /// Drawn by the soak by default. A fault that makes a split brain or loses writes on
     /// purpose is not: a soak is a claim that nothing is lost.
     pub in_soak: bool,
+    /// A row of the matrix by default (`patroni-lab matrix` without `--scenarios`): the faults
+    /// whose outcome a profile changes, within the matrix's time.
+    pub in_matrix: bool,
     /// Clients the probe keeps on the leader's own address besides the others (to see what a
     /// leader that lost its lock still acknowledges).
     pub pinned_clients: u32,
@@ -129,6 +132,7 @@ impl Effects {
         lock_expires: false,
         mended_on_next_loop: false,
         in_soak: true,
+        in_matrix: false,
         pinned_clients: 0,
         needs_readers: false,
     };

@@ -206,7 +206,7 @@ struct Prepared {
 fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     let fault = Fault::from_spec(&args.name).map_err(|e| e.to_string())?;
     let fault = match args.secs {
-        Some(_) if args.name.contains(':') => {
+        Some(_) if faults::hold_written(&args.name) => {
             return Err(format!(
                 "{}: the seconds are given twice (':' and --secs): keep one",
                 args.name
@@ -354,7 +354,7 @@ async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
     let stop_rx = patroni_lab_cluster::guard::stop_undoing_faults(
         "undoing the fault, stopping the probe, then the report",
     )?;
-    let (name, describe) = (plan.fault.name(), plan.fault.describe());
+    let (name, describe) = (plan.fault.written(), plan.fault.describe());
     let r = plan::run_set(
         &p.lab,
         &plan,

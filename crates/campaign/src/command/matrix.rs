@@ -20,8 +20,9 @@ pub struct MatrixArgs {
     #[arg(long, value_delimiter = ',', required = true)]
     profiles: Vec<String>,
     /// Scenarios, comma-separated: the table's rows (see `patroni-lab scenario list`); a fault
-    /// that lasts takes its seconds after a colon (freeze-leader:4).
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// takes its seconds and parameters after colons (freeze-leader:4, partition-leader:etcd).
+    /// By default the faults that declare themselves matrix rows (`scenario list` order).
+    #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Runs per cell (1 to 100).
     #[arg(long, default_value_t = 3)]
@@ -45,9 +46,17 @@ fn check(args: &MatrixArgs) -> Result<MatrixPlan, String> {
     let lab = Lab::from_env();
     let mut probe = patroni_lab_scenario::plan::probe_for(&lab, |p| args.load.apply(p))?;
     probe.reader = args.readers.then(|| lab.reader()).transpose()?;
+    let scenarios: Vec<String> = if args.scenarios.is_empty() {
+        patroni_lab_faults::faults::matrix_defaults()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect()
+    } else {
+        args.scenarios.clone()
+    };
     engine::check(
         &args.profiles,
-        &args.scenarios,
+        &scenarios,
         args.runs,
         args.steady,
         args.out.clone(),

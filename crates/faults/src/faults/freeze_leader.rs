@@ -19,6 +19,7 @@ const DECLARED: Declared = Declared {
     needs: Needs::Containers,
     bound_rule: Some("min(secs, ttl) + 10 s"),
     effects: Effects {
+        in_matrix: true,
         lock_expires: true,
         ..Effects::PLAIN
     },

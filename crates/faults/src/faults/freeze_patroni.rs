@@ -23,6 +23,7 @@ const DECLARED: Declared = Declared {
     needs: Needs::Containers,
     bound_rule: Some("min(secs, ttl) + 10 s"),
     effects: Effects {
+        in_matrix: true,
         lock_expires: true,
         in_soak: false,
         pinned_clients: 2,

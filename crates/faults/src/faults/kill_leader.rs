@@ -20,6 +20,7 @@ const DECLARED: Declared = Declared {
     needs: Needs::Containers,
     bound_rule: Some("ttl + 15 s"),
     effects: Effects {
+        in_matrix: true,
         lock_expires: true,
         ..Effects::PLAIN
     },

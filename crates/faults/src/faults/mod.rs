@@ -62,6 +62,14 @@ fn written_secs(p: &str) -> Option<Result<u64, String>> {
     }
 }
 
+/// Whether a written fault (or one of a sequence's steps) gives its hold (`freeze-leader:20`),
+/// so that `--secs` as well gives it twice.
+pub fn hold_written(text: &str) -> bool {
+    text.split([',', ':'])
+        .skip(1)
+        .any(|p| matches!(written_secs(p.trim()), Some(Ok(_))))
+}
+
 /// A fault as the runner uses it: its kind, and its arguments (its seconds for a fault that
 /// lasts, its declared parameters' values).
 #[derive(Clone, Copy)]
@@ -360,6 +368,14 @@ pub fn soak_defaults() -> Vec<Fault> {
         .collect()
 }
 
+/// The matrix's rows by default (in the registry's order).
+pub fn matrix_defaults() -> Vec<Fault> {
+    all()
+        .into_iter()
+        .filter(|f| f.declared().effects.in_matrix)
+        .collect()
+}
+
 /// The faults that last, with their defaults, for the `--secs` help.
 pub fn lasting_defaults() -> String {
     all()
@@ -375,6 +391,25 @@ mod tests {
 
     /// The soak's default draw, pinned: a seeded schedule (CI's seed 26) is the same only while
     /// this list is; a new fault that forgets `in_soak: false` fails here, not in a soak.
+    /// The matrix's default rows, pinned: a fault joins them by saying so in its `DECLARED`.
+    #[test]
+    fn the_matrix_rows_by_default_are_the_faults_that_say_so() {
+        let names: Vec<&str> = matrix_defaults().iter().map(|f| f.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "switchover",
+                "switchover-paused",
+                "stop-leader",
+                "kill-leader",
+                "freeze-leader",
+                "freeze-patroni",
+                "partition-leader",
+                "etcd-loss"
+            ]
+        );
+    }
+
     #[test]
     fn the_soaks_default_draw_is_these_faults_in_this_order() {
         let names: Vec<&str> = soak_defaults().iter().map(|f| f.name()).collect();
@@ -500,6 +535,10 @@ mod tests {
             let e = Fault::from_spec(bad).err().unwrap().to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
+        assert!(hold_written("freeze-leader:20") && hold_written("partition-leader:etcd:2m"));
+        assert!(!hold_written("partition-leader:etcd") && !hold_written("switchover"));
+        assert!(hold_written("switchover,+1s,freeze-leader:20"));
+        assert!(!hold_written("switchover,+1s,freeze-leader"));
         // A declared parameter, in any order with the seconds; kept by `--secs`; said in the
         // report only away from its default; it changes what the fault does and expects.
         let etcd = Fault::from_spec("partition-leader:etcd:30").unwrap();

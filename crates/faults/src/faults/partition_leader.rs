@@ -38,6 +38,7 @@ const DECLARED: Declared = Declared {
     needs: Needs::Containers,
     bound_rule: Some("min(secs, ttl) + 15 s"),
     effects: Effects {
+        in_matrix: true,
         lock_expires: true,
         ..Effects::PLAIN
     },

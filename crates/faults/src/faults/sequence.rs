@@ -180,6 +180,7 @@ pub fn declared(name: &'static str, steps: &[Step]) -> Declared {
             lock_expires: first.lock_expires,
             mended_on_next_loop: first.mended_on_next_loop,
             in_soak: false,
+            in_matrix: false,
             pinned_clients: faults
                 .iter()
                 .map(|(_, e)| e.pinned_clients)

@@ -18,7 +18,10 @@ const DECLARED: Declared = Declared {
     default_secs: None,
     needs: Needs::Containers,
     bound_rule: None,
-    effects: Effects::PLAIN,
+    effects: Effects {
+        in_matrix: true,
+        ..Effects::PLAIN
+    },
     params: &[],
     leftovers: &[leftover::CONTAINER_NOT_RUNNING],
 };

@@ -15,7 +15,10 @@ const DECLARED: Declared = Declared {
     default_secs: None,
     needs: Needs::Rest,
     bound_rule: None,
-    effects: Effects::PLAIN,
+    effects: Effects {
+        in_matrix: true,
+        ..Effects::PLAIN
+    },
     params: &[],
     leftovers: &[],
 };

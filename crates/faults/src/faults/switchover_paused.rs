@@ -26,7 +26,10 @@ const DECLARED: Declared = Declared {
     default_secs: None,
     needs: Needs::PgbouncerAdmin,
     bound_rule: None,
-    effects: Effects::PLAIN,
+    effects: Effects {
+        in_matrix: true,
+        ..Effects::PLAIN
+    },
     params: &[],
     leftovers: &[leftover::PGBOUNCER_PAUSED, leftover::HAPROXY_HOLD_ENABLED],
 };
