@@ -301,19 +301,19 @@ impl Args {
 
     /// Sets the parameter `name`; `false` when it was given already (its default aside).
     fn set(&mut self, name: &str, value: Value, given: &mut [bool; MAX_PARAMS]) -> bool {
-        for (i, slot) in self.values.iter_mut().enumerate() {
-            if let Some((n, v)) = slot
-                && *n == name
-            {
-                if given[i] {
-                    return false;
-                }
+        let found = self
+            .values
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, slot)| slot.as_mut().filter(|(n, _)| *n == name).map(|s| (i, s)));
+        match found {
+            Some((i, (_, v))) if !given[i] => {
                 given[i] = true;
                 *v = value;
-                return true;
+                true
             }
+            _ => false,
         }
-        false
     }
 
     /// Its parameters as they are written after the fault's name, each with its `:` (the
