@@ -41,11 +41,14 @@ env: .env
 .env:
 	@cp .env.example .env && echo "made .env from .env.example"
 
+# On a host without cargo (TOOLS=1) the tools image is one of the images: `make test` then
+# starts testing at once.
 build: .env check-docker ## Build the images (makes the Debian base image here if none can be pulled)
 	@mkdir -p docker/local-ca && rm -f docker/local-ca/*.crt
 	@cp /usr/local/share/ca-certificates/*.crt docker/local-ca/ 2>/dev/null || true
 	@base=$$(scripts/base-image.sh) && echo "base image: $$base" && \
 	  BASE_IMAGE=$$base $(COMPOSE) build
+	@if [ "$(TOOLS)" = 1 ]; then $(MAKE) --no-print-directory tools; fi
 
 tools: .env ## Build the tools image (cargo, patroni-lab, Docker CLI + Compose v2) for hosts without Rust
 	@mkdir -p docker/local-ca && rm -f docker/local-ca/*.crt
