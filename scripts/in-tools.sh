@@ -29,7 +29,7 @@ done
 # finds it fresh.
 seed='if [ "$1" = cargo ] && [ -n "${CARGO_TARGET_SEED:-}" ] && [ -d "$CARGO_TARGET_SEED" ] \
   && [ ! -e "$CARGO_TARGET_DIR" ]; then
-    mkdir -p "$(dirname "$CARGO_TARGET_DIR")" \
+    rm -rf "$CARGO_TARGET_DIR.part" && mkdir -p "$(dirname "$CARGO_TARGET_DIR")" \
       && cp -r --preserve=timestamps "$CARGO_TARGET_SEED" "$CARGO_TARGET_DIR.part" \
       && mv "$CARGO_TARGET_DIR.part" "$CARGO_TARGET_DIR"
   fi; exec "$@"'

@@ -351,7 +351,7 @@ async fn inject(
     let injected = Instant::now();
     timeline.mark(
         Mark::SoakEvent,
-        format!("event {} of {total}: inject {}", index + 1, fault.name()),
+        format!("event {} of {total}: inject {}", index + 1, fault.written()),
     );
     // The leader's address as the probe records servers (its container's address).
     let leader_addr = lab.host(&leader).ok().and_then(|h| h.address().ok());
@@ -361,7 +361,7 @@ async fn inject(
     };
     let event = SoakEvent {
         index: index + 1,
-        fault: fault.name().to_string(),
+        fault: fault.written(),
         injected_at_us: 0,
         leader_before: leader,
         leader_after: None,

@@ -31,6 +31,9 @@ pub enum Needs {
 pub struct Timing {
     pub ttl: u64,
     pub loop_wait: u64,
+    /// `synchronous_mode` on: a commit waits for a replica (a fault that cuts the leader from
+    /// its replicas then stalls writers).
+    pub synchronous: bool,
 }
 
 impl Timing {
@@ -38,6 +41,7 @@ impl Timing {
     pub const DEFAULT: Timing = Timing {
         ttl: 30,
         loop_wait: 10,
+        synchronous: false,
     };
 
     /// The timing in Patroni's dynamic configuration (`GET /config`).
@@ -52,6 +56,7 @@ impl Timing {
         Ok(Self {
             ttl: secs("ttl")?,
             loop_wait: secs("loop_wait")?,
+            synchronous: patroni_lab_cluster::cluster::synchronous_on(config),
         })
     }
 }
@@ -158,7 +163,7 @@ pub struct Declared {
     pub leftovers: &'static [&'static str],
 }
 
-/// The most parameters one fault takes besides its hold.
+/// The most parameters one fault takes besides its hold (a unit test holds every fault to it).
 pub const MAX_PARAMS: usize = 4;
 
 /// A parameter a fault takes besides its hold, declared with it ([`Declared::params`]) and

@@ -568,7 +568,7 @@ async fn inject(
     });
     timeline.mark(
         Mark::Injected,
-        format!("inject {} ({placed}{lease_note})", plan.fault.name()),
+        format!("inject {} ({placed}{lease_note})", plan.fault.written()),
     );
     course.fault_result = run_fault(plan.fault, lab, leader_before, timeline, &stop).await;
     if let Err(FaultError::NoFailover(e)) = &course.fault_result {

@@ -564,6 +564,20 @@ mod tests {
         assert!(all.effects().lock_expires && etcd.effects().lock_expires);
         assert!(!replicas.effects().lock_expires);
         assert!(replicas.describe().contains("the other members only"));
+        // Under synchronous replication the cut stalls commits: no bound is claimed.
+        let sync = Timing {
+            synchronous: true,
+            ..Timing::DEFAULT
+        };
+        assert_eq!(replicas.expectations_for(sync).max_window, None);
+        // Every fault within the parameters' room.
+        for f in super::all() {
+            assert!(
+                f.declared().params.len() <= crate::fault::MAX_PARAMS,
+                "{}",
+                f.name()
+            );
+        }
         assert_eq!(replicas.expectations().max_failed, Some(0));
         assert_eq!(all.expectations().max_failed, None);
         assert!(
@@ -596,6 +610,7 @@ mod tests {
         let fast = Timing {
             ttl: 20,
             loop_wait: 5,
+            synchronous: false,
         };
         let w = |name: &str, secs: Option<u64>, t: Timing| {
             Fault::parse(name, secs)

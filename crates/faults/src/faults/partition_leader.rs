@@ -63,11 +63,13 @@ impl FaultKind for PartitionLeader {
     }
     /// Cut from etcd, the leader cannot renew its lock and demotes itself (retry_timeout + a
     /// loop); the replica takes over once the lock expires (ttl). Cut from its replicas only,
-    /// it keeps the lock and clients see nothing (asynchronous replication).
+    /// it keeps the lock and clients see nothing under asynchronous replication; under
+    /// `synchronous_mode` commits wait for the cut replica (not measured: no window bound).
     fn expectations(&self, args: &Args, t: Timing) -> Expectations {
         let secs = args.secs;
         let base = match from(args) {
-            "replicas" => Expectations::writers_unaffected(),
+            "replicas" if !t.synchronous => Expectations::writers_unaffected(),
+            "replicas" => Expectations::base(),
             _ => Expectations {
                 max_window: Some(Duration::from_secs(secs.unwrap_or(0).min(t.ttl) + 15)),
                 ..Expectations::base()

@@ -101,7 +101,7 @@ impl Sequence {
                     ctx.step(format!(
                         "step {} of {total}: {} on {leader}",
                         i + 1,
-                        f.name()
+                        f.written()
                     ));
                     f.run(ctx.lab, &leader, ctx.timeline, ctx.stopped)?;
                 }

@@ -12,7 +12,10 @@ fn partition_leader_is_undone_and_its_lost_writes_are_reported() {
     let (code, report, _) = scenario("partition-leader", &["--secs", "35"]);
     let leader = &lab.leader;
     assert!(
-        has_event(&report["runs"][0], &format!("{leader} cut off from etcd")),
+        has_event(
+            &report["runs"][0],
+            &format!("{leader} cut off from etcd and the other members")
+        ),
         "{:?}",
         events(&report["runs"][0])
     );
