@@ -188,7 +188,7 @@ pub enum ParamKind {
     Target(&'static [&'static str]),
     /// A path between two parts of the cluster: one of these words (`leader-etcd`).
     Link(&'static [&'static str]),
-    /// A share from 0 to 100: `30%`.
+    /// A share from 1 to 100 (none would be no fault): `30%`.
     Percentage,
     /// Bits per second: `1mbit`, `256kbit`, `64000bit`.
     Rate,
@@ -229,8 +229,8 @@ impl ParamKind {
                 .find(|w| **w == part)
                 .map(|w| Ok(Value::Word(w))),
             ParamKind::Percentage => part.strip_suffix('%').map(|n| match n.parse::<u8>() {
-                Ok(p) if p <= 100 => Ok(Value::Percent(p)),
-                _ => Err(format!("'{part}' is not a percentage from 0% to 100%")),
+                Ok(p) if (1..=100).contains(&p) => Ok(Value::Percent(p)),
+                _ => Err(format!("'{part}' is not a percentage from 1% to 100%")),
             }),
             ParamKind::Rate => {
                 let (n, unit) = ["gbit", "mbit", "kbit", "bit"]
@@ -407,9 +407,10 @@ mod tests {
             Some(Ok(Value::Percent(30)))
         );
         assert_eq!(
-            ParamKind::Percentage.read("0%"),
-            Some(Ok(Value::Percent(0)))
+            ParamKind::Percentage.read("100%"),
+            Some(Ok(Value::Percent(100)))
         );
+        assert!(matches!(ParamKind::Percentage.read("0%"), Some(Err(_))));
         assert!(matches!(ParamKind::Percentage.read("101%"), Some(Err(_))));
         assert!(matches!(ParamKind::Percentage.read("x%"), Some(Err(_))));
         assert_eq!(ParamKind::Percentage.read("etcd"), None);
@@ -475,7 +476,7 @@ mod tests {
                 &["leader-pgbouncer"][..],
                 "lossy-example takes no 'leader-pgbouncer'; it takes link (leader-etcd|leader-replica), loss (N%), the seconds it is held",
             ),
-            (&["130%"][..], "'130%' is not a percentage from 0% to 100%"),
+            (&["130%"][..], "'130%' is not a percentage from 1% to 100%"),
         ] {
             assert_eq!(Args::read(&DECLARED, None, parts).unwrap_err(), why);
         }

@@ -31,6 +31,7 @@ registry! {
     freeze_patroni::FreezePatroni,
     freeze_postmaster::FreezePostmaster,
     partition_leader::PartitionLeader,
+    lossy_link::LossyLink,
     etcd_loss::EtcdLoss,
     freeze_etcd::FreezeEtcd,
     replica_loss::ReplicaLoss,

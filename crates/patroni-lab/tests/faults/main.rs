@@ -15,6 +15,7 @@ mod freeze_etcd;
 mod freeze_patroni;
 mod freeze_postmaster;
 mod kill_leader;
+mod lossy_link;
 mod oom_backend;
 mod partition_leader;
 mod proxy_restarts;

@@ -1,0 +1,39 @@
+//! `lossy-link`: a share of one of the leader's links' packets dropped (nftables' random number
+//! in our own table), proven by the rule's counter of dropped packets, undone.
+
+use super::*;
+
+#[test]
+fn lossy_link_drops_packets_of_its_link_and_is_undone() {
+    let lab = LabTest::begin("lossy_link_drops_packets_of_its_link_and_is_undone");
+    let (code, report, _) = scenario("lossy-link:leader-etcd:30%", &["--secs", "10"]);
+    let run = &report["runs"][0];
+    let leader = &lab.leader;
+    assert!(
+        has_event(
+            run,
+            &format!("{leader}: 30 % of the leader-etcd link's packets dropped")
+        ),
+        "{:?}",
+        events(run)
+    );
+    // The proof is the rule's own counter: packets of that link were dropped.
+    let proof = find_event(run, "packets of the link dropped so far")
+        .unwrap_or_else(|| panic!("no proof: {:?}", events(run)));
+    assert!(
+        proof["what"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("proof: from {leader}, ")),
+        "{proof}"
+    );
+    // A lossy link to etcd may cost the lock (then asynchronous replication may lose writes):
+    // what this tests is the fault, not Patroni's luck.
+    passed_but_for_async_loss(code, &report);
+    let tables = run_ok(
+        "docker",
+        &["exec", "--user", "root", leader, "nft", "list", "tables"],
+    );
+    assert!(!tables.contains("plab"), "filter left in place: {tables}");
+    all_back();
+}
