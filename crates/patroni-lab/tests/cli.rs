@@ -344,7 +344,7 @@ fn scenario_bad_input_is_one_line_exit_2_before_touching_the_lab() {
         ),
         (
             &["run", "partition-leader:30%"],
-            "partition-leader takes no '30%'; it takes from (all|etcd|replicas)",
+            "partition-leader takes no '30%'; it takes from (all|etcd|replicas), way",
         ),
         (
             &["run", "switchover", "--runs", "0"],

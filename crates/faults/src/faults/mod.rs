@@ -516,7 +516,7 @@ mod tests {
             ("freeze-leader:5:6", "the seconds are given twice"),
             (
                 "partition-leader:30%",
-                "partition-leader:30%: partition-leader takes no '30%'; it takes from (all|etcd|replicas), the seconds it is held",
+                "partition-leader:30%: partition-leader takes no '30%'; it takes from (all|etcd|replicas), way (both|in|out), action (drop|reject), the seconds it is held",
             ),
             (
                 "partition-leader:etcd:replicas",

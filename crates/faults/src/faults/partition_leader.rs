@@ -1,6 +1,9 @@
-//! `partition-leader[:etcd|replicas]`: the leader cut off for N s (nftables rules inside its
-//! container, in patroni-lab's own table) from etcd and the other members (the default, `all`),
-//! from etcd only, or from the other members only; PgBouncer and HAProxy still reach it. Proven
+//! `partition-leader[:etcd|replicas][:in|out][:reject]`: the leader cut off for N s (nftables
+//! rules inside its container, in patroni-lab's own table) from etcd and the other members (the
+//! default, `all`), from etcd only, or from the other members only; both ways (the default), or
+//! only what comes `in` to it or goes `out` of it; packets dropped (the default: the far end
+//! waits) or rejected (an ICMP error: the far end learns at once, Patroni #251). PgBouncer and
+//! HAProxy still reach it. Proven
 //! from inside the leader: no peer it is cut from answers a TCP connect while the rules are in
 //! place, and every peer it is not cut from does.
 
@@ -30,6 +33,22 @@ const FROM: Param = Param {
     help: "what the leader is cut from",
 };
 
+/// Which way: both, or only the packets coming in to the leader, or only those going out.
+const WAY: Param = Param {
+    name: "way",
+    kind: ParamKind::Target(&["both", "in", "out"]),
+    default: Value::Word("both"),
+    help: "which way packets are cut (in: to the leader, out: from it)",
+};
+
+/// What happens to a cut packet: dropped (silence) or rejected (an ICMP error at once).
+const ACTION: Param = Param {
+    name: "action",
+    kind: ParamKind::Target(&["drop", "reject"]),
+    default: Value::Word("drop"),
+    help: "drop: the far end waits; reject: it is told at once",
+};
+
 /// What it is, as data: its name, how long it lasts, what it needs and does beyond its steps,
 /// what it can leave behind.
 const DECLARED: Declared = Declared {
@@ -42,7 +61,7 @@ const DECLARED: Declared = Declared {
         lock_expires: true,
         ..Effects::PLAIN
     },
-    params: &[FROM],
+    params: &[FROM, WAY, ACTION],
     leftovers: &[leftover::PACKET_FILTER_LEFT],
 };
 
@@ -57,8 +76,18 @@ impl FaultKind for PartitionLeader {
             "replicas" => "the other members only (etcd still reaches it)",
             _ => "etcd and the replica",
         };
+        let way = match args.word(WAY.name) {
+            Some("in") => ", only what comes in to it",
+            Some("out") => ", only what goes out of it",
+            _ => "",
+        };
+        let rejected = if args.word(ACTION.name) == Some("reject") {
+            ", packets rejected"
+        } else {
+            ""
+        };
         format!(
-            "the leader cut off from {from} for {secs} s (nftables in its container); PgBouncer still reaches it; `:etcd` or `:replicas` cuts one side only"
+            "the leader cut off from {from}{way}{rejected} for {secs} s (nftables in its container); PgBouncer still reaches it; `:etcd` or `:replicas` cuts one side only, `:in` or `:out` one way, `:reject` rejects"
         )
     }
     /// Cut from etcd, the leader cannot renew its lock and demotes itself (retry_timeout + a
@@ -111,12 +140,7 @@ impl FaultKind for PartitionLeader {
         let peers: Vec<&str> = targets.iter().map(|(ip, _)| ip.as_str()).collect();
         let set = peers.join(", ");
         let (family, table) = FILTER_TABLE;
-        let rules = format!(
-            "add chain {family} {table} in {{ type filter hook input priority 0; }}\n\
-             add chain {family} {table} out {{ type filter hook output priority 0; }}\n\
-             add rule {family} {table} in ip saddr {{ {set} }} drop\n\
-             add rule {family} {table} out ip daddr {{ {set} }} drop\n"
-        );
+        let rules = rules(family, table, &set, &ctx.args);
         let h = host(lab, leader)?;
         let what = match from(&ctx.args) {
             "etcd" => "etcd",
@@ -145,4 +169,58 @@ impl FaultKind for PartitionLeader {
 /// The written `from` (its default when not given).
 fn from(args: &Args) -> &'static str {
     args.word(FROM.name).unwrap_or("all")
+}
+
+/// The nft script for the cut: both chains always (an empty one passes everything), a rule in
+/// each way that is cut, with its verdict.
+pub fn rules(family: &str, table: &str, set: &str, args: &Args) -> String {
+    let verdict = match args.word(ACTION.name) {
+        Some("reject") => "reject",
+        _ => "drop",
+    };
+    let way = args.word(WAY.name).unwrap_or("both");
+    let mut script = format!(
+        "add chain {family} {table} in {{ type filter hook input priority 0; }}\n\
+         add chain {family} {table} out {{ type filter hook output priority 0; }}\n"
+    );
+    if way != "out" {
+        script.push_str(&format!(
+            "add rule {family} {table} in ip saddr {{ {set} }} {verdict}\n"
+        ));
+    }
+    if way != "in" {
+        script.push_str(&format!(
+            "add rule {family} {table} out ip daddr {{ {set} }} {verdict}\n"
+        ));
+    }
+    script
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::Fault;
+
+    fn rules_of(spec: &str) -> String {
+        rules("inet", "plab", "10.0.0.1", &Fault::from_spec(spec).unwrap().args())
+    }
+
+    #[test]
+    fn each_way_and_verdict_writes_its_rules() {
+        let both = rules_of("partition-leader");
+        assert!(both.contains("add rule inet plab in ip saddr { 10.0.0.1 } drop\n"));
+        assert!(both.contains("add rule inet plab out ip daddr { 10.0.0.1 } drop\n"));
+        let inward = rules_of("partition-leader:etcd:in");
+        assert!(inward.contains("in ip saddr { 10.0.0.1 } drop"));
+        assert!(!inward.contains("out ip daddr"));
+        let outward = rules_of("partition-leader:out:reject");
+        assert!(!outward.contains("in ip saddr"));
+        assert!(outward.contains("add rule inet plab out ip daddr { 10.0.0.1 } reject\n"));
+        // Both chains are made whatever the way (the undo deletes the table).
+        for r in [&both, &inward, &outward] {
+            assert!(r.contains("add chain inet plab in {") && r.contains("add chain inet plab out {"));
+        }
+        let d = Fault::from_spec("partition-leader:etcd:in:reject").unwrap().describe();
+        assert!(d.contains("etcd only") && d.contains("only what comes in") && d.contains("rejected"), "{d}");
+    }
 }
