@@ -91,6 +91,33 @@ fn partition_leader_from_its_replicas_only_keeps_the_lock_and_clients_see_nothin
     all_back();
 }
 
+/// One way, rejected: the leader's packets to its replica rejected (nft's `reject` in the
+/// output chain only); etcd still answers, the lock stays, the table goes.
+#[test]
+fn partition_leader_one_way_rejecting_to_its_replicas_keeps_the_lock_and_is_undone() {
+    let lab = LabTest::begin(
+        "partition_leader_one_way_rejecting_to_its_replicas_keeps_the_lock_and_is_undone",
+    );
+    let (code, report, _) = scenario("partition-leader:replicas:out:reject", &["--secs", "8"]);
+    let run = &report["runs"][0];
+    let leader = &lab.leader;
+    cut_one_side(
+        run,
+        &format!("{leader} cut off from the other members"),
+        ":2379 still answer",
+    );
+    assert_eq!(code, 0, "{:?}", events(run));
+    assert_eq!(
+        (&report["fault"]["way"], &report["fault"]["action"]),
+        (&Value::from("out"), &Value::from("reject")),
+        "{}",
+        report["fault"]
+    );
+    assert_eq!(run["leader_after"], leader.as_str(), "no failover");
+    no_filter_left(leader);
+    all_back();
+}
+
 #[test]
 #[ignore = "long fault run: `make test-long` runs it (CI runs both)"]
 fn partition_leader_from_etcd_only_fails_over_while_its_replica_still_answered() {
