@@ -402,7 +402,9 @@ impl Host for Docker {
                 table,
                 rules,
             } => {
-                let script = format!("add table {family} {table}\n{rules}");
+                // `create`, not `add`: a table of ours already there (a fault's leftover) is an
+                // error, never merged into (its rules and counters would count as this fault's).
+                let script = format!("create table {family} {table}\n{rules}");
                 self.exec(Some("root"), &["nft", "-f", "-"], Some(&script))
                     .map(|_| ())
             }

@@ -38,7 +38,7 @@ const DECLARED: Declared = Declared {
     name: "lossy-link",
     default_secs: Some(30),
     needs: Needs::Containers,
-    bound_rule: Some("min(secs, ttl) + 15 s"),
+    bound_rule: Some("min(secs, ttl) + 15 s; secs + 15 s where nobody fails over"),
     // Not drawn by the soak until its runs say what it costs.
     effects: Effects {
         in_soak: false,
@@ -92,13 +92,17 @@ impl FaultKind for LossyLink {
             args.secs.unwrap_or_default()
         )
     }
-    /// No worse than the same link cut for the hold (`partition-leader`'s bound): a lossy
-    /// link to etcd may cost the lock (retry_timeout + a loop, then the lease), never more.
+    /// No worse than the same link cut for the hold: a lossy link to etcd may cost the lock
+    /// (retry_timeout + a loop, then the lease: `partition-leader`'s bound); where nobody fails
+    /// over (the clients' link, the replica's under synchronous replication) it may last the
+    /// whole hold.
     fn expectations(&self, args: &Args, t: Timing) -> Expectations {
+        let secs = args.secs.unwrap_or(0);
+        let (link, _) = link_and_loss(args);
+        let whole_hold = link == "clients-leader" || (link == "leader-replica" && t.synchronous);
+        let bound = if whole_hold { secs } else { secs.min(t.ttl) };
         Expectations {
-            max_window: Some(Duration::from_secs(
-                args.secs.unwrap_or(0).min(t.ttl) + 15,
-            )),
+            max_window: Some(Duration::from_secs(bound + 15)),
             ..Expectations::base()
         }
     }
@@ -121,6 +125,11 @@ impl FaultKind for LossyLink {
                 .map(|e| address(e).map(|ip| (ip, ETCD_PORT)))
                 .collect::<Result<_, _>>()?,
         };
+        if peers.is_empty() {
+            return Err(FaultError::Step(format!(
+                "the {link} link has no far end here"
+            )));
+        }
         let ips: Vec<&str> = peers.iter().map(|(ip, _)| ip.as_str()).collect();
         let (family, table) = FILTER_TABLE;
         let h = host(lab, leader)?;
@@ -162,13 +171,17 @@ fn lossy_from(
     let script = format!(
         "import socket\nfailed = 0\nfor i in range(20):\n    for a in [{list}]:\n        try:\n            socket.create_connection(a, 0.2).close()\n        except OSError:\n            failed += 1\nprint(failed)\n"
     );
+    let count = || {
+        host.run_root(&["nft", "list", "table", family, table])
+            .map(|l| dropped(&l))
+            .map_err(|e| e.to_string())
+    };
+    // Counted from now: only what these rules drop while the proof's own traffic runs.
+    let before = count()?;
     let failed = host
         .run(&["python3", "-c", &script])
         .map_err(|e| e.to_string())?;
-    let listing = host
-        .run_root(&["nft", "list", "table", family, table])
-        .map_err(|e| e.to_string())?;
-    let n = dropped(&listing);
+    let n = count()?.saturating_sub(before);
     let tries = 20 * peers.len();
     if n == 0 {
         return Err(format!(
@@ -178,7 +191,7 @@ fn lossy_from(
         ));
     }
     Ok(format!(
-        "from {}, {n} packets of the link dropped so far; {} of {tries} connects to its far end failed",
+        "from {}, {n} packets of the link dropped by our rules meanwhile; {} of {tries} connects to its far end failed",
         host.name(),
         failed.trim()
     ))
@@ -214,5 +227,10 @@ mod tests {
         let d = crate::faults::Fault::from_spec("lossy-link").unwrap();
         assert_eq!(link_and_loss(&d.args()), ("leader-etcd", 30));
         assert!(d.describe().starts_with("30 % of the packets of the leader-etcd link"));
+        // Where nobody fails over, the bound is the hold's.
+        let long = crate::faults::Fault::from_spec("lossy-link:clients-leader:100%:60").unwrap();
+        assert_eq!(long.expectations().max_window, Some(Duration::from_secs(75)));
+        let etcd = crate::faults::Fault::from_spec("lossy-link:60").unwrap();
+        assert_eq!(etcd.expectations().max_window, Some(Duration::from_secs(45)));
     }
 }

@@ -110,10 +110,12 @@ impl FaultKind for PartitionLeader {
             ..base
         }
     }
-    /// Cut from its replicas only, the leader keeps renewing its lock.
+    /// Cut from its replicas only, the leader keeps renewing its lock. Cut only on the way in,
+    /// its renewals still reach etcd for a while, so the lock does not leave it when the lease
+    /// read at the injection runs out (measured: ~7 s later): no prediction is made.
     fn effects(&self, args: &Args) -> Effects {
         Effects {
-            lock_expires: from(args) != "replicas",
+            lock_expires: from(args) != "replicas" && args.word(WAY.name) != Some("in"),
             ..DECLARED.effects
         }
     }
@@ -137,6 +139,12 @@ impl FaultKind for PartitionLeader {
             "replicas" => (members, etcd),
             _ => (etcd.into_iter().chain(members).collect(), Vec::new()),
         };
+        if targets.is_empty() {
+            return Err(FaultError::Step(format!(
+                "{leader} has nothing to be cut from here (no {})",
+                from(&ctx.args)
+            )));
+        }
         let peers: Vec<&str> = targets.iter().map(|(ip, _)| ip.as_str()).collect();
         let set = peers.join(", ");
         let (family, table) = FILTER_TABLE;
@@ -147,7 +155,14 @@ impl FaultKind for PartitionLeader {
             "replicas" => "the other members",
             _ => "etcd and the other members",
         };
-        step(format!("{leader} cut off from {what} ({set})"));
+        let mut how = String::new();
+        if let Some(way) = ctx.args.word(WAY.name).filter(|w| *w != "both") {
+            how.push_str(&format!(", {way} only"));
+        }
+        if ctx.args.word(ACTION.name) == Some("reject") {
+            how.push_str(", rejected");
+        }
+        step(format!("{leader} cut off from {what} ({set}){how}"));
         let guard = act_undoable(
             &h,
             Action::AddFilter {

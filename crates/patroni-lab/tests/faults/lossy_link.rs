@@ -9,16 +9,18 @@ fn lossy_link_drops_packets_of_its_link_and_is_undone() {
     let (code, report, _) = scenario("lossy-link:leader-etcd:30%", &["--secs", "10"]);
     let run = &report["runs"][0];
     let leader = &lab.leader;
+    // The link's far end is etcd's address.
+    let etcd = container_ip("etcd");
     assert!(
         has_event(
             run,
-            &format!("{leader}: 30 % of the leader-etcd link's packets dropped")
+            &format!("{leader}: 30 % of the leader-etcd link's packets dropped ({etcd})")
         ),
         "{:?}",
         events(run)
     );
     // The proof is the rule's own counter: packets of that link were dropped.
-    let proof = find_event(run, "packets of the link dropped so far")
+    let proof = find_event(run, "packets of the link dropped by our rules meanwhile")
         .unwrap_or_else(|| panic!("no proof: {:?}", events(run)));
     assert!(
         proof["what"]
