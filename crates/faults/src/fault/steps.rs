@@ -226,6 +226,15 @@ pub fn refuses(url: &str) -> Result<String, String> {
     }
 }
 
+/// Addresses as a Python list's items, for a script a proof runs on a host: `('ip',port),...`.
+pub fn python_addresses(peers: &[(String, u16)]) -> String {
+    peers
+        .iter()
+        .map(|(ip, port)| format!("('{ip}',{port})"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A partition's proof, from inside `host`: none of `cut` answers a TCP connect (1 s each)
 /// and every one of `kept` does (a selective partition cuts only what it says).
 pub fn cut_off_from(
@@ -234,12 +243,8 @@ pub fn cut_off_from(
     kept: &[(String, u16)],
 ) -> Result<String, String> {
     let container = host.name();
-    let list = cut
-        .iter()
-        .chain(kept)
-        .map(|(ip, port)| format!("('{ip}',{port})"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let all: Vec<(String, u16)> = cut.iter().chain(kept).cloned().collect();
+    let list = python_addresses(&all);
     let script = format!(
         "import socket\nfor a in [{list}]:\n    try:\n        socket.create_connection(a, 1).close(); print('%s:%d' % a)\n    except OSError:\n        pass\n"
     );
@@ -251,32 +256,26 @@ pub fn cut_off_from(
         list.iter().map(|(ip, p)| format!("{ip}:{p}")).collect()
     };
     let (cut, kept) = (said(cut), said(kept));
-    let answering: Vec<&String> = cut
+    let answering: Vec<String> = cut
         .iter()
         .filter(|a| reached.contains(&a.as_str()))
+        .cloned()
         .collect();
-    let silent: Vec<&String> = kept
+    let silent: Vec<String> = kept
         .iter()
         .filter(|a| !reached.contains(&a.as_str()))
+        .cloned()
         .collect();
     if !answering.is_empty() {
         return Err(format!(
             "from {container}, {} still answer",
-            answering
-                .iter()
-                .map(|a| a.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            answering.join(", ")
         ));
     }
     if !silent.is_empty() {
         return Err(format!(
             "from {container}, {} do not answer, and they are not cut",
-            silent
-                .iter()
-                .map(|a| a.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            silent.join(", ")
         ));
     }
     let mut proof = format!("from {container}, {} do not answer", cut.join(", "));

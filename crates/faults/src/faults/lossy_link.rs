@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use crate::fault::steps::{ETCD_PORT, PROOF_LIMIT, REST_PORT, act_undoable, err, hold, host, prove};
+use crate::fault::steps::{
+    ETCD_PORT, PROOF_LIMIT, REST_PORT, act_undoable, err, hold, host, prove, python_addresses,
+};
 use crate::fault::{
     Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Param, ParamKind, Timing, Value,
 };
@@ -163,11 +165,7 @@ fn lossy_from(
     family: &str,
     table: &str,
 ) -> Result<String, String> {
-    let list = peers
-        .iter()
-        .map(|(ip, port)| format!("('{ip}',{port})"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = python_addresses(peers);
     let script = format!(
         "import socket\nfailed = 0\nfor i in range(20):\n    for a in [{list}]:\n        try:\n            socket.create_connection(a, 0.2).close()\n        except OSError:\n            failed += 1\nprint(failed)\n"
     );
