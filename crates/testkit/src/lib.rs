@@ -175,7 +175,9 @@ pub fn sql(port: u16, dbname: &str, query: &str) -> Result<Vec<Vec<Option<String
             .map_err(|_| "query timed out after 10s".to_string())?
             .map_err(|e| error_text(&e));
         drop(client);
-        let _ = driver.await;
+        // A statement cut short by its time-out may still run on the server, and the driver
+        // waits for its answer (30 min behind HAProxy): bounded, the connection is dropped.
+        let _ = tokio::time::timeout(Duration::from_secs(2), driver).await;
         result
     })
 }
@@ -320,16 +322,61 @@ impl Drop for LogsOnFailure {
         if !std::thread::panicking() {
             return;
         }
-        let dir = repo_root().join("lab-logs").join(self.test);
-        let _ = std::fs::create_dir_all(&dir);
-        for svc in SERVICES {
-            let out = run("docker", &["logs", "--timestamps", svc]);
-            let mut text = out.stdout;
-            text.extend_from_slice(&out.stderr);
-            let _ = std::fs::write(dir.join(format!("{svc}.log")), text);
-        }
-        eprintln!("container logs kept in {}", dir.display());
+        keep_logs(self.test);
     }
+}
+
+/// The longest a lab test may run (the longest, a soak of the long suite, takes about 6 min):
+/// past it the test is taken for hung.
+const TEST_LIMIT: Duration = Duration::from_secs(20 * 60);
+
+/// Ends the whole test process when a test has not ended within [`TEST_LIMIT`]: a hang is a
+/// failure with the containers' logs kept and one line naming the test, not a CI that runs out
+/// of time with nothing said. Dropping the guard (the test ended, however) disarms it.
+pub struct Watchdog {
+    _disarm: std::sync::mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    pub fn start(test: &'static str) -> Self {
+        Self::with_limit(test, TEST_LIMIT)
+    }
+
+    fn with_limit(test: &'static str, limit: Duration) -> Self {
+        let (disarm, armed) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = armed.recv_timeout(limit) {
+                eprintln!(
+                    "{test} has not ended within {limit:?}: taken for hung, the test process ends"
+                );
+                keep_logs(test);
+                if let Ok(out) = Command::new("docker").args(["ps", "-a"]).output() {
+                    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+                }
+                std::process::exit(124);
+            }
+        });
+        Self { _disarm: disarm }
+    }
+}
+
+/// Keeps every container's log in lab-logs/`test`/.
+fn keep_logs(test: &str) {
+    let dir = repo_root().join("lab-logs").join(test);
+    let _ = std::fs::create_dir_all(&dir);
+    for svc in SERVICES {
+        // Not `run`: this runs on a failing or hung test's way out, and must not itself panic.
+        let Ok(out) = Command::new("docker")
+            .args(["logs", "--timestamps", svc])
+            .output()
+        else {
+            continue;
+        };
+        let mut text = out.stdout;
+        text.extend_from_slice(&out.stderr);
+        let _ = std::fs::write(dir.join(format!("{svc}.log")), text);
+    }
+    eprintln!("container logs kept in {}", dir.display());
 }
 
 /// A container stopped by a test; dropping the guard starts it again and waits until it is
@@ -486,6 +533,7 @@ impl Drop for RepointedByHand {
 
 /// What every lab test holds while it runs: the shared-cluster lock and the log keeper.
 pub struct LabTest {
+    _watchdog: Watchdog,
     _logs: LogsOnFailure,
     _serial: MutexGuard<'static, ()>,
     /// The leader when the test began (after waiting for a whole cluster).
@@ -498,8 +546,10 @@ impl LabTest {
         let serial = serial();
         require_lab();
         let logs = LogsOnFailure::new(name);
+        let watchdog = Watchdog::start(name);
         let leader = healthy_cluster();
         Self {
+            _watchdog: watchdog,
             _logs: logs,
             _serial: serial,
             leader,
@@ -803,4 +853,21 @@ pub fn patch_config(body: &str) {
     )
     .unwrap();
     assert_eq!(status, 200, "PATCH /config {body}: {text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A test that ends disarms its watchdog: were it still armed, this process would end
+    /// (exit 124) during the sleep and the test would fail.
+    #[test]
+    fn a_watchdog_dropped_in_time_never_fires() {
+        let dog = Watchdog::with_limit(
+            "a_watchdog_dropped_in_time_never_fires",
+            Duration::from_millis(200),
+        );
+        drop(dog);
+        std::thread::sleep(Duration::from_millis(600));
+    }
 }
