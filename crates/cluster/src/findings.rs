@@ -40,6 +40,8 @@ pub mod leftover {
     pub const CONTAINER_NOT_RUNNING: &str = "container-not-running";
     /// A partition's packet filter.
     pub const PACKET_FILTER_LEFT: &str = "packet-filter-left";
+    /// A bandwidth cap's root qdisc of ours (thin-link).
+    pub const QDISC_LEFT: &str = "qdisc-left";
     /// A process stopped by a signal (SIGSTOP without its SIGCONT).
     pub const PROCESS_STOPPED: &str = "process-stopped";
     /// PgBouncer paused.
@@ -51,6 +53,7 @@ pub mod leftover {
         UNDO_ARMED,
         CONTAINER_NOT_RUNNING,
         PACKET_FILTER_LEFT,
+        QDISC_LEFT,
         PROCESS_STOPPED,
         PGBOUNCER_PAUSED,
         HAPROXY_HOLD_ENABLED,

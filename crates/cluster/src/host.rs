@@ -130,6 +130,18 @@ pub enum Action {
         family: &'static str,
         table: &'static str,
     },
+    /// Our bandwidth cap as `device`'s root qdisc (`script`: `tc -batch` lines,
+    /// [`crate::shaping::cap_script`]), replacing `saved` (`None`: the kernel's default).
+    Shape {
+        device: String,
+        script: String,
+        saved: Option<crate::shaping::RootQdisc>,
+    },
+    /// Our cap taken off `device` and `saved` put back.
+    Unshape {
+        device: String,
+        saved: Option<crate::shaping::RootQdisc>,
+    },
 }
 
 impl Action {
@@ -146,6 +158,10 @@ impl Action {
                 signal: Signal::Cont,
             },
             Self::AddFilter { family, table, .. } => Self::RemoveFilter { family, table },
+            Self::Shape { device, saved, .. } => Self::Unshape {
+                device: device.clone(),
+                saved: saved.clone(),
+            },
             _ => return None,
         })
     }
@@ -411,6 +427,14 @@ impl Host for Docker {
             Action::RemoveFilter { family, table } => self
                 .run_root(&["nft", "delete", "table", family, table])
                 .map(|_| ()),
+            Action::Shape { script, .. } => self
+                .exec(Some("root"), &["tc", "-batch", "-"], Some(script))
+                .map(|_| ()),
+            Action::Unshape { device, saved } => {
+                let argv = crate::shaping::restore_argv(device, saved.as_ref());
+                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                self.run_root(&argv).map(|_| ())
+            }
         }
     }
 
@@ -435,6 +459,14 @@ impl Host for Docker {
             Action::RemoveFilter { family, table } => {
                 format!("nft delete table {family} {table} in {c}")
             }
+            Action::Shape { device, .. } => format!(
+                "docker exec {c} tc qdisc replace dev {device} root handle {} htb (our cap)",
+                crate::shaping::HANDLE
+            ),
+            Action::Unshape { device, saved } => format!(
+                "docker exec {c} {}",
+                crate::shaping::restore_argv(device, saved.as_ref()).join(" ")
+            ),
         }
     }
 

@@ -327,6 +327,13 @@ pub fn packet_filter_present(host: &dyn Host) -> Result<bool, HostError> {
     Ok(tables.lines().any(|l| l.trim() == wanted))
 }
 
+/// The devices of `host` whose root qdisc is thin-link's cap. `Err` when tc could not be asked
+/// (the container is down, tc is missing): that is not "no cap".
+pub fn caps_present(host: &dyn Host) -> Result<Vec<String>, HostError> {
+    host.run_root(&["tc", "qdisc", "show"])
+        .map(|all| crate::shaping::our_devices(&all))
+}
+
 /// The processes stopped by a signal (state T) in `container`, as "pid 38 (postgres: ...:
 /// startup ...)": what a fault that SIGSTOPs one (freeze-patroni, lag-replica) leaves behind
 /// when its undo never ran.

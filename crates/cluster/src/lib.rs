@@ -3,7 +3,7 @@
 //! Docker today), direct SQL to one member (`direct`), the observer's timeline of what was
 //! done and seen (`timeline`), the leader lease and where in its loop a moment falls
 //! (`lease`), settings profiles applied live (`profiles`, and the `profile` subcommand in
-//! `command`), what is left undone when a run stops (`guard`) and the shape of a finding
+//! `command`), a bandwidth cap's tc commands (`shaping`), what is left undone when a run stops (`guard`) and the shape of a finding
 //! (`findings`).
 //!
 //! It must never import the crates above it: faults, the doctor, the scenario runner or the
@@ -18,4 +18,5 @@ pub mod host;
 pub mod lab;
 pub mod lease;
 pub mod profiles;
+pub mod shaping;
 pub mod timeline;

@@ -682,6 +682,27 @@ async fn host_leftovers(lab: &Lab, d: &mut Diagnosis) {
                 }),
                 Err(e) => unread.push(format!("{}'s packet filters: {e}", node.name)),
             }
+            match lab::caps_present(host.as_ref()) {
+                Ok(devices) => out.extend(devices.into_iter().map(|device| {
+                    let unshape = Action::Unshape { device: device.clone(), saved: None };
+                    Finding {
+                        code: leftover::QDISC_LEFT,
+                        severity: Severity::Broken,
+                        part: format!("{} {device}", node.name),
+                        what: format!(
+                            "{} still has a fault's bandwidth cap on {device} (root qdisc htb {})",
+                            node.name,
+                            patroni_lab_cluster::shaping::HANDLE
+                        ),
+                        evidence: "tc qdisc show".into(),
+                        repair: format!(
+                            "{} (`patroni-lab doctor --repair` does it; the kernel's default root qdisc comes back, not one the fault had saved)",
+                            host.describe(&unshape)
+                        ),
+                    }
+                })),
+                Err(e) => unread.push(format!("{}'s bandwidth caps: {e}", node.name)),
+            }
             match lab::stopped_processes(host.as_ref()) {
                 Ok(stopped) => out.extend(stopped.into_iter().map(|(pid, cmd)| Finding {
                     code: leftover::PROCESS_STOPPED,
@@ -755,6 +776,20 @@ pub async fn repair(
                     &f.part,
                     move |h| h.act(&Action::RemoveFilter { family, table }).map(|_| ()),
                     "packet filter removed".to_string(),
+                )
+                .await
+            }
+            leftover::QDISC_LEFT => {
+                let (member, device) = f.part.split_once(' ').unwrap_or((&f.part, ""));
+                let unshape = Action::Unshape {
+                    device: device.to_string(),
+                    saved: None,
+                };
+                host_step(
+                    lab,
+                    member,
+                    move |h| h.act(&unshape),
+                    format!("bandwidth cap taken off {member}'s {device}"),
                 )
                 .await
             }

@@ -129,6 +129,14 @@ fn a_faults_leftovers_are_each_named_and_repaired() {
             "exec", "--user", "root", replica, "nft", "add", "table", "inet", "plab",
         ],
     );
+    // A thin-link cap whose undo never ran, on the leader (read at the first look).
+    run_ok(
+        "docker",
+        &[
+            "exec", "--user", "root", &leader, "tc", "qdisc", "add", "dev", "eth0", "root",
+            "handle", "7a1:", "htb",
+        ],
+    );
     run_ok("docker", &["pause", replica]);
     let (code, stdout, report) = doctor(&[]);
     let found = codes(&report);
@@ -146,8 +154,21 @@ fn a_faults_leftovers_are_each_named_and_repaired() {
         patroni_lab_cluster::lab::HAPROXY_HOLD_LINE
     ));
     let _ = sql(PGBOUNCER_PORT, "pgbouncer", "RESUME");
+    let leaders_root = run_ok(
+        "docker",
+        &[
+            "exec", "--user", "root", &leader, "tc", "qdisc", "show", "dev", "eth0",
+        ],
+    );
+    let _ = run(
+        "docker",
+        &[
+            "exec", "--user", "root", &leader, "tc", "qdisc", "del", "dev", "eth0", "root",
+        ],
+    );
     assert_eq!(code, 8, "{stdout}");
     for wanted in [
+        format!("qdisc-left {leader} eth0"),
         "pgbouncer-paused pgbouncer".to_string(),
         "haproxy-hold-enabled haproxy".to_string(),
         format!("container-not-running {replica}"),
@@ -155,7 +176,13 @@ fn a_faults_leftovers_are_each_named_and_repaired() {
         assert!(found.contains(&wanted), "{wanted}: {found:?} {stdout}");
     }
     assert_eq!(repaired_code, 0, "{repaired}");
+    // The repair took our cap off: the kernel's default root is back.
+    assert!(
+        leaders_root.starts_with("qdisc noqueue 0: root"),
+        "{leaders_root}"
+    );
     for wanted in [
+        "repaired qdisc-left".to_string(),
         "repaired pgbouncer-paused".to_string(),
         "repaired haproxy-hold-enabled".to_string(),
         format!("repaired container-not-running on {replica}"),

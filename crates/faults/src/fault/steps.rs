@@ -226,6 +226,45 @@ pub fn refuses(url: &str) -> Result<String, String> {
     }
 }
 
+/// The leader's links a link fault (lossy, thin) acts on: its `link` parameter's words.
+pub const LEADER_LINKS: &[&str] = &["leader-etcd", "leader-replica", "clients-leader"];
+
+/// The far end of the leader's `link` (one of [`LEADER_LINKS`]): each address, with a port
+/// there that a proof connects to (etcd's client port, a replica's REST API, PgBouncer's).
+pub fn link_peers(lab: &Lab, leader: &str, link: &str) -> Result<Vec<(String, u16)>, FaultError> {
+    let address = |name: &str| host(lab, name)?.address().map_err(err);
+    let peers: Vec<(String, u16)> = match link {
+        "leader-replica" => lab
+            .nodes
+            .iter()
+            .filter(|n| n.name != leader)
+            .map(|n| address(&n.name).map(|ip| (ip, REST_PORT)))
+            .collect::<Result<_, _>>()?,
+        "clients-leader" => vec![(address(lab::PGBOUNCER)?, lab::PGBOUNCER_PORT)],
+        _ => lab
+            .etcd
+            .iter()
+            .map(|e| address(e).map(|ip| (ip, ETCD_PORT)))
+            .collect::<Result<_, _>>()?,
+    };
+    if peers.is_empty() {
+        return Err(FaultError::Step(format!(
+            "the {link} link has no far end here"
+        )));
+    }
+    Ok(peers)
+}
+
+/// A link fault's bound on the window: no worse than the link cut for the hold — the lock may
+/// be lost (retry_timeout + a loop, then the lease: `min(secs, ttl)`) —, the whole hold where
+/// nobody fails over (the clients' link; the replica's under synchronous replication); plus
+/// 15 s.
+pub fn link_window_bound(link: &str, secs: u64, t: crate::fault::Timing) -> Duration {
+    let whole_hold = link == "clients-leader" || (link == "leader-replica" && t.synchronous);
+    let bound = if whole_hold { secs } else { secs.min(t.ttl) };
+    Duration::from_secs(bound + 15)
+}
+
 /// Addresses as a Python list's items, for a script a proof runs on a host: `('ip',port),...`.
 pub fn python_addresses(peers: &[(String, u16)]) -> String {
     peers

@@ -5,10 +5,9 @@
 //! do clients fail. Proven from inside the leader: its own connects to the far end of the link,
 //! and the rule's counter of packets dropped above zero.
 
-use std::time::Duration;
-
 use crate::fault::steps::{
-    ETCD_PORT, PROOF_LIMIT, REST_PORT, act_undoable, err, hold, host, prove, python_addresses,
+    LEADER_LINKS, PROOF_LIMIT, act_undoable, hold, host, link_peers, link_window_bound, prove,
+    python_addresses,
 };
 use crate::fault::{
     Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Param, ParamKind, Timing, Value,
@@ -16,14 +15,14 @@ use crate::fault::{
 use crate::grade::Expectations;
 use patroni_lab_cluster::findings::leftover;
 use patroni_lab_cluster::host::{Action, Host};
-use patroni_lab_cluster::lab::{FILTER_TABLE, PGBOUNCER, PGBOUNCER_PORT};
+use patroni_lab_cluster::lab::FILTER_TABLE;
 
 pub struct LossyLink;
 
 /// Which of the leader's links loses packets.
 const LINK: Param = Param {
     name: "link",
-    kind: ParamKind::Link(&["leader-etcd", "leader-replica", "clients-leader"]),
+    kind: ParamKind::Link(LEADER_LINKS),
     default: Value::Word("leader-etcd"),
     help: "the leader's link that loses packets (clients-leader: PgBouncer to the leader)",
 };
@@ -99,39 +98,16 @@ impl FaultKind for LossyLink {
     /// over (the clients' link, the replica's under synchronous replication) it may last the
     /// whole hold.
     fn expectations(&self, args: &Args, t: Timing) -> Expectations {
-        let secs = args.secs.unwrap_or(0);
         let (link, _) = link_and_loss(args);
-        let whole_hold = link == "clients-leader" || (link == "leader-replica" && t.synchronous);
-        let bound = if whole_hold { secs } else { secs.min(t.ttl) };
         Expectations {
-            max_window: Some(Duration::from_secs(bound + 15)),
+            max_window: Some(link_window_bound(link, args.secs.unwrap_or(0), t)),
             ..Expectations::base()
         }
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let (lab, leader, timeline, stopped) = (ctx.lab, ctx.leader, ctx.timeline, ctx.stopped);
         let (link, loss) = link_and_loss(&ctx.args);
-        let address = |name: &str| host(lab, name)?.address().map_err(err);
-        // The far end of the link, and a port there the proof connects to.
-        let peers: Vec<(String, u16)> = match link {
-            "leader-replica" => lab
-                .nodes
-                .iter()
-                .filter(|n| n.name != leader)
-                .map(|n| address(&n.name).map(|ip| (ip, REST_PORT)))
-                .collect::<Result<_, _>>()?,
-            "clients-leader" => vec![(address(PGBOUNCER)?, PGBOUNCER_PORT)],
-            _ => lab
-                .etcd
-                .iter()
-                .map(|e| address(e).map(|ip| (ip, ETCD_PORT)))
-                .collect::<Result<_, _>>()?,
-        };
-        if peers.is_empty() {
-            return Err(FaultError::Step(format!(
-                "the {link} link has no far end here"
-            )));
-        }
+        let peers = link_peers(lab, leader, link)?;
         let ips: Vec<&str> = peers.iter().map(|(ip, _)| ip.as_str()).collect();
         let (family, table) = FILTER_TABLE;
         let h = host(lab, leader)?;
@@ -198,6 +174,7 @@ fn lossy_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_rules_drop_the_share_both_ways_and_count() {

@@ -32,6 +32,7 @@ registry! {
     freeze_postmaster::FreezePostmaster,
     partition_leader::PartitionLeader,
     lossy_link::LossyLink,
+    thin_link::ThinLink,
     etcd_loss::EtcdLoss,
     freeze_etcd::FreezeEtcd,
     replica_loss::ReplicaLoss,

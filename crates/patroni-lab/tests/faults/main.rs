@@ -24,6 +24,7 @@ mod restart_leader;
 mod stop_leader;
 mod switchover;
 mod switchover_paused;
+mod thin_link;
 
 /// A scenario that takes the leader's container down: `step` (naming the leader) is on the
 /// timeline, the other node takes the lock, and the old leader is started again.

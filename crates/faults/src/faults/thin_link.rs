@@ -1,0 +1,239 @@
+//! `thin-link[:leader-etcd|leader-replica|clients-leader][:RATE]`: what the leader sends on one
+//! of its links is capped at RATE for N s (htb as the root qdisc of the leader's device toward
+//! the link's far end, one capped class and a u32 filter per far-end address: a tbf would cap
+//! the whole device). A network that is thin, not cut (Patroni #1195, GitLab #7790): does
+//! Patroni keep its lock, do clients fail or only slow down, how far the replica falls behind.
+//! The device's previous root qdisc is saved and put back, and checked line for line
+//! afterwards; a classful one of someone else's is refused, nothing done. Proven from inside
+//! the leader: datagrams to the far end pass our capped class and it holds some back.
+
+use crate::fault::steps::{
+    LEADER_LINKS, PROOF_LIMIT, act_undoable, err, hold, host, link_peers, link_window_bound,
+    prove,
+};
+use crate::fault::{
+    Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Param, ParamKind, Timing, Value,
+};
+use crate::grade::Expectations;
+use patroni_lab_cluster::findings::leftover;
+use patroni_lab_cluster::host::{Action, Host};
+use patroni_lab_cluster::shaping::{self, RootQdisc};
+
+pub struct ThinLink;
+
+/// Which of the leader's links is capped.
+const LINK: Param = Param {
+    name: "link",
+    kind: ParamKind::Link(LEADER_LINKS),
+    default: Value::Word("leader-replica"),
+    help: "the leader's link whose outgoing packets are capped (clients-leader: to PgBouncer)",
+};
+
+/// At how much.
+const RATE: Param = Param {
+    name: "rate",
+    kind: ParamKind::Rate,
+    default: Value::BitsPerSecond(DEFAULT_RATE),
+    help: "what the leader may send on the link, in bits per second",
+};
+
+/// 1 Mbit/s: below what the probe's writes make the leader send its replica (SCENARIOS.md
+/// "A thin link").
+const DEFAULT_RATE: u64 = 1_000_000;
+
+const DECLARED: Declared = Declared {
+    name: "thin-link",
+    default_secs: Some(30),
+    needs: Needs::Containers,
+    bound_rule: Some("min(secs, ttl) + 15 s; secs + 15 s where nobody fails over"),
+    // Not drawn by the soak until its runs say what it costs.
+    effects: Effects {
+        in_soak: false,
+        ..Effects::PLAIN
+    },
+    params: &[LINK, RATE],
+    leftovers: &[leftover::QDISC_LEFT],
+};
+
+/// The written link and rate (their defaults when not given).
+fn link_and_rate(args: &Args) -> (&'static str, u64) {
+    let link = args.word(LINK.name).unwrap_or("leader-replica");
+    let rate = match args.get(RATE.name) {
+        Some(Value::BitsPerSecond(b)) => b,
+        _ => DEFAULT_RATE,
+    };
+    (link, rate)
+}
+
+impl FaultKind for ThinLink {
+    fn declared(&self) -> Declared {
+        DECLARED
+    }
+    fn describe(&self, args: &Args) -> String {
+        let (link, rate) = link_and_rate(args);
+        format!(
+            "what the leader sends on the {link} link capped at {} for {} s (htb in the leader's container, its previous root qdisc put back); `:leader-etcd`, `:clients-leader`, `:RATE` choose",
+            Value::BitsPerSecond(rate),
+            args.secs.unwrap_or_default()
+        )
+    }
+    /// As a lossy link's: no worse than the link cut for the hold.
+    fn expectations(&self, args: &Args, t: Timing) -> Expectations {
+        let (link, _) = link_and_rate(args);
+        Expectations {
+            max_window: Some(link_window_bound(link, args.secs.unwrap_or(0), t)),
+            ..Expectations::base()
+        }
+    }
+    fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
+        let (lab, leader, timeline, stopped) = (ctx.lab, ctx.leader, ctx.timeline, ctx.stopped);
+        let (link, rate) = link_and_rate(&ctx.args);
+        let peers = link_peers(lab, leader, link)?;
+        let ips: Vec<&str> = peers.iter().map(|(ip, _)| ip.as_str()).collect();
+        let h = host(lab, leader)?;
+        let route = h
+            .run_root(&["ip", "-o", "route", "get", ips[0]])
+            .map_err(err)?;
+        let device = shaping::device_for(&route).ok_or_else(|| {
+            FaultError::Step(format!("{leader}: no device toward {}: {route}", ips[0]))
+        })?;
+        let before = root_of(h.as_ref(), &device)?;
+        let saved = replaceable(leader, &device, before.as_ref())?;
+        ctx.step(format!(
+            "{leader}: what {device} sends to the {link} link ({}) capped at {}",
+            ips.join(", "),
+            Value::BitsPerSecond(rate)
+        ));
+        let guard = act_undoable(
+            &h,
+            Action::Shape {
+                device: device.clone(),
+                script: shaping::cap_script(&device, &ips, rate),
+                saved,
+            },
+        )?;
+        let proven = prove(timeline, "the thin link", PROOF_LIMIT, stopped, || {
+            capped_from(h.as_ref(), &ips, &device)
+        });
+        let held = proven.and_then(|_| hold(ctx.duration(), stopped));
+        ctx.step(guard.what().to_string());
+        guard.undo().map_err(FaultError::Step)?;
+        // Touch only what we added: the root qdisc is again exactly the one found.
+        let after = root_of(h.as_ref(), &device)?;
+        if after.as_ref().map(|q| &q.line) != before.as_ref().map(|q| &q.line) {
+            return Err(FaultError::Step(format!(
+                "{leader}: {device}'s root qdisc was not put back as it was: was `{}`, now `{}`",
+                before.map_or("none".into(), |q| q.line),
+                after.map_or("none".into(), |q| q.line)
+            )));
+        }
+        held
+    }
+}
+
+/// `device`'s root qdisc on `host`.
+fn root_of(host: &dyn Host, device: &str) -> Result<Option<RootQdisc>, FaultError> {
+    host.run_root(&["tc", "qdisc", "show", "dev", device])
+        .map(|show| shaping::root_qdisc(&show))
+        .map_err(err)
+}
+
+/// What our cap replaces and puts back (`None`: the kernel's default); refused, nothing done,
+/// when the root is a cap of ours already (a leftover) or someone else's classful qdisc.
+fn replaceable(
+    leader: &str,
+    device: &str,
+    root: Option<&RootQdisc>,
+) -> Result<Option<RootQdisc>, FaultError> {
+    match root {
+        None => Ok(None),
+        Some(q) if q.is_default() => Ok(None),
+        Some(q) if q.is_ours() => Err(FaultError::Step(format!(
+            "{leader}: {device} still has a fault's cap ({}): `patroni-lab doctor --repair` takes it off",
+            q.line
+        ))),
+        Some(q) if q.is_classful() => Err(FaultError::Step(format!(
+            "{leader}: {device}'s root qdisc is a classful {} of its own (`{}`): its classes and filters could not be put back, so thin-link refuses to replace it",
+            q.kind, q.line
+        ))),
+        Some(q) => Ok(Some(q.clone())),
+    }
+}
+
+/// From inside `host`: 60 datagrams of 1200 bytes to each far end (a port nobody listens on:
+/// nothing there reads them), then our class's counters; proof when the class sent them and
+/// held some back.
+fn capped_from(host: &dyn Host, ips: &[&str], device: &str) -> Result<String, String> {
+    let list = ips
+        .iter()
+        .map(|ip| format!("'{ip}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let script = format!(
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor i in range(60):\n    for a in [{list}]:\n        try:\n            s.sendto(b'x' * 1200, (a, 9))\n        except OSError:\n            pass\n"
+    );
+    let counts = || {
+        host.run_root(&[
+            "tc", "-s", "class", "show", "dev", device, "classid", shaping::CLASS,
+        ])
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            shaping::class_counts(&s).ok_or_else(|| format!("no counters for our class in: {s}"))
+        })
+    };
+    let (sent_before, held_before) = counts()?;
+    host.run(&["python3", "-c", &script])
+        .map_err(|e| e.to_string())?;
+    let (sent, held) = counts()?;
+    let (sent, held) = (sent - sent_before.min(sent), held - held_before.min(held));
+    if sent == 0 || held == 0 {
+        return Err(format!(
+            "from {}, our capped class sent {sent} bytes and held back {held} packets of the link so far",
+            host.name()
+        ));
+    }
+    Ok(format!(
+        "from {}, {sent} bytes to the link's far end passed our capped class, which held packets back {held} times",
+        host.name()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn its_link_and_rate_are_read_from_the_written_fault() {
+        let f = crate::faults::Fault::from_spec("thin-link:leader-etcd:64kbit:20").unwrap();
+        assert_eq!(link_and_rate(&f.args()), ("leader-etcd", 64_000));
+        assert_eq!(f.secs(), Some(20));
+        let d = crate::faults::Fault::from_spec("thin-link").unwrap();
+        assert_eq!(link_and_rate(&d.args()), ("leader-replica", 1_000_000));
+        assert!(
+            d.describe()
+                .starts_with("what the leader sends on the leader-replica link capped at 1mbit"),
+            "{}",
+            d.describe()
+        );
+        let clients = crate::faults::Fault::from_spec("thin-link:clients-leader:60").unwrap();
+        assert_eq!(clients.expectations().max_window, Some(Duration::from_secs(75)));
+        assert!(crate::faults::Fault::from_spec("thin-link:30%").is_err());
+    }
+
+    #[test]
+    fn only_the_default_or_a_classless_root_of_someone_elses_is_replaced() {
+        let q = |line: &str| shaping::root_qdisc(line).unwrap();
+        let default = q("qdisc noqueue 0: root refcnt 2");
+        assert_eq!(replaceable("p1", "eth0", Some(&default)).unwrap(), None);
+        assert_eq!(replaceable("p1", "eth0", None).unwrap(), None);
+        let tbf = q("qdisc tbf 8001: root refcnt 2 rate 8Mbit burst 16Kb lat 50ms");
+        assert_eq!(replaceable("p1", "eth0", Some(&tbf)).unwrap(), Some(tbf.clone()));
+        let theirs = q("qdisc htb 1: root refcnt 2 r2q 10 default 0x10");
+        let e = replaceable("p1", "eth0", Some(&theirs)).unwrap_err().to_string();
+        assert!(e.contains("classful htb of its own"), "{e}");
+        let ours = q("qdisc htb 7a1: root refcnt 2 r2q 10 default 0");
+        let e = replaceable("p1", "eth0", Some(&ours)).unwrap_err().to_string();
+        assert!(e.contains("still has a fault's cap"), "{e}");
+    }
+}
