@@ -12,6 +12,18 @@
 pub const HANDLE: &str = "7a1:";
 /// The one capped class under it.
 pub const CLASS: &str = "7a1:1";
+/// The class's own qdisc, when it has one (a delay's netem).
+pub const LEAF: &str = "7a2:";
+
+/// Whether this kernel can make a netem qdisc, asked on a veth pair of our own made and removed
+/// at once (nothing of the host's is touched): exits 0 when it can, or printing
+/// [`NETEM_UNKNOWN`] when the pair could not be made (cannot tell); else fails with tc's own
+/// words on its standard error.
+pub const NETEM_PROBE: &str = "ip link add plab-q0 type veth peer name plab-q1 || { echo cannot-tell; exit 0; }; \
+     out=$(tc qdisc add dev plab-q0 root netem delay 1ms 2>&1); rc=$?; \
+     ip link del plab-q0; echo \"$out\" >&2; exit $rc";
+/// What [`NETEM_PROBE`] prints when it cannot tell.
+pub const NETEM_UNKNOWN: &str = "cannot-tell";
 
 /// A device's root qdisc as `tc qdisc show dev X` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,10 +108,32 @@ pub fn device_for(route: &str) -> Option<String> {
 /// our htb as the root qdisc (unclassified traffic passes uncapped), one class at the rate,
 /// a u32 filter per address.
 pub fn cap_script(device: &str, peers: &[&str], bits_per_second: u64) -> String {
+    classed(device, peers, bits_per_second, None)
+}
+
+/// The `tc -batch` lines that delay what `device` sends to `peers` by `ms`: as
+/// [`cap_script`] with the class uncapped (10 Gbit/s) and a netem qdisc under it.
+pub fn delay_script(device: &str, peers: &[&str], ms: u32) -> String {
+    classed(
+        device,
+        peers,
+        10_000_000_000,
+        Some(&format!("netem delay {ms}ms")),
+    )
+}
+
+/// Our htb root, one class at `bits_per_second` (with `leaf` as its qdisc, if any), a u32
+/// filter per address into it.
+fn classed(device: &str, peers: &[&str], bits_per_second: u64, leaf: Option<&str>) -> String {
     let mut s = format!(
         "qdisc replace dev {device} root handle {HANDLE} htb\n\
          class add dev {device} parent {HANDLE} classid {CLASS} htb rate {bits_per_second}bit ceil {bits_per_second}bit\n"
     );
+    if let Some(leaf) = leaf {
+        s.push_str(&format!(
+            "qdisc add dev {device} parent {CLASS} handle {LEAF} {leaf}\n"
+        ));
+    }
     for ip in peers {
         s.push_str(&format!(
             "filter add dev {device} parent {HANDLE} protocol ip prio 1 u32 match ip dst {ip}/32 flowid {CLASS}\n"
@@ -190,6 +224,23 @@ mod tests {
              filter add dev eth0 parent 7a1: protocol ip prio 1 u32 match ip dst 10.0.0.2/32 flowid 7a1:1\n\
              filter add dev eth0 parent 7a1: protocol ip prio 1 u32 match ip dst 10.0.0.4/32 flowid 7a1:1\n"
         );
+    }
+
+    #[test]
+    fn a_delay_is_a_netem_under_our_uncapped_class() {
+        let s = delay_script("eth0", &["10.0.0.2"], 200);
+        assert_eq!(
+            s,
+            "qdisc replace dev eth0 root handle 7a1: htb\n\
+             class add dev eth0 parent 7a1: classid 7a1:1 htb rate 10000000000bit ceil 10000000000bit\n\
+             qdisc add dev eth0 parent 7a1:1 handle 7a2: netem delay 200ms\n\
+             filter add dev eth0 parent 7a1: protocol ip prio 1 u32 match ip dst 10.0.0.2/32 flowid 7a1:1\n"
+        );
+        // Nothing but our own pair is made, and it is removed whatever tc said.
+        assert!(NETEM_PROBE.starts_with("ip link add plab-q0 type veth"));
+        assert!(NETEM_PROBE.contains(NETEM_UNKNOWN));
+        assert!(NETEM_PROBE.contains("tc qdisc add dev plab-q0 root netem"));
+        assert!(NETEM_PROBE.contains("ip link del plab-q0;"));
     }
 
     #[test]

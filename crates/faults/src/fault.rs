@@ -192,6 +192,8 @@ pub enum ParamKind {
     Percentage,
     /// Bits per second: `1mbit`, `256kbit`, `64000bit`.
     Rate,
+    /// Whole milliseconds from 1 to 60000: `200ms` (a hold is whole seconds: `20s`).
+    Delay,
 }
 
 /// A parameter's value.
@@ -201,6 +203,7 @@ pub enum Value {
     Word(&'static str),
     Percent(u8),
     BitsPerSecond(u64),
+    Millis(u32),
 }
 
 impl std::fmt::Display for Value {
@@ -216,6 +219,7 @@ impl std::fmt::Display for Value {
             }
             Value::BitsPerSecond(b) if b > 0 && b % 1_000 == 0 => write!(f, "{}kbit", b / 1_000),
             Value::BitsPerSecond(b) => write!(f, "{b}bit"),
+            Value::Millis(ms) => write!(f, "{ms}ms"),
         }
     }
 }
@@ -231,6 +235,10 @@ impl ParamKind {
             ParamKind::Percentage => part.strip_suffix('%').map(|n| match n.parse::<u8>() {
                 Ok(p) if (1..=100).contains(&p) => Ok(Value::Percent(p)),
                 _ => Err(format!("'{part}' is not a percentage from 1% to 100%")),
+            }),
+            ParamKind::Delay => part.strip_suffix("ms").map(|n| match n.parse::<u32>() {
+                Ok(ms) if (1..=60_000).contains(&ms) => Ok(Value::Millis(ms)),
+                _ => Err(format!("'{part}' is not a delay from 1ms to 60000ms")),
             }),
             ParamKind::Rate => {
                 let (n, unit) = ["gbit", "mbit", "kbit", "bit"]
@@ -262,6 +270,7 @@ impl ParamKind {
             ParamKind::Target(words) | ParamKind::Link(words) => words.join("|"),
             ParamKind::Percentage => "N%".into(),
             ParamKind::Rate => "N(bit|kbit|mbit|gbit)".into(),
+            ParamKind::Delay => "Nms".into(),
         }
     }
 }
@@ -387,6 +396,12 @@ pub trait FaultKind: Sync {
     /// Client settings the fault needs; returns what it changed, for the report.
     fn adjust_probe(&self, _probe: &mut patroni_lab_probe::settings::Settings) -> Option<String> {
         None
+    }
+    /// Whether the cluster's hosts have what the fault needs, asked before anything is done
+    /// (read-only, or on something of our own made and removed at once); the refusal, in one
+    /// line naming the host and what it lacks.
+    fn preflight(&self, _lab: &patroni_lab_cluster::lab::Lab, _args: &Args) -> Result<(), String> {
+        Ok(())
     }
     /// Injects the fault, proves it took effect, holds it, and undoes it (guards: the undo also
     /// runs on failure, panic and signals), recording each step. Blocking.

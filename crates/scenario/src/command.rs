@@ -322,6 +322,12 @@ impl RunArgs {
 
 async fn run_all(args: &RunArgs, p: Prepared) -> Result<ExitCode> {
     cluster::containers_up(&p.lab).map_err(anyhow::Error::msg)?;
+    // What the hosts lack (a kernel without netem, say) refuses the run before anything.
+    let (lab, fault) = (p.lab.clone(), p.fault);
+    if let Err(e) = tokio::task::spawn_blocking(move || fault.preflight(&lab)).await? {
+        eprintln!("patroni-lab scenario: error: {e}");
+        return Ok(ExitCode::from(Exit::BadInput));
+    }
     if (args.at_lease_remaining.is_some() || args.phases.is_some()) && p.lab.etcd_url.is_none() {
         eprintln!(
             "patroni-lab scenario: error: --at-lease-remaining and --phases read the lease from etcd, and a cluster given by URLs has none here; leave them out"

@@ -11,6 +11,7 @@ use patroni_lab_cluster::cluster;
 use patroni_lab_cluster::guard::{Guard, Undo};
 use patroni_lab_cluster::host::{Action, Host, Service, State};
 use patroni_lab_cluster::lab::{self, Lab};
+use patroni_lab_cluster::shaping::{self, RootQdisc};
 use patroni_lab_cluster::timeline::{Source, Timeline};
 
 pub fn err(e: impl ToString) -> FaultError {
@@ -265,6 +266,83 @@ pub fn link_window_bound(link: &str, secs: u64, t: crate::fault::Timing) -> Dura
     Duration::from_secs(bound + 15)
 }
 
+/// The root qdisc slot of the device a host reaches a link's far end through: what a cap or
+/// a delay of ours replaces there, and puts back.
+pub struct RootSlot {
+    pub host: String,
+    pub device: String,
+    /// The root qdisc found (`None`: `tc` printed none).
+    pub before: Option<RootQdisc>,
+    /// What ours replaces and must put back (`None`: the kernel's default).
+    pub saved: Option<RootQdisc>,
+}
+
+impl RootSlot {
+    /// The slot of `host`'s device toward `address`; refused, nothing done, when its root is
+    /// a cap of ours already (a leftover) or someone else's classful qdisc.
+    pub fn toward(host: &dyn Host, address: &str) -> Result<Self, FaultError> {
+        let name = host.name().to_string();
+        let route = host
+            .run_root(&["ip", "-o", "route", "get", address])
+            .map_err(err)?;
+        let device = shaping::device_for(&route).ok_or_else(|| {
+            FaultError::Step(format!("{name}: no device toward {address}: {route}"))
+        })?;
+        let before = root_of(host, &device)?;
+        let saved = replaceable(&name, &device, before.as_ref())?;
+        Ok(Self {
+            host: name,
+            device,
+            before,
+            saved,
+        })
+    }
+
+    /// Touch only what we added: after the undo, the root qdisc is again exactly the one found.
+    pub fn check_put_back(&self, host: &dyn Host) -> Result<(), FaultError> {
+        let after = root_of(host, &self.device)?;
+        if after.as_ref().map(|q| &q.line) == self.before.as_ref().map(|q| &q.line) {
+            return Ok(());
+        }
+        Err(FaultError::Step(format!(
+            "{}: {}'s root qdisc was not put back as it was: was `{}`, now `{}`",
+            self.host,
+            self.device,
+            self.before.as_ref().map_or("none", |q| q.line.as_str()),
+            after.as_ref().map_or("none", |q| q.line.as_str())
+        )))
+    }
+}
+
+/// `device`'s root qdisc on `host`.
+fn root_of(host: &dyn Host, device: &str) -> Result<Option<RootQdisc>, FaultError> {
+    host.run_root(&["tc", "qdisc", "show", "dev", device])
+        .map(|show| shaping::root_qdisc(&show))
+        .map_err(err)
+}
+
+/// What our cap replaces and puts back (`None`: the kernel's default); refused, nothing done,
+/// when the root is a cap of ours already (a leftover) or someone else's classful qdisc.
+pub fn replaceable(
+    leader: &str,
+    device: &str,
+    root: Option<&RootQdisc>,
+) -> Result<Option<RootQdisc>, FaultError> {
+    match root {
+        None => Ok(None),
+        Some(q) if q.is_default() => Ok(None),
+        Some(q) if q.is_ours() => Err(FaultError::Step(format!(
+            "{leader}: {device} still has a fault's cap ({}): `patroni-lab doctor --repair` takes it off",
+            q.line
+        ))),
+        Some(q) if q.is_classful() => Err(FaultError::Step(format!(
+            "{leader}: {device}'s root qdisc is a classful {} of its own (`{}`): its classes and filters could not be put back, so thin-link refuses to replace it",
+            q.kind, q.line
+        ))),
+        Some(q) => Ok(Some(q.clone())),
+    }
+}
+
 /// Addresses as a Python list's items, for a script a proof runs on a host: `('ip',port),...`.
 pub fn python_addresses(peers: &[(String, u16)]) -> String {
     peers
@@ -498,5 +576,28 @@ mod tests {
             Err("still running".into())
         });
         assert!(matches!(cut, Err(FaultError::Interrupted(_))), "{cut:?}");
+    }
+
+    #[test]
+    fn only_the_default_or_a_classless_root_of_someone_elses_is_replaced() {
+        let q = |line: &str| shaping::root_qdisc(line).unwrap();
+        let default = q("qdisc noqueue 0: root refcnt 2");
+        assert_eq!(replaceable("p1", "eth0", Some(&default)).unwrap(), None);
+        assert_eq!(replaceable("p1", "eth0", None).unwrap(), None);
+        let tbf = q("qdisc tbf 8001: root refcnt 2 rate 8Mbit burst 16Kb lat 50ms");
+        assert_eq!(
+            replaceable("p1", "eth0", Some(&tbf)).unwrap(),
+            Some(tbf.clone())
+        );
+        let theirs = q("qdisc htb 1: root refcnt 2 r2q 10 default 0x10");
+        let e = replaceable("p1", "eth0", Some(&theirs))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("classful htb of its own"), "{e}");
+        let ours = q("qdisc htb 7a1: root refcnt 2 r2q 10 default 0");
+        let e = replaceable("p1", "eth0", Some(&ours))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("still has a fault's cap"), "{e}");
     }
 }

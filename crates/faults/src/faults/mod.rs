@@ -33,6 +33,7 @@ registry! {
     partition_leader::PartitionLeader,
     lossy_link::LossyLink,
     thin_link::ThinLink,
+    delay_link::DelayLink,
     etcd_loss::EtcdLoss,
     freeze_etcd::FreezeEtcd,
     replica_loss::ReplicaLoss,
@@ -52,7 +53,8 @@ pub const SECS: std::ops::RangeInclusive<u64> = 1..=600;
 /// Whole seconds, as a written fault's hold: `20`, `20s`, `2m` (`None`: not that form;
 /// `Some(Err)`: a duration, but not whole seconds).
 fn written_secs(p: &str) -> Option<Result<u64, String>> {
-    if !p.starts_with(|c: char| c.is_ascii_digit()) {
+    // `200ms` is a delay's form, never a hold's.
+    if !p.starts_with(|c: char| c.is_ascii_digit()) || p.ends_with("ms") {
         return None;
     }
     match patroni_lab_probe::settings::parse_duration(p) {
@@ -268,6 +270,12 @@ impl Fault {
     /// Whether it needs PgBouncer's admin console (given with `--pgbouncer` outside the lab).
     pub fn needs_pgbouncer(&self) -> bool {
         self.declared().needs == Needs::PgbouncerAdmin
+    }
+
+    /// Whether the cluster's hosts have what it needs (before anything is done): the refusal
+    /// in one line.
+    pub fn preflight(&self, lab: &Lab) -> Result<(), String> {
+        self.kind.preflight(lab, &self.args)
     }
 
     /// Client settings the scenario needs; returns what it changed (`None`: nothing).

@@ -8,7 +8,7 @@
 //! the leader: datagrams to the far end pass our capped class and it holds some back.
 
 use crate::fault::steps::{
-    LEADER_LINKS, PROOF_LIMIT, act_undoable, err, hold, host, link_peers, link_window_bound,
+    LEADER_LINKS, PROOF_LIMIT, RootSlot, act_undoable, hold, host, link_peers, link_window_bound,
     prove,
 };
 use crate::fault::{
@@ -17,7 +17,7 @@ use crate::fault::{
 use crate::grade::Expectations;
 use patroni_lab_cluster::findings::leftover;
 use patroni_lab_cluster::host::{Action, Host};
-use patroni_lab_cluster::shaping::{self, RootQdisc};
+use patroni_lab_cluster::shaping;
 
 pub struct ThinLink;
 
@@ -92,14 +92,8 @@ impl FaultKind for ThinLink {
         let peers = link_peers(lab, leader, link)?;
         let ips: Vec<&str> = peers.iter().map(|(ip, _)| ip.as_str()).collect();
         let h = host(lab, leader)?;
-        let route = h
-            .run_root(&["ip", "-o", "route", "get", ips[0]])
-            .map_err(err)?;
-        let device = shaping::device_for(&route).ok_or_else(|| {
-            FaultError::Step(format!("{leader}: no device toward {}: {route}", ips[0]))
-        })?;
-        let before = root_of(h.as_ref(), &device)?;
-        let saved = replaceable(leader, &device, before.as_ref())?;
+        let slot = RootSlot::toward(h.as_ref(), ips[0])?;
+        let device = slot.device.clone();
         ctx.step(format!(
             "{leader}: what {device} sends to the {link} link ({}) capped at {}",
             ips.join(", "),
@@ -110,7 +104,7 @@ impl FaultKind for ThinLink {
             Action::Shape {
                 device: device.clone(),
                 script: shaping::cap_script(&device, &ips, rate),
-                saved,
+                saved: slot.saved.clone(),
             },
         )?;
         let proven = prove(timeline, "the thin link", PROOF_LIMIT, stopped, || {
@@ -119,45 +113,8 @@ impl FaultKind for ThinLink {
         let held = proven.and_then(|_| hold(ctx.duration(), stopped));
         ctx.step(guard.what().to_string());
         guard.undo().map_err(FaultError::Step)?;
-        // Touch only what we added: the root qdisc is again exactly the one found.
-        let after = root_of(h.as_ref(), &device)?;
-        if after.as_ref().map(|q| &q.line) != before.as_ref().map(|q| &q.line) {
-            return Err(FaultError::Step(format!(
-                "{leader}: {device}'s root qdisc was not put back as it was: was `{}`, now `{}`",
-                before.map_or("none".into(), |q| q.line),
-                after.map_or("none".into(), |q| q.line)
-            )));
-        }
+        slot.check_put_back(h.as_ref())?;
         held
-    }
-}
-
-/// `device`'s root qdisc on `host`.
-fn root_of(host: &dyn Host, device: &str) -> Result<Option<RootQdisc>, FaultError> {
-    host.run_root(&["tc", "qdisc", "show", "dev", device])
-        .map(|show| shaping::root_qdisc(&show))
-        .map_err(err)
-}
-
-/// What our cap replaces and puts back (`None`: the kernel's default); refused, nothing done,
-/// when the root is a cap of ours already (a leftover) or someone else's classful qdisc.
-fn replaceable(
-    leader: &str,
-    device: &str,
-    root: Option<&RootQdisc>,
-) -> Result<Option<RootQdisc>, FaultError> {
-    match root {
-        None => Ok(None),
-        Some(q) if q.is_default() => Ok(None),
-        Some(q) if q.is_ours() => Err(FaultError::Step(format!(
-            "{leader}: {device} still has a fault's cap ({}): `patroni-lab doctor --repair` takes it off",
-            q.line
-        ))),
-        Some(q) if q.is_classful() => Err(FaultError::Step(format!(
-            "{leader}: {device}'s root qdisc is a classful {} of its own (`{}`): its classes and filters could not be put back, so thin-link refuses to replace it",
-            q.kind, q.line
-        ))),
-        Some(q) => Ok(Some(q.clone())),
     }
 }
 
@@ -220,21 +177,5 @@ mod tests {
         let clients = crate::faults::Fault::from_spec("thin-link:clients-leader:60").unwrap();
         assert_eq!(clients.expectations().max_window, Some(Duration::from_secs(75)));
         assert!(crate::faults::Fault::from_spec("thin-link:30%").is_err());
-    }
-
-    #[test]
-    fn only_the_default_or_a_classless_root_of_someone_elses_is_replaced() {
-        let q = |line: &str| shaping::root_qdisc(line).unwrap();
-        let default = q("qdisc noqueue 0: root refcnt 2");
-        assert_eq!(replaceable("p1", "eth0", Some(&default)).unwrap(), None);
-        assert_eq!(replaceable("p1", "eth0", None).unwrap(), None);
-        let tbf = q("qdisc tbf 8001: root refcnt 2 rate 8Mbit burst 16Kb lat 50ms");
-        assert_eq!(replaceable("p1", "eth0", Some(&tbf)).unwrap(), Some(tbf.clone()));
-        let theirs = q("qdisc htb 1: root refcnt 2 r2q 10 default 0x10");
-        let e = replaceable("p1", "eth0", Some(&theirs)).unwrap_err().to_string();
-        assert!(e.contains("classful htb of its own"), "{e}");
-        let ours = q("qdisc htb 7a1: root refcnt 2 r2q 10 default 0");
-        let e = replaceable("p1", "eth0", Some(&ours)).unwrap_err().to_string();
-        assert!(e.contains("still has a fault's cap"), "{e}");
     }
 }

@@ -10,6 +10,7 @@ use patroni_lab_testkit::*;
 use serde_json::Value;
 
 mod crash_postgres;
+mod delay_link;
 mod etcd_loss;
 mod freeze_etcd;
 mod freeze_patroni;
