@@ -265,6 +265,9 @@ pub fn run_summary(run: &ScenarioRun) -> String {
             let _ = writeln!(s, "    reads it answered as a primary after that: {r}");
         }
     }
+    if let Some(d) = &run.dcs_log {
+        let _ = writeln!(s, "  {}", d.line());
+    }
     let gaps: Vec<String> = run
         .sampling
         .iter()

@@ -141,6 +141,10 @@ pub struct ScenarioRun {
     /// it left and came back, the bound from the settings (`None`: no readers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reader_pool: Option<crate::readers::ReaderPool>,
+    /// What the leader before the fault logged about its DCS from the injection on (`None`:
+    /// its log was not read — a cluster given by URLs, or the read failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dcs_log: Option<crate::dcs_log::DcsLog>,
     /// Set when a fault step failed or its effect was not proven (the fault was undone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_error: Option<String>,
@@ -391,6 +395,8 @@ struct Course {
     /// What decides when a lagging replica leaves the reader pool, as the run began (`None`:
     /// no readers, or not read).
     reader_settings: Option<crate::readers::ReaderSettings>,
+    /// When the fault was injected (wall clock; `None`: never injected).
+    injected_unix_us: Option<u64>,
 }
 
 /// Runs `plan` once. `stop` (a signal) ends the run early: the fault is undone, the probe
@@ -457,6 +463,21 @@ pub async fn run_once(
     course.haproxy_check = haproxy_check;
     course.loop_wait_ms = loop_wait_ms;
     course.reader_settings = reader_settings;
+    // What the leader's Patroni logged about its DCS meanwhile (a lab's host only: a cluster
+    // given by URLs has no log here).
+    let dcs_log = match (lab.containers, course.injected_unix_us) {
+        (true, Some(us)) => {
+            let (lab, leader) = (lab.clone(), leader_before.clone());
+            tokio::task::spawn_blocking(move || {
+                let log = lab.host(&leader).ok()?.log_since(us / 1_000_000).ok()?;
+                Some(crate::dcs_log::read(&leader, &log))
+            })
+            .await
+            .ok()
+            .flatten()
+        }
+        _ => None,
+    };
     let _ = probe_stop.send(true);
     let (report, attempts) = probe
         .await
@@ -472,6 +493,7 @@ pub async fn run_once(
         plan,
         leader_before,
         course,
+        dcs_log,
         &timeline,
         sampling,
         &attempts,
@@ -547,6 +569,7 @@ async fn inject(
         haproxy_check: None,
         loop_wait_ms: None,
         reader_settings: None,
+        injected_unix_us: None,
     };
     // Read before the wait for the injection point, so the injection lands where it was
     // placed: what the replicas had then is at most what they had at the injection (a lower
@@ -557,6 +580,7 @@ async fn inject(
         None => return course,
     };
     let injected = Instant::now();
+    course.injected_unix_us = Some(patroni_lab_common::unix_us());
     course.lease_at_inject = lease.and_then(Tracker::now);
     let lease_note = course.lease_at_inject.map_or(String::new(), |p| {
         format!(
@@ -655,6 +679,7 @@ fn conclude(
     plan: &Plan,
     leader_before: String,
     course: Course,
+    dcs_log: Option<crate::dcs_log::DcsLog>,
     timeline: &Timeline,
     sampling: Vec<timeline::Sampling>,
     attempts: &[Attempt],
@@ -726,6 +751,7 @@ fn conclude(
         old_leader_writes_lost: old.writes_lost,
         old_leader_reads_after_lock_lost: old.reads,
         reader_pool,
+        dcs_log,
         passed: !interrupted && fault_error.is_none() && grades.iter().all(|g| g.pass),
         fault_error,
         interrupted,
