@@ -460,7 +460,7 @@ impl Host for Docker {
                 format!("nft delete table {family} {table} in {c}")
             }
             Action::Shape { device, .. } => format!(
-                "docker exec {c} tc qdisc replace dev {device} root handle {} htb (our cap)",
+                "docker exec {c} tc qdisc replace dev {device} root handle {} htb (ours)",
                 crate::shaping::HANDLE
             ),
             Action::Unshape { device, saved } => format!(

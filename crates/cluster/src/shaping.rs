@@ -5,8 +5,9 @@
 //! that puts the previous one back. Text only: the host runs it ([`crate::host::Action::Shape`]).
 //!
 //! Touch only what we added: a root qdisc of someone else's is saved as `tc qdisc show` prints
-//! it and replayed afterwards (checked line for line by the fault); a classful one (its classes
-//! and filters cannot be replayed from one line) is refused before anything is done.
+//! it and replayed afterwards (checked line for line by the fault) where that round-trips (a
+//! tbf); any other (a classful one, whose classes and filters one line cannot replay, or one
+//! whose printed options its parser refuses) is refused before anything is done.
 
 /// Our root qdisc's handle: how ours is told from anyone else's.
 pub const HANDLE: &str = "7a1:";
@@ -16,10 +17,11 @@ pub const CLASS: &str = "7a1:1";
 pub const LEAF: &str = "7a2:";
 
 /// Whether this kernel can make a netem qdisc, asked on a veth pair of our own made and removed
-/// at once (nothing of the host's is touched): exits 0 when it can, or printing
+/// at once (nothing of the host's is touched; one left by a probe killed midway goes first): exits 0 when it can, or printing
 /// [`NETEM_UNKNOWN`] when the pair could not be made (cannot tell); else fails with tc's own
 /// words on its standard error.
-pub const NETEM_PROBE: &str = "ip link add plab-q0 type veth peer name plab-q1 || { echo cannot-tell; exit 0; }; \
+pub const NETEM_PROBE: &str = "ip link del plab-q0 2>/dev/null; \
+     ip link add plab-q0 type veth peer name plab-q1 || { echo cannot-tell; exit 0; }; \
      out=$(tc qdisc add dev plab-q0 root netem delay 1ms 2>&1); rc=$?; \
      ip link del plab-q0; echo \"$out\" >&2; exit $rc";
 /// What [`NETEM_PROBE`] prints when it cannot tell.
@@ -45,6 +47,11 @@ impl RootQdisc {
     /// A cap of ours (a fault's, maybe one whose undo never ran).
     pub fn is_ours(&self) -> bool {
         self.handle == HANDLE && self.kind == "htb"
+    }
+    /// Comes back as it was from the options `tc qdisc show` prints (checked here for tbf;
+    /// fq_codel, pfifo and sfq print `limit 10240p`, which their own parsers refuse).
+    pub fn replays(&self) -> bool {
+        self.kind == "tbf"
     }
     /// Has classes and filters of its own, which one line cannot replay.
     pub fn is_classful(&self) -> bool {
@@ -178,6 +185,12 @@ pub fn class_counts(stats: &str) -> Option<(u64, u64)> {
     Some((after("Sent")?, after("overlimits")?))
 }
 
+/// Our class's rate as `tc class show` prints it back (`256Kbit`).
+pub fn class_rate(stats: &str) -> Option<&str> {
+    let words: Vec<&str> = stats.split_whitespace().collect();
+    words.windows(2).find(|w| w[0] == "rate").map(|w| w[1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,7 +250,11 @@ mod tests {
              filter add dev eth0 parent 7a1: protocol ip prio 1 u32 match ip dst 10.0.0.2/32 flowid 7a1:1\n"
         );
         // Nothing but our own pair is made, and it is removed whatever tc said.
-        assert!(NETEM_PROBE.starts_with("ip link add plab-q0 type veth"));
+        // A pair an earlier probe left (killed midway) goes first, so it cannot make the check pass.
+        assert!(
+            NETEM_PROBE
+                .starts_with("ip link del plab-q0 2>/dev/null; ip link add plab-q0 type veth")
+        );
         assert!(NETEM_PROBE.contains(NETEM_UNKNOWN));
         assert!(NETEM_PROBE.contains("tc qdisc add dev plab-q0 root netem"));
         assert!(NETEM_PROBE.contains("ip link del plab-q0;"));
@@ -269,6 +286,7 @@ mod tests {
         );
         let stats = "class htb 7a1:1 root prio 0 rate 1Mbit ceil 1Mbit burst 1600b cburst 1600b \n Sent 65160 bytes 45 pkt (dropped 0, overlimits 31 requeues 0) \n backlog 0b 0p requeues 0\n";
         assert_eq!(class_counts(stats), Some((65160, 31)));
+        assert_eq!(class_rate(stats), Some("1Mbit"));
         assert_eq!(class_counts("class htb 7a1:1 root"), None);
     }
 }

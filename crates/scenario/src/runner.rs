@@ -463,14 +463,19 @@ pub async fn run_once(
     course.haproxy_check = haproxy_check;
     course.loop_wait_ms = loop_wait_ms;
     course.reader_settings = reader_settings;
-    // What the leader's Patroni logged about its DCS meanwhile (a lab's host only: a cluster
-    // given by URLs has no log here).
+    let _ = probe_stop.send(true);
+    let (report, attempts) = probe
+        .await
+        .map_err(|e| RunnerError::Probe(e.to_string()))?
+        .map_err(|e| RunnerError::Probe(e.to_string()))?;
+    // What the leader's Patroni logged about its DCS meanwhile, its lines from the injection's
+    // millisecond on (a lab's host only: a cluster given by URLs has no log here).
     let dcs_log = match (lab.containers, course.injected_unix_us) {
         (true, Some(us)) => {
             let (lab, leader) = (lab.clone(), leader_before.clone());
             tokio::task::spawn_blocking(move || {
                 let log = lab.host(&leader).ok()?.log_since(us / 1_000_000).ok()?;
-                Some(crate::dcs_log::read(&leader, &log))
+                Some(crate::dcs_log::read(&leader, &log, us / 1000))
             })
             .await
             .ok()
@@ -478,11 +483,6 @@ pub async fn run_once(
         }
         _ => None,
     };
-    let _ = probe_stop.send(true);
-    let (report, attempts) = probe
-        .await
-        .map_err(|e| RunnerError::Probe(e.to_string()))?
-        .map_err(|e| RunnerError::Probe(e.to_string()))?;
     let _ = poll_stop.send(true);
     let sampling = poller.await.unwrap_or_default();
     if let Some((_, task)) = lease {

@@ -326,15 +326,27 @@ impl Drop for LogsOnFailure {
     }
 }
 
-/// The longest a lab test may run (the longest, a soak of the long suite, takes about 6 min):
-/// past it the test is taken for hung.
-const TEST_LIMIT: Duration = Duration::from_secs(20 * 60);
+/// The longest a lab test may run before it is taken for hung. The longest tests here end
+/// within minutes, but a few retry whole fault runs (the doctor's divergence test: up to 3
+/// tries of several bounded waits each): 30 min leaves them room and still ends a hang an hour
+/// before CI's limit.
+const TEST_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 /// Ends the whole test process when a test has not ended within [`TEST_LIMIT`]: a hang is a
 /// failure with the containers' logs kept and one line naming the test, not a CI that runs out
-/// of time with nothing said. Dropping the guard (the test ended, however) disarms it.
+/// of time with nothing said. Before it ends, it runs every undo this process still has armed
+/// (a fault the test ran in-process). Not undone: a `patroni-lab` child the test started and the
+/// test's own guards (their `Drop` never runs) — `make clean`, which CI runs after any failure,
+/// removes the lab with them. Dropping the guard (the test ended, however) disarms it.
 pub struct Watchdog {
     _disarm: std::sync::mpsc::Sender<()>,
+}
+
+/// A line on the test process's own standard error: not through `eprintln!`, which the test
+/// harness captures for the test's thread and those it spawns, and which an exit would drop.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 impl Watchdog {
@@ -346,12 +358,20 @@ impl Watchdog {
         let (disarm, armed) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
             if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = armed.recv_timeout(limit) {
-                eprintln!(
+                say(&format!(
                     "{test} has not ended within {limit:?}: taken for hung, the test process ends"
-                );
+                ));
+                // Whatever hangs, the process ends within a minute from here.
+                std::thread::spawn(|| {
+                    std::thread::sleep(Duration::from_secs(60));
+                    std::process::exit(124);
+                });
+                for failed in patroni_lab_cluster::guard::undo_all() {
+                    say(&format!("undo failed: {failed}"));
+                }
                 keep_logs(test);
-                if let Ok(out) = Command::new("docker").args(["ps", "-a"]).output() {
-                    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+                if let Some(out) = docker_within(&["ps", "-a"]) {
+                    say(&String::from_utf8_lossy(&out.stdout));
                 }
                 std::process::exit(124);
             }
@@ -360,23 +380,31 @@ impl Watchdog {
     }
 }
 
+/// `docker ARGS` with coreutils' `timeout` around it (15 s): on a failing or hung test's way
+/// out, and must neither panic nor hang (`None`: it did not run or did not end).
+fn docker_within(args: &[&str]) -> Option<Output> {
+    Command::new("timeout")
+        .arg("15")
+        .arg("docker")
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.code() != Some(124))
+}
+
 /// Keeps every container's log in lab-logs/`test`/.
 fn keep_logs(test: &str) {
     let dir = repo_root().join("lab-logs").join(test);
     let _ = std::fs::create_dir_all(&dir);
     for svc in SERVICES {
-        // Not `run`: this runs on a failing or hung test's way out, and must not itself panic.
-        let Ok(out) = Command::new("docker")
-            .args(["logs", "--timestamps", svc])
-            .output()
-        else {
+        let Some(out) = docker_within(&["logs", "--timestamps", svc]) else {
             continue;
         };
         let mut text = out.stdout;
         text.extend_from_slice(&out.stderr);
         let _ = std::fs::write(dir.join(format!("{svc}.log")), text);
     }
-    eprintln!("container logs kept in {}", dir.display());
+    say(&format!("container logs kept in {}", dir.display()));
 }
 
 /// A container stopped by a test; dropping the guard starts it again and waits until it is

@@ -256,6 +256,9 @@ pub fn link_peers(lab: &Lab, leader: &str, link: &str) -> Result<Vec<(String, u1
     Ok(peers)
 }
 
+/// [`link_window_bound`] in words, for a link fault's declaration.
+pub const LINK_BOUND_RULE: &str = "min(secs, ttl) + 15 s; secs + 15 s where nobody fails over";
+
 /// A link fault's bound on the window: no worse than the link cut for the hold — the lock may
 /// be lost (retry_timeout + a loop, then the lease: `min(secs, ttl)`) —, the whole hold where
 /// nobody fails over (the clients' link; the replica's under synchronous replication); plus
@@ -264,6 +267,59 @@ pub fn link_window_bound(link: &str, secs: u64, t: crate::fault::Timing) -> Dura
     let whole_hold = link == "clients-leader" || (link == "leader-replica" && t.synchronous);
     let bound = if whole_hold { secs } else { secs.min(t.ttl) };
     Duration::from_secs(bound + 15)
+}
+
+/// What a link fault that shapes the leader's outgoing packets puts on its device, and how it
+/// is proven: thin-link's cap, delay-link's delay.
+pub struct LinkShape<'a> {
+    /// What it does to the link, for the step's line (`capped at 256kbit`).
+    pub does: String,
+    /// The `tc -batch` lines for the device and the far-end addresses.
+    pub script: &'a dyn Fn(&str, &[&str]) -> String,
+    /// The proof's name on the timeline (`the thin link`).
+    pub proof_name: &'a str,
+    /// The proof, from the leader: its host, the far ends, the device.
+    pub proof: &'a LinkProof<'a>,
+}
+
+/// A link fault's proof, from the leader: its host, the far ends (address, port), the device.
+pub type LinkProof<'a> = dyn Fn(&dyn Host, &[(String, u16)], &str) -> Result<String, String> + 'a;
+
+/// A link fault's course on the leader: our root slot on its device toward `link`'s far end,
+/// `shape` on it (armed with its undo), the proof, the hold, the undo, and the check that the
+/// device's root qdisc is back exactly as it was.
+pub fn shape_link(ctx: &Ctx, link: &str, shape: LinkShape) -> Result<(), FaultError> {
+    let (lab, leader) = (ctx.lab, ctx.leader);
+    let peers = link_peers(lab, leader, link)?;
+    let ips: Vec<&str> = peers.iter().map(|(ip, _)| ip.as_str()).collect();
+    let h = host(lab, leader)?;
+    let slot = RootSlot::toward(h.as_ref(), ips[0])?;
+    let device = slot.device.clone();
+    ctx.step(format!(
+        "{leader}: what {device} sends to the {link} link ({}) {}",
+        ips.join(", "),
+        shape.does
+    ));
+    let guard = act_undoable(
+        &h,
+        Action::Shape {
+            device: device.clone(),
+            script: (shape.script)(&device, &ips),
+            saved: slot.saved.clone(),
+        },
+    )?;
+    let proven = prove(
+        ctx.timeline,
+        shape.proof_name,
+        PROOF_LIMIT,
+        ctx.stopped,
+        || (shape.proof)(h.as_ref(), &peers, &device),
+    );
+    let held = proven.and_then(|_| hold(ctx.duration(), ctx.stopped));
+    ctx.step(guard.what().to_string());
+    guard.undo().map_err(FaultError::Step)?;
+    slot.check_put_back(h.as_ref())?;
+    held
 }
 
 /// The root qdisc slot of the device a host reaches a link's far end through: what a cap or
@@ -336,8 +392,12 @@ pub fn replaceable(
             q.line
         ))),
         Some(q) if q.is_classful() => Err(FaultError::Step(format!(
-            "{leader}: {device}'s root qdisc is a classful {} of its own (`{}`): its classes and filters could not be put back, so thin-link refuses to replace it",
+            "{leader}: {device}'s root qdisc is a classful {} of its own (`{}`): its classes and filters could not be put back, so it is not replaced; nothing was done",
             q.kind, q.line
+        ))),
+        Some(q) if !q.replays() => Err(FaultError::Step(format!(
+            "{leader}: {device}'s root qdisc `{}` would not come back as tc prints it (only a tbf or the kernel's default is put back), so it is not replaced; nothing was done",
+            q.line
         ))),
         Some(q) => Ok(Some(q.clone())),
     }
@@ -594,6 +654,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("classful htb of its own"), "{e}");
+        // `limit 10240p` as fq_codel prints it is not what its parser takes.
+        let fq =
+            q("qdisc fq_codel 8001: root refcnt 2 limit 10240p flows 1024 quantum 1514 target 5ms");
+        let e = replaceable("p1", "eth0", Some(&fq))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("would not come back as tc prints it"), "{e}");
         let ours = q("qdisc htb 7a1: root refcnt 2 r2q 10 default 0");
         let e = replaceable("p1", "eth0", Some(&ours))
             .unwrap_err()

@@ -7,15 +7,15 @@
 //! its TCP connects to the far end take the delay.
 
 use crate::fault::steps::{
-    LEADER_LINKS, PROOF_LIMIT, RootSlot, act_undoable, hold, host, link_peers, link_window_bound,
-    prove, python_addresses,
+    LINK_BOUND_RULE,
+    LEADER_LINKS, LinkShape, link_window_bound, python_addresses, shape_link,
 };
 use crate::fault::{
     Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Param, ParamKind, Timing, Value,
 };
 use crate::grade::Expectations;
 use patroni_lab_cluster::findings::leftover;
-use patroni_lab_cluster::host::{Action, Host, HostError};
+use patroni_lab_cluster::host::{Host, HostError};
 use patroni_lab_cluster::lab::Lab;
 use patroni_lab_cluster::shaping;
 
@@ -44,7 +44,7 @@ const DECLARED: Declared = Declared {
     name: "delay-link",
     default_secs: Some(30),
     needs: Needs::Containers,
-    bound_rule: Some("min(secs, ttl) + 15 s; secs + 15 s where nobody fails over"),
+    bound_rule: Some(LINK_BOUND_RULE),
     // Never measured here (no netem in this kernel): not drawn by the soak, not in the matrix.
     effects: Effects {
         in_soak: false,
@@ -104,45 +104,37 @@ impl FaultKind for DelayLink {
     fn preflight(&self, lab: &Lab, _args: &Args) -> Result<(), String> {
         for node in &lab.nodes {
             let h = lab.host(&node.name)?;
-            // tc's own words, not the whole probe script.
-            let probe = h
-                .run_root(&["sh", "-c", shaping::NETEM_PROBE])
-                .map_err(|e| match e {
-                    HostError::Failed { detail, .. } => format!("tc: {detail}"),
-                    e => e.to_string(),
-                });
+            // tc's own words, not the whole probe script; a host that did not answer is not
+            // a kernel without netem.
+            let probe = match h.run_root(&["sh", "-c", shaping::NETEM_PROBE]) {
+                Ok(out) => Ok(out),
+                Err(HostError::Failed { detail, .. }) => Err(format!("tc: {detail}")),
+                Err(e) => {
+                    return Err(format!(
+                        "delay-link could not ask {} whether its kernel has the netem qdisc: {e}",
+                        node.name
+                    ));
+                }
+            };
             netem_answer(&node.name, probe)?;
         }
         Ok(())
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
-        let (lab, leader, timeline, stopped) = (ctx.lab, ctx.leader, ctx.timeline, ctx.stopped);
         let (link, ms) = link_and_delay(&ctx.args);
-        let peers = link_peers(lab, leader, link)?;
-        let ips: Vec<&str> = peers.iter().map(|(ip, _)| ip.as_str()).collect();
-        let h = host(lab, leader)?;
-        let slot = RootSlot::toward(h.as_ref(), ips[0])?;
-        let device = slot.device.clone();
-        ctx.step(format!(
-            "{leader}: what {device} sends to the {link} link ({}) delayed by {ms} ms",
-            ips.join(", ")
-        ));
-        let guard = act_undoable(
-            &h,
-            Action::Shape {
-                device: device.clone(),
-                script: shaping::delay_script(&device, &ips, ms),
-                saved: slot.saved.clone(),
+        let script = |device: &str, ips: &[&str]| shaping::delay_script(device, ips, ms);
+        let proof =
+            |h: &dyn Host, peers: &[(String, u16)], _device: &str| delayed_from(h, peers, ms);
+        shape_link(
+            ctx,
+            link,
+            LinkShape {
+                does: format!("delayed by {ms} ms"),
+                script: &script,
+                proof_name: "the delayed link",
+                proof: &proof,
             },
-        )?;
-        let proven = prove(timeline, "the delayed link", PROOF_LIMIT, stopped, || {
-            delayed_from(h.as_ref(), &peers, ms)
-        });
-        let held = proven.and_then(|_| hold(ctx.duration(), stopped));
-        ctx.step(guard.what().to_string());
-        guard.undo().map_err(FaultError::Step)?;
-        slot.check_put_back(h.as_ref())?;
-        held
+        )
     }
 }
 

@@ -6,6 +6,7 @@
 //! and the rule's counter of packets dropped above zero.
 
 use crate::fault::steps::{
+    LINK_BOUND_RULE,
     LEADER_LINKS, PROOF_LIMIT, act_undoable, hold, host, link_peers, link_window_bound, prove,
     python_addresses,
 };
@@ -39,7 +40,7 @@ const DECLARED: Declared = Declared {
     name: "lossy-link",
     default_secs: Some(30),
     needs: Needs::Containers,
-    bound_rule: Some("min(secs, ttl) + 15 s; secs + 15 s where nobody fails over"),
+    bound_rule: Some(LINK_BOUND_RULE),
     // Not drawn by the soak until its runs say what it costs.
     effects: Effects {
         in_soak: false,

@@ -8,15 +8,13 @@
 //! the leader: datagrams to the far end pass our capped class and it holds some back.
 
 use crate::fault::steps::{
-    LEADER_LINKS, PROOF_LIMIT, RootSlot, act_undoable, hold, host, link_peers, link_window_bound,
-    prove,
-};
+    LINK_BOUND_RULE,LEADER_LINKS, LinkShape, link_window_bound, shape_link};
 use crate::fault::{
     Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Param, ParamKind, Timing, Value,
 };
 use crate::grade::Expectations;
 use patroni_lab_cluster::findings::leftover;
-use patroni_lab_cluster::host::{Action, Host};
+use patroni_lab_cluster::host::Host;
 use patroni_lab_cluster::shaping;
 
 pub struct ThinLink;
@@ -46,7 +44,7 @@ const DECLARED: Declared = Declared {
     name: "thin-link",
     default_secs: Some(30),
     needs: Needs::Containers,
-    bound_rule: Some("min(secs, ttl) + 15 s; secs + 15 s where nobody fails over"),
+    bound_rule: Some(LINK_BOUND_RULE),
     // Not drawn by the soak until its runs say what it costs.
     effects: Effects {
         in_soak: false,
@@ -87,40 +85,29 @@ impl FaultKind for ThinLink {
         }
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
-        let (lab, leader, timeline, stopped) = (ctx.lab, ctx.leader, ctx.timeline, ctx.stopped);
         let (link, rate) = link_and_rate(&ctx.args);
-        let peers = link_peers(lab, leader, link)?;
-        let ips: Vec<&str> = peers.iter().map(|(ip, _)| ip.as_str()).collect();
-        let h = host(lab, leader)?;
-        let slot = RootSlot::toward(h.as_ref(), ips[0])?;
-        let device = slot.device.clone();
-        ctx.step(format!(
-            "{leader}: what {device} sends to the {link} link ({}) capped at {}",
-            ips.join(", "),
-            Value::BitsPerSecond(rate)
-        ));
-        let guard = act_undoable(
-            &h,
-            Action::Shape {
-                device: device.clone(),
-                script: shaping::cap_script(&device, &ips, rate),
-                saved: slot.saved.clone(),
+        let script = |device: &str, ips: &[&str]| shaping::cap_script(device, ips, rate);
+        let proof = |h: &dyn Host, peers: &[(String, u16)], device: &str| {
+            let ips: Vec<&str> = peers.iter().map(|(ip, _)| ip.as_str()).collect();
+            capped_from(h, &ips, device)
+        };
+        shape_link(
+            ctx,
+            link,
+            LinkShape {
+                does: format!("capped at {}", Value::BitsPerSecond(rate)),
+                script: &script,
+                proof_name: "the thin link",
+                proof: &proof,
             },
-        )?;
-        let proven = prove(timeline, "the thin link", PROOF_LIMIT, stopped, || {
-            capped_from(h.as_ref(), &ips, &device)
-        });
-        let held = proven.and_then(|_| hold(ctx.duration(), stopped));
-        ctx.step(guard.what().to_string());
-        guard.undo().map_err(FaultError::Step)?;
-        slot.check_put_back(h.as_ref())?;
-        held
+        )
     }
 }
 
-/// From inside `host`: 60 datagrams of 1200 bytes to each far end (a port nobody listens on:
-/// nothing there reads them), then our class's counters; proof when the class sent them and
-/// held some back.
+/// From inside `host`: one 64-byte datagram to each far end (a port nobody listens on: nothing
+/// there reads it) — not a burst, which would queue behind the cap for seconds and become part
+/// of what the run measures —, then our class's counters and its rate as the kernel reads it
+/// back; proof when the class carried the link's packets.
 fn capped_from(host: &dyn Host, ips: &[&str], device: &str) -> Result<String, String> {
     let list = ips
         .iter()
@@ -128,30 +115,32 @@ fn capped_from(host: &dyn Host, ips: &[&str], device: &str) -> Result<String, St
         .collect::<Vec<_>>()
         .join(",");
     let script = format!(
-        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor i in range(60):\n    for a in [{list}]:\n        try:\n            s.sendto(b'x' * 1200, (a, 9))\n        except OSError:\n            pass\n"
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor a in [{list}]:\n    try:\n        s.sendto(b'x' * 64, (a, 9))\n    except OSError:\n        pass\n"
     );
-    let counts = || {
+    let stats = || {
         host.run_root(&[
             "tc", "-s", "class", "show", "dev", device, "classid", shaping::CLASS,
         ])
         .map_err(|e| e.to_string())
-        .and_then(|s| {
-            shaping::class_counts(&s).ok_or_else(|| format!("no counters for our class in: {s}"))
-        })
     };
-    let (sent_before, held_before) = counts()?;
+    let counts = |s: &str| {
+        shaping::class_counts(s).ok_or_else(|| format!("no counters for our class in: {s}"))
+    };
+    let (sent_before, _) = counts(&stats()?)?;
     host.run(&["python3", "-c", &script])
         .map_err(|e| e.to_string())?;
-    let (sent, held) = counts()?;
-    let (sent, held) = (sent - sent_before.min(sent), held - held_before.min(held));
-    if sent == 0 || held == 0 {
+    let after = stats()?;
+    let (sent, held) = counts(&after)?;
+    let rate = shaping::class_rate(&after).unwrap_or("an unread rate");
+    let sent = sent.saturating_sub(sent_before);
+    if sent == 0 {
         return Err(format!(
-            "from {}, our capped class sent {sent} bytes and held back {held} packets of the link so far",
+            "from {}, our class capped at {rate} carried no packet of the link yet",
             host.name()
         ));
     }
     Ok(format!(
-        "from {}, {sent} bytes to the link's far end passed our capped class, which held packets back {held} times",
+        "from {}, the link's packets pass our class, capped at {rate} as the kernel reads it back ({sent} bytes meanwhile; held back {held} times so far)",
         host.name()
     ))
 }
