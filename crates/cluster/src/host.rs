@@ -137,7 +137,8 @@ pub enum Action {
         script: String,
         saved: Option<crate::shaping::RootQdisc>,
     },
-    /// Our cap taken off `device` and `saved` put back.
+    /// Our cap taken off `device` and `saved` put back, only while the root is ours
+    /// ([`crate::shaping::restore_script`]).
     Unshape {
         device: String,
         saved: Option<crate::shaping::RootQdisc>,
@@ -431,9 +432,8 @@ impl Host for Docker {
                 .exec(Some("root"), &["tc", "-batch", "-"], Some(script))
                 .map(|_| ()),
             Action::Unshape { device, saved } => {
-                let argv = crate::shaping::restore_argv(device, saved.as_ref());
-                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-                self.run_root(&argv).map(|_| ())
+                let script = crate::shaping::restore_script(device, saved.as_ref());
+                self.run_root(&["sh", "-c", &script]).map(|_| ())
             }
         }
     }

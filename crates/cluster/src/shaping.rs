@@ -185,6 +185,16 @@ pub fn class_counts(stats: &str) -> Option<(u64, u64)> {
     Some((after("Sent")?, after("overlimits")?))
 }
 
+/// The shell script that runs [`restore_argv`] only while the root qdisc of `device` is ours:
+/// when our shaping never got on (its first tc line failed) or someone else's root has taken
+/// its place since, nothing is touched.
+pub fn restore_script(device: &str, saved: Option<&RootQdisc>) -> String {
+    format!(
+        "if tc qdisc show dev {device} | grep -q '^qdisc htb {HANDLE} root'; then {}; fi",
+        restore_argv(device, saved).join(" ")
+    )
+}
+
 /// Our class's rate as `tc class show` prints it back (`256Kbit`).
 pub fn class_rate(stats: &str) -> Option<&str> {
     let words: Vec<&str> = stats.split_whitespace().collect();
@@ -271,6 +281,11 @@ mod tests {
         assert_eq!(
             restore_argv("eth0", Some(&tbf)).join(" "),
             "tc qdisc replace dev eth0 root handle 8001: tbf rate 8Mbit burst 16Kb lat 50ms"
+        );
+        // Only ours is ever taken off.
+        assert_eq!(
+            restore_script("eth0", None),
+            "if tc qdisc show dev eth0 | grep -q '^qdisc htb 7a1: root'; then tc qdisc del dev eth0 root; fi"
         );
     }
 

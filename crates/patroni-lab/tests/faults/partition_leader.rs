@@ -143,6 +143,12 @@ fn partition_leader_from_etcd_only_fails_over_while_its_replica_still_answered()
     );
     passed_but_for_async_loss(code, &report);
     assert_eq!(run["old_leader_writes_after_lock_lost"], 0);
+    // The leader's own log says why: loops that could not reach the DCS, then it demoted
+    // itself, as the run reports it.
+    let log = &run["dcs_log"];
+    assert_eq!(log["member"], leader.as_str(), "{log}");
+    assert!(log["dcs_errors"].as_u64().unwrap() >= 1, "{log}");
+    assert!(log["demoted_at"].is_string(), "{log}");
     no_filter_left(leader);
     all_back();
 }
