@@ -256,6 +256,28 @@ pub fn link_peers(lab: &Lab, leader: &str, link: &str) -> Result<Vec<(String, u1
     Ok(peers)
 }
 
+/// A link fault's `link` parameter: one of [`LEADER_LINKS`], `default` when not written.
+pub const fn link_param(default: &'static str, help: &'static str) -> crate::fault::Param {
+    crate::fault::Param {
+        name: "link",
+        kind: crate::fault::ParamKind::Link(LEADER_LINKS),
+        default: crate::fault::Value::Word(default),
+        help,
+    }
+}
+
+/// A link fault's expectations: the base ones, the window bounded by [`link_window_bound`].
+pub fn link_expectations(
+    link: &str,
+    args: &crate::fault::Args,
+    t: crate::fault::Timing,
+) -> crate::grade::Expectations {
+    crate::grade::Expectations {
+        max_window: Some(link_window_bound(link, args.secs.unwrap_or(0), t)),
+        ..crate::grade::Expectations::base()
+    }
+}
+
 /// [`link_window_bound`] in words, for a link fault's declaration.
 pub const LINK_BOUND_RULE: &str = "min(secs, ttl) + 15 s; secs + 15 s where nobody fails over";
 

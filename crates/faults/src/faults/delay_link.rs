@@ -7,8 +7,7 @@
 //! its TCP connects to the far end take the delay.
 
 use crate::fault::steps::{
-    LINK_BOUND_RULE,
-    LEADER_LINKS, LinkShape, link_window_bound, python_addresses, shape_link,
+    LINK_BOUND_RULE, LinkShape, link_expectations, link_param, python_addresses, shape_link,
 };
 use crate::fault::{
     Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Param, ParamKind, Timing, Value,
@@ -22,12 +21,10 @@ use patroni_lab_cluster::shaping;
 pub struct DelayLink;
 
 /// Which of the leader's links is delayed.
-const LINK: Param = Param {
-    name: "link",
-    kind: ParamKind::Link(LEADER_LINKS),
-    default: Value::Word("leader-etcd"),
-    help: "the leader's link whose outgoing packets are delayed (clients-leader: to PgBouncer)",
-};
+const LINK: Param = link_param(
+    "leader-etcd",
+    "the leader's link whose outgoing packets are delayed (clients-leader: to PgBouncer)",
+);
 
 /// By how much.
 const DELAY: Param = Param {
@@ -94,11 +91,7 @@ impl FaultKind for DelayLink {
     }
     /// As a lossy link's: no worse than the link cut for the hold.
     fn expectations(&self, args: &Args, t: Timing) -> Expectations {
-        let (link, _) = link_and_delay(args);
-        Expectations {
-            max_window: Some(link_window_bound(link, args.secs.unwrap_or(0), t)),
-            ..Expectations::base()
-        }
+        link_expectations(link_and_delay(args).0, args, t)
     }
     /// Every member could be the leader when the fault lands: each kernel is asked.
     fn preflight(&self, lab: &Lab, _args: &Args) -> Result<(), String> {

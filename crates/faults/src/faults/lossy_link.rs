@@ -6,9 +6,8 @@
 //! and the rule's counter of packets dropped above zero.
 
 use crate::fault::steps::{
-    LINK_BOUND_RULE,
-    LEADER_LINKS, PROOF_LIMIT, act_undoable, hold, host, link_peers, link_window_bound, prove,
-    python_addresses,
+    LINK_BOUND_RULE, PROOF_LIMIT, act_undoable, hold, host, link_expectations, link_param,
+    link_peers, prove, python_addresses,
 };
 use crate::fault::{
     Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Param, ParamKind, Timing, Value,
@@ -21,12 +20,10 @@ use patroni_lab_cluster::lab::FILTER_TABLE;
 pub struct LossyLink;
 
 /// Which of the leader's links loses packets.
-const LINK: Param = Param {
-    name: "link",
-    kind: ParamKind::Link(LEADER_LINKS),
-    default: Value::Word("leader-etcd"),
-    help: "the leader's link that loses packets (clients-leader: PgBouncer to the leader)",
-};
+const LINK: Param = link_param(
+    "leader-etcd",
+    "the leader's link that loses packets (clients-leader: PgBouncer to the leader)",
+);
 
 /// How many of its packets, each way.
 const LOSS: Param = Param {
@@ -99,11 +96,7 @@ impl FaultKind for LossyLink {
     /// over (the clients' link, the replica's under synchronous replication) it may last the
     /// whole hold.
     fn expectations(&self, args: &Args, t: Timing) -> Expectations {
-        let (link, _) = link_and_loss(args);
-        Expectations {
-            max_window: Some(link_window_bound(link, args.secs.unwrap_or(0), t)),
-            ..Expectations::base()
-        }
+        link_expectations(link_and_loss(args).0, args, t)
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let (lab, leader, timeline, stopped) = (ctx.lab, ctx.leader, ctx.timeline, ctx.stopped);

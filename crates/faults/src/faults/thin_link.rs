@@ -7,8 +7,7 @@
 //! afterwards; a classful one of someone else's is refused, nothing done. Proven from inside
 //! the leader: datagrams to the far end pass our capped class and it holds some back.
 
-use crate::fault::steps::{
-    LINK_BOUND_RULE,LEADER_LINKS, LinkShape, link_window_bound, shape_link};
+use crate::fault::steps::{LINK_BOUND_RULE, LinkShape, link_expectations, link_param, shape_link};
 use crate::fault::{
     Args, Ctx, Declared, Effects, FaultError, FaultKind, Needs, Param, ParamKind, Timing, Value,
 };
@@ -20,12 +19,10 @@ use patroni_lab_cluster::shaping;
 pub struct ThinLink;
 
 /// Which of the leader's links is capped.
-const LINK: Param = Param {
-    name: "link",
-    kind: ParamKind::Link(LEADER_LINKS),
-    default: Value::Word("leader-replica"),
-    help: "the leader's link whose outgoing packets are capped (clients-leader: to PgBouncer)",
-};
+const LINK: Param = link_param(
+    "leader-replica",
+    "the leader's link whose outgoing packets are capped (clients-leader: to PgBouncer)",
+);
 
 /// At how much.
 const RATE: Param = Param {
@@ -78,11 +75,7 @@ impl FaultKind for ThinLink {
     }
     /// As a lossy link's: no worse than the link cut for the hold.
     fn expectations(&self, args: &Args, t: Timing) -> Expectations {
-        let (link, _) = link_and_rate(args);
-        Expectations {
-            max_window: Some(link_window_bound(link, args.secs.unwrap_or(0), t)),
-            ..Expectations::base()
-        }
+        link_expectations(link_and_rate(args).0, args, t)
     }
     fn run(&self, ctx: &Ctx) -> Result<(), FaultError> {
         let (link, rate) = link_and_rate(&ctx.args);
