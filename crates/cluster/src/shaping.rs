@@ -101,14 +101,45 @@ pub fn our_devices(show_all: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether `show` (`tc qdisc show dev X`) has a qdisc whose parent is `root`.
+pub fn has_children(show: &str, root: &RootQdisc) -> bool {
+    let parent = root.handle.trim_end_matches(':');
+    show.lines().any(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        w.windows(2)
+            .any(|p| p[0] == "parent" && p[1].split(':').next() == Some(parent))
+    })
+}
+
+/// A rate as tc prints it back (`256Kbit`, `1Mbit`, `64000bit`; tc's K is 1000) in bits per
+/// second.
+pub fn tc_rate_bits(rate: &str) -> Option<u64> {
+    let (n, scale) = [
+        ("Gbit", 1_000_000_000.0),
+        ("Mbit", 1_000_000.0),
+        ("Kbit", 1_000.0),
+        ("bit", 1.0),
+    ]
+    .iter()
+    .find_map(|(u, s)| rate.strip_suffix(u).map(|n| (n, *s)))?;
+    let v: f64 = n.parse().ok()?;
+    Some((v * scale).round() as u64)
+}
+
 /// The device a host reaches `address` through, from `ip -o route get ADDRESS`
 /// (`10.0.0.2 dev eth0 src 10.0.0.3 uid 0`).
 pub fn device_for(route: &str) -> Option<String> {
     let words: Vec<&str> = route.split_whitespace().collect();
+    // A name as the kernel allows it that a shell takes as one word.
     words
         .windows(2)
         .find(|w| w[0] == "dev")
-        .map(|w| w[1].to_string())
+        .map(|w| w[1])
+        .filter(|d| {
+            d.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+        })
+        .map(str::to_string)
 }
 
 /// The `tc -batch` lines that cap what `device` sends to `peers` at `bits_per_second`:
@@ -299,6 +330,21 @@ mod tests {
             device_for("RTNETLINK answers: Network is unreachable"),
             None
         );
+        assert_eq!(device_for("10.0.0.2 dev e;rm src 10.0.0.3"), None);
+        assert_eq!(tc_rate_bits("256Kbit"), Some(256_000));
+        assert_eq!(tc_rate_bits("1Mbit"), Some(1_000_000));
+        assert_eq!(tc_rate_bits("10Gbit"), Some(10_000_000_000));
+        assert_eq!(tc_rate_bits("64000bit"), Some(64_000));
+        let tbf =
+            root_qdisc("qdisc tbf 8001: root refcnt 2 rate 8Mbit burst 16Kb lat 50ms").unwrap();
+        assert!(has_children(
+            "qdisc tbf 8001: root refcnt 2 rate 8Mbit\nqdisc netem 10: parent 8001:1 limit 1000 delay 5ms\n",
+            &tbf
+        ));
+        assert!(!has_children(
+            "qdisc tbf 8001: root refcnt 2 rate 8Mbit\n",
+            &tbf
+        ));
         let stats = "class htb 7a1:1 root prio 0 rate 1Mbit ceil 1Mbit burst 1600b cburst 1600b \n Sent 65160 bytes 45 pkt (dropped 0, overlimits 31 requeues 0) \n backlog 0b 0p requeues 0\n";
         assert_eq!(class_counts(stats), Some((65160, 31)));
         assert_eq!(class_rate(stats), Some("1Mbit"));

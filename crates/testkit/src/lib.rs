@@ -358,14 +358,15 @@ impl Watchdog {
         let (disarm, armed) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
             if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = armed.recv_timeout(limit) {
+                // Whatever hangs from here (a blocked stderr, an exit handler), the process
+                // ends within a minute: abort waits for nothing.
+                std::thread::spawn(|| {
+                    std::thread::sleep(Duration::from_secs(60));
+                    std::process::abort();
+                });
                 say(&format!(
                     "{test} has not ended within {limit:?}: taken for hung, the test process ends"
                 ));
-                // Whatever hangs, the process ends within a minute from here.
-                std::thread::spawn(|| {
-                    std::thread::sleep(Duration::from_secs(60));
-                    std::process::exit(124);
-                });
                 for failed in patroni_lab_cluster::guard::undo_all() {
                     say(&format!("undo failed: {failed}"));
                 }

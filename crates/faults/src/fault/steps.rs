@@ -366,8 +366,19 @@ impl RootSlot {
         let device = shaping::device_for(&route).ok_or_else(|| {
             FaultError::Step(format!("{name}: no device toward {address}: {route}"))
         })?;
-        let before = root_of(host, &device)?;
+        let show = host
+            .run_root(&["tc", "qdisc", "show", "dev", &device])
+            .map_err(err)?;
+        let before = shaping::root_qdisc(&show);
         let saved = replaceable(&name, &device, before.as_ref())?;
+        // A qdisc under someone else's root (a netem under a tbf, say) would not come back with
+        // the root's one line.
+        if let Some(q) = saved.as_ref().filter(|q| shaping::has_children(&show, q)) {
+            return Err(FaultError::Step(format!(
+                "{name}: {device}'s root qdisc `{}` has a qdisc of its own under it, which would not come back, so it is not replaced; nothing was done",
+                q.line
+            )));
+        }
         Ok(Self {
             host: name,
             device,

@@ -4,8 +4,8 @@
 //! the whole device). A network that is thin, not cut (Patroni #1195, GitLab #7790): does
 //! Patroni keep its lock, do clients fail or only slow down, how far the replica falls behind.
 //! The device's previous root qdisc is saved and put back, and checked line for line
-//! afterwards; a classful one of someone else's is refused, nothing done. Proven from inside
-//! the leader: datagrams to the far end pass our capped class and it holds some back.
+//! afterwards; one that would not come back is refused, nothing done. Proven from inside the
+//! leader: the link's packets pass our class, at the rate asked as the kernel reads it back.
 
 use crate::fault::steps::{LINK_BOUND_RULE, LinkShape, link_expectations, link_param, shape_link};
 use crate::fault::{
@@ -32,8 +32,8 @@ const RATE: Param = Param {
     help: "what the leader may send on the link, in bits per second",
 };
 
-/// 256 kbit/s: about half of what the probe's writes make the leader send its replica here
-/// (~0.5 Mbit/s of WAL at ~200 writes/s; at 1 Mbit/s the replica kept up), so its lag grows
+/// 256 kbit/s: under half of what the probe's writes make the leader send its replica here
+/// (~0.6 Mbit/s of WAL at ~200 writes/s; at 1 Mbit/s the replica kept up), so its lag grows
 /// (SCENARIOS.md "A thin link").
 const DEFAULT_RATE: u64 = 256_000;
 
@@ -82,7 +82,7 @@ impl FaultKind for ThinLink {
         let script = |device: &str, ips: &[&str]| shaping::cap_script(device, ips, rate);
         let proof = |h: &dyn Host, peers: &[(String, u16)], device: &str| {
             let ips: Vec<&str> = peers.iter().map(|(ip, _)| ip.as_str()).collect();
-            capped_from(h, &ips, device)
+            capped_from(h, &ips, device, rate)
         };
         shape_link(
             ctx,
@@ -101,7 +101,7 @@ impl FaultKind for ThinLink {
 /// there reads it) — not a burst, which would queue behind the cap for seconds and become part
 /// of what the run measures —, then our class's counters and its rate as the kernel reads it
 /// back; proof when the class carried the link's packets.
-fn capped_from(host: &dyn Host, ips: &[&str], device: &str) -> Result<String, String> {
+fn capped_from(host: &dyn Host, ips: &[&str], device: &str, asked: u64) -> Result<String, String> {
     let list = ips
         .iter()
         .map(|ip| format!("'{ip}'"))
@@ -125,6 +125,13 @@ fn capped_from(host: &dyn Host, ips: &[&str], device: &str) -> Result<String, St
     let after = stats()?;
     let (sent, held) = counts(&after)?;
     let rate = shaping::class_rate(&after).unwrap_or("an unread rate");
+    if shaping::tc_rate_bits(rate) != Some(asked) {
+        return Err(format!(
+            "from {}, our class's rate reads back as {rate}, not the {} asked",
+            host.name(),
+            Value::BitsPerSecond(asked)
+        ));
+    }
     let sent = sent.saturating_sub(sent_before);
     if sent == 0 {
         return Err(format!(
