@@ -313,6 +313,16 @@ impl Args {
         }
     }
 
+    /// The word of the target or link parameter `param`: the one written, else its declared
+    /// default (the default lives in the declaration only). A parameter whose default is no
+    /// word names none: `""`.
+    pub fn word_of(&self, param: &Param) -> &'static str {
+        match self.get(param.name).unwrap_or(param.default) {
+            Value::Word(w) => w,
+            _ => "",
+        }
+    }
+
     /// Sets the parameter `name`; `false` when it was given already (its default aside).
     fn set(&mut self, name: &str, value: Value, given: &mut [bool; MAX_PARAMS]) -> bool {
         let found = self

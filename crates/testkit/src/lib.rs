@@ -731,6 +731,20 @@ pub fn as_remote() -> Vec<String> {
     ]
 }
 
+/// The run's proof event that contains `says`, asserted to come from inside `host` (`proof:
+/// from HOST, ...`).
+pub fn proof_from<'a>(run: &'a serde_json::Value, says: &str, host: &str) -> &'a serde_json::Value {
+    let proof = find_event(run, says).unwrap_or_else(|| panic!("no proof: {:?}", events(run)));
+    assert!(
+        proof["what"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("proof: from {host}, ")),
+        "{proof}"
+    );
+    proof
+}
+
 /// Starts `patroni-lab <args>` in the background, its output piped.
 pub fn spawn_runner(args: &[&str]) -> std::process::Child {
     Command::new(bin())

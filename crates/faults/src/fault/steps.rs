@@ -412,7 +412,7 @@ fn root_of(host: &dyn Host, device: &str) -> Result<Option<RootQdisc>, FaultErro
 
 /// What our cap replaces and puts back (`None`: the kernel's default); refused, nothing done,
 /// when the root is a cap of ours already (a leftover) or someone else's classful qdisc.
-pub fn replaceable(
+fn replaceable(
     leader: &str,
     device: &str,
     root: Option<&RootQdisc>,

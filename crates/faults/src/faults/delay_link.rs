@@ -53,7 +53,7 @@ const DECLARED: Declared = Declared {
 
 /// The written link and delay (their defaults when not given).
 fn link_and_delay(args: &Args) -> (&'static str, u32) {
-    let link = args.word(LINK.name).unwrap_or("leader-etcd");
+    let link = args.word_of(&LINK);
     let ms = match args.get(DELAY.name) {
         Some(Value::Millis(ms)) => ms,
         _ => DEFAULT_DELAY_MS,

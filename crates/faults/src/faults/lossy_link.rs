@@ -49,7 +49,7 @@ const DECLARED: Declared = Declared {
 
 /// The written link and loss (their defaults when not given).
 fn link_and_loss(args: &Args) -> (&'static str, u8) {
-    let link = args.word(LINK.name).unwrap_or("leader-etcd");
+    let link = args.word_of(&LINK);
     let loss = match args.get(LOSS.name) {
         Some(Value::Percent(p)) => p,
         _ => 30,

@@ -183,7 +183,7 @@ impl FaultKind for PartitionLeader {
 
 /// The written `from` (its default when not given).
 fn from(args: &Args) -> &'static str {
-    args.word(FROM.name).unwrap_or("all")
+    args.word_of(&FROM)
 }
 
 /// The nft script for the cut: both chains always (an empty one passes everything), a rule in
@@ -193,7 +193,7 @@ pub fn rules(family: &str, table: &str, set: &str, args: &Args) -> String {
         Some("reject") => "reject",
         _ => "drop",
     };
-    let way = args.word(WAY.name).unwrap_or("both");
+    let way = args.word_of(&WAY);
     let mut script = format!(
         "add chain {family} {table} in {{ type filter hook input priority 0; }}\n\
          add chain {family} {table} out {{ type filter hook output priority 0; }}\n"

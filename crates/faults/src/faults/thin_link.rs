@@ -53,7 +53,7 @@ const DECLARED: Declared = Declared {
 
 /// The written link and rate (their defaults when not given).
 fn link_and_rate(args: &Args) -> (&'static str, u64) {
-    let link = args.word(LINK.name).unwrap_or("leader-replica");
+    let link = args.word_of(&LINK);
     let rate = match args.get(RATE.name) {
         Some(Value::BitsPerSecond(b)) => b,
         _ => DEFAULT_RATE,

@@ -20,14 +20,10 @@ fn lossy_link_drops_packets_of_its_link_and_is_undone() {
         events(run)
     );
     // The proof is the rule's own counter: packets of that link were dropped.
-    let proof = find_event(run, "packets of the link dropped by our rules meanwhile")
-        .unwrap_or_else(|| panic!("no proof: {:?}", events(run)));
-    assert!(
-        proof["what"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("proof: from {leader}, ")),
-        "{proof}"
+    proof_from(
+        run,
+        "packets of the link dropped by our rules meanwhile",
+        leader,
     );
     // A lossy link to etcd may cost the lock (then asynchronous replication may lose writes):
     // what this tests is the fault, not Patroni's luck.
